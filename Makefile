@@ -48,6 +48,15 @@ ifeq ($(FUZZ),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
+# Quiet by default; make V=1 shows the commands.
+ifeq ($(V),1)
+  Q :=
+  say = @true
+else
+  Q := @
+  say = @printf '  %-6s %s\n'
+endif
+
 ALL_CFLAGS = -std=gnu11 -fPIC $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(DEPFLAGS)
 
 # Sources: every .c in a module folder is part of it; the two mains are not.
@@ -84,24 +93,30 @@ tests: build $(UNIT_BIN) $(INTEG_BIN) $(TOOL_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+	$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(LIBSO): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libroomcast.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) -shared -Wl,-soname,libroomcast.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(RCDA): $(DAEMON_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(ROOMCASTD): $(call obj,sidecar/roomcastd.c) $(RCDA) $(LIBA)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(say) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(CTL): $(call obj,sidecar/roomcastctl.c) $(RCDA) $(LIBA)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(say) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/roomcast.pc: libclient/roomcast.pc.in Makefile
 	@mkdir -p $(@D)
@@ -109,20 +124,24 @@ $(BUILD)/roomcast.pc: libclient/roomcast.pc.in Makefile
 
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(RCDA) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka -lm
+	$(say) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka -lm
 
 $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) \
 		$(call obj,$(INTEG_HELP)) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka -lm
+	$(say) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka -lm
 
 $(BUILD)/tests/tools/%: $(call obj,tests/tools/%.c) $(RCDA) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(say) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/tests/fuzz/%: $(call obj,tests/fuzz/%.c) $(RCDA) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+	$(say) LD $@
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
 
 fuzz-build: $(FUZZ_BIN)
 

@@ -1,0 +1,397 @@
+/*  config: see config.h. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { T_STR, T_SIZE, T_MS, T_COUNT } opt_type_t;
+
+typedef struct {
+    const char *name;  // flag without dashes; env ROOMCAST_NAME
+    opt_type_t type;
+    size_t offset;     // into config_t
+    const char *def;   // default, as text
+    const char *arg;   // metavar for --help
+    const char *help;
+} opt_t;
+
+#define OFF(f) offsetof(config_t, f)
+
+static const opt_t s_opts[] = {
+    {"channel", T_STR, OFF(channel), NULL, "NAME",
+     "Cluster channel (required). Sidecars with different channels never\n"
+     "exchange a message, even when pointed at each other."},
+    {"socket", T_STR, OFF(socket_path), "/run/roomcast/roomcast.sock", "PATH",
+     "Unix socket the apps connect to (mode 0660). A stale socket file is\n"
+     "replaced; a socket a live sidecar serves is refused."},
+    {"socket-group", T_STR, OFF(socket_group), "", "GROUP",
+     "Group owning the app socket (default: unchanged)."},
+    {"name", T_STR, OFF(name), "", "NAME",
+     "Node name shown to peers and by roomcastctl (default: host name)."},
+    {"max-payload", T_SIZE, OFF(max_payload), "1MiB", "BYTES",
+     "Largest message payload accepted (suffixes KiB, MiB)."},
+    {"queue-budget", T_SIZE, OFF(queue_budget), "8MiB", "BYTES",
+     "Bytes queued toward one app before its messages are dropped and\n"
+     "counted (slow consumer)."},
+    {"slow-grace", T_MS, OFF(slow_grace_ms), "5000", "MS",
+     "An app over its queue budget this long is closed as a slow consumer."},
+    {"max-clients", T_COUNT, OFF(max_clients), "100000", "N",
+     "Connected apps at once; more are refused with an error."},
+    {"fanout-slice", T_COUNT, OFF(fanout_slice), "1024", "N",
+     "Members served per step when fanning out to a large room."},
+    {"shutdown-timeout", T_MS, OFF(shutdown_timeout_ms), "5000", "MS",
+     "On SIGTERM/SIGINT, time allowed to flush app queues before exit."},
+    {"log-level", T_STR, OFF(log_level), "info", "LEVEL",
+     "error, warn, info or debug. Logs go to stderr, one line per event."},
+};
+#define NOPTS (sizeof s_opts / sizeof s_opts[0])
+
+static const opt_t *s_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (strlen(s_opts[i].name) == len &&
+            strncmp(s_opts[i].name, name, len) == 0) {
+            return &s_opts[i];
+        }
+    }
+    return NULL;
+}
+
+//  "1MiB", "512k", "65536" -> bytes.
+static int s_parse_size(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno || end == text || *text == '-') {
+        return -1;
+    }
+    uint64_t mult = 1;
+    if (*end) {
+        if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kib") == 0 ||
+            strcasecmp(end, "kb") == 0) {
+            mult = 1024;
+        } else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mib") == 0 ||
+                   strcasecmp(end, "mb") == 0) {
+            mult = 1024 * 1024;
+        } else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gib") == 0 ||
+                   strcasecmp(end, "gb") == 0) {
+            mult = 1024 * 1024 * 1024;
+        } else {
+            return -1;
+        }
+    }
+    if (n > UINT64_MAX / mult) {
+        return -1;
+    }
+    *out = n * mult;
+    return 0;
+}
+
+static int s_parse_uint(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno || end == text || *end || *text == '-') {
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int s_set(config_t *cfg, const opt_t *opt, const char *value,
+                 const char *origin, char *err, size_t errlen)
+{
+    char *at = (char *)cfg + opt->offset;
+    uint64_t n = 0;
+    if (opt->type == T_STR) {
+        char *copy = strdup(value);
+        if (!copy) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        free(*(char **)at);
+        *(char **)at = copy;
+        return 0;
+    }
+    int bad = opt->type == T_SIZE ? s_parse_size(value, &n)
+                                  : s_parse_uint(value, &n);
+    if (bad) {
+        snprintf(err, errlen, "%s: bad value '%s' for %s (expected %s)",
+                 origin, value, opt->name,
+                 opt->type == T_SIZE ? "bytes, e.g. 65536 or 1MiB"
+                                     : "a whole number");
+        return -1;
+    }
+    if (opt->type == T_MS) {
+        *(uint64_t *)at = n;
+    } else {
+        *(size_t *)at = (size_t)n;
+    }
+    return 0;
+}
+
+void config_defaults(config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char err[8];
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (s_opts[i].def) {
+            (void)s_set(cfg, &s_opts[i], s_opts[i].def, "default", err,
+                        sizeof err);
+        }
+    }
+}
+
+void config_free(config_t *cfg)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (s_opts[i].type == T_STR) {
+            char **at = (char **)((char *)cfg + s_opts[i].offset);
+            free(*at);
+            *at = NULL;
+        }
+    }
+    free(cfg->config_file);
+    cfg->config_file = NULL;
+}
+
+static char *s_trim(char *s)
+{
+    while (isspace((unsigned char)*s)) {
+        s++;
+    }
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1])) {
+        *--end = 0;
+    }
+    return s;
+}
+
+int config_parse_text(config_t *cfg, const char *text, const char *origin,
+                      char *err, size_t errlen)
+{
+    char *copy = strdup(text), *save = NULL;
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int lineno = 0, rc = 0;
+    //  strtok_r would merge empty lines and miscount; walk by hand
+    for (char *line = copy; line && rc == 0; line = save) {
+        lineno++;
+        save = strchr(line, '\n');
+        if (save) {
+            *save++ = 0;
+        }
+        char *hash = strchr(line, '#');
+        if (hash) {
+            *hash = 0;
+        }
+        char *s = s_trim(line);
+        if (!*s) {
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        char where[300];
+        snprintf(where, sizeof where, "%s:%d", origin, lineno);
+        if (!eq) {
+            snprintf(err, errlen, "%s: expected 'name = value'", where);
+            rc = -1;
+            break;
+        }
+        *eq = 0;
+        char *name = s_trim(s), *value = s_trim(eq + 1);
+        const opt_t *opt = s_find(name, strlen(name));
+        if (!opt) {
+            snprintf(err, errlen, "%s: unknown setting '%s'", where, name);
+            rc = -1;
+            break;
+        }
+        rc = s_set(cfg, opt, value, where, err, errlen);
+    }
+    free(copy);
+    return rc;
+}
+
+static int s_load_file(config_t *cfg, const char *path, char *err,
+                       size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read config file %s: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&text, &size);
+    char chunk[4096];
+    size_t n;
+    while (mem && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        fwrite(chunk, 1, n, mem);
+    }
+    fclose(f);
+    if (!mem) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    fclose(mem);
+    int rc = config_parse_text(cfg, text, path, err, errlen);
+    free(text);
+    return rc;
+}
+
+static void s_env_name(const opt_t *opt, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, "ROOMCAST_");
+    for (const char *p = opt->name; *p && n + 1 < size; p++) {
+        out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    }
+    out[n] = 0;
+}
+
+void config_usage(FILE *out)
+{
+    fprintf(out,
+        "Usage: roomcastd --channel NAME [OPTION]...\n"
+        "\n"
+        "roomcastd is the roomcast sidecar: applications on this host connect\n"
+        "to its Unix socket (through libroomcast) to publish and subscribe to\n"
+        "room messages; every other subscribed app receives each message once.\n"
+        "\n"
+        "Every option can also be set in the environment (ROOMCAST_NAME, dashes\n"
+        "as underscores) or in a config file (\"name = value\" lines). Precedence:\n"
+        "flag, then environment, then file, then default.\n"
+        "\n"
+        "Options:\n"
+        "  --config FILE          read settings from FILE (env ROOMCAST_CONFIG)\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        char flag[64], env[64];
+        snprintf(flag, sizeof flag, "--%s %s", s_opts[i].name, s_opts[i].arg);
+        s_env_name(&s_opts[i], env, sizeof env);
+        fprintf(out, "  %-22s ", flag);
+        for (const char *p = s_opts[i].help; *p; p++) {
+            fputc(*p, out);
+            if (*p == '\n') {
+                fprintf(out, "  %-22s ", "");
+            }
+        }
+        fprintf(out, "\n  %-22s [env %s; default: %s]\n", "", env,
+                s_opts[i].def ? (*s_opts[i].def ? s_opts[i].def : "none")
+                              : "none, required");
+    }
+    fprintf(out,
+        "  -h, --help             show this help and exit\n"
+        "  -V, --version          show the version and exit\n"
+        "\n"
+        "Signals: SIGTERM or SIGINT stops accepting apps, flushes their queues\n"
+        "within --shutdown-timeout and exits 0.\n"
+        "\n"
+        "Exit status: 0 after a clean stop, 1 on a runtime failure, 2 on a bad\n"
+        "option or setting.\n"
+        "\n"
+        "See also: roomcastctl(1), README.md.\n");
+}
+
+int config_load(config_t *cfg, int argc, char **argv, char *err,
+                size_t errlen)
+{
+    config_defaults(cfg);
+    //  the file first: it is the lowest layer above the defaults
+    const char *file = getenv("ROOMCAST_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            file = argv[i + 1];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+        }
+    }
+    if (file && *file) {
+        if (s_load_file(cfg, file, err, errlen)) {
+            return CONFIG_ERROR;
+        }
+        cfg->config_file = strdup(file);
+    }
+    for (size_t i = 0; i < NOPTS; i++) {
+        char env[64];
+        s_env_name(&s_opts[i], env, sizeof env);
+        const char *value = getenv(env);
+        if (value && s_set(cfg, &s_opts[i], value, env, err, errlen)) {
+            return CONFIG_ERROR;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            config_usage(stdout);
+            return CONFIG_EXIT;
+        }
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("roomcastd %s\n", ROOMCAST_VERSION_STRING);
+            return CONFIG_EXIT;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
+            return CONFIG_ERROR;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const char *value = eq ? eq + 1 : NULL;
+        if (len == 6 && strncmp(name, "config", 6) == 0) {
+            i += value ? 0 : 1;
+            continue;
+        }
+        const opt_t *opt = s_find(name, len);
+        if (!opt) {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", a);
+            return CONFIG_ERROR;
+        }
+        if (!value) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "option --%s needs a value", opt->name);
+                return CONFIG_ERROR;
+            }
+            value = argv[++i];
+        }
+        if (s_set(cfg, opt, value, "command line", err, errlen)) {
+            return CONFIG_ERROR;
+        }
+    }
+    if (!cfg->channel || !*cfg->channel) {
+        snprintf(err, errlen,
+                 "--channel is required: it names the cluster, and sidecars "
+                 "only talk to sidecars of the same channel (e.g. "
+                 "--channel prod-chat, or ROOMCAST_CHANNEL)");
+        return CONFIG_ERROR;
+    }
+    if (strlen(cfg->channel) > 255) {
+        snprintf(err, errlen, "--channel is longer than 255 bytes");
+        return CONFIG_ERROR;
+    }
+    if (cfg->max_payload == 0 || cfg->max_payload > 64 * 1024 * 1024) {
+        snprintf(err, errlen, "--max-payload must be 1 byte to 64MiB");
+        return CONFIG_ERROR;
+    }
+    if (cfg->queue_budget < cfg->max_payload) {
+        snprintf(err, errlen,
+                 "--queue-budget must be at least --max-payload");
+        return CONFIG_ERROR;
+    }
+    if (cfg->max_clients == 0 || cfg->fanout_slice == 0) {
+        snprintf(err, errlen, "--max-clients and --fanout-slice must be > 0");
+        return CONFIG_ERROR;
+    }
+    if (!cfg->name || !*cfg->name) {
+        char host[256] = "roomcastd";
+        gethostname(host, sizeof host - 1);
+        free(cfg->name);
+        cfg->name = strdup(host);
+    }
+    return CONFIG_OK;
+}

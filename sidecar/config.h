@@ -1,0 +1,56 @@
+/*  config: every roomcastd setting, from one table.
+
+    A setting comes from, highest first: a command-line flag (--name VALUE
+    or --name=VALUE), the environment (ROOMCAST_NAME, dashes as
+    underscores), a config file (--config FILE or ROOMCAST_CONFIG: "name =
+    value" lines, # comments), the default. The same table prints --help,
+    so the help, the README table and the parser cannot disagree.
+
+    THREAD SAFETY: used once, at start.
+*/
+#ifndef RCD_CONFIG_H
+#define RCD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    char *channel;          // cluster scope; required
+    char *socket_path;      // app socket
+    char *socket_group;     // group of the app socket ("" = unchanged)
+    char *name;             // node name (default: host name)
+    size_t max_payload;     // bytes per message
+    size_t queue_budget;    // bytes queued per client before drops
+    uint64_t slow_grace_ms; // over budget this long: closed
+    size_t max_clients;     // connected apps at once
+    size_t fanout_slice;    // members per fanout step
+    uint64_t shutdown_timeout_ms; // flush deadline on SIGTERM
+    char *log_level;        // error, warn, info, debug
+    char *config_file;      // where settings were read from, or NULL
+} config_t;
+
+//  Outcome of config_load.
+#define CONFIG_OK 0
+#define CONFIG_EXIT 1   // --help or --version printed: exit 0
+#define CONFIG_ERROR -1 // err holds a message for the user: exit 2
+
+//  Fill cfg from defaults, file, environment and argv (argv[0] skipped).
+//  Returns CONFIG_OK, CONFIG_EXIT, or CONFIG_ERROR with err filled.
+int config_load(config_t *cfg, int argc, char **argv, char *err,
+                size_t errlen);
+
+//  Parse one "name = value" text (a config file's content) into cfg.
+//  Returns 0, or -1 with err filled. Exposed for the fuzzer.
+int config_parse_text(config_t *cfg, const char *text, const char *origin,
+                      char *err, size_t errlen);
+
+//  Set defaults (config_load does it first).
+void config_defaults(config_t *cfg);
+
+//  Print the --help text.
+void config_usage(FILE *out);
+
+void config_free(config_t *cfg);
+
+#endif

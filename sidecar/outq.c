@@ -1,0 +1,153 @@
+/*  outq: see outq.h. */
+#include "outq.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define IOV_BATCH 64
+
+outbuf_t *outbuf_adopt(wire_buf_t *buf)
+{
+    outbuf_t *self = malloc(sizeof *self);
+    if (!self) {
+        wire_buf_free(buf);
+        errno = ENOMEM;
+        return NULL;
+    }
+    self->refs = 1;
+    self->len = buf->len;
+    self->data = buf->data;
+    buf->data = NULL;
+    buf->len = buf->cap = 0;
+    return self;
+}
+
+outbuf_t *outbuf_encode(const wire_frame_t *frame)
+{
+    wire_buf_t buf = {0};
+    if (wire_encode(&buf, frame)) {
+        wire_buf_free(&buf);
+        return NULL;
+    }
+    return outbuf_adopt(&buf);
+}
+
+outbuf_t *outbuf_ref(outbuf_t *self)
+{
+    self->refs++;
+    return self;
+}
+
+void outbuf_unref(outbuf_t **self_p)
+{
+    if (self_p && *self_p) {
+        outbuf_t *self = *self_p;
+        if (--self->refs == 0) {
+            free(self->data);
+            free(self);
+        }
+        *self_p = NULL;
+    }
+}
+
+int outq_push(outq_t *self, outbuf_t *buf)
+{
+    if (self->count == self->cap) {
+        size_t cap = self->cap ? 2 * self->cap : 4;
+        outbuf_t **ring = malloc(cap * sizeof *ring);
+        if (!ring) {
+            errno = ENOMEM;
+            return -1;
+        }
+        for (size_t i = 0; i < self->count; i++) {
+            ring[i] = self->ring[(self->head + i) % self->cap];
+        }
+        free(self->ring);
+        self->ring = ring;
+        self->cap = cap;
+        self->head = 0;
+    }
+    self->ring[(self->head + self->count) % self->cap] = outbuf_ref(buf);
+    self->count++;
+    self->bytes += buf->len;
+    return 0;
+}
+
+static void s_pop(outq_t *self)
+{
+    outbuf_unref(&self->ring[self->head]);
+    self->head = (self->head + 1) % self->cap;
+    self->count--;
+    self->offset = 0;
+}
+
+ssize_t outq_write(outq_t *self, int fd)
+{
+    ssize_t total = 0;
+    while (self->count) {
+        struct iovec iov[IOV_BATCH];
+        int n = 0;
+        for (size_t i = 0; i < self->count && n < IOV_BATCH; i++, n++) {
+            outbuf_t *b = self->ring[(self->head + i) % self->cap];
+            size_t skip = i == 0 ? self->offset : 0;
+            iov[n].iov_base = b->data + skip;
+            iov[n].iov_len = b->len - skip;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            }
+            return -1;
+        }
+        total += w;
+        self->bytes -= (size_t)w;
+        size_t left = (size_t)w;
+        while (left) {
+            outbuf_t *b = self->ring[self->head];
+            size_t rest = b->len - self->offset;
+            if (left >= rest) {
+                left -= rest;
+                s_pop(self);
+            } else {
+                self->offset += left;
+                left = 0;
+            }
+        }
+    }
+    if (self->count == 0 && self->cap > 64) {
+        //  a burst grew the ring: give the memory back when idle
+        free(self->ring);
+        self->ring = NULL;
+        self->cap = self->head = 0;
+    }
+    return total;
+}
+
+void outq_trim(outq_t *self)
+{
+    size_t keep = self->offset > 0 ? 1 : 0;
+    while (self->count > keep) {
+        size_t last = (self->head + self->count - 1) % self->cap;
+        self->bytes -= self->ring[last]->len;
+        outbuf_unref(&self->ring[last]);
+        self->count--;
+    }
+}
+
+void outq_clear(outq_t *self)
+{
+    while (self->count) {
+        s_pop(self);
+    }
+    free(self->ring);
+    self->ring = NULL;
+    self->cap = self->head = self->offset = self->bytes = 0;
+}

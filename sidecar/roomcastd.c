@@ -1,0 +1,106 @@
+/*  roomcastd: the roomcast sidecar. See config.c (or --help) for the
+    options and README.md for what it does. */
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "server.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+static void s_on_signal(loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)events;
+    server_t *server = arg;
+    struct signalfd_siginfo info;
+    if (read(fd, &info, sizeof info) == (ssize_t)sizeof info) {
+        log_info("signal", "signal=%s", strsignal((int)info.ssi_signo));
+        server_shutdown(server);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    config_t cfg;
+    char err[512];
+    int rc = config_load(&cfg, argc, argv, err, sizeof err);
+    if (rc != CONFIG_OK) {
+        if (rc == CONFIG_ERROR) {
+            fprintf(stderr, "roomcastd: %s\n", err);
+        }
+        config_free(&cfg);
+        return rc == CONFIG_EXIT ? 0 : 2;
+    }
+    if (log_set_level(cfg.log_level)) {
+        fprintf(stderr, "roomcastd: --log-level: unknown level '%s' (error, "
+                "warn, info, debug)\n", cfg.log_level);
+        config_free(&cfg);
+        return 2;
+    }
+    //  signals become events of the loop; a client that hangs up must not
+    //  kill us with SIGPIPE
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    uint8_t node_id[16];
+    stats_t stats = {0};
+    loop_t *loop = loop_new();
+    server_t *server = NULL;
+    int status = 1;
+    if (getrandom(node_id, sizeof node_id, 0) != sizeof node_id || !loop ||
+        sfd < 0) {
+        log_error("startup_failed", "error=\"%s\"", strerror(errno));
+        goto done;
+    }
+    server = server_new(loop, &cfg, &stats, node_id);
+    if (!server || loop_add_fd(loop, sfd, EPOLLIN, s_on_signal, server)) {
+        log_error("startup_failed", "error=\"out of memory\"");
+        goto done;
+    }
+    if (server_listen(server, err, sizeof err)) {
+        log_error("startup_failed", "error=\"%s\"", err);
+        status = 2;
+        goto done;
+    }
+    char node[33];
+    for (int i = 0; i < 16; i++) {
+        sprintf(node + 2 * i, "%02x", node_id[i]);
+    }
+    log_info("started",
+             "version=%s node_id=%s name=%s channel=%s socket=%s "
+             "max_payload=%zu queue_budget=%zu%s%s",
+             ROOMCAST_VERSION_STRING, node, cfg.name, cfg.channel,
+             cfg.socket_path, cfg.max_payload, cfg.queue_budget,
+             cfg.config_file ? " config=" : "",
+             cfg.config_file ? cfg.config_file : "");
+    log_info("cluster_of_one", "reason=\"no peers configured\"");
+    if (loop_run(loop) == 0) {
+        status = 0;
+        log_info("stopped", "publishes=%llu deliveries=%llu",
+                 (unsigned long long)stats.publishes,
+                 (unsigned long long)stats.deliveries);
+    } else {
+        log_error("loop_failed", "error=\"%s\"", strerror(errno));
+    }
+done:
+    server_destroy(&server);
+    if (sfd >= 0) {
+        close(sfd);
+    }
+    loop_destroy(&loop);
+    config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,673 @@
+/*  server: see server.h. Connection life and I/O live here; what each frame
+    type does lives in session.c (one handler per type, by table). */
+#include "server.h"
+#include "log.h"
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define READ_CHUNK     (64 * 1024)
+#define READ_PER_WAKE  (256 * 1024) // then let other clients in
+#define CLOSE_LINGER_MS 2000        // a closing client that does not read
+#define SWEEP_MS       250
+
+struct server_t {
+    loop_t *loop;
+    const config_t *cfg;
+    stats_t *stats;
+    uint8_t node_id[16];
+    registry_t *registry;
+    fanout_t *fanout;
+    wire_decoder_t *decoder;
+    int listen_fd;
+    int reserve_fd;       // spare descriptor to refuse clients at EMFILE
+    bool listening_owner; // we created the socket file
+    conn_t *conns;        // every open connection
+    size_t nconns;
+    uint64_t next_id;
+    conn_t *dirty;        // connections with output to write
+    server_health_t health;
+    char health_detail[128];
+    bool shutting_down;
+    int sweep_timer;
+    uint8_t scratch[READ_CHUNK];
+};
+
+// --- connections ------------------------------------------------------------
+
+static void s_conn_io(loop_t *loop, int fd, uint32_t events, void *arg);
+
+static void s_conn_free(conn_t *conn)
+{
+    outq_clear(&conn->out);
+    wire_buf_free(&conn->in);
+    free(conn);
+}
+
+static void s_hold(void *arg, void *member)
+{
+    (void)arg;
+    ((conn_t *)member)->refs++;
+}
+
+static void s_release(void *arg, void *member)
+{
+    (void)arg;
+    conn_t *conn = member;
+    if (--conn->refs == 0 && conn->fd < 0) {
+        s_conn_free(conn);
+    }
+}
+
+static void s_mark_dirty(server_t *self, conn_t *conn)
+{
+    if (!conn->dirty && conn->fd >= 0) {
+        conn->dirty = true;
+        conn->dirty_next = self->dirty;
+        self->dirty = conn;
+    }
+}
+
+//  Close now: forget every topic, drop the queue, free when unreferenced.
+void conn_close(server_t *self, conn_t *conn, const char *why)
+{
+    if (conn->fd < 0) {
+        return;
+    }
+    log_debug("client_closed", "client=%llu reason=\"%s\" dropped=%llu",
+              (unsigned long long)conn->id, why,
+              (unsigned long long)conn->dropped);
+    registry_leave_all(self->registry, &conn->reg);
+    loop_del_fd(self->loop, conn->fd);
+    close(conn->fd);
+    conn->fd = -1;
+    outq_clear(&conn->out);
+    if (conn->prev) {
+        conn->prev->next = conn->next;
+    } else {
+        self->conns = conn->next;
+    }
+    if (conn->next) {
+        conn->next->prev = conn->prev;
+    }
+    self->nconns--;
+    //  a dirty conn stays on the dirty list until the flush skips it
+    if (!conn->dirty) {
+        s_release(self, conn);
+    }
+}
+
+//  Queue a frame for conn regardless of its budget (answers, errors).
+void conn_send(server_t *self, conn_t *conn, const wire_frame_t *frame)
+{
+    if (conn->fd < 0) {
+        return;
+    }
+    outbuf_t *buf = outbuf_encode(frame);
+    if (!buf || outq_push(&conn->out, buf)) {
+        outbuf_unref(&buf);
+        conn_close(self, conn, "out of memory");
+        return;
+    }
+    outbuf_unref(&buf);
+    s_mark_dirty(self, conn);
+}
+
+void conn_send_err(server_t *self, conn_t *conn, uint64_t req,
+                   wire_err_t code, const char *fmt, ...)
+{
+    char text[256];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(text, sizeof text, fmt, args);
+    va_end(args);
+    wire_frame_t f = {.type = WIRE_ERR, .req = req, .code = code,
+                      .text = wire_str(text)};
+    self->stats->errors_sent++;
+    conn_send(self, conn, &f);
+}
+
+//  Answer with a last ERR, stop reading, close once it is written (or
+//  after CLOSE_LINGER_MS if the client does not read).
+void conn_close_with(server_t *self, conn_t *conn, wire_err_t code,
+                     const char *why)
+{
+    if (conn->fd < 0 || conn->closing) {
+        return;
+    }
+    conn_send_err(self, conn, 0, code, "%s", why);
+    conn->closing = true;
+    conn->closing_since = loop_now(self->loop);
+    log_info("client_closing", "client=%llu reason=\"%s\"",
+             (unsigned long long)conn->id, why);
+}
+
+//  fanout's deliver: the budget policy. Over budget, the message is
+//  dropped and counted; over budget for longer than the grace, the client
+//  is closed as a slow consumer.
+static void s_deliver(void *arg, void *member, outbuf_t *buf)
+{
+    server_t *self = arg;
+    conn_t *conn = member;
+    if (conn->fd < 0 || conn->closing) {
+        return;
+    }
+    uint64_t now = loop_now(self->loop);
+    if (conn->out.bytes + buf->len > self->cfg->queue_budget) {
+        self->stats->dropped_slow++;
+        conn->dropped++;
+        if (!conn->slow_since) {
+            conn->slow_since = now;
+            log_warn("client_slow", "client=%llu queued=%zu budget=%zu",
+                     (unsigned long long)conn->id, conn->out.bytes,
+                     self->cfg->queue_budget);
+        } else if (now - conn->slow_since >= self->cfg->slow_grace_ms) {
+            conn_close_slow(self, conn);
+        }
+        return;
+    }
+    if (outq_push(&conn->out, buf)) {
+        conn_close(self, conn, "out of memory");
+        return;
+    }
+    self->stats->deliveries++;
+    s_mark_dirty(self, conn);
+}
+
+void conn_close_slow(server_t *self, conn_t *conn)
+{
+    self->stats->closed_slow++;
+    log_warn("client_slow_closed", "client=%llu dropped=%llu",
+             (unsigned long long)conn->id, (unsigned long long)conn->dropped);
+    //  keep only a frame already half written, then say why and go
+    outq_trim(&conn->out);
+    conn_close_with(self, conn, WIRE_E_SLOW,
+                    "slow consumer: queue over budget for too long");
+}
+
+static void s_flush(server_t *self, conn_t *conn)
+{
+    size_t before = conn->out.bytes;
+    ssize_t n = outq_write(&conn->out, conn->fd);
+    if (n < 0) {
+        conn_close(self, conn, "write failed");
+        return;
+    }
+    self->stats->bytes_out += (uint64_t)(before - conn->out.bytes);
+    if (conn->slow_since && conn->out.bytes < self->cfg->queue_budget / 2) {
+        conn->slow_since = 0; // caught up
+    }
+    if (conn->out.bytes == 0 && conn->closing) {
+        conn_close(self, conn, "closed after error");
+        return;
+    }
+    bool want_out = conn->out.bytes > 0;
+    if (want_out != conn->want_out) {
+        conn->want_out = want_out;
+        uint32_t ev = (conn->closing ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0);
+        loop_mod_fd(self->loop, conn->fd, ev);
+    }
+}
+
+//  Handle every whole frame in data[0..len); returns the bytes used, or
+//  -1 when the connection was closed.
+static ssize_t s_frames(server_t *self, conn_t *conn, const uint8_t *data,
+                        size_t len)
+{
+    size_t off = 0, body;
+    int rc;
+    size_t max_body = self->cfg->max_payload + 4096;
+    while (!conn->closing &&
+           (rc = wire_peek(data + off, len - off, max_body, &body)) == 1) {
+        const uint8_t *p = data + off + WIRE_PREFIX;
+        off += WIRE_PREFIX + body;
+        session_frame(self, conn, self->decoder, p, body);
+        if (conn->fd < 0) {
+            return -1;
+        }
+    }
+    if (!conn->closing && rc < 0) {
+        self->stats->bad_frames++;
+        self->stats->closed_proto++;
+        if (errno == EMSGSIZE) {
+            char why[128];
+            snprintf(why, sizeof why,
+                     "frame over the limit of %zu bytes: connection closed",
+                     max_body);
+            conn_close_with(self, conn, WIRE_E_TOOBIG, why);
+        } else {
+            conn_close_with(self, conn, WIRE_E_PROTO,
+                            "zero-length frame: not the roomcast protocol");
+        }
+    }
+    return (ssize_t)off;
+}
+
+static void s_read(server_t *self, conn_t *conn)
+{
+    size_t total = 0;
+    while (conn->fd >= 0 && !conn->closing && total < READ_PER_WAKE) {
+        uint8_t *dst;
+        size_t room;
+        if (conn->in.len == 0) {
+            dst = self->scratch; // the common case: no partial frame
+            room = sizeof self->scratch;
+        } else {
+            if (wire_buf_reserve(&conn->in, READ_CHUNK)) {
+                conn_close(self, conn, "out of memory");
+                return;
+            }
+            dst = conn->in.data + conn->in.len;
+            room = conn->in.cap - conn->in.len;
+        }
+        ssize_t n = read(conn->fd, dst, room);
+        if (n == 0) {
+            conn_close(self, conn, "client closed");
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                conn_close(self, conn, "read failed");
+            }
+            return;
+        }
+        total += (size_t)n;
+        self->stats->bytes_in += (uint64_t)n;
+        const uint8_t *data = dst == self->scratch ? dst : conn->in.data;
+        size_t len = dst == self->scratch ? (size_t)n : conn->in.len + (size_t)n;
+        ssize_t used = s_frames(self, conn, data, len);
+        if (used < 0 || conn->closing) {
+            return;
+        }
+        if (dst == self->scratch) {
+            if ((size_t)used < len) {
+                //  keep the partial frame for the next read
+                if (wire_buf_reserve(&conn->in, len - (size_t)used)) {
+                    conn_close(self, conn, "out of memory");
+                    return;
+                }
+                memcpy(conn->in.data, data + used, len - (size_t)used);
+                conn->in.len = len - (size_t)used;
+            }
+        } else {
+            conn->in.len = len;
+            wire_buf_consume(&conn->in, (size_t)used);
+            if (conn->in.len == 0 && conn->in.cap > READ_CHUNK) {
+                wire_buf_free(&conn->in); // idle clients hold no buffer
+            }
+        }
+    }
+}
+
+static void s_conn_io(loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    conn_t *conn = arg;
+    server_t *self = conn->server;
+    if (events & EPOLLIN) {
+        s_read(self, conn);
+    }
+    if (conn->fd >= 0 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        s_flush(self, conn);
+    }
+    if (conn->fd >= 0 && (events & EPOLLHUP) && !(events & EPOLLIN)) {
+        conn_close(self, conn, "hang-up");
+    }
+}
+
+// --- accepting ----------------------------------------------------------------
+
+//  Refuse a client we cannot serve: one ERR, written if the socket takes
+//  it, then close.
+static void s_refuse(server_t *self, int fd, wire_err_t code, const char *why)
+{
+    wire_frame_t f = {.type = WIRE_ERR, .code = code, .text = wire_str(why)};
+    wire_buf_t buf = {0};
+    if (wire_encode(&buf, &f) == 0) {
+        ssize_t w = send(fd, buf.data, buf.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    wire_buf_free(&buf);
+    close(fd);
+    self->stats->clients_refused++;
+}
+
+static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)events;
+    server_t *self = arg;
+    for (int i = 0; i < 64; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                //  out of descriptors: free the spare one to take the
+                //  client off the backlog and tell it, or the listener
+                //  would stay readable forever
+                if (self->reserve_fd >= 0) {
+                    close(self->reserve_fd);
+                    self->reserve_fd = -1;
+                    cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                    if (cfd >= 0) {
+                        s_refuse(self, cfd, WIRE_E_LIMIT,
+                                 "sidecar is out of file descriptors");
+                    }
+                    self->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                }
+                log_warn("accept_failed", "error=\"%s\"", strerror(errno));
+            }
+            return;
+        }
+        if (self->nconns >= self->cfg->max_clients) {
+            s_refuse(self, cfd, WIRE_E_LIMIT,
+                     "sidecar has reached --max-clients");
+            continue;
+        }
+        conn_t *conn = calloc(1, sizeof *conn);
+        if (!conn || loop_add_fd(self->loop, cfd, EPOLLIN, s_conn_io, conn)) {
+            free(conn);
+            s_refuse(self, cfd, WIRE_E_LIMIT, "sidecar is out of memory");
+            continue;
+        }
+        conn->fd = cfd;
+        conn->server = self;
+        conn->id = ++self->next_id;
+        conn->refs = 1;
+        conn->reg.owner = conn;
+        conn->since = loop_now(self->loop);
+        socklen_t len = sizeof conn->cred;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &conn->cred, &len)) {
+            conn->cred.pid = 0;
+        }
+        conn->next = self->conns;
+        if (self->conns) {
+            self->conns->prev = conn;
+        }
+        self->conns = conn;
+        self->nconns++;
+        self->stats->clients_accepted++;
+    }
+}
+
+// --- housekeeping -------------------------------------------------------------
+
+static bool s_idle(loop_t *loop, void *arg)
+{
+    (void)loop;
+    server_t *self = arg;
+    bool more = fanout_run(self->fanout);
+    while (self->dirty) {
+        conn_t *conn = self->dirty;
+        self->dirty = conn->dirty_next;
+        conn->dirty = false;
+        if (conn->fd >= 0) {
+            s_flush(self, conn);
+        } else {
+            s_release(self, conn); // closed while dirty
+        }
+    }
+    if (self->shutting_down && self->nconns == 0) {
+        loop_stop(self->loop);
+    }
+    return more || self->dirty;
+}
+
+static void s_sweep(loop_t *loop, int timer_id, void *arg)
+{
+    (void)timer_id;
+    server_t *self = arg;
+    uint64_t now = loop_now(loop);
+    conn_t *next;
+    for (conn_t *conn = self->conns; conn; conn = next) {
+        next = conn->next;
+        if (conn->closing && !self->shutting_down &&
+            now - conn->closing_since >= CLOSE_LINGER_MS) {
+            conn_close(self, conn, "did not read its last frames");
+        } else if (conn->slow_since && !conn->closing &&
+                   now - conn->slow_since >= self->cfg->slow_grace_ms &&
+                   conn->out.bytes >= self->cfg->queue_budget / 2) {
+            conn_close_slow(self, conn);
+        }
+    }
+}
+
+static void s_shutdown_deadline(loop_t *loop, int timer_id, void *arg)
+{
+    (void)timer_id;
+    server_t *self = arg;
+    log_warn("shutdown_deadline", "clients_unflushed=%zu", self->nconns);
+    loop_stop(loop);
+}
+
+// --- public -------------------------------------------------------------------
+
+server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
+                     const uint8_t node_id[16])
+{
+    server_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    self->loop = loop;
+    self->cfg = cfg;
+    self->stats = stats;
+    self->listen_fd = -1;
+    self->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    memcpy(self->node_id, node_id, 16);
+    self->health = (server_health_t){true, true, 0, "cluster of one"};
+    self->registry = registry_new();
+    self->decoder = wire_decoder_new();
+    fanout_io_t io = {self, s_deliver, s_hold, s_release};
+    self->fanout = self->registry
+                       ? fanout_new(self->registry, &io, cfg->fanout_slice,
+                                    stats)
+                       : NULL;
+    if (!self->registry || !self->decoder || !self->fanout) {
+        server_destroy(&self);
+        return NULL;
+    }
+    loop_set_idle(loop, s_idle, self);
+    self->sweep_timer = loop_add_timer(loop, SWEEP_MS, true, s_sweep, self);
+    return self;
+}
+
+void server_destroy(server_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    server_t *self = *self_p;
+    while (self->conns) {
+        conn_close(self, self->conns, "sidecar stopping");
+    }
+    while (self->dirty) {
+        conn_t *conn = self->dirty;
+        self->dirty = conn->dirty_next;
+        conn->dirty = false;
+        s_release(self, conn);
+    }
+    fanout_destroy(&self->fanout); // releases the members it held
+    if (self->listen_fd >= 0) {
+        loop_del_fd(self->loop, self->listen_fd);
+        close(self->listen_fd);
+        if (self->listening_owner) {
+            unlink(self->cfg->socket_path);
+        }
+    }
+    if (self->reserve_fd >= 0) {
+        close(self->reserve_fd);
+    }
+    loop_cancel_timer(self->loop, self->sweep_timer);
+    registry_destroy(&self->registry);
+    wire_decoder_destroy(&self->decoder);
+    free(self);
+    *self_p = NULL;
+}
+
+//  Is a live process serving path? A stale file refuses the connection.
+static bool s_socket_alive(const struct sockaddr_un *addr)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    bool alive = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0;
+    close(fd);
+    return alive;
+}
+
+int server_listen(server_t *self, char *err, size_t errlen)
+{
+    const char *path = self->cfg->socket_path;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) {
+        snprintf(err, errlen, "socket path too long (max %zu bytes): %s",
+                 sizeof addr.sun_path - 1, path);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "%s exists and is not a socket; refusing "
+                     "to replace it", path);
+            return -1;
+        }
+        if (s_socket_alive(&addr)) {
+            snprintf(err, errlen, "%s is in use by a running sidecar; stop "
+                     "it first or choose another --socket", path);
+            return -1;
+        }
+        unlink(path); // stale: left by a sidecar that died
+        log_info("stale_socket_removed", "socket=%s", path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0117); // the file is born 0660: no window at 0777
+    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&addr, sizeof addr);
+    umask(old);
+    if (rc || listen(fd, 1024) ||
+        chmod(path, 0660)) {
+        snprintf(err, errlen, "cannot listen on %s: %s", path,
+                 strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    self->listening_owner = true;
+    if (*self->cfg->socket_group) {
+        struct group *gr = getgrnam(self->cfg->socket_group);
+        if (!gr || chown(path, (uid_t)-1, gr->gr_gid)) {
+            snprintf(err, errlen, "cannot give %s to group %s: %s", path,
+                     self->cfg->socket_group,
+                     gr ? strerror(errno) : "no such group");
+            close(fd);
+            unlink(path);
+            return -1;
+        }
+    }
+    if (loop_add_fd(self->loop, fd, EPOLLIN, s_accept, self)) {
+        snprintf(err, errlen, "cannot watch socket: %s", strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    self->listen_fd = fd;
+    return 0;
+}
+
+void server_shutdown(server_t *self)
+{
+    if (self->shutting_down) {
+        return;
+    }
+    self->shutting_down = true;
+    if (self->listen_fd >= 0) {
+        loop_del_fd(self->loop, self->listen_fd);
+        close(self->listen_fd);
+        self->listen_fd = -1;
+        unlink(self->cfg->socket_path);
+    }
+    log_info("shutting_down", "clients=%zu deadline_ms=%llu", self->nconns,
+             (unsigned long long)self->cfg->shutdown_timeout_ms);
+    for (conn_t *conn = self->conns; conn; conn = conn->next) {
+        //  the deadline below rules, not the linger of a closing client
+        conn_close_with(self, conn, WIRE_E_SHUTDOWN, "sidecar shutting down");
+    }
+    loop_add_timer(self->loop, self->cfg->shutdown_timeout_ms, false,
+                   s_shutdown_deadline, self);
+}
+
+registry_t *server_registry(server_t *self)
+{
+    return self->registry;
+}
+
+fanout_t *server_fanout(server_t *self)
+{
+    return self->fanout;
+}
+
+size_t server_clients(const server_t *self)
+{
+    return self->nconns;
+}
+
+void server_set_health(server_t *self, const server_health_t *health)
+{
+    self->health = *health;
+    snprintf(self->health_detail, sizeof self->health_detail, "%s",
+             health->detail ? health->detail : "");
+    self->health.detail = self->health_detail;
+    for (conn_t *conn = self->conns; conn; conn = conn->next) {
+        if (conn->hello) {
+            session_send_status(self, conn);
+        }
+    }
+}
+
+// --- what session.c needs -----------------------------------------------------
+
+const config_t *server_config(const server_t *self)
+{
+    return self->cfg;
+}
+
+stats_t *server_stats(server_t *self)
+{
+    return self->stats;
+}
+
+const uint8_t *server_node_id(const server_t *self)
+{
+    return self->node_id;
+}
+
+const server_health_t *server_health(const server_t *self)
+{
+    return &self->health;
+}
+
+conn_t *server_first_conn(server_t *self)
+{
+    return self->conns;
+}
+
+uint64_t server_now(const server_t *self)
+{
+    return loop_now(self->loop);
+}
