@@ -1,0 +1,258 @@
+/*  harness: see harness.h. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_DAEMONS 64
+static pid_t s_pids[MAX_DAEMONS];
+static rcd_t *s_dirs[MAX_DAEMONS]; // daemons whose directory is not removed
+static bool s_atexit_set;
+
+static void s_remove_dir(rcd_t *d)
+{
+    unlink(d->socket);
+    unlink(d->log);
+    rmdir(d->dir);
+}
+
+static void s_kill_all(void)
+{
+    //  a failed assertion skips the test's own cleanup: do it here
+    for (int i = 0; i < MAX_DAEMONS; i++) {
+        if (s_dirs[i]) {
+            s_remove_dir(s_dirs[i]);
+            s_dirs[i] = NULL;
+        }
+    }
+    for (int i = 0; i < MAX_DAEMONS; i++) {
+        if (s_pids[i] > 0) {
+            kill(s_pids[i], SIGKILL);
+            waitpid(s_pids[i], NULL, 0);
+            s_pids[i] = 0;
+        }
+    }
+}
+
+static void s_track(pid_t pid, bool add)
+{
+    for (int i = 0; i < MAX_DAEMONS; i++) {
+        if (add ? s_pids[i] == 0 : s_pids[i] == pid) {
+            s_pids[i] = add ? pid : 0;
+            return;
+        }
+    }
+}
+
+static void s_on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "harness: test binary ran past its deadline\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    for (int i = 0; i < MAX_DAEMONS; i++) {
+        if (s_pids[i] > 0) {
+            kill(s_pids[i], SIGKILL);
+        }
+    }
+    _exit(124);
+}
+
+void harness_deadline(unsigned seconds)
+{
+    signal(SIGALRM, s_on_alarm);
+    alarm(seconds);
+}
+
+long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_print_log(const rcd_t *d)
+{
+    FILE *f = fopen(d->log, "r");
+    char line[512];
+    fprintf(stderr, "--- %s\n", d->log);
+    while (f && fgets(line, sizeof line, f)) {
+        fputs(line, stderr);
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+static int s_spawn(rcd_t *d, const char *channel, const char *const *extra)
+{
+    const char *bin = getenv("ROOMCASTD");
+    if (!bin) {
+        bin = "build/release/roomcastd";
+    }
+    const char *argv[64] = {bin, "--channel", channel, "--socket", d->socket,
+                            "--log-level", "debug"};
+    int n = 7;
+    for (int i = 0; extra && extra[i] && n < 62; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    if (!s_atexit_set) {
+        atexit(s_kill_all);
+        s_atexit_set = true;
+    }
+    d->pid = pid;
+    s_track(pid, true);
+    //  ready when a client completes the handshake
+    long long deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        rc_client_t *c = rc_connect(d->socket, NULL);
+        if (c) {
+            rc_close(&c);
+            return 0;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            s_track(pid, false);
+            d->pid = 0;
+            break;
+        }
+        poll(NULL, 0, 10);
+    }
+    s_print_log(d);
+    return -1;
+}
+
+int rcd_start(rcd_t *d, const char *channel, const char *const *extra)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->dir, sizeof d->dir, "/tmp/roomcast-test-XXXXXX");
+    if (!mkdtemp(d->dir)) {
+        return -1;
+    }
+    snprintf(d->socket, sizeof d->socket, "%s/rc.sock", d->dir);
+    snprintf(d->log, sizeof d->log, "%s/roomcastd.log", d->dir);
+    for (int i = 0; i < MAX_DAEMONS; i++) {
+        if (!s_dirs[i]) {
+            s_dirs[i] = d;
+            break;
+        }
+    }
+    return s_spawn(d, channel, extra);
+}
+
+int rcd_restart(rcd_t *d, const char *channel, const char *const *extra)
+{
+    return s_spawn(d, channel, extra);
+}
+
+int rcd_stop(rcd_t *d, int sig)
+{
+    if (d->pid <= 0) {
+        return -1;
+    }
+    kill(d->pid, sig);
+    long long deadline = now_ms() + 10000;
+    int status;
+    while (now_ms() < deadline) {
+        pid_t r = waitpid(d->pid, &status, WNOHANG);
+        if (r == d->pid) {
+            s_track(d->pid, false);
+            d->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status)
+                                     : 128 + WTERMSIG(status);
+        }
+        poll(NULL, 0, 5);
+    }
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, NULL, 0);
+    s_track(d->pid, false);
+    d->pid = 0;
+    return -1;
+}
+
+void rcd_cleanup(rcd_t *d)
+{
+    if (d->pid > 0) {
+        rcd_stop(d, SIGKILL);
+    }
+    if (getenv("ROOMCAST_KEEP_LOGS")) {
+        s_print_log(d);
+    }
+    s_remove_dir(d);
+    for (int i = 0; i < MAX_DAEMONS; i++) {
+        if (s_dirs[i] == d) {
+            s_dirs[i] = NULL;
+        }
+    }
+}
+
+rc_client_t *rcd_client(const rcd_t *d, const rc_options_t *opts)
+{
+    return rc_connect(d->socket, opts);
+}
+
+bool wait_for(bool (*cond)(void *arg), void *arg, rc_client_t **clients,
+              int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (!cond(arg)) {
+        if (now_ms() >= deadline) {
+            return false;
+        }
+        struct pollfd pfds[64];
+        int n = 0;
+        for (int i = 0; clients && clients[i] && n < 64; i++) {
+            pfds[n++] = (struct pollfd){.fd = rc_fd(clients[i]),
+                                        .events = POLLIN};
+        }
+        poll(pfds, (nfds_t)n, 10);
+        for (int i = 0; clients && clients[i]; i++) {
+            rc_dispatch(clients[i]);
+        }
+    }
+    return true;
+}
+
+long long query_counter(rc_client_t *c, const char *name)
+{
+    rc_reply_t *reply;
+    if (rc_query(c, "status", "", &reply, 5000)) {
+        return -1;
+    }
+    long long value = -1;
+    for (size_t i = 0; i < rc_reply_size(reply); i++) {
+        if (strcmp(rc_reply_key(reply, i), name) == 0) {
+            value = atoll(rc_reply_value(reply, i));
+        }
+    }
+    rc_reply_destroy(&reply);
+    return value;
+}

@@ -1,0 +1,53 @@
+/*  harness: start and stop real roomcastd processes for integration tests.
+
+    Every daemon runs in its own temporary directory, dies with the test
+    process (PR_SET_PDEATHSIG), and is killed at exit if still running. The
+    binary is $ROOMCASTD (tests/run-tests.sh sets it). */
+#ifndef RC_TEST_HARNESS_H
+#define RC_TEST_HARNESS_H
+
+#include "roomcast.h"
+
+#include <signal.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct {
+    pid_t pid;
+    char dir[256];
+    char socket[300];
+    char log[300];
+} rcd_t;
+
+//  Start roomcastd --channel CHANNEL --socket DIR/rc.sock plus extra args
+//  (NULL-terminated, may be NULL) and wait until it accepts connections.
+//  Returns 0, or -1 (the log is printed).
+int rcd_start(rcd_t *d, const char *channel, const char *const *extra);
+//  Start again on the same directory and socket.
+int rcd_restart(rcd_t *d, const char *channel, const char *const *extra);
+//  Send sig and wait (up to 10 s) for the exit; returns the exit status,
+//  128+signal when killed by a signal, or -1 on timeout.
+int rcd_stop(rcd_t *d, int sig);
+//  Remove the directory (after rcd_stop).
+void rcd_cleanup(rcd_t *d);
+
+//  Connect a client to d with default options plus the given callbacks.
+rc_client_t *rcd_client(const rcd_t *d, const rc_options_t *opts);
+
+//  Milliseconds, monotonic.
+long long now_ms(void);
+
+//  Wait until cond(arg) holds, dispatching the clients given (NULL-
+//  terminated array, may be NULL) in between; at most timeout_ms.
+bool wait_for(bool (*cond)(void *arg), void *arg, rc_client_t **clients,
+              int timeout_ms);
+
+//  A counter from "roomcastctl status", read through client c; -1 on error.
+long long query_counter(rc_client_t *c, const char *name);
+
+//  Bound the whole test binary's run time.
+void harness_deadline(unsigned seconds);
+
+#endif
