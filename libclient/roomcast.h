@@ -172,7 +172,10 @@ RC_EXPORT int rc_unsubscribe(rc_client_t *client, const char *ns,
 //  or flags), EMSGSIZE (over the sidecar's payload limit), ENOTCONN (not
 //  connected: the message is dropped), EAGAIN (the send buffer is over
 //  send_budget: the sidecar is not keeping up; the message is dropped).
-//  The data is copied; the caller keeps it.
+//  The data is copied; the caller keeps it. What the socket does not take
+//  at once stays buffered and is written by the next calls on this client
+//  (rc_dispatch when rc_fd polls readable, rc_recv, rc_publish): call
+//  rc_flush to wait until it is all written.
 RC_EXPORT int rc_publish(rc_client_t *client, const char *ns,
                          const char *topic, const void *data, size_t len,
                          int flags) RC_NONNULL(1, 2, 3);

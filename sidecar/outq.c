@@ -53,6 +53,27 @@ void outbuf_unref(outbuf_t **self_p)
     }
 }
 
+outq_verdict_t outq_admit(const outq_t *self, size_t len, size_t budget,
+                          uint64_t *slow_since, uint64_t now,
+                          uint64_t grace_ms)
+{
+    if (self->bytes + len <= budget) {
+        return OUTQ_QUEUE;
+    }
+    if (!*slow_since) {
+        *slow_since = now ? now : 1;
+        return OUTQ_DROP;
+    }
+    return now - *slow_since >= grace_ms ? OUTQ_CLOSE : OUTQ_DROP;
+}
+
+void outq_caught_up(const outq_t *self, size_t budget, uint64_t *slow_since)
+{
+    if (*slow_since && self->bytes < budget / 2) {
+        *slow_since = 0;
+    }
+}
+
 int outq_push(outq_t *self, outbuf_t *buf)
 {
     if (self->count == self->cap) {

@@ -40,6 +40,17 @@ typedef struct {
     size_t bytes;  // bytes queued and not written
 } outq_t;
 
+//  The slow-consumer policy, decided for one more frame of len bytes:
+//  within budget it is queued; over budget it is dropped, and *slow_since
+//  (0 when not slow) records when the drops began; a client still over
+//  budget grace_ms after that is closed.
+typedef enum { OUTQ_QUEUE, OUTQ_DROP, OUTQ_CLOSE } outq_verdict_t;
+outq_verdict_t outq_admit(const outq_t *self, size_t len, size_t budget,
+                          uint64_t *slow_since, uint64_t now,
+                          uint64_t grace_ms);
+//  After a write: a client back under half its budget is no longer slow.
+void outq_caught_up(const outq_t *self, size_t budget, uint64_t *slow_since);
+
 //  Queue a reference to buf (taken, not consumed). Returns 0, or -1 with
 //  ENOMEM.
 int outq_push(outq_t *self, outbuf_t *buf) __attribute__((warn_unused_result));

@@ -69,6 +69,8 @@ static void s_release(void *arg, void *member)
     }
 }
 
+static void s_flush(server_t *self, conn_t *conn);
+
 static void s_mark_dirty(server_t *self, conn_t *conn)
 {
     if (!conn->dirty && conn->fd >= 0) {
@@ -162,19 +164,34 @@ static void s_deliver(void *arg, void *member, outbuf_t *buf)
     if (conn->fd < 0 || conn->closing) {
         return;
     }
-    uint64_t now = loop_now(self->loop);
+    bool was_slow = conn->slow_since != 0;
     if (conn->out.bytes + buf->len > self->cfg->queue_budget) {
-        self->stats->dropped_slow++;
-        conn->dropped++;
-        if (!conn->slow_since) {
-            conn->slow_since = now;
-            log_warn("client_slow", "client=%llu queued=%zu budget=%zu",
-                     (unsigned long long)conn->id, conn->out.bytes,
-                     self->cfg->queue_budget);
-        } else if (now - conn->slow_since >= self->cfg->slow_grace_ms) {
-            conn_close_slow(self, conn);
+        //  the queue fills within one batch of reads even for a client
+        //  that keeps up: hand the kernel what it takes before judging
+        s_flush(self, conn);
+        if (conn->fd < 0) {
+            return;
         }
-        return;
+    }
+    switch (outq_admit(&conn->out, buf->len, self->cfg->queue_budget,
+                       &conn->slow_since, loop_now(self->loop),
+                       self->cfg->slow_grace_ms)) {
+        case OUTQ_QUEUE:
+            break;
+        case OUTQ_DROP:
+            self->stats->dropped_slow++;
+            conn->dropped++;
+            if (!was_slow) {
+                log_warn("client_slow", "client=%llu queued=%zu budget=%zu",
+                         (unsigned long long)conn->id, conn->out.bytes,
+                         self->cfg->queue_budget);
+            }
+            return;
+        case OUTQ_CLOSE:
+            self->stats->dropped_slow++;
+            conn->dropped++;
+            conn_close_slow(self, conn);
+            return;
     }
     if (outq_push(&conn->out, buf)) {
         conn_close(self, conn, "out of memory");
@@ -204,9 +221,7 @@ static void s_flush(server_t *self, conn_t *conn)
         return;
     }
     self->stats->bytes_out += (uint64_t)(before - conn->out.bytes);
-    if (conn->slow_since && conn->out.bytes < self->cfg->queue_budget / 2) {
-        conn->slow_since = 0; // caught up
-    }
+    outq_caught_up(&conn->out, self->cfg->queue_budget, &conn->slow_since);
     if (conn->out.bytes == 0 && conn->closing) {
         conn_close(self, conn, "closed after error");
         return;
@@ -437,9 +452,9 @@ static void s_sweep(loop_t *loop, int timer_id, void *arg)
         if (conn->closing && !self->shutting_down &&
             now - conn->closing_since >= CLOSE_LINGER_MS) {
             conn_close(self, conn, "did not read its last frames");
-        } else if (conn->slow_since && !conn->closing &&
-                   now - conn->slow_since >= self->cfg->slow_grace_ms &&
-                   conn->out.bytes >= self->cfg->queue_budget / 2) {
+        } else if (!conn->closing && conn->slow_since &&
+                   outq_admit(&conn->out, 0, 0, &conn->slow_since, now,
+                              self->cfg->slow_grace_ms) == OUTQ_CLOSE) {
             conn_close_slow(self, conn);
         }
     }
