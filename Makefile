@@ -86,6 +86,7 @@ TOOL_BIN   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 .PHONY: all build tests deps check demo install uninstall clean lint fuzz \
         fuzz-build unit integration bench
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: build
 build: $(ROOMCASTD) $(CTL) $(LIBA) $(LIBSO) $(BUILD)/roomcast.pc

@@ -173,6 +173,43 @@ int rcd_restart(rcd_t *d, const char *channel, const char *const *extra)
     return s_spawn(d, channel, extra);
 }
 
+int rcd_run(const char *const *args, const char *errfile)
+{
+    const char *bin = getenv("ROOMCASTD");
+    const char *argv[64] = {bin ? bin : "build/release/roomcastd"};
+    int n = 1;
+    for (int i = 0; args[i] && n < 63; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(errfile ? errfile : "/dev/null",
+                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    rcd_t d = {.pid = pid};
+    s_track(pid, true);
+    long long deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            s_track(pid, false);
+            return WIFEXITED(status) ? WEXITSTATUS(status)
+                                     : 128 + WTERMSIG(status);
+        }
+        poll(NULL, 0, 5);
+    }
+    rcd_stop(&d, SIGKILL);
+    return -1;
+}
+
 int rcd_stop(rcd_t *d, int sig)
 {
     if (d->pid <= 0) {

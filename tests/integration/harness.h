@@ -27,6 +27,11 @@ typedef struct {
 int rcd_start(rcd_t *d, const char *channel, const char *const *extra);
 //  Start again on the same directory and socket.
 int rcd_restart(rcd_t *d, const char *channel, const char *const *extra);
+//  Run roomcastd with exactly these arguments (NULL-terminated, argv[0]
+//  excluded) and wait for it to exit by itself (at most 10 s). Returns its
+//  exit status, or -1 if it was still running (it is killed then). Its
+//  stderr goes to errfile when not NULL.
+int rcd_run(const char *const *args, const char *errfile);
 //  Send sig and wait (up to 10 s) for the exit; returns the exit status,
 //  128+signal when killed by a signal, or -1 on timeout.
 int rcd_stop(rcd_t *d, int sig);
