@@ -141,6 +141,9 @@ void wire_buf_free(wire_buf_t *self)
 static int s_buf_write(void *data, const char *bytes, size_t len)
 {
     wire_buf_t *buf = data;
+    if (len == 0) {
+        return 0; // an empty str or bin: bytes may be NULL
+    }
     if (wire_buf_reserve(buf, len)) {
         return -1;
     }

@@ -333,6 +333,7 @@ static void s_conn_io(loop_t *loop, int fd, uint32_t events, void *arg)
     (void)fd;
     conn_t *conn = arg;
     server_t *self = conn->server;
+    s_hold(self, conn); // a close below must not free conn under our feet
     if (events & EPOLLIN) {
         s_read(self, conn);
     }
@@ -342,6 +343,7 @@ static void s_conn_io(loop_t *loop, int fd, uint32_t events, void *arg)
     if (conn->fd >= 0 && (events & EPOLLHUP) && !(events & EPOLLIN)) {
         conn_close(self, conn, "hang-up");
     }
+    s_release(self, conn);
 }
 
 // --- accepting ----------------------------------------------------------------

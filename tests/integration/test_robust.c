@@ -63,7 +63,8 @@ static int s_raw_expect(raw_reader_t *r, int type, uint64_t *code)
     long long deadline = now_ms() + 5000;
     while (now_ms() < deadline) {
         size_t body;
-        while (wire_peek(r->in.data, r->in.len, 1 << 24, &body) == 1) {
+        while (r->in.len &&
+               wire_peek(r->in.data, r->in.len, 1 << 24, &body) == 1) {
             wire_frame_t f;
             int ok = wire_decode(r->dec, r->in.data + 4, body, &f) == 0;
             int t = f.type;
