@@ -68,6 +68,7 @@ INTEG_SRC  := $(wildcard tests/integration/test_*.c)
 INTEG_HELP := $(filter-out $(INTEG_SRC), $(wildcard tests/integration/*.c))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
+EXAMPLE_SRC := $(wildcard examples/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -82,6 +83,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 INTEG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
 FUZZ_BIN   := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(FUZZ_SRC))
 TOOL_BIN   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
+EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
 .PHONY: all build tests deps check demo install uninstall clean lint fuzz \
         fuzz-build unit integration bench
@@ -89,7 +91,7 @@ TOOL_BIN   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 .SECONDARY:
 
 all: build
-build: $(ROOMCASTD) $(CTL) $(LIBA) $(LIBSO) $(BUILD)/roomcast.pc
+build: $(ROOMCASTD) $(CTL) $(LIBA) $(LIBSO) $(BUILD)/roomcast.pc $(EXAMPLE_BIN)
 tests: build $(UNIT_BIN) $(INTEG_BIN) $(TOOL_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -135,6 +137,11 @@ $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) \
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka -lm
 
 $(BUILD)/tests/tools/%: $(call obj,tests/tools/%.c) $(RCDA) $(LIBA)
+	@mkdir -p $(@D)
+	$(say) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 	@mkdir -p $(@D)
 	$(say) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm

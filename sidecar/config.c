@@ -23,30 +23,38 @@ typedef struct {
 
 static const opt_t s_opts[] = {
     {"channel", T_STR, OFF(channel), NULL, "NAME",
-     "Cluster channel (required). Sidecars with different channels never\n"
-     "exchange a message, even when pointed at each other."},
+     "Cluster channel (required). Sidecars with different\n"
+     "channels never exchange a message, even when pointed\n"
+     "at each other."},
     {"socket", T_STR, OFF(socket_path), "/run/roomcast/roomcast.sock", "PATH",
-     "Unix socket the apps connect to (mode 0660). A stale socket file is\n"
-     "replaced; a socket a live sidecar serves is refused."},
+     "Unix socket the apps connect to (mode 0660). A stale\n"
+     "socket file is replaced; a socket a live sidecar\n"
+     "serves is refused."},
     {"socket-group", T_STR, OFF(socket_group), "", "GROUP",
      "Group owning the app socket (default: unchanged)."},
     {"name", T_STR, OFF(name), "", "NAME",
-     "Node name shown to peers and by roomcastctl (default: host name)."},
+     "Node name shown to peers and by roomcastctl\n"
+     "(default: the host name)."},
     {"max-payload", T_SIZE, OFF(max_payload), "1MiB", "BYTES",
      "Largest message payload accepted (suffixes KiB, MiB)."},
     {"queue-budget", T_SIZE, OFF(queue_budget), "8MiB", "BYTES",
-     "Bytes queued toward one app before its messages are dropped and\n"
-     "counted (slow consumer)."},
+     "Bytes queued toward one app before its messages are\n"
+     "dropped and counted (slow consumer)."},
     {"slow-grace", T_MS, OFF(slow_grace_ms), "5000", "MS",
-     "An app over its queue budget this long is closed as a slow consumer."},
+     "An app over its queue budget this long is closed as\n"
+     "a slow consumer."},
     {"max-clients", T_COUNT, OFF(max_clients), "100000", "N",
-     "Connected apps at once; more are refused with an error."},
+     "Connected apps at once; more are refused with an\n"
+     "error."},
     {"fanout-slice", T_COUNT, OFF(fanout_slice), "1024", "N",
-     "Members served per step when fanning out to a large room."},
+     "Members served per step when fanning out to a large\n"
+     "room."},
     {"shutdown-timeout", T_MS, OFF(shutdown_timeout_ms), "5000", "MS",
-     "On SIGTERM/SIGINT, time allowed to flush app queues before exit."},
+     "On SIGTERM/SIGINT, time allowed to flush app queues\n"
+     "before exit."},
     {"log-level", T_STR, OFF(log_level), "info", "LEVEL",
-     "error, warn, info or debug. Logs go to stderr, one line per event."},
+     "error, warn, info or debug. Logs go to stderr, one\n"
+     "line per event."},
 };
 #define NOPTS (sizeof s_opts / sizeof s_opts[0])
 
