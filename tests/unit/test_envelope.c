@@ -1,0 +1,784 @@
+/*  Unit tests: envelope (the sealed mesh message). */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+#include <sodium.h>
+
+#include "envelope.h"
+
+#define MIB     (1024 * 1024)
+#define CHANNEL "prod"
+
+typedef struct {
+    uint8_t key[KEYRING_KEY_SIZE];
+    keyring_t *ring;                 // [key]
+    uint8_t rkey[KEYRING_RKEY_SIZE]; // of (CHANNEL, "chat", "room1")
+    envelope_t env;                  // a valid message on that topic
+} fixture_t;
+
+static const uint8_t s_node[ENVELOPE_ID_SIZE] = "node-0123456789";
+static const uint8_t s_instance[ENVELOPE_ID_SIZE] = "inst-0123456789";
+
+static void s_rkey_of(const keyring_t *ring, const char *channel,
+                      const char *ns, const char *topic,
+                      uint8_t rkey[KEYRING_RKEY_SIZE])
+{
+    uint8_t all[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
+    assert_true(keyring_routing_keys(ring, channel, ns, topic, all) > 0);
+    memcpy(rkey, all[0], KEYRING_RKEY_SIZE);
+}
+
+static int s_setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof(fixture_t));
+    randombytes_buf(fx->key, sizeof fx->key);
+    fx->ring = keyring_new();
+    if (keyring_add(fx->ring, fx->key) != 0) {
+        return -1;
+    }
+    s_rkey_of(fx->ring, CHANNEL, "chat", "room1", fx->rkey);
+    envelope_t env = {
+        .sequence = 7,
+        .event_id = 1001,
+        .ns = "chat",
+        .ns_len = 4,
+        .topic = "room1",
+        .topic_len = 5,
+        .kind = ENVELOPE_KIND_TEXT,
+        .payload = (const uint8_t *)"hello",
+        .payload_len = 5,
+        .timestamp_ms = 1700000000123,
+    };
+    memcpy(env.origin_node, s_node, ENVELOPE_ID_SIZE);
+    memcpy(env.origin_instance, s_instance, ENVELOPE_ID_SIZE);
+    fx->env = env;
+    *state = fx;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *fx = *state;
+    keyring_destroy(&fx->ring);
+    free(fx);
+    return 0;
+}
+
+//  Opens sealed as the fixture's node would; returns 0 or errno.
+static int s_open(const fixture_t *fx, const uint8_t *rkey,
+                  const uint8_t *sealed, size_t len)
+{
+    envelope_opened_t opened;
+    if (envelope_open(fx->ring, CHANNEL, rkey, KEYRING_RKEY_SIZE, sealed, len,
+                      MIB, &opened) != 0) {
+        int err = errno;
+        assert_null(opened.block_);
+        envelope_opened_release(&opened); // harmless on a failed open
+        return err;
+    }
+    envelope_opened_release(&opened);
+    return 0;
+}
+
+static void s_assert_same(const envelope_t *got, const envelope_t *want)
+{
+    assert_memory_equal(got->origin_node, want->origin_node, ENVELOPE_ID_SIZE);
+    assert_memory_equal(got->origin_instance, want->origin_instance,
+                        ENVELOPE_ID_SIZE);
+    assert_int_equal(got->sequence, want->sequence);
+    assert_int_equal(got->event_id, want->event_id);
+    assert_int_equal(got->ns_len, want->ns_len);
+    assert_memory_equal(got->ns, want->ns, want->ns_len);
+    assert_int_equal(got->ns[got->ns_len], '\0');
+    assert_int_equal(got->topic_len, want->topic_len);
+    assert_memory_equal(got->topic, want->topic, want->topic_len);
+    assert_int_equal(got->topic[got->topic_len], '\0');
+    assert_int_equal(got->kind, want->kind);
+    assert_int_equal(got->payload_len, want->payload_len);
+    if (want->payload_len > 0) {
+        assert_memory_equal(got->payload, want->payload, want->payload_len);
+    }
+    assert_int_equal(got->timestamp_ms, want->timestamp_ms);
+}
+
+//  Seals env, opens it again, and compares.
+static void s_round_trip(fixture_t *fx, const envelope_t *env,
+                         size_t max_payload)
+{
+    uint8_t rkey[KEYRING_RKEY_SIZE];
+    char ns[ENVELOPE_NAME_MAX + 1] = {0}, topic[ENVELOPE_NAME_MAX + 1] = {0};
+    if (env->ns_len > 0) {
+        memcpy(ns, env->ns, env->ns_len);
+    }
+    memcpy(topic, env->topic, env->topic_len);
+    s_rkey_of(fx->ring, CHANNEL, ns, topic, rkey);
+
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(envelope_seal(fx->ring, env, rkey, &sealed, &len), 0);
+    assert_non_null(sealed);
+    assert_int_equal(sealed[0], ENVELOPE_FORMAT);
+    assert_true(len <= ENVELOPE_MAX_SEALED(env->payload_len));
+
+    envelope_opened_t opened;
+    assert_int_equal(envelope_open(fx->ring, CHANNEL, rkey, sizeof rkey, sealed,
+                                   len, max_payload, &opened),
+                     0);
+    //  The opened message owns its memory: the frame can go.
+    memset(sealed, 0, len);
+    free(sealed);
+    s_assert_same(&opened.env, env);
+    assert_int_equal(opened.key_index, 0);
+    envelope_opened_release(&opened);
+    assert_null(opened.env.payload);
+    envelope_opened_release(&opened); // twice is fine
+}
+
+// --- round trips -------------------------------------------------------------
+
+static void test_round_trip_keeps_every_field(void **state)
+{
+    fixture_t *fx = *state;
+    s_round_trip(fx, &fx->env, MIB);
+
+    envelope_t big_numbers = fx->env;
+    big_numbers.sequence = UINT64_MAX;
+    big_numbers.event_id = UINT64_MAX - 1;
+    big_numbers.timestamp_ms = 0;
+    big_numbers.kind = ENVELOPE_KIND_BINARY;
+    s_round_trip(fx, &big_numbers, MIB);
+}
+
+static void test_round_trip_every_byte_value(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t payload[256];
+    for (size_t i = 0; i < sizeof payload; i++) {
+        payload[i] = (uint8_t)i;
+    }
+    envelope_t env = fx->env;
+    env.kind = ENVELOPE_KIND_BINARY;
+    env.payload = payload;
+    env.payload_len = sizeof payload;
+    s_round_trip(fx, &env, sizeof payload);
+
+    //  Text payloads are not checked or changed either.
+    env.kind = ENVELOPE_KIND_TEXT;
+    s_round_trip(fx, &env, sizeof payload);
+}
+
+static void test_round_trip_empty_and_one_mib_payloads(void **state)
+{
+    fixture_t *fx = *state;
+    envelope_t env = fx->env;
+    env.payload = NULL;
+    env.payload_len = 0;
+    s_round_trip(fx, &env, 0);
+
+    uint8_t *big = malloc(MIB);
+    randombytes_buf(big, MIB);
+    env.payload = big;
+    env.payload_len = MIB;
+    env.kind = ENVELOPE_KIND_BINARY;
+    s_round_trip(fx, &env, MIB);
+    free(big);
+}
+
+static void test_round_trip_name_limits(void **state)
+{
+    fixture_t *fx = *state;
+    char longest[ENVELOPE_NAME_MAX];
+    memset(longest, 'n', sizeof longest);
+    envelope_t env = fx->env;
+    env.ns = longest;
+    env.ns_len = sizeof longest;
+    env.topic = longest;
+    env.topic_len = sizeof longest;
+    s_round_trip(fx, &env, MIB);
+
+    env.ns = NULL; // an empty namespace needs no pointer
+    env.ns_len = 0;
+    env.topic = "t";
+    env.topic_len = 1;
+    s_round_trip(fx, &env, MIB);
+
+    //  Names need not be NUL terminated for sealing.
+    env.ns = "chatXXX";
+    env.ns_len = 4;
+    env.topic = "room1XXX";
+    env.topic_len = 5;
+    s_round_trip(fx, &env, MIB);
+}
+
+static void test_sealed_size_stays_within_the_bound(void **state)
+{
+    fixture_t *fx = *state;
+    char longest[ENVELOPE_NAME_MAX];
+    memset(longest, 'x', sizeof longest);
+    envelope_t env = fx->env;
+    env.ns = longest;
+    env.ns_len = sizeof longest;
+    env.topic = longest;
+    env.topic_len = sizeof longest;
+    env.sequence = env.event_id = env.timestamp_ms = UINT64_MAX;
+    uint8_t rkey[KEYRING_RKEY_SIZE] = {0};
+    const size_t sizes[] = {0, 1, 255, 256, 65535, 65536, 100000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint8_t *payload = calloc(1, sizes[i] + 1);
+        env.payload = payload;
+        env.payload_len = sizes[i];
+        uint8_t *sealed = NULL;
+        size_t len = 0;
+        assert_int_equal(envelope_seal(fx->ring, &env, rkey, &sealed, &len), 0);
+        assert_true(len <= ENVELOPE_MAX_SEALED(sizes[i]));
+        free(sealed);
+        free(payload);
+    }
+}
+
+// --- what sealing refuses ----------------------------------------------------
+
+static void test_seal_refuses_bad_messages(void **state)
+{
+    fixture_t *fx = *state;
+    char too_long[ENVELOPE_NAME_MAX + 1];
+    memset(too_long, 'x', sizeof too_long);
+    uint8_t *sealed = (uint8_t *)"untouched";
+    size_t len = 99;
+    envelope_t env;
+
+    env = fx->env;
+    env.topic_len = 0;
+    assert_int_equal(envelope_seal(fx->ring, &env, fx->rkey, &sealed, &len),
+                     -1);
+    assert_int_equal(errno, EINVAL);
+    assert_null(sealed);
+    assert_int_equal(len, 0);
+
+    env = fx->env;
+    env.topic = too_long;
+    env.topic_len = sizeof too_long;
+    assert_int_equal(envelope_seal(fx->ring, &env, fx->rkey, &sealed, &len),
+                     -1);
+    assert_int_equal(errno, EINVAL);
+
+    env = fx->env;
+    env.ns = too_long;
+    env.ns_len = sizeof too_long;
+    assert_int_equal(envelope_seal(fx->ring, &env, fx->rkey, &sealed, &len),
+                     -1);
+    assert_int_equal(errno, EINVAL);
+
+    env = fx->env;
+    env.topic = "ro\0m1";
+    assert_int_equal(envelope_seal(fx->ring, &env, fx->rkey, &sealed, &len),
+                     -1);
+    assert_int_equal(errno, EINVAL);
+
+    env = fx->env;
+    env.kind = 2;
+    assert_int_equal(envelope_seal(fx->ring, &env, fx->rkey, &sealed, &len),
+                     -1);
+    assert_int_equal(errno, EINVAL);
+
+    keyring_t *empty = keyring_new();
+    assert_int_equal(envelope_seal(empty, &fx->env, fx->rkey, &sealed, &len),
+                     -1);
+    assert_int_equal(errno, ENOKEY);
+    keyring_destroy(&empty);
+}
+
+// --- what opening refuses: does not open (EBADMSG) ---------------------------
+
+static void test_wrong_key_does_not_open(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(envelope_seal(fx->ring, &fx->env, fx->rkey, &sealed, &len),
+                     0);
+
+    fixture_t other = *fx;
+    uint8_t key[KEYRING_KEY_SIZE];
+    randombytes_buf(key, sizeof key);
+    other.ring = keyring_new();
+    assert_int_equal(keyring_add(other.ring, key), 0);
+    assert_int_equal(s_open(&other, fx->rkey, sealed, len), EBADMSG);
+    keyring_destroy(&other.ring);
+    free(sealed);
+}
+
+static void test_rotation_opens_with_the_extra_key(void **state)
+{
+    fixture_t *fx = *state; // fx->ring is [old]
+    uint8_t new_key[KEYRING_KEY_SIZE];
+    randombytes_buf(new_key, sizeof new_key);
+    keyring_t *new_old = keyring_new(); // step 2: [new, old]
+    assert_int_equal(keyring_add(new_old, new_key), 0);
+    assert_int_equal(keyring_add(new_old, fx->key), 0);
+    keyring_t *new_only = keyring_new(); // step 3: [new]
+    assert_int_equal(keyring_add(new_only, new_key), 0);
+
+    //  An [old] node seals with old; the [new, old] node opens with key 1,
+    //  and frame 1 is its routing key 1.
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(envelope_seal(fx->ring, &fx->env, fx->rkey, &sealed, &len),
+                     0);
+    uint8_t rkeys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
+    assert_int_equal(
+        keyring_routing_keys(new_old, CHANNEL, "chat", "room1", rkeys), 2);
+    assert_memory_equal(rkeys[1], fx->rkey, KEYRING_RKEY_SIZE);
+    envelope_opened_t opened;
+    assert_int_equal(envelope_open(new_old, CHANNEL, fx->rkey,
+                                   KEYRING_RKEY_SIZE, sealed, len, MIB,
+                                   &opened),
+                     0);
+    assert_int_equal(opened.key_index, 1);
+    s_assert_same(&opened.env, &fx->env);
+    envelope_opened_release(&opened);
+    assert_int_equal(envelope_open(new_only, CHANNEL, fx->rkey,
+                                   KEYRING_RKEY_SIZE, sealed, len, MIB,
+                                   &opened),
+                     -1);
+    assert_int_equal(errno, EBADMSG);
+    free(sealed);
+
+    //  The [new, old] node seals with new, under routing key 0: an [old]
+    //  node cannot open it, a [new] node can.
+    assert_int_equal(envelope_seal(new_old, &fx->env, rkeys[0], &sealed, &len),
+                     0);
+    assert_int_equal(s_open(fx, rkeys[0], sealed, len), EBADMSG);
+    assert_int_equal(envelope_open(new_only, CHANNEL, rkeys[0],
+                                   KEYRING_RKEY_SIZE, sealed, len, MIB,
+                                   &opened),
+                     0);
+    assert_int_equal(opened.key_index, 0);
+    envelope_opened_release(&opened);
+    free(sealed);
+    keyring_destroy(&new_old);
+    keyring_destroy(&new_only);
+}
+
+static void test_any_tampered_byte_fails(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(envelope_seal(fx->ring, &fx->env, fx->rkey, &sealed, &len),
+                     0);
+    const uint8_t flips[] = {0x01, 0x10, 0x80, 0xff};
+    for (size_t pos = 0; pos < len; pos++) {
+        for (size_t f = 0; f < sizeof flips; f++) {
+            sealed[pos] ^= flips[f];
+            assert_int_equal(s_open(fx, fx->rkey, sealed, len), EBADMSG);
+            sealed[pos] ^= flips[f];
+        }
+    }
+    //  And frame 1, the associated data.
+    uint8_t rkey[KEYRING_RKEY_SIZE];
+    for (size_t pos = 0; pos < KEYRING_RKEY_SIZE; pos++) {
+        memcpy(rkey, fx->rkey, sizeof rkey);
+        rkey[pos] ^= 0x01;
+        assert_int_equal(s_open(fx, rkey, sealed, len), EBADMSG);
+    }
+    assert_int_equal(s_open(fx, fx->rkey, sealed, len), 0);
+    free(sealed);
+}
+
+static void test_truncated_at_every_length_fails(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(envelope_seal(fx->ring, &fx->env, fx->rkey, &sealed, &len),
+                     0);
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *part = malloc(cut ? cut : 1); // exact size for ASan
+        memcpy(part, sealed, cut);
+        assert_int_equal(s_open(fx, fx->rkey, part, cut), EBADMSG);
+        free(part);
+    }
+    free(sealed);
+}
+
+static void test_routing_key_is_bound_to_the_body(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(envelope_seal(fx->ring, &fx->env, fx->rkey, &sealed, &len),
+                     0);
+
+    //  Replayed under another topic's routing key: does not open.
+    uint8_t other[KEYRING_RKEY_SIZE];
+    s_rkey_of(fx->ring, CHANNEL, "chat", "room2", other);
+    assert_int_equal(s_open(fx, other, sealed, len), EBADMSG);
+
+    //  Frame 1 of the wrong size.
+    envelope_opened_t opened;
+    for (size_t rkey_len = 0; rkey_len <= KEYRING_RKEY_SIZE + 1; rkey_len++) {
+        if (rkey_len == KEYRING_RKEY_SIZE) {
+            continue;
+        }
+        uint8_t rkey[KEYRING_RKEY_SIZE + 1] = {0};
+        memcpy(rkey, fx->rkey, KEYRING_RKEY_SIZE);
+        assert_int_equal(envelope_open(fx->ring, CHANNEL, rkey, rkey_len,
+                                       sealed, len, MIB, &opened),
+                         -1);
+        assert_int_equal(errno, EBADMSG);
+    }
+    free(sealed);
+}
+
+// --- opens but is refused (EPROTO) -------------------------------------------
+
+static void test_body_that_does_not_match_frame_1_is_refused(void **state)
+{
+    fixture_t *fx = *state;
+    //  A buggy or hostile sender seals a "room1" body under room2's key.
+    uint8_t room2[KEYRING_RKEY_SIZE];
+    s_rkey_of(fx->ring, CHANNEL, "chat", "room2", room2);
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(envelope_seal(fx->ring, &fx->env, room2, &sealed, &len),
+                     0);
+    assert_int_equal(s_open(fx, room2, sealed, len), EPROTO);
+    free(sealed);
+}
+
+static void test_other_channel_is_refused(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t staging[KEYRING_RKEY_SIZE];
+    s_rkey_of(fx->ring, "staging", "chat", "room1", staging);
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(envelope_seal(fx->ring, &fx->env, staging, &sealed, &len),
+                     0);
+    //  Same cluster key, so it opens; but we are on CHANNEL, not staging.
+    assert_int_equal(s_open(fx, staging, sealed, len), EPROTO);
+    envelope_opened_t opened;
+    assert_int_equal(envelope_open(fx->ring, "staging", staging,
+                                   KEYRING_RKEY_SIZE, sealed, len, MIB,
+                                   &opened),
+                     0);
+    envelope_opened_release(&opened);
+    free(sealed);
+}
+
+//  A body spec for hand-made bodies; s_body_ok() is a valid one.
+typedef struct {
+    int fields;          // array length announced
+    int written;         // fields written, if not 0 (else fields)
+    int nil_at;          // index of a field written as nil, or -1
+    uint64_t version;    //
+    size_t node_len;     // bytes of origin_node
+    const char *ns;      // NUL-terminated unless ns_len is set
+    size_t ns_len;       //
+    const char *topic;   //
+    size_t topic_len;    //
+    uint64_t kind;       //
+    size_t payload_len;  // of 'p' bytes
+    bool payload_as_str; // payload written as str, not bin
+    bool negative_seq;   // sequence written as -1
+    bool trailing;       // one byte after the array
+} body_t;
+
+static body_t s_body_ok(void)
+{
+    body_t body = {
+        .fields = 10,
+        .nil_at = -1,
+        .version = 1,
+        .node_len = ENVELOPE_ID_SIZE,
+        .ns = "chat",
+        .ns_len = 4,
+        .topic = "room1",
+        .topic_len = 5,
+        .kind = 0,
+        .payload_len = 3,
+    };
+    return body;
+}
+
+static void s_pack_field(msgpack_packer *pk, const body_t *body, int i)
+{
+    static const uint8_t bytes[ENVELOPE_ID_SIZE + 1] = "0123456789abcdefg";
+    static const char pay[64] = "ppppppppppppppppppppppppppppppppppppppppppp";
+    if (i == body->nil_at) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    switch (i) {
+        case 0:
+            msgpack_pack_uint64(pk, body->version);
+            break;
+        case 1:
+            msgpack_pack_bin_with_body(pk, bytes, body->node_len);
+            break;
+        case 2:
+            msgpack_pack_bin_with_body(pk, bytes, ENVELOPE_ID_SIZE);
+            break;
+        case 3:
+            if (body->negative_seq) {
+                msgpack_pack_int64(pk, -1);
+            } else {
+                msgpack_pack_uint64(pk, 5);
+            }
+            break;
+        case 4:
+            msgpack_pack_uint64(pk, 6);
+            break;
+        case 5:
+            msgpack_pack_str_with_body(pk, body->ns, body->ns_len);
+            break;
+        case 6:
+            msgpack_pack_str_with_body(pk, body->topic, body->topic_len);
+            break;
+        case 7:
+            msgpack_pack_uint64(pk, body->kind);
+            break;
+        case 8:
+            if (body->payload_as_str) {
+                msgpack_pack_str_with_body(pk, pay, body->payload_len);
+            } else {
+                msgpack_pack_bin_with_body(pk, pay, body->payload_len);
+            }
+            break;
+        default:
+            msgpack_pack_uint64(pk, 42);
+            break;
+    }
+}
+
+//  Seals raw body bytes the way envelope_seal frames them; returns errno of
+//  opening them under the routing key of (CHANNEL, ns, topic), or 0.
+static int s_open_raw(fixture_t *fx, const void *body, size_t len,
+                      const char *ns, const char *topic)
+{
+    uint8_t rkey[KEYRING_RKEY_SIZE];
+    s_rkey_of(fx->ring, CHANNEL, ns, topic, rkey);
+    size_t cap = 1 + KEYRING_SEAL_OVERHEAD + len;
+    uint8_t *sealed = malloc(cap);
+    size_t sealed_len = 0;
+    sealed[0] = ENVELOPE_FORMAT;
+    assert_int_equal(keyring_seal(fx->ring, rkey, sizeof rkey, body, len,
+                                  sealed + 1, cap - 1, &sealed_len),
+                     0);
+    envelope_opened_t opened;
+    int rc = envelope_open(fx->ring, CHANNEL, rkey, sizeof rkey, sealed,
+                           1 + sealed_len, 32, &opened);
+    int err = rc == 0 ? 0 : errno;
+    envelope_opened_release(&opened);
+    free(sealed);
+    return err;
+}
+
+static int s_open_body(fixture_t *fx, const body_t *body)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, (size_t)body->fields);
+    int written = body->written ? body->written : body->fields;
+    for (int i = 0; i < written; i++) {
+        s_pack_field(&pk, body, i);
+    }
+    if (body->trailing) {
+        msgpack_pack_nil(&pk);
+    }
+    char ns[ENVELOPE_NAME_MAX + 2] = {0}, topic[ENVELOPE_NAME_MAX + 2] = {0};
+    memcpy(ns, body->ns, body->ns_len <= ENVELOPE_NAME_MAX ? body->ns_len : 0);
+    memcpy(topic, body->topic,
+           body->topic_len <= ENVELOPE_NAME_MAX ? body->topic_len : 0);
+    int err = s_open_raw(fx, sbuf.data, sbuf.size, ns, topic);
+    msgpack_sbuffer_destroy(&sbuf);
+    return err;
+}
+
+static void test_hand_made_valid_body_opens(void **state)
+{
+    fixture_t *fx = *state;
+    body_t body = s_body_ok();
+    assert_int_equal(s_open_body(fx, &body), 0);
+    body.ns = "";
+    body.ns_len = 0;
+    assert_int_equal(s_open_body(fx, &body), 0);
+}
+
+static void test_malformed_bodies_are_refused(void **state)
+{
+    fixture_t *fx = *state;
+    char long_name[ENVELOPE_NAME_MAX + 1];
+    memset(long_name, 'x', sizeof long_name);
+    body_t body;
+
+    for (int i = 0; i < 10; i++) { // each field of the wrong type
+        body = s_body_ok();
+        body.nil_at = i;
+        assert_int_equal(s_open_body(fx, &body), EPROTO);
+    }
+    const int lengths[] = {0, 1, 9, 11, 15};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        body = s_body_ok();
+        body.fields = lengths[i];
+        assert_int_equal(s_open_body(fx, &body), EPROTO);
+    }
+    body = s_body_ok();
+    body.written = 9; // announces ten, holds nine
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.version = 2;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.node_len = 15;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.node_len = 17;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.kind = 2;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.negative_seq = true;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.topic_len = 0;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.topic = long_name;
+    body.topic_len = sizeof long_name;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.ns = long_name;
+    body.ns_len = sizeof long_name;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.topic = "room1\0x";
+    body.topic_len = 7;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.payload_as_str = true;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+    body = s_body_ok();
+    body.trailing = true;
+    assert_int_equal(s_open_body(fx, &body), EPROTO);
+}
+
+static void test_payload_over_the_limit_is_refused(void **state)
+{
+    fixture_t *fx = *state;
+    body_t body = s_body_ok();
+    body.payload_len = 32; // s_open_raw's limit
+    assert_int_equal(s_open_body(fx, &body), 0);
+    body.payload_len = 33;
+    assert_int_equal(s_open_body(fx, &body), EMSGSIZE);
+
+    //  Through the API: max_payload 4, payload 5.
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(envelope_seal(fx->ring, &fx->env, fx->rkey, &sealed, &len),
+                     0);
+    envelope_opened_t opened;
+    assert_int_equal(envelope_open(fx->ring, CHANNEL, fx->rkey,
+                                   KEYRING_RKEY_SIZE, sealed, len, 4, &opened),
+                     -1);
+    assert_int_equal(errno, EMSGSIZE);
+    free(sealed);
+
+    //  A frame too long for any valid message is refused unopened.
+    size_t huge = ENVELOPE_MAX_SEALED(10) + 1;
+    uint8_t *junk = calloc(1, huge);
+    junk[0] = ENVELOPE_FORMAT;
+    assert_int_equal(envelope_open(fx->ring, CHANNEL, fx->rkey,
+                                   KEYRING_RKEY_SIZE, junk, huge, 10, &opened),
+                     -1);
+    assert_int_equal(errno, EMSGSIZE);
+    free(junk);
+}
+
+static void test_hostile_msgpack_is_refused_cheaply(void **state)
+{
+    fixture_t *fx = *state;
+    //  Headers that would make msgpack-c allocate gigabytes up front.
+    const uint8_t array32[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t map32[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(s_open_raw(fx, array32, sizeof array32, "c", "t"), EPROTO);
+    assert_int_equal(s_open_raw(fx, map32, sizeof map32, "c", "t"), EPROTO);
+    //  ... or inside a valid header, in place of the version.
+    const uint8_t nested[] = {0x9a, 0xdd, 0x7f, 0xff, 0xff, 0xff, 0x01};
+    assert_int_equal(s_open_raw(fx, nested, sizeof nested, "c", "t"), EPROTO);
+    const uint8_t fixarray[] = {0x9a, 0x91, 0x01};
+    assert_int_equal(s_open_raw(fx, fixarray, sizeof fixarray, "c", "t"),
+                     EPROTO);
+    //  A str32 claiming 4 GiB in 10 bytes.
+    const uint8_t long_str[] = {0x9a, 0x01, 0xdb, 0xff, 0xff, 0xff, 0xff, 0x41};
+    assert_int_equal(s_open_raw(fx, long_str, sizeof long_str, "c", "t"),
+                     EPROTO);
+    //  A valid header of the wrong form (array16 of 10) and an empty body.
+    const uint8_t array16[] = {0xdc, 0x00, 0x0a};
+    assert_int_equal(s_open_raw(fx, array16, sizeof array16, "c", "t"), EPROTO);
+    assert_int_equal(s_open_raw(fx, "", 0, "c", "t"), EPROTO);
+}
+
+static void test_wide_integer_encodings_are_accepted(void **state)
+{
+    fixture_t *fx = *state;
+    //  Another encoder may write small numbers wide: uint64 1 as version,
+    //  uint16 0 as kind, bin16 ids, str16 names.
+    // clang-format off
+    const uint8_t body[] = {
+        0x9a,                                                 // array of 10
+        0xcf, 0, 0, 0, 0, 0, 0, 0, 1,                         // version 1
+        0xc5, 0, 16, '0', '1', '2', '3', '4', '5', '6', '7', // node
+        '8', '9', 'a', 'b', 'c', 'd', 'e', 'f',              //
+        0xc4, 16, '0', '1', '2', '3', '4', '5', '6', '7',    // instance
+        '8', '9', 'a', 'b', 'c', 'd', 'e', 'f',              //
+        0xce, 0, 0, 0, 5,                                     // sequence 5
+        0x06,                                                 // event 6
+        0xda, 0, 4, 'c', 'h', 'a', 't',                       // ns
+        0xd9, 5, 'r', 'o', 'o', 'm', '1',                     // topic
+        0xcd, 0, 1,                                           // kind 1
+        0xc6, 0, 0, 0, 2, 'h', 'i',                           // payload
+        0xcc, 42,                                             // timestamp
+    };
+    // clang-format on
+    assert_int_equal(s_open_raw(fx, body, sizeof body, "chat", "room1"), 0);
+}
+
+int main(void)
+{
+#define TEST(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
+    const struct CMUnitTest tests[] = {
+        TEST(test_round_trip_keeps_every_field),
+        TEST(test_round_trip_every_byte_value),
+        TEST(test_round_trip_empty_and_one_mib_payloads),
+        TEST(test_round_trip_name_limits),
+        TEST(test_sealed_size_stays_within_the_bound),
+        TEST(test_seal_refuses_bad_messages),
+        TEST(test_wrong_key_does_not_open),
+        TEST(test_rotation_opens_with_the_extra_key),
+        TEST(test_any_tampered_byte_fails),
+        TEST(test_truncated_at_every_length_fails),
+        TEST(test_routing_key_is_bound_to_the_body),
+        TEST(test_body_that_does_not_match_frame_1_is_refused),
+        TEST(test_other_channel_is_refused),
+        TEST(test_hand_made_valid_body_opens),
+        TEST(test_malformed_bodies_are_refused),
+        TEST(test_payload_over_the_limit_is_refused),
+        TEST(test_hostile_msgpack_is_refused_cheaply),
+        TEST(test_wide_integer_encodings_are_accepted),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
