@@ -52,8 +52,9 @@ struct rc_reply_t {
 typedef struct {
     char *ns;
     char *topic;
-    uint64_t req; // of the last SUB sent
-    bool acked;   // the sidecar confirmed the last SUB
+    uint64_t req;    // of the last SUB sent
+    bool acked;      // the sidecar confirmed the last SUB
+    bool everywhere; // ... and every live peer of the sidecar holds it
 } sub_t;
 
 struct rc_client_t {
@@ -217,7 +218,7 @@ static int s_send(rc_client_t *self, const wire_frame_t *frame)
 static int s_send_sub(rc_client_t *self, sub_t *sub)
 {
     sub->req = s_next_req(self, RC_STAGE_SUBSCRIBE);
-    sub->acked = false;
+    sub->acked = sub->everywhere = false;
     wire_frame_t f = {.type = WIRE_SUB, .req = sub->req,
                       .ns = wire_str(sub->ns), .topic = wire_str(sub->topic)};
     return s_send(self, &f);
@@ -477,6 +478,7 @@ static void s_on_suback(rc_client_t *self, const wire_frame_t *f)
     sub_t *sub = zhashx_lookup(self->subs, key);
     if (sub && sub->req == f->req) {
         sub->acked = true;
+        sub->everywhere |= f->everywhere;
     }
 }
 
@@ -743,7 +745,7 @@ int rc_subscribe(rc_client_t *self, const char *ns, const char *topic)
 static bool s_sub_settled(rc_client_t *self)
 {
     sub_t *sub = zhashx_lookup(self->subs, self->wait_key);
-    return !sub || sub->acked;
+    return !sub || sub->everywhere;
 }
 
 int rc_subscribe_wait(rc_client_t *self, const char *ns, const char *topic,

@@ -155,8 +155,9 @@ RC_EXPORT int rc_subscribe(rc_client_t *client, const char *ns,
                            const char *topic) RC_NONNULL(1, 2, 3);
 
 //  Subscribe and wait until the sidecar confirms the subscription is in
-//  effect, so a message published by anyone after this returns reaches
-//  this client. Returns 0, or -1 with ETIMEDOUT, ENOTCONN, EINVAL, or the
+//  effect on it and on every live peer of the mesh ("subscribed
+//  everywhere"), so a message published by anyone, on any host, after this
+//  returns reaches this client. Returns 0, or -1 with ETIMEDOUT, ENOTCONN, EINVAL, or the
 //  error the sidecar answered (EPERM, EINVAL).
 RC_EXPORT int rc_subscribe_wait(rc_client_t *client, const char *ns,
                                 const char *topic, int timeout_ms)

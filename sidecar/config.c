@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { T_STR, T_SIZE, T_MS, T_COUNT } opt_type_t;
+typedef enum { T_STR, T_SIZE, T_MS, T_COUNT, T_LIST } opt_type_t;
 
 typedef struct {
     const char *name;  // flag without dashes; env ROOMCAST_NAME
@@ -17,6 +17,7 @@ typedef struct {
     const char *def;   // default, as text
     const char *arg;   // metavar for --help
     const char *help;
+    const char *env;   // environment name when not ROOMCAST_NAME
 } opt_t;
 
 #define OFF(f) offsetof(config_t, f)
@@ -25,36 +26,59 @@ static const opt_t s_opts[] = {
     {"channel", T_STR, OFF(channel), NULL, "NAME",
      "Cluster channel (required). Sidecars with different\n"
      "channels never exchange a message, even when pointed\n"
-     "at each other."},
+     "at each other.", NULL},
     {"socket", T_STR, OFF(socket_path), "/run/roomcast/roomcast.sock", "PATH",
      "Unix socket the apps connect to (mode 0660). A stale\n"
      "socket file is replaced; a socket a live sidecar\n"
-     "serves is refused."},
+     "serves is refused.", NULL},
     {"socket-group", T_STR, OFF(socket_group), "", "GROUP",
-     "Group owning the app socket (default: unchanged)."},
+     "Group owning the app socket (default: unchanged).", NULL},
     {"name", T_STR, OFF(name), "", "NAME",
      "Node name shown to peers and by roomcastctl\n"
-     "(default: the host name)."},
+     "(default: the host name).", NULL},
     {"max-payload", T_SIZE, OFF(max_payload), "1MiB", "BYTES",
-     "Largest message payload accepted (suffixes KiB, MiB)."},
+     "Largest message payload accepted (suffixes KiB, MiB).", NULL},
     {"queue-budget", T_SIZE, OFF(queue_budget), "8MiB", "BYTES",
      "Bytes queued toward one app before its messages are\n"
-     "dropped and counted (slow consumer)."},
+     "dropped and counted (slow consumer).", NULL},
     {"slow-grace", T_MS, OFF(slow_grace_ms), "5000", "MS",
      "An app over its queue budget this long is closed as\n"
-     "a slow consumer."},
+     "a slow consumer.", NULL},
     {"max-clients", T_COUNT, OFF(max_clients), "100000", "N",
      "Connected apps at once; more are refused with an\n"
-     "error."},
+     "error.", NULL},
     {"fanout-slice", T_COUNT, OFF(fanout_slice), "1024", "N",
      "Members served per step when fanning out to a large\n"
-     "room."},
+     "room.", NULL},
     {"shutdown-timeout", T_MS, OFF(shutdown_timeout_ms), "5000", "MS",
      "On SIGTERM/SIGINT, time allowed to flush app queues\n"
-     "before exit."},
+     "before exit.", NULL},
     {"log-level", T_STR, OFF(log_level), "info", "LEVEL",
      "error, warn, info or debug. Logs go to stderr, one\n"
-     "line per event."},
+     "line per event.", NULL},
+    {"bind", T_STR, OFF(bind), "", "ENDPOINT",
+     "Mesh data socket to bind, e.g. tcp://0.0.0.0:7440.\n"
+     "Needed in mesh mode when peers connect to us.", NULL},
+    {"advertise", T_STR, OFF(advertise), "", "ENDPOINT",
+     "Endpoint peers reach our data socket at, when it is\n"
+     "not --bind (e.g. bind 0.0.0.0, advertise the host IP).", NULL},
+    {"peer", T_LIST, OFF(peers), "", "ENDPOINT",
+     "A peer sidecar's data endpoint (repeatable; env and\n"
+     "file: comma-separated). Mesh mode.", "ROOMCAST_PEERS"},
+    {"proxy", T_LIST, OFF(proxies), "", "ENDPOINT",
+     "A proxy's endpoint, tcp://HOST:PORT (repeatable).\n"
+     "Proxy mode: publish to PORT, subscribe at PORT+1.",
+     "ROOMCAST_PROXIES"},
+    {"key-file", T_LIST, OFF(key_files), "", "PATH",
+     "Cluster key file (roomcastctl keygen), mode 0600;\n"
+     "required with peers or proxies. A second --key-file\n"
+     "is still accepted from others during a rotation.", NULL},
+    {"heartbeat", T_MS, OFF(heartbeat_ms), "500", "MS",
+     "Mesh heartbeat period; a peer silent for 4 periods\n"
+     "is down.", NULL},
+    {"mesh-hwm", T_COUNT, OFF(mesh_hwm), "100000", "N",
+     "Messages queued per peer link before ZeroMQ drops\n"
+     "(receivers count the gaps).", NULL},
 };
 #define NOPTS (sizeof s_opts / sizeof s_opts[0])
 
@@ -112,11 +136,62 @@ static int s_parse_uint(const char *text, uint64_t *out)
     return 0;
 }
 
+static void s_list_clear(config_list_t *list)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->items[i]);
+    }
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+static int s_list_add(config_list_t *list, const char *item, size_t len)
+{
+    char **items = realloc(list->items, (list->count + 2) * sizeof *items);
+    if (!items) {
+        return -1;
+    }
+    list->items = items;
+    if (!(items[list->count] = strndup(item, len))) {
+        return -1;
+    }
+    items[++list->count] = NULL;
+    return 0;
+}
+
+//  "a, b,c" -> [a, b, c], replacing what the list held.
+static int s_list_set(config_list_t *list, const char *value)
+{
+    s_list_clear(list);
+    for (const char *p = value; *p;) {
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        size_t len = strcspn(p, ",");
+        while (len && p[len - 1] == ' ') {
+            len--;
+        }
+        if (len && s_list_add(list, p, len)) {
+            return -1;
+        }
+        p += strcspn(p, ",");
+    }
+    return 0;
+}
+
 static int s_set(config_t *cfg, const opt_t *opt, const char *value,
                  const char *origin, char *err, size_t errlen)
 {
     char *at = (char *)cfg + opt->offset;
     uint64_t n = 0;
+    if (opt->type == T_LIST) {
+        if (s_list_set((config_list_t *)at, value)) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
     if (opt->type == T_STR) {
         char *copy = strdup(value);
         if (!copy) {
@@ -163,6 +238,8 @@ void config_free(config_t *cfg)
             char **at = (char **)((char *)cfg + s_opts[i].offset);
             free(*at);
             *at = NULL;
+        } else if (s_opts[i].type == T_LIST) {
+            s_list_clear((config_list_t *)((char *)cfg + s_opts[i].offset));
         }
     }
     free(cfg->config_file);
@@ -257,6 +334,10 @@ static int s_load_file(config_t *cfg, const char *path, char *err,
 
 static void s_env_name(const opt_t *opt, char *out, size_t size)
 {
+    if (opt->env) {
+        snprintf(out, size, "%s", opt->env);
+        return;
+    }
     size_t n = (size_t)snprintf(out, size, "ROOMCAST_");
     for (const char *p = opt->name; *p && n + 1 < size; p++) {
         out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
@@ -334,6 +415,7 @@ int config_load(config_t *cfg, int argc, char **argv, char *err,
             return CONFIG_ERROR;
         }
     }
+    bool flag_seen[NOPTS] = {false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -367,6 +449,16 @@ int config_load(config_t *cfg, int argc, char **argv, char *err,
             }
             value = argv[++i];
         }
+        size_t index = (size_t)(opt - s_opts);
+        if (opt->type == T_LIST && flag_seen[index]) {
+            config_list_t *list = (config_list_t *)((char *)cfg + opt->offset);
+            if (s_list_add(list, value, strlen(value))) {
+                snprintf(err, errlen, "out of memory");
+                return CONFIG_ERROR;
+            }
+            continue;
+        }
+        flag_seen[index] = true;
         if (s_set(cfg, opt, value, "command line", err, errlen)) {
             return CONFIG_ERROR;
         }
@@ -393,6 +485,26 @@ int config_load(config_t *cfg, int argc, char **argv, char *err,
     }
     if (cfg->max_clients == 0 || cfg->fanout_slice == 0) {
         snprintf(err, errlen, "--max-clients and --fanout-slice must be > 0");
+        return CONFIG_ERROR;
+    }
+    if ((cfg->peers.count || cfg->proxies.count) && !cfg->key_files.count) {
+        snprintf(err, errlen,
+                 "--peer and --proxy need --key-file: every envelope between "
+                 "sidecars is sealed with the cluster key (create one with "
+                 "roomcastctl keygen FILE)");
+        return CONFIG_ERROR;
+    }
+    if (cfg->key_files.count > 2) {
+        snprintf(err, errlen, "at most two --key-file (current, previous)");
+        return CONFIG_ERROR;
+    }
+    if (cfg->peers.count && cfg->proxies.count) {
+        snprintf(err, errlen, "--peer (mesh mode) and --proxy (proxy mode) "
+                 "cannot be mixed");
+        return CONFIG_ERROR;
+    }
+    if (cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 60000) {
+        snprintf(err, errlen, "--heartbeat must be 10 to 60000 ms");
         return CONFIG_ERROR;
     }
     if (!cfg->name || !*cfg->name) {

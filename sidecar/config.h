@@ -15,6 +15,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+//  A list setting: repeated flags append; the environment and the file
+//  give a comma-separated list; a higher layer replaces a lower one.
+typedef struct {
+    char **items;
+    size_t count;
+} config_list_t;
+
 typedef struct {
     char *channel;          // cluster scope; required
     char *socket_path;      // app socket
@@ -27,6 +34,13 @@ typedef struct {
     size_t fanout_slice;    // members per fanout step
     uint64_t shutdown_timeout_ms; // flush deadline on SIGTERM
     char *log_level;        // error, warn, info, debug
+    char *bind;             // data socket endpoint ("" = none)
+    char *advertise;        // endpoint peers reach us at ("" = bind)
+    config_list_t peers;    // static peers' data endpoints
+    config_list_t proxies;  // proxies' endpoints (proxy mode)
+    config_list_t key_files; // cluster key files: current first
+    uint64_t heartbeat_ms;  // mesh heartbeat period
+    size_t mesh_hwm;        // messages queued per peer link
     char *config_file;      // where settings were read from, or NULL
 } config_t;
 

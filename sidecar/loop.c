@@ -31,8 +31,9 @@ struct loop_t {
     timer_t_ *timers;
     size_t ntimers;
     int next_timer_id;
-    loop_idle_fn *idle;
-    void *idle_arg;
+    loop_idle_fn *idle[LOOP_MAX_IDLE];
+    void *idle_arg[LOOP_MAX_IDLE];
+    int nidle;
     bool stop;
     uint64_t now;
 };
@@ -152,10 +153,15 @@ void loop_cancel_timer(loop_t *self, int timer_id)
     }
 }
 
-void loop_set_idle(loop_t *self, loop_idle_fn *fn, void *arg)
+int loop_add_idle(loop_t *self, loop_idle_fn *fn, void *arg)
 {
-    self->idle = fn;
-    self->idle_arg = arg;
+    if (self->nidle == LOOP_MAX_IDLE) {
+        errno = ENOSPC;
+        return -1;
+    }
+    self->idle[self->nidle] = fn;
+    self->idle_arg[self->nidle++] = arg;
+    return 0;
 }
 
 void loop_stop(loop_t *self)
@@ -222,7 +228,10 @@ int loop_run(loop_t *self)
             }
         }
         s_run_timers(self);
-        busy = self->idle ? self->idle(self, self->idle_arg) : false;
+        busy = false;
+        for (int i = 0; i < self->nidle; i++) {
+            busy |= self->idle[i](self, self->idle_arg[i]);
+        }
     }
     return 0;
 }

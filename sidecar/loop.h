@@ -41,8 +41,10 @@ int loop_add_timer(loop_t *self, uint64_t delay_ms, bool repeat,
 //  Cancel a timer; unknown or already fired ids are ignored.
 void loop_cancel_timer(loop_t *self, int timer_id);
 
-//  Set the hook run after each batch of events (one per loop).
-void loop_set_idle(loop_t *self, loop_idle_fn *fn, void *arg);
+//  Add a hook run after each batch of events, in the order added (at most
+//  LOOP_MAX_IDLE). Returns 0, or -1 with ENOSPC.
+#define LOOP_MAX_IDLE 4
+int loop_add_idle(loop_t *self, loop_idle_fn *fn, void *arg);
 
 //  Run until loop_stop. Returns 0, or -1 with errno if epoll fails.
 int loop_run(loop_t *self);

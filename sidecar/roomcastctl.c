@@ -1,4 +1,5 @@
 /*  roomcastctl: talk to the local roomcastd through libroomcast. */
+#include "keyring.h"
 #include "roomcast.h"
 
 #include <errno.h>
@@ -45,6 +46,12 @@ static void s_usage(FILE *out)
         "                         DATA '-' reads it from standard input\n"
         "  subscribe TOPIC...     print messages of TOPICs as they come, until\n"
         "                         interrupted or --count messages\n"
+        "  peers                  mesh peers: node id, name, endpoint, live or\n"
+        "                         down, whether they hear us; static links\n"
+        "  peer add ENDPOINT      connect to a peer's data endpoint now\n"
+        "  peer remove ENDPOINT   disconnect from it\n"
+        "  keygen FILE            write a new random cluster key to FILE (mode\n"
+        "                         0600, refuses to overwrite); no sidecar needed\n"
         "\n"
         "Options:\n"
         "  -s, --socket PATH      sidecar socket (default $ROOMCAST_SOCKET, else\n"
@@ -299,6 +306,26 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "publish") == 0 && nargs == 3) {
         return s_publish(&o, args[1], args[2]);
+    }
+    if (strcmp(cmd, "peers") == 0 && nargs == 1) {
+        return s_query(&o, "peers", "");
+    }
+    if (strcmp(cmd, "peer") == 0 && nargs == 3 &&
+        (strcmp(args[1], "add") == 0 || strcmp(args[1], "remove") == 0)) {
+        return s_query(&o, strcmp(args[1], "add") == 0 ? "peer-add"
+                                                      : "peer-remove",
+                       args[2]);
+    }
+    if (strcmp(cmd, "keygen") == 0 && nargs == 2) {
+        char err[512];
+        if (keyring_generate_file(args[1], err, sizeof err)) {
+            fprintf(stderr, "roomcastctl: keygen: %s\n", err);
+            return 1;
+        }
+        printf("wrote a new cluster key to %s (mode 0600); give the same "
+               "file to every sidecar of the cluster (--key-file)\n",
+               args[1]);
+        return 0;
     }
     if (strcmp(cmd, "subscribe") == 0 && nargs >= 2) {
         return s_subscribe(&o, args + 1, nargs - 1);

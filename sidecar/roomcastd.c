@@ -2,7 +2,10 @@
     options and README.md for what it does. */
 #include "config.h"
 #include "log.h"
+#include "keyring.h"
 #include "loop.h"
+#include "mesh.h"
+#include "proxy.h"
 #include "server.h"
 #include "stats.h"
 
@@ -27,8 +30,53 @@ static void s_on_signal(loop_t *loop, int fd, uint32_t events, void *arg)
     }
 }
 
+//  The mesh, when the config asks for one. Returns 0 (and *mesh_p NULL
+//  for a local-only sidecar) or -1 with err filled.
+static int s_start_mesh(loop_t *loop, server_t *server, const config_t *cfg,
+                        const uint8_t node_id[16], stats_t *stats,
+                        mesh_t **mesh_p, char *err, size_t errlen)
+{
+    *mesh_p = NULL;
+    if (!*cfg->bind && !cfg->peers.count && !cfg->proxies.count) {
+        return 0;
+    }
+    if (!cfg->key_files.count) {
+        snprintf(err, errlen, "--bind needs --key-file: every envelope "
+                 "between sidecars is sealed with the cluster key (create "
+                 "one with roomcastctl keygen FILE)");
+        return -1;
+    }
+    keyring_t *ring = keyring_new();
+    for (size_t i = 0; ring && i < cfg->key_files.count; i++) {
+        if (keyring_load_file(ring, cfg->key_files.items[i], err, errlen)) {
+            keyring_destroy(&ring);
+            return -1;
+        }
+    }
+    char fp[KEYRING_FINGERPRINT_LEN + 1] = "";
+    if (!ring || keyring_fingerprint(ring, 0, fp)) {
+        keyring_destroy(&ring);
+        snprintf(err, errlen, "cannot load the cluster key");
+        return -1;
+    }
+    *mesh_p = mesh_new(loop, server, cfg, &ring, node_id, stats, err, errlen);
+    if (!*mesh_p) {
+        return -1;
+    }
+    server_set_mesh(server, *mesh_p);
+    log_info("mesh_started",
+             "mode=%s bind=%s peers=%zu proxies=%zu key_fingerprint=%s",
+             mesh_mode(*mesh_p), *cfg->bind ? cfg->bind : "-",
+             cfg->peers.count, cfg->proxies.count, fp);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "proxy") == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        return proxy_main(argc - 1, argv + 1);
+    }
     config_t cfg;
     char err[512];
     int rc = config_load(&cfg, argc, argv, err, sizeof err);
@@ -59,6 +107,7 @@ int main(int argc, char **argv)
     stats_t stats = {0};
     loop_t *loop = loop_new();
     server_t *server = NULL;
+    mesh_t *mesh = NULL;
     int status = 1;
     if (getrandom(node_id, sizeof node_id, 0) != sizeof node_id || !loop ||
         sfd < 0) {
@@ -75,6 +124,12 @@ int main(int argc, char **argv)
         status = 2;
         goto done;
     }
+    if (s_start_mesh(loop, server, &cfg, node_id, &stats, &mesh, err,
+                     sizeof err)) {
+        log_error("startup_failed", "error=\"%s\"", err);
+        status = 2;
+        goto done;
+    }
     char node[33];
     for (int i = 0; i < 16; i++) {
         sprintf(node + 2 * i, "%02x", node_id[i]);
@@ -86,7 +141,9 @@ int main(int argc, char **argv)
              cfg.socket_path, cfg.max_payload, cfg.queue_budget,
              cfg.config_file ? " config=" : "",
              cfg.config_file ? cfg.config_file : "");
-    log_info("cluster_of_one", "reason=\"no peers configured\"");
+    if (!cfg.peers.count && !cfg.proxies.count) {
+        log_info("cluster_of_one", "reason=\"no peers configured\"");
+    }
     if (loop_run(loop) == 0) {
         status = 0;
         log_info("stopped", "publishes=%llu deliveries=%llu",
@@ -96,6 +153,10 @@ int main(int argc, char **argv)
         log_error("loop_failed", "error=\"%s\"", strerror(errno));
     }
 done:
+    if (server) {
+        server_set_mesh(server, NULL);
+    }
+    mesh_destroy(&mesh); // first: it holds connections the server frees
     server_destroy(&server);
     if (sfd >= 0) {
         close(sfd);

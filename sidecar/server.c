@@ -38,6 +38,7 @@ struct server_t {
     conn_t *dirty;        // connections with output to write
     server_health_t health;
     char health_detail[128];
+    mesh_t *mesh;         // NULL when local only
     bool shutting_down;
     int sweep_timer;
     uint8_t scratch[READ_CHUNK];
@@ -497,7 +498,10 @@ server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
         server_destroy(&self);
         return NULL;
     }
-    loop_set_idle(loop, s_idle, self);
+    if (loop_add_idle(loop, s_idle, self)) {
+        server_destroy(&self);
+        return NULL;
+    }
     self->sweep_timer = loop_add_timer(loop, SWEEP_MS, true, s_sweep, self);
     return self;
 }
@@ -629,6 +633,16 @@ void server_shutdown(server_t *self)
                    s_shutdown_deadline, self);
 }
 
+void server_set_mesh(server_t *self, mesh_t *mesh)
+{
+    self->mesh = mesh;
+}
+
+mesh_t *server_mesh(server_t *self)
+{
+    return self->mesh;
+}
+
 registry_t *server_registry(server_t *self)
 {
     return self->registry;
@@ -658,6 +672,16 @@ void server_set_health(server_t *self, const server_health_t *health)
 }
 
 // --- what session.c needs -----------------------------------------------------
+
+void conn_hold(conn_t *conn)
+{
+    s_hold(NULL, conn);
+}
+
+void conn_release(conn_t *conn)
+{
+    s_release(NULL, conn);
+}
 
 const config_t *server_config(const server_t *self)
 {

@@ -45,6 +45,12 @@ void server_shutdown(server_t *self);
 registry_t *server_registry(server_t *self);
 fanout_t *server_fanout(server_t *self);
 
+//  The mesh relaying this server's publishes, or NULL (local only).
+//  Borrowed.
+typedef struct mesh_t mesh_t;
+void server_set_mesh(server_t *self, mesh_t *mesh);
+mesh_t *server_mesh(server_t *self);
+
 //  Tell every client about a health change.
 void server_set_health(server_t *self, const server_health_t *health);
 

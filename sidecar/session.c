@@ -4,6 +4,7 @@
 #include "session.h"
 #include "fanout.h"
 #include "log.h"
+#include "mesh.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -106,11 +107,15 @@ static void s_sub(server_t *server, conn_t *conn, const wire_frame_t *f)
         return;
     }
     server_stats(server)->subscribes += (uint64_t)rc;
-    //  locally the subscription is in effect at once; the mesh will say
-    //  "everywhere" only when every live peer holds it
+    //  locally the subscription is in effect at once; the mesh says
+    //  "everywhere" in a second SUBACK when every live peer holds it
+    mesh_t *mesh = server_mesh(server);
     wire_frame_t ack = {.type = WIRE_SUBACK, .req = f->req, .ns = f->ns,
-                        .topic = f->topic, .everywhere = true};
+                        .topic = f->topic, .everywhere = mesh == NULL};
     conn_send(server, conn, &ack);
+    if (mesh) {
+        mesh_confirm(mesh, conn, f->req, f);
+    }
 }
 
 static void s_unsub(server_t *server, conn_t *conn, const wire_frame_t *f)
@@ -152,6 +157,9 @@ static void s_pub(server_t *server, conn_t *conn, const wire_frame_t *f)
     if (fanout_deliver(server_fanout(server), &msg, conn) < 0) {
         conn_send_err(server, conn, f->req, WIRE_E_LIMIT,
                       "PUB dropped: sidecar out of memory");
+    }
+    if (server_mesh(server)) {
+        mesh_publish(server_mesh(server), &msg);
     }
 }
 
@@ -244,7 +252,8 @@ static int s_q_status(server_t *server, conn_t *conn, const char *arg,
     s_row(rows, "name", "%s", cfg->name);
     s_row(rows, "channel", "%s", cfg->channel);
     s_row(rows, "version", "%s", ROOMCAST_VERSION_STRING);
-    s_row(rows, "mode", "%s", "local");
+    mesh_t *mesh = server_mesh(server);
+    s_row(rows, "mode", "%s", mesh ? mesh_mode(mesh) : "local");
     s_row(rows, "socket", "%s", cfg->socket_path);
     s_row(rows, "readable", "%s", h->readable ? "true" : "false");
     s_row(rows, "writable", "%s", h->writable ? "true" : "false");
@@ -267,6 +276,18 @@ static int s_q_status(server_t *server, conn_t *conn, const char *arg,
     COUNTER(bytes_out);
     COUNTER(fanouts);
     COUNTER(fanout_us_sum);
+    COUNTER(env_sent);
+    COUNTER(env_received);
+    COUNTER(env_undecryptable);
+    COUNTER(env_malformed);
+    COUNTER(env_duplicates);
+    COUNTER(env_own);
+    COUNTER(env_stale);
+    COUNTER(gaps);
+    COUNTER(missed);
+    COUNTER(control_received);
+    COUNTER(control_bad);
+    COUNTER(mesh_send_failed);
 #undef COUNTER
     return 0;
 }
@@ -327,6 +348,44 @@ static int s_q_clients(server_t *server, conn_t *conn, const char *arg,
     return 0;
 }
 
+static void s_peer_row(void *arg, const char *key, const char *value)
+{
+    s_row(arg, key, "%s", value);
+}
+
+static int s_q_peers(server_t *server, conn_t *conn, const char *arg,
+                     rows_t *rows)
+{
+    (void)conn;
+    (void)arg;
+    if (server_mesh(server)) {
+        mesh_peer_rows(server_mesh(server), s_peer_row, rows);
+    }
+    return 0;
+}
+
+static int s_q_peer_add(server_t *server, conn_t *conn, const char *arg,
+                        rows_t *rows)
+{
+    (void)conn;
+    if (!server_mesh(server) || mesh_peer_add(server_mesh(server), arg)) {
+        return -1;
+    }
+    s_row(rows, "added", "%s", arg);
+    return 0;
+}
+
+static int s_q_peer_remove(server_t *server, conn_t *conn, const char *arg,
+                           rows_t *rows)
+{
+    (void)conn;
+    if (!server_mesh(server) || mesh_peer_remove(server_mesh(server), arg)) {
+        return -1;
+    }
+    s_row(rows, "removed", "%s", arg);
+    return 0;
+}
+
 typedef int(query_fn)(server_t *server, conn_t *conn, const char *arg,
                       rows_t *rows);
 
@@ -338,6 +397,9 @@ static const struct {
     {"topics", s_q_topics},
     {"numsub", s_q_numsub},
     {"clients", s_q_clients},
+    {"peers", s_q_peers},
+    {"peer-add", s_q_peer_add},
+    {"peer-remove", s_q_peer_remove},
 };
 
 static void s_query(server_t *server, conn_t *conn, const wire_frame_t *f)
@@ -353,7 +415,8 @@ static void s_query(server_t *server, conn_t *conn, const wire_frame_t *f)
     }
     if (!fn) {
         conn_send_err(server, conn, f->req, WIRE_E_BADQUERY,
-                      "unknown QUERY '%s' (status, topics, numsub, clients)",
+                      "unknown QUERY '%s' (status, topics, numsub, clients, "
+                      "peers, peer-add, peer-remove)",
                       what);
         return;
     }
@@ -376,6 +439,23 @@ static void s_query(server_t *server, conn_t *conn, const wire_frame_t *f)
     }
     free(rows.owned);
     free(rows.cells);
+}
+
+void session_notify_gap(server_t *server, const fanout_msg_t *msg,
+                        uint64_t missed)
+{
+    registry_topic_t *t =
+        registry_lookup(server_registry(server), msg->ns.ptr, msg->ns.len,
+                        msg->topic.ptr, msg->topic.len);
+    wire_frame_t gap = {.type = WIRE_GAP, .ns = msg->ns, .topic = msg->topic,
+                        .id = {(const char *)msg->instance, 16},
+                        .count = missed};
+    for (size_t i = 0; t && i < t->count; i++) {
+        conn_t *conn = registry_member(t, i);
+        if (conn->hello_flags & WIRE_HF_GAPS) {
+            conn_send(server, conn, &gap);
+        }
+    }
 }
 
 // --- dispatch -----------------------------------------------------------------

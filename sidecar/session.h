@@ -8,6 +8,7 @@
 #ifndef RCD_SESSION_H
 #define RCD_SESSION_H
 
+#include "fanout.h"
 #include "outq.h"
 #include "registry.h"
 #include "server.h"
@@ -46,6 +47,10 @@ struct conn_t {
 //  Decode and handle one frame body from conn.
 void session_frame(server_t *server, conn_t *conn, wire_decoder_t *decoder,
                    const uint8_t *body, size_t len);
+//  Tell the members of msg's topic that asked for GAP notices that missed
+//  messages of msg's stream were lost.
+void session_notify_gap(server_t *server, const fanout_msg_t *msg,
+                        uint64_t missed);
 //  Send the current health to conn.
 void session_send_status(server_t *server, conn_t *conn);
 
@@ -58,6 +63,10 @@ void conn_close(server_t *server, conn_t *conn, const char *why);
 void conn_close_with(server_t *server, conn_t *conn, wire_err_t code,
                      const char *why);
 void conn_close_slow(server_t *server, conn_t *conn);
+//  Keep conn's memory past its close (for a later answer); release undoes
+//  one hold. A closed conn has fd < 0.
+void conn_hold(conn_t *conn);
+void conn_release(conn_t *conn);
 const config_t *server_config(const server_t *server);
 stats_t *server_stats(server_t *server);
 const uint8_t *server_node_id(const server_t *server);

@@ -26,6 +26,18 @@ typedef struct {
     uint64_t unsubscribes;       // UNSUB that left a topic
     uint64_t queries;            // QUERY answered
     uint64_t fanouts;            // messages fanned out (local or mesh)
+    uint64_t env_sent;           // envelopes published to the mesh
+    uint64_t env_received;       // envelopes opened and delivered
+    uint64_t env_undecryptable;  // did not open (other key, tampered)
+    uint64_t env_malformed;      // opened but did not parse
+    uint64_t env_duplicates;     // dropped: seen already (two proxies)
+    uint64_t env_own;            // dropped: our own, come back
+    uint64_t env_stale;          // dropped: older than one delivered
+    uint64_t gaps;               // streams that skipped sequences
+    uint64_t missed;             // messages those gaps skipped
+    uint64_t control_received;   // heartbeats and acks
+    uint64_t control_bad;        // control frames that did not open
+    uint64_t mesh_send_failed;   // zmq_send refused (HWM, no memory)
     uint64_t fanout_us_sum;      // total fanout time
     uint64_t fanout_hist[STATS_FANOUT_BUCKETS]; // by duration (not cumulative)
 } stats_t;

@@ -1,0 +1,897 @@
+/*  mesh: see mesh.h for the design. Wire, on both ZeroMQ sockets:
+
+      envelope   [routing key (16)] [sealed envelope, envelope.c]
+      heartbeat  [HB (8)]           [seal(ad = HB || channel,
+                                     msgpack [channel, node, name,
+                                              endpoint, [heard node...]])]
+      ack        [AK (8) || node]   [seal(ad = frame 1 || channel,
+                                     msgpack [channel, acker node, marker])]
+      marker     a subscription to MK (8) || node (16) || u64be marker
+
+    Control prefixes are 8 bytes starting 0xff: a subscription to a control
+    prefix never matches a 16-byte routing key frame and vice versa (but for
+    a 2^-64 chance), and markers sort after every other subscription, so a
+    peer that reconnects and receives our subscriptions in trie order sees
+    the marker last.
+*/
+#include "mesh.h"
+#include "dedup.h"
+#include "envelope.h"
+#include "log.h"
+#include "session.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define PREFIX_LEN   8
+#define MAX_PEERS    1024
+#define DRAIN_BATCH  2048  // messages per socket per loop turn
+#define DOWN_AFTER   4     // heartbeats missed: peer down
+#define WAIT_MAX_MS  30000 // a confirmation nobody gives is forgotten
+
+static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
+static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
+static const uint8_t MK[PREFIX_LEN] = {0xff, 0xff, 'R', 'C', 'm', 'k', 0, 1};
+
+typedef struct {
+    uint8_t node[16];
+    char name[64];
+    char endpoint[128];
+    uint64_t last_heard; // loop ms
+    uint64_t acked;      // highest marker of ours it acked
+    bool live;
+    bool heard_us;       // its last heartbeat lists us
+} peer_t;
+
+typedef struct waiter_t {
+    conn_t *conn;       // held
+    uint64_t req;
+    char ns[256];
+    char topic[256];
+    uint64_t marker;    // confirmed when every live peer acked this
+    uint64_t since;
+    struct waiter_t *next;
+} waiter_t;
+
+struct mesh_t {
+    loop_t *loop;
+    server_t *server;
+    const config_t *cfg;
+    keyring_t *ring;
+    uint8_t node[16];
+    stats_t *stats;
+    void *zctx;
+    void *xpub;         // we publish here
+    void *sub;          // we receive here
+    bool proxy_mode;
+    bool alone;         // no peer and no proxy configured
+    char endpoint[128]; // what peers reach us at
+    uint64_t event_id;
+    uint64_t marker;    // last marker subscribed
+    bool marker_dirty;  // subscriptions changed since
+    peer_t peers[MAX_PEERS];
+    size_t npeers;
+    char **links;       // endpoints our SUB is connected to
+    size_t nlinks;
+    waiter_t *waiters;
+    dedup_t *dedup;
+    seqtrack_t *seqtrack;
+    server_health_t health;
+    int hb_timer;
+    msgpack_sbuffer sbuf; // control message bodies
+};
+
+static uint64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void s_hex(const uint8_t *id, char out[33])
+{
+    for (int i = 0; i < 16; i++) {
+        snprintf(out + 2 * i, 3, "%02x", id[i]);
+    }
+}
+
+// --- sending ------------------------------------------------------------------
+
+static void s_free_sealed(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+//  Send [frame1][frame2] without blocking; frame2 (malloc'ed) is taken.
+static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                    uint8_t *f2, size_t f2_len)
+{
+    zmq_msg_t m;
+    if (zmq_send(self->xpub, f1, f1_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_init_data(&m, f2, f2_len, s_free_sealed, NULL)) {
+        self->stats->mesh_send_failed++;
+        free(f2);
+        return;
+    }
+    if (zmq_msg_send(&m, self->xpub, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        self->stats->mesh_send_failed++;
+    }
+}
+
+//  Associated data of a control frame: a domain tag (so no control seal can
+//  pass for an envelope's, whose AD is a bare routing key), frame 1, and
+//  the channel. Returns its length.
+#define CTL_TAG "roomcast/ctl/v1"
+static size_t s_control_ad(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                           uint8_t ad[64 + 256])
+{
+    size_t tlen = sizeof CTL_TAG - 1, clen = strlen(self->cfg->channel);
+    memcpy(ad, CTL_TAG, tlen);
+    memcpy(ad + tlen, f1, f1_len);
+    memcpy(ad + tlen + f1_len, self->cfg->channel, clen);
+    return tlen + f1_len + clen;
+}
+
+//  Seal the body in self->sbuf under the control AD and send.
+static void s_send_control(mesh_t *self, const uint8_t *f1, size_t f1_len)
+{
+    uint8_t ad[64 + 256];
+    size_t ad_len = s_control_ad(self, f1, f1_len, ad);
+    size_t cap = self->sbuf.size + KEYRING_SEAL_OVERHEAD, len;
+    uint8_t *sealed = malloc(cap);
+    if (!sealed ||
+        keyring_seal(self->ring, ad, ad_len,
+                     (const uint8_t *)self->sbuf.data, self->sbuf.size,
+                     sealed, cap, &len)) {
+        free(sealed);
+        self->stats->mesh_send_failed++;
+        return;
+    }
+    s_send2(self, f1, f1_len, sealed, len);
+}
+
+//  Open a control frame into out (cap bytes). Returns the plaintext length
+//  or -1.
+static ssize_t s_open_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                              const uint8_t *f2, size_t f2_len, uint8_t *out,
+                              size_t cap)
+{
+    size_t len;
+    uint8_t ad[64 + 256];
+    if (f1_len > 40) {
+        return -1;
+    }
+    size_t ad_len = s_control_ad(self, f1, f1_len, ad);
+    if (keyring_open(self->ring, ad, ad_len, f2, f2_len, out, cap, &len,
+                     NULL)) {
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+void mesh_publish(mesh_t *self, const fanout_msg_t *msg)
+{
+    if (self->alone) {
+        return;
+    }
+    char ns[256], topic[256];
+    snprintf(ns, sizeof ns, "%.*s", (int)msg->ns.len, msg->ns.ptr);
+    snprintf(topic, sizeof topic, "%.*s", (int)msg->topic.len, msg->topic.ptr);
+    uint8_t rkeys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
+    if (keyring_routing_keys(self->ring, self->cfg->channel, ns, topic,
+                             rkeys) < 1) {
+        return;
+    }
+    envelope_t env = {
+        .sequence = msg->seq, .event_id = ++self->event_id,
+        .ns = ns, .ns_len = msg->ns.len, .topic = topic,
+        .topic_len = msg->topic.len,
+        .kind = (msg->flags & WIRE_F_BINARY) ? ENVELOPE_KIND_BINARY
+                                             : ENVELOPE_KIND_TEXT,
+        .payload = (const uint8_t *)msg->payload.ptr,
+        .payload_len = msg->payload.len, .timestamp_ms = s_wall_ms()};
+    memcpy(env.origin_node, self->node, 16);
+    memcpy(env.origin_instance, msg->instance, 16);
+    uint8_t *sealed;
+    size_t len;
+    if (envelope_seal(self->ring, &env, rkeys[0], &sealed, &len)) {
+        self->stats->mesh_send_failed++;
+        return;
+    }
+    self->stats->env_sent++;
+    s_send2(self, rkeys[0], KEYRING_RKEY_SIZE, sealed, len);
+}
+
+// --- peers and health ---------------------------------------------------------
+
+static peer_t *s_peer(mesh_t *self, const uint8_t node[16])
+{
+    for (size_t i = 0; i < self->npeers; i++) {
+        if (memcmp(self->peers[i].node, node, 16) == 0) {
+            return &self->peers[i];
+        }
+    }
+    return NULL;
+}
+
+static void s_update_health(mesh_t *self)
+{
+    server_health_t h = {true, true, 0, "cluster of one"};
+    if (!self->alone) {
+        unsigned heard_us = 0;
+        for (size_t i = 0; i < self->npeers; i++) {
+            if (self->peers[i].live) {
+                h.live_peers++;
+                heard_us += self->peers[i].heard_us;
+            }
+        }
+        h.readable = h.live_peers > 0;
+        h.writable = heard_us > 0;
+        h.detail = h.readable && h.writable ? "peers live"
+                   : h.readable             ? "peers do not hear us yet"
+                                            : "no peer heard";
+    }
+    if (h.readable != self->health.readable ||
+        h.writable != self->health.writable ||
+        h.live_peers != self->health.live_peers) {
+        log_info("mesh_health", "readable=%s writable=%s live_peers=%u",
+                 h.readable ? "true" : "false",
+                 h.writable ? "true" : "false", h.live_peers);
+        self->health = h;
+        server_set_health(self->server, &h);
+    }
+}
+
+// --- confirmations ------------------------------------------------------------
+
+static bool s_confirmed(mesh_t *self, uint64_t marker)
+{
+    for (size_t i = 0; i < self->npeers; i++) {
+        if (self->peers[i].live && self->peers[i].acked < marker) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void s_suback(mesh_t *self, waiter_t *w)
+{
+    wire_frame_t ack = {.type = WIRE_SUBACK, .req = w->req,
+                        .ns = wire_str(w->ns), .topic = wire_str(w->topic),
+                        .everywhere = true};
+    conn_send(self->server, w->conn, &ack);
+}
+
+static void s_check_waiters(mesh_t *self)
+{
+    uint64_t now = loop_now(self->loop);
+    waiter_t **pp = &self->waiters;
+    while (*pp) {
+        waiter_t *w = *pp;
+        bool done = w->conn->fd < 0 || s_confirmed(self, w->marker);
+        bool expired = now - w->since > WAIT_MAX_MS;
+        if (done || expired) {
+            if (w->conn->fd >= 0 && done) {
+                s_suback(self, w);
+            } else if (expired) {
+                log_debug("confirm_expired", "topic=%s", w->topic);
+            }
+            conn_release(w->conn);
+            *pp = w->next;
+            free(w);
+        } else {
+            pp = &w->next;
+        }
+    }
+}
+
+void mesh_confirm(mesh_t *self, conn_t *conn, uint64_t req,
+                  const wire_frame_t *sub)
+{
+    waiter_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        return;
+    }
+    w->conn = conn;
+    w->req = req;
+    snprintf(w->ns, sizeof w->ns, "%.*s", (int)sub->ns.len, sub->ns.ptr);
+    snprintf(w->topic, sizeof w->topic, "%.*s", (int)sub->topic.len,
+             sub->topic.ptr);
+    w->marker = self->marker_dirty ? self->marker + 1 : self->marker;
+    w->since = loop_now(self->loop);
+    if (!self->marker_dirty && s_confirmed(self, w->marker)) {
+        s_suback(self, w);
+        free(w);
+        return;
+    }
+    conn_hold(conn);
+    w->next = self->waiters;
+    self->waiters = w;
+}
+
+//  Subscribe to a fresh marker (and drop the previous one) so every peer
+//  tells us it holds what we subscribed before it.
+static void s_send_marker(mesh_t *self)
+{
+    uint8_t mk[PREFIX_LEN + 16 + 8];
+    memcpy(mk, MK, PREFIX_LEN);
+    memcpy(mk + PREFIX_LEN, self->node, 16);
+    if (self->marker) {
+        for (int i = 0; i < 8; i++) {
+            mk[PREFIX_LEN + 16 + i] = (uint8_t)(self->marker >> (56 - 8 * i));
+        }
+        zmq_setsockopt(self->sub, ZMQ_UNSUBSCRIBE, mk, sizeof mk);
+    }
+    self->marker++;
+    for (int i = 0; i < 8; i++) {
+        mk[PREFIX_LEN + 16 + i] = (uint8_t)(self->marker >> (56 - 8 * i));
+    }
+    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, mk, sizeof mk);
+    self->marker_dirty = false;
+}
+
+// --- receiving ----------------------------------------------------------------
+
+static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
+                          const uint8_t *sealed, size_t len)
+{
+    envelope_opened_t o;
+    if (envelope_open(self->ring, self->cfg->channel, rkey,
+                      KEYRING_RKEY_SIZE, sealed, len, self->cfg->max_payload,
+                      &o)) {
+        if (errno == EPROTO) {
+            self->stats->env_malformed++;
+        } else {
+            self->stats->env_undecryptable++;
+        }
+        return;
+    }
+    const envelope_t *e = &o.env;
+    uint64_t missed = 0;
+    int seq;
+    if (memcmp(e->origin_node, self->node, 16) == 0) {
+        self->stats->env_own++; // came back through a proxy
+    } else if (!dedup_check(self->dedup, e->origin_node, e->event_id,
+                            loop_now(self->loop))) {
+        self->stats->env_duplicates++;
+    } else if ((seq = seqtrack_observe(self->seqtrack, e->origin_instance,
+                                       e->ns, e->ns_len, e->topic,
+                                       e->topic_len, e->sequence, &missed)) ==
+               SEQTRACK_STALE) {
+        self->stats->env_stale++;
+    } else {
+        self->stats->env_received++;
+        fanout_msg_t msg = {
+            .ns = {e->ns, (uint32_t)e->ns_len},
+            .topic = {e->topic, (uint32_t)e->topic_len},
+            .flags = e->kind == ENVELOPE_KIND_BINARY ? WIRE_F_BINARY : 0,
+            .instance = e->origin_instance, .node = e->origin_node,
+            .seq = e->sequence,
+            .payload = {(const char *)e->payload, (uint32_t)e->payload_len}};
+        if (seq == SEQTRACK_GAP) {
+            self->stats->gaps++;
+            self->stats->missed += missed;
+            session_notify_gap(self->server, &msg, missed);
+        }
+        fanout_deliver(server_fanout(self->server), &msg, NULL);
+    }
+    envelope_opened_release(&o);
+}
+
+//  Decode a control body: [channel, node(16), ...]. Returns the array or
+//  NULL when it is not ours.
+static msgpack_object *s_control_body(mesh_t *self, msgpack_unpacked *up,
+                                      const uint8_t *plain, size_t len,
+                                      size_t fields)
+{
+    if (!wire_msgpack_bounded(plain, len) ||
+        msgpack_unpack_next(up, (const char *)plain, len, NULL) !=
+            MSGPACK_UNPACK_SUCCESS) {
+        return NULL;
+    }
+    msgpack_object *o = &up->data;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != fields) {
+        return NULL;
+    }
+    msgpack_object *a = o->via.array.ptr;
+    size_t clen = strlen(self->cfg->channel);
+    if (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size != clen ||
+        memcmp(a[0].via.str.ptr, self->cfg->channel, clen) != 0 ||
+        a[1].type != MSGPACK_OBJECT_BIN || a[1].via.bin.size != 16) {
+        return NULL;
+    }
+    return a;
+}
+
+static void s_copy_str(char *dst, size_t size, const msgpack_object *o)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        snprintf(dst, size, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+    }
+}
+
+static void s_on_heartbeat(mesh_t *self, const uint8_t *plain, size_t len)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    msgpack_object *a = s_control_body(self, &up, plain, len, 5);
+    if (!a || a[4].type != MSGPACK_OBJECT_ARRAY) {
+        self->stats->control_bad++;
+        msgpack_unpacked_destroy(&up);
+        return;
+    }
+    const uint8_t *node = (const uint8_t *)a[1].via.bin.ptr;
+    if (memcmp(node, self->node, 16) == 0) {
+        msgpack_unpacked_destroy(&up); // our own, through a proxy
+        return;
+    }
+    peer_t *p = s_peer(self, node);
+    if (!p && self->npeers < MAX_PEERS) {
+        p = &self->peers[self->npeers++];
+        memset(p, 0, sizeof *p);
+        memcpy(p->node, node, 16);
+    }
+    if (p) {
+        bool was_live = p->live;
+        s_copy_str(p->name, sizeof p->name, &a[2]);
+        s_copy_str(p->endpoint, sizeof p->endpoint, &a[3]);
+        p->last_heard = loop_now(self->loop);
+        p->live = true;
+        p->heard_us = false;
+        for (uint32_t i = 0; i < a[4].via.array.size; i++) {
+            const msgpack_object *h = &a[4].via.array.ptr[i];
+            if (h->type == MSGPACK_OBJECT_BIN && h->via.bin.size == 16 &&
+                memcmp(h->via.bin.ptr, self->node, 16) == 0) {
+                p->heard_us = true;
+            }
+        }
+        if (!was_live) {
+            char hex[33];
+            s_hex(p->node, hex);
+            log_info("peer_up", "node_id=%s name=%s endpoint=%s", hex,
+                     p->name, p->endpoint);
+            p->acked = 0;
+            self->marker_dirty = true; // it must confirm what we hold
+        }
+        s_update_health(self);
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
+static void s_on_ack(mesh_t *self, const uint8_t *plain, size_t len)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    msgpack_object *a = s_control_body(self, &up, plain, len, 3);
+    if (!a || a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        self->stats->control_bad++;
+    } else {
+        peer_t *p = s_peer(self, (const uint8_t *)a[1].via.bin.ptr);
+        if (p && a[2].via.u64 > p->acked && a[2].via.u64 <= self->marker) {
+            p->acked = a[2].via.u64;
+            s_check_waiters(self);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
+static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                         const uint8_t *f2, size_t f2_len)
+{
+    uint8_t plain[4096];
+    ssize_t len = s_open_control(self, f1, f1_len, f2, f2_len, plain,
+                                 sizeof plain);
+    if (len < 0) {
+        self->stats->control_bad++;
+        return;
+    }
+    self->stats->control_received++;
+    if (f1_len == PREFIX_LEN && memcmp(f1, HB, PREFIX_LEN) == 0) {
+        s_on_heartbeat(self, plain, (size_t)len);
+    } else if (f1_len == PREFIX_LEN + 16 && memcmp(f1, AK, PREFIX_LEN) == 0 &&
+               memcmp(f1 + PREFIX_LEN, self->node, 16) == 0) {
+        s_on_ack(self, plain, (size_t)len);
+    }
+}
+
+//  Drain the SUB socket. Returns true when a batch limit stopped it.
+static bool s_drain_sub(mesh_t *self)
+{
+    for (int n = 0; n < DRAIN_BATCH; n++) {
+        zmq_msg_t f1, f2;
+        zmq_msg_init(&f1);
+        if (zmq_msg_recv(&f1, self->sub, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f1);
+            return false;
+        }
+        zmq_msg_init(&f2);
+        bool two = zmq_msg_more(&f1) &&
+                   zmq_msg_recv(&f2, self->sub, ZMQ_DONTWAIT) >= 0;
+        while (zmq_msg_more(two ? &f2 : &f1)) { // skip extra frames
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            int rc = zmq_msg_recv(&extra, self->sub, ZMQ_DONTWAIT);
+            bool more = rc >= 0 && zmq_msg_more(&extra);
+            zmq_msg_close(&extra);
+            two = false;
+            if (!more) {
+                break;
+            }
+        }
+        const uint8_t *p1 = zmq_msg_data(&f1), *p2 = zmq_msg_data(&f2);
+        size_t l1 = zmq_msg_size(&f1), l2 = zmq_msg_size(&f2);
+        if (!two) {
+            self->stats->env_malformed++;
+        } else if (l1 == KEYRING_RKEY_SIZE) {
+            s_on_envelope(self, p1, p2, l2);
+        } else if (l1 >= PREFIX_LEN && p1[0] == 0xff) {
+            s_on_control(self, p1, l1, p2, l2);
+        } else {
+            self->stats->env_malformed++;
+        }
+        zmq_msg_close(&f1);
+        zmq_msg_close(&f2);
+    }
+    return true;
+}
+
+//  The XPUB gives us subscriptions: answer markers with an ack.
+static bool s_drain_xpub(mesh_t *self)
+{
+    for (int n = 0; n < DRAIN_BATCH; n++) {
+        uint8_t buf[64];
+        int len = zmq_recv(self->xpub, buf, sizeof buf, ZMQ_DONTWAIT);
+        if (len < 0) {
+            return false;
+        }
+        if (len == 1 + PREFIX_LEN + 16 + 8 && buf[0] == 1 &&
+            memcmp(buf + 1, MK, PREFIX_LEN) == 0) {
+            uint64_t marker = 0;
+            for (int i = 0; i < 8; i++) {
+                marker = marker << 8 | buf[1 + PREFIX_LEN + 16 + i];
+            }
+            uint8_t f1[PREFIX_LEN + 16];
+            memcpy(f1, AK, PREFIX_LEN);
+            memcpy(f1 + PREFIX_LEN, buf + 1 + PREFIX_LEN, 16);
+            msgpack_packer pk;
+            msgpack_sbuffer_clear(&self->sbuf);
+            msgpack_packer_init(&pk, &self->sbuf, msgpack_sbuffer_write);
+            msgpack_pack_array(&pk, 3);
+            msgpack_pack_str_with_body(&pk, self->cfg->channel,
+                                       strlen(self->cfg->channel));
+            msgpack_pack_bin_with_body(&pk, self->node, 16);
+            msgpack_pack_uint64(&pk, marker);
+            s_send_control(self, f1, sizeof f1);
+        }
+    }
+    return true;
+}
+
+static bool s_idle(loop_t *loop, void *arg)
+{
+    (void)loop;
+    mesh_t *self = arg;
+    if (self->marker_dirty && !self->alone) {
+        s_send_marker(self);
+    }
+    //  ZMQ_FD is edge-triggered: drain on every turn, not only on wake-ups
+    bool more = s_drain_xpub(self);
+    more |= s_drain_sub(self);
+    return more;
+}
+
+static void s_on_zmq_fd(loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    (void)arg; // the idle hook right after this batch drains both sockets
+}
+
+static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
+{
+    (void)timer_id;
+    mesh_t *self = arg;
+    uint64_t now = loop_now(loop);
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&self->sbuf);
+    msgpack_packer_init(&pk, &self->sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_str_with_body(&pk, self->cfg->channel,
+                               strlen(self->cfg->channel));
+    msgpack_pack_bin_with_body(&pk, self->node, 16);
+    msgpack_pack_str_with_body(&pk, self->cfg->name, strlen(self->cfg->name));
+    msgpack_pack_str_with_body(&pk, self->endpoint, strlen(self->endpoint));
+    size_t live = 0;
+    for (size_t i = 0; i < self->npeers; i++) {
+        peer_t *p = &self->peers[i];
+        if (p->live && now - p->last_heard > DOWN_AFTER * self->cfg->heartbeat_ms) {
+            char hex[33];
+            s_hex(p->node, hex);
+            log_info("peer_down", "node_id=%s name=%s silent_ms=%llu", hex,
+                     p->name, (unsigned long long)(now - p->last_heard));
+            p->live = false;
+        }
+        live += p->live;
+    }
+    msgpack_pack_array(&pk, (uint32_t)live);
+    for (size_t i = 0; i < self->npeers; i++) {
+        if (self->peers[i].live) {
+            msgpack_pack_bin_with_body(&pk, self->peers[i].node, 16);
+        }
+    }
+    s_send_control(self, HB, PREFIX_LEN);
+    s_update_health(self);
+    s_check_waiters(self);
+    dedup_expire(self->dedup, now, 600000);
+}
+
+// --- interest (registry hooks) -----------------------------------------------
+
+static void s_interest(mesh_t *self, registry_topic_t *t, int option)
+{
+    char ns[256], topic[256];
+    snprintf(ns, sizeof ns, "%.*s", (int)t->ns_len, t->ns);
+    snprintf(topic, sizeof topic, "%.*s", (int)t->topic_len, t->topic);
+    uint8_t rkeys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
+    int n = keyring_routing_keys(self->ring, self->cfg->channel, ns, topic,
+                                 rkeys);
+    for (int i = 0; i < n; i++) {
+        zmq_setsockopt(self->sub, option, rkeys[i], KEYRING_RKEY_SIZE);
+    }
+    self->marker_dirty |= option == ZMQ_SUBSCRIBE;
+}
+
+static void s_on_first(registry_topic_t *t, void *arg)
+{
+    s_interest(arg, t, ZMQ_SUBSCRIBE);
+}
+
+static void s_on_last(registry_topic_t *t, void *arg)
+{
+    s_interest(arg, t, ZMQ_UNSUBSCRIBE);
+}
+
+// --- setup --------------------------------------------------------------------
+
+static int s_link_index(mesh_t *self, const char *endpoint)
+{
+    for (size_t i = 0; i < self->nlinks; i++) {
+        if (strcmp(self->links[i], endpoint) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int mesh_peer_add(mesh_t *self, const char *endpoint)
+{
+    if (s_link_index(self, endpoint) >= 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (strcmp(endpoint, self->endpoint) == 0) {
+        errno = EINVAL; // ourselves
+        return -1;
+    }
+    char **links = realloc(self->links, (self->nlinks + 1) * sizeof *links);
+    if (!links) {
+        errno = ENOMEM;
+        return -1;
+    }
+    self->links = links;
+    if (zmq_connect(self->sub, endpoint)) {
+        errno = EINVAL;
+        return -1;
+    }
+    links[self->nlinks++] = strdup(endpoint);
+    self->alone = false;
+    log_info("link_added", "endpoint=%s", endpoint);
+    return 0;
+}
+
+int mesh_peer_remove(mesh_t *self, const char *endpoint)
+{
+    int i = s_link_index(self, endpoint);
+    if (i < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    zmq_disconnect(self->sub, endpoint);
+    free(self->links[i]);
+    self->links[i] = self->links[--self->nlinks];
+    log_info("link_removed", "endpoint=%s", endpoint);
+    return 0;
+}
+
+const char *mesh_mode(const mesh_t *self)
+{
+    return self->proxy_mode ? "proxy" : "mesh";
+}
+
+void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg)
+{
+    uint64_t now = loop_now(self->loop);
+    for (size_t i = 0; i < self->npeers; i++) {
+        peer_t *p = &self->peers[i];
+        char hex[33], value[400];
+        s_hex(p->node, hex);
+        snprintf(value, sizeof value,
+                 "name=%s endpoint=%s state=%s heard_us=%s last_ms=%llu",
+                 p->name, p->endpoint, p->live ? "live" : "down",
+                 p->heard_us ? "true" : "false",
+                 (unsigned long long)(now - p->last_heard));
+        fn(arg, hex, value);
+    }
+    for (size_t i = 0; i < self->nlinks; i++) {
+        fn(arg, "link", self->links[i]);
+    }
+}
+
+//  tcp://host:port -> tcp://host:port+1 (a proxy's backend).
+static int s_backend_of(const char *frontend, char *out, size_t size)
+{
+    const char *colon = strrchr(frontend, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    if (!colon || port <= 0 || port >= 65535) {
+        return -1;
+    }
+    snprintf(out, size, "%.*s:%d", (int)(colon - frontend), frontend,
+             port + 1);
+    return 0;
+}
+
+static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
+{
+    const config_t *cfg = self->cfg;
+    int hwm = (int)cfg->mesh_hwm, unbounded = 0, linger = 0;
+    int ivl = 100, ivl_max = 2000;
+    self->xpub = zmq_socket(self->zctx, ZMQ_XPUB);
+    self->sub = zmq_socket(self->zctx, ZMQ_SUB);
+    if (!self->xpub || !self->sub) {
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        return -1;
+    }
+    zmq_setsockopt(self->xpub, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->xpub, ZMQ_RCVHWM, &unbounded, sizeof unbounded);
+    zmq_setsockopt(self->sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sub, ZMQ_SNDHWM, &unbounded, sizeof unbounded);
+    void *both[] = {self->xpub, self->sub};
+    for (int i = 0; i < 2; i++) {
+        zmq_setsockopt(both[i], ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(both[i], ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(both[i], ZMQ_RECONNECT_IVL_MAX, &ivl_max,
+                       sizeof ivl_max);
+    }
+    if (*cfg->bind && zmq_bind(self->xpub, cfg->bind)) {
+        snprintf(err, errlen, "cannot bind data socket %s: %s", cfg->bind,
+                 zmq_strerror(errno));
+        return -1;
+    }
+    snprintf(self->endpoint, sizeof self->endpoint, "%s",
+             *cfg->advertise ? cfg->advertise : cfg->bind);
+    //  every sidecar hears heartbeats, and acks addressed to it
+    uint8_t ak[PREFIX_LEN + 16];
+    memcpy(ak, AK, PREFIX_LEN);
+    memcpy(ak + PREFIX_LEN, self->node, 16);
+    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, HB, PREFIX_LEN);
+    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
+    for (size_t i = 0; i < cfg->proxies.count; i++) {
+        char backend[300];
+        const char *front = cfg->proxies.items[i];
+        if (s_backend_of(front, backend, sizeof backend) ||
+            zmq_connect(self->xpub, front) || zmq_connect(self->sub, backend)) {
+            snprintf(err, errlen, "bad --proxy endpoint '%s' (expected "
+                     "tcp://HOST:PORT)", front);
+            return -1;
+        }
+        log_info("proxy_added", "frontend=%s backend=%s", front, backend);
+    }
+    for (size_t i = 0; i < cfg->peers.count; i++) {
+        const char *peer = cfg->peers.items[i];
+        if (mesh_peer_add(self, peer) && errno != EEXIST && errno != EINVAL) {
+            snprintf(err, errlen, "bad --peer endpoint '%s'", peer);
+            return -1;
+        }
+    }
+    int fds[2];
+    size_t fdlen = sizeof fds[0];
+    for (int i = 0; i < 2; i++) {
+        if (zmq_getsockopt(both[i], ZMQ_FD, &fds[i], &fdlen) ||
+            loop_add_fd(self->loop, fds[i], EPOLLIN, s_on_zmq_fd, self)) {
+            snprintf(err, errlen, "cannot watch the data sockets");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
+                 keyring_t **ring_p, const uint8_t node_id[16],
+                 stats_t *stats, char *err, size_t errlen)
+{
+    mesh_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        keyring_destroy(ring_p);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->loop = loop;
+    self->server = server;
+    self->cfg = cfg;
+    self->ring = *ring_p;
+    *ring_p = NULL;
+    self->stats = stats;
+    memcpy(self->node, node_id, 16);
+    self->proxy_mode = cfg->proxies.count > 0;
+    self->alone = cfg->peers.count == 0 && cfg->proxies.count == 0;
+    self->health = (server_health_t){true, true, 0, "cluster of one"};
+    msgpack_sbuffer_init(&self->sbuf);
+    self->zctx = zmq_ctx_new();
+    self->dedup = dedup_new(4096, 4096);
+    self->seqtrack = seqtrack_new(1 << 20);
+    if (!self->zctx || !self->dedup || !self->seqtrack) {
+        snprintf(err, errlen, "out of memory");
+        mesh_destroy(&self);
+        return NULL;
+    }
+    if (s_setup_sockets(self, err, errlen) ||
+        loop_add_idle(loop, s_idle, self)) {
+        mesh_destroy(&self);
+        return NULL;
+    }
+    self->hb_timer = loop_add_timer(loop, cfg->heartbeat_ms, true,
+                                    s_heartbeat, self);
+    registry_set_hooks(server_registry(server), s_on_first, s_on_last, self);
+    s_update_health(self);
+    return self;
+}
+
+void mesh_destroy(mesh_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    mesh_t *self = *self_p;
+    while (self->waiters) {
+        waiter_t *w = self->waiters;
+        self->waiters = w->next;
+        conn_release(w->conn);
+        free(w);
+    }
+    if (self->server) {
+        registry_set_hooks(server_registry(self->server), NULL, NULL, NULL);
+    }
+    void *both[] = {self->xpub, self->sub};
+    for (int i = 0; i < 2; i++) {
+        if (both[i]) {
+            int fd;
+            size_t fdlen = sizeof fd;
+            if (zmq_getsockopt(both[i], ZMQ_FD, &fd, &fdlen) == 0) {
+                loop_del_fd(self->loop, fd);
+            }
+            zmq_close(both[i]);
+        }
+    }
+    if (self->zctx) {
+        zmq_ctx_term(self->zctx);
+    }
+    loop_cancel_timer(self->loop, self->hb_timer);
+    for (size_t i = 0; i < self->nlinks; i++) {
+        free(self->links[i]);
+    }
+    free(self->links);
+    dedup_destroy(&self->dedup);
+    seqtrack_destroy(&self->seqtrack);
+    keyring_destroy(&self->ring);
+    msgpack_sbuffer_destroy(&self->sbuf);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,78 @@
+/*  mesh: the sidecar <-> sidecar relay over ZeroMQ.
+
+    Mesh mode: one XPUB bound at --bind, one SUB connected to every peer's
+    data endpoint. Proxy mode: the XPUB connects to every proxy's frontend,
+    the SUB to every proxy's backend. Either way a local publish is sealed
+    once (envelope.c) and sent once; XPUB filtering sends it only to the
+    sidecars that subscribed to its routing key, which they do while they
+    have a local subscriber (registry hooks: lazy interest).
+
+    Received envelopes are opened, deduplicated per origin node (two proxies
+    deliver twice), sequence-checked per (publisher, topic) (gaps counted,
+    GAP to apps that asked) and handed to fanout_deliver, the path local
+    publishes take.
+
+    Control traffic on the same sockets, sealed under the cluster key:
+      heartbeat  every --heartbeat ms: node id, name, endpoint, and the
+                 nodes heard lately (so a peer knows it is heard: writable)
+      marker     a subscription "MK" || node || n, sent after subscription
+                 changes; subscriptions travel in order on a link, so a
+                 peer that sees marker n holds every subscription sent
+                 before it, and answers with
+      ack        on "AK" || node: (acker, n). A SUB is confirmed
+                 ("everywhere") when every live peer acked a marker sent
+                 after it; a peer (re)appearing gets a fresh marker, so
+                 after any reconnect the subscriptions are checked again.
+    The SUB and XPUB queues for subscriptions are unbounded (HWM 0 on that
+    direction) so a bulk resubscribe after a reconnect is never dropped
+    (libzmq#4064); data queues are bounded by --mesh-hwm.
+
+    THREAD SAFETY: one thread, the loop's.
+*/
+#ifndef RCD_MESH_H
+#define RCD_MESH_H
+
+#include "config.h"
+#include "fanout.h"
+#include "keyring.h"
+#include "loop.h"
+#include "server.h"
+#include "stats.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mesh_t mesh_t;
+typedef struct conn_t conn_t;
+
+//  Start the mesh for server: bind or connect the sockets, join the loop,
+//  hook the registry. ring is taken (destroyed with the mesh, or on
+//  failure). Returns NULL with err filled.
+mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
+                 keyring_t **ring_p, const uint8_t node_id[16],
+                 stats_t *stats, char *err, size_t errlen);
+void mesh_destroy(mesh_t **self_p);
+
+//  Relay a local publish to the other sidecars (after local fanout).
+void mesh_publish(mesh_t *self, const fanout_msg_t *msg);
+
+//  Answer conn's SUB (req) with SUBACK everywhere once every live peer
+//  holds the subscription; at once when there is no live peer.
+void mesh_confirm(mesh_t *self, conn_t *conn, uint64_t req,
+                  const wire_frame_t *sub);
+
+//  Connect to / disconnect from a peer's data endpoint at run time.
+//  Returns 0, or -1 with errno (EINVAL: bad endpoint, EEXIST, ENOENT).
+int mesh_peer_add(mesh_t *self, const char *endpoint);
+int mesh_peer_remove(mesh_t *self, const char *endpoint);
+
+//  "mesh" or "proxy".
+const char *mesh_mode(const mesh_t *self);
+
+//  For roomcastctl: one row per peer, key the node id (hex), value
+//  "name=.. endpoint=.. state=live|down heard_us=.. last_ms=..".
+typedef void(mesh_row_fn)(void *arg, const char *key, const char *value);
+void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg);
+
+#endif

@@ -1,0 +1,17 @@
+/*  proxy: `roomcastd proxy`, a forwarder between sidecars for proxy mode.
+
+    An XSUB bound at the frontend (sidecars publish into it) and an XPUB
+    bound at the backend (sidecars subscribe there); messages go frontend to
+    backend, subscriptions backend to frontend. It holds no key: envelopes
+    are sealed and routing keys are opaque hashes, so it reads nothing. By
+    convention the backend is the frontend's port + 1, which is what
+    `roomcastd --proxy tcp://HOST:PORT` assumes.
+*/
+#ifndef RCD_PROXY_H
+#define RCD_PROXY_H
+
+//  Run `roomcastd proxy ARGS...` (argv[0] is "proxy"). Returns the exit
+//  status: 0 after SIGTERM/SIGINT, 1 on failure, 2 on bad usage.
+int proxy_main(int argc, char **argv);
+
+#endif
