@@ -1,6 +1,7 @@
 /*  harness: see harness.h. */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -8,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,8 +25,18 @@ static bool s_atexit_set;
 
 static void s_remove_dir(rcd_t *d)
 {
-    unlink(d->socket);
-    unlink(d->log);
+    DIR *dir = opendir(d->dir);
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", d->dir, e->d_name);
+        if (e->d_name[0] != '.') {
+            unlink(path); // socket, log, key files a test put there
+        }
+    }
+    if (dir) {
+        closedir(dir);
+    }
     rmdir(d->dir);
 }
 
@@ -292,4 +306,52 @@ long long query_counter(rc_client_t *c, const char *name)
     }
     rc_reply_destroy(&reply);
     return value;
+}
+
+int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
+int write_key(const char *path)
+{
+    uint8_t key[32];
+    if (getrandom(key, sizeof key, 0) != sizeof key) {
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -1;
+    }
+    char hex[66];
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    }
+    hex[64] = '\n';
+    ssize_t w = write(fd, hex, 65);
+    close(fd);
+    return w == 65 ? 0 : -1;
+}
+
+long long sidecar_counter(const char *socket, const char *name)
+{
+    rc_client_t *c = rc_connect(socket, NULL);
+    if (!c) {
+        return -1;
+    }
+    long long v = query_counter(c, name);
+    rc_close(&c);
+    return v;
 }

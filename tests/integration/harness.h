@@ -35,7 +35,7 @@ int rcd_run(const char *const *args, const char *errfile);
 //  Send sig and wait (up to 10 s) for the exit; returns the exit status,
 //  128+signal when killed by a signal, or -1 on timeout.
 int rcd_stop(rcd_t *d, int sig);
-//  Remove the directory (after rcd_stop).
+//  Remove the directory and every file in it (after rcd_stop).
 void rcd_cleanup(rcd_t *d);
 
 //  Connect a client to d with default options plus the given callbacks.
@@ -51,6 +51,17 @@ bool wait_for(bool (*cond)(void *arg), void *arg, rc_client_t **clients,
 
 //  A counter from "roomcastctl status", read through client c; -1 on error.
 long long query_counter(rc_client_t *c, const char *name);
+
+//  A TCP port on 127.0.0.1 free right now (bind to port 0, read, close).
+int free_port(void);
+
+//  Write a new random cluster key (64 hex + newline, mode 0600) to path.
+//  Returns 0 or -1.
+int write_key(const char *path);
+
+//  A counter (any "status" row) of the sidecar at socket path, through a
+//  short-lived client; -1 on error.
+long long sidecar_counter(const char *socket, const char *name);
 
 //  Bound the whole test binary's run time.
 void harness_deadline(unsigned seconds);
