@@ -28,6 +28,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,7 +398,7 @@ bool wire_msgpack_bounded(const uint8_t *p, size_t len)
                 case 0xdd: nbytes = 4; items = 1; break;
                 case 0xde: nbytes = 2; items = 2; break; // map16/32
                 case 0xdf: nbytes = 4; items = 2; break;
-                default: return false;                   // 0xc1
+                default: return false;                   // unreachable
             }
         }
         if (nbytes) {
@@ -449,7 +450,7 @@ int wire_decode(wire_decoder_t *self, const uint8_t *body, size_t len,
     uint64_t type = top.via.array.ptr[0].via.u64;
     const schema_t *schema = s_schema_of(type < WIRE_TYPE_MAX ? (int)type : 0);
     if (!schema) {
-        frame->type = type < WIRE_TYPE_MAX ? (int)type : WIRE_TYPE_MAX;
+        frame->type = type <= INT_MAX ? (int)type : INT_MAX;
         return s_fail(self, EBADMSG, "unknown frame type", NULL);
     }
     frame->type = (int)type;

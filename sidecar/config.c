@@ -395,8 +395,12 @@ int config_load(config_t *cfg, int argc, char **argv, char *err,
     //  the file first: it is the lowest layer above the defaults
     const char *file = getenv("ROOMCAST_CONFIG");
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            file = argv[i + 1];
+        if (strcmp(argv[i], "--config") == 0 && i + 1 == argc) {
+            snprintf(err, errlen, "option --config needs a value");
+            return CONFIG_ERROR;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            file = argv[++i];
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             file = argv[i] + 9;
         }

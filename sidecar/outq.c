@@ -76,6 +76,9 @@ void outq_caught_up(const outq_t *self, size_t budget, uint64_t *slow_since)
 
 int outq_push(outq_t *self, outbuf_t *buf)
 {
+    if (buf->len == 0) {
+        return 0; // nothing to write; an empty head would stall writev
+    }
     if (self->count == self->cap) {
         size_t cap = self->cap ? 2 * self->cap : 4;
         outbuf_t **ring = malloc(cap * sizeof *ring);
