@@ -501,15 +501,16 @@ static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
     }
 }
 
-//  Drain the SUB socket. Returns true when a batch limit stopped it.
-static bool s_drain_sub(mesh_t *self)
+//  Drain the SUB socket, a batch at most. Returns the messages handled.
+static int s_drain_sub(mesh_t *self)
 {
-    for (int n = 0; n < DRAIN_BATCH; n++) {
+    int n = 0;
+    for (; n < DRAIN_BATCH; n++) {
         zmq_msg_t f1, f2;
         zmq_msg_init(&f1);
         if (zmq_msg_recv(&f1, self->sub, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&f1);
-            return false;
+            break;
         }
         zmq_msg_init(&f2);
         bool two = zmq_msg_more(&f1) &&
@@ -539,17 +540,19 @@ static bool s_drain_sub(mesh_t *self)
         zmq_msg_close(&f1);
         zmq_msg_close(&f2);
     }
-    return true;
+    return n;
 }
 
-//  The XPUB gives us subscriptions: answer markers with an ack.
-static bool s_drain_xpub(mesh_t *self)
+//  The XPUB gives us subscriptions: answer markers with an ack. Returns
+//  the subscriptions handled.
+static int s_drain_xpub(mesh_t *self)
 {
-    for (int n = 0; n < DRAIN_BATCH; n++) {
+    int n = 0;
+    for (; n < DRAIN_BATCH; n++) {
         uint8_t buf[64];
         int len = zmq_recv(self->xpub, buf, sizeof buf, ZMQ_DONTWAIT);
         if (len < 0) {
-            return false;
+            break;
         }
         if (len == 1 + PREFIX_LEN + 16 + 8 && buf[0] == 1 &&
             memcmp(buf + 1, MK, PREFIX_LEN) == 0) {
@@ -571,7 +574,17 @@ static bool s_drain_xpub(mesh_t *self)
             s_send_control(self, f1, sizeof f1);
         }
     }
-    return true;
+    return n;
+}
+
+//  ZMQ_FD only signals a change: after our own sends and receives it may
+//  stay quiet while input waits, so ask the socket itself.
+static bool s_readable(void *socket)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(socket, ZMQ_EVENTS, &events, &len) == 0 &&
+           (events & ZMQ_POLLIN);
 }
 
 static bool s_idle(loop_t *loop, void *arg)
@@ -581,10 +594,12 @@ static bool s_idle(loop_t *loop, void *arg)
     if (self->marker_dirty && !self->alone) {
         s_send_marker(self);
     }
-    //  ZMQ_FD is edge-triggered: drain on every turn, not only on wake-ups
-    bool more = s_drain_xpub(self);
-    more |= s_drain_sub(self);
-    return more;
+    //  ZMQ_FD is edge-triggered: drain on every turn, not only on wake-ups.
+    //  Work done here queued frames to clients (deliveries, SUBACKs): ask
+    //  for one more turn so the server's hook writes them without waiting
+    //  for the next wake-up.
+    int done = s_drain_xpub(self) + s_drain_sub(self);
+    return done > 0 || s_readable(self->xpub) || s_readable(self->sub);
 }
 
 static void s_on_zmq_fd(loop_t *loop, int fd, uint32_t events, void *arg)
