@@ -139,7 +139,7 @@ $(BUILD)/tests/integration/%: $(call obj,tests/integration/%.c) \
 $(BUILD)/tests/tools/%: $(call obj,tests/tools/%.c) $(RCDA) $(LIBA)
 	@mkdir -p $(@D)
 	$(say) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -lpthread
 
 $(BUILD)/examples/%: $(call obj,examples/%.c) $(LIBA)
 	@mkdir -p $(@D)

@@ -1,19 +1,21 @@
 #!/bin/bash
-# make demo: start a local roomcastd and three chat apps, show a message
-# crossing between them, then stop everything this script started.
+# make demo: three sidecars on loopback (three "hosts"), a chat app on each,
+# a message crossing hosts, then one host stopped and the others carrying
+# on. Stops everything it started.
 set -u
 build=${1:-build/release}
 dir=$(mktemp -d /tmp/roomcast-demo-XXXXXX)
-sock="$dir/roomcast.sock"
 pids=()
+fds=()
 cleanup() {
+    for fd in "${fds[@]}"; do exec {fd}>&-; done 2>/dev/null
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-ctl() { "$build/roomcastctl" -s "$sock" "$@"; }
+ctl() { local host=$1; shift; "$build/roomcastctl" -s "$dir/$host.sock" "$@"; }
 
 # wait_for SECONDS COMMAND...: retry COMMAND until it succeeds
 wait_for() {
@@ -24,42 +26,67 @@ wait_for() {
     done
 }
 
-say "starting roomcastd (channel demo, socket $sock)"
-"$build/roomcastd" --channel demo --socket "$sock" 2>"$dir/roomcastd.log" &
-pids+=($!)
-wait_for 5 ctl status
-ctl status | grep -E '^(node_id|channel|health) '
+# a free TCP port on 127.0.0.1
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+        echo $((20000 + RANDOM % 20000))
+}
 
-say "bob and carol join room 'lobby' (each is its own app process)"
-for who in bob carol; do
-    mkfifo "$dir/$who.in"
-    "$build/examples/chat" --socket "$sock" --name "$who" --room lobby \
-        <"$dir/$who.in" >"$dir/$who.out" 2>"$dir/$who.err" &
+say "a cluster key for the three sidecars (roomcastctl keygen)"
+"$build/roomcastctl" keygen "$dir/cluster.key"
+
+declare -A port
+for host in alpha beta gamma; do port[$host]=$(free_port); done
+say "starting three sidecars on loopback: alpha, beta, gamma (channel demo)"
+for host in alpha beta gamma; do
+    peers=()
+    for other in alpha beta gamma; do
+        [ "$other" = "$host" ] || peers+=(--peer "tcp://127.0.0.1:${port[$other]}")
+    done
+    "$build/roomcastd" --channel demo --name "$host" \
+        --socket "$dir/$host.sock" --bind "tcp://127.0.0.1:${port[$host]}" \
+        --key-file "$dir/cluster.key" --heartbeat 200 "${peers[@]}" \
+        2>"$dir/$host.log" &
     pids+=($!)
-    exec {fd}>"$dir/$who.in"   # keep their stdin open
+    echo "  $host: app socket $dir/$host.sock, data tcp://127.0.0.1:${port[$host]}"
 done
-numsub2() { ctl numsub --namespace chat lobby | grep -q ' 2$'; }
-wait_for 5 numsub2
-ctl --namespace chat numsub lobby
+two_peers() { ctl "$1" status | grep -q '^live_peers *2$'; }
+for host in alpha beta gamma; do wait_for 10 two_peers "$host"; done
+ctl alpha peers | sed 's/^/  /'
 
-say "alice says hello in 'lobby'"
-echo "hello everyone, this crossed the sidecar" |
-    "$build/examples/chat" --socket "$sock" --name alice --room lobby 2>/dev/null
+say "bob joins room 'lobby' on beta, carol on gamma"
+for who in bob:beta carol:gamma; do
+    name=${who%%:*}; host=${who##*:}
+    mkfifo "$dir/$name.in"
+    "$build/examples/chat" --socket "$dir/$host.sock" --name "$name" --room lobby \
+        <"$dir/$name.in" >"$dir/$name.out" 2>"$dir/$name.err" &
+    pids+=($!)
+    exec {fd}>"$dir/$name.in"   # keep their stdin open
+    fds+=($fd)
+done
+joined() { grep -q joined "$dir/$1.err"; }
+wait_for 10 joined bob
+wait_for 10 joined carol
 
-for who in bob carol; do
-    wait_for 5 grep -q 'alice:' "$dir/$who.out"
-    printf '%-6s received: %s\n' "$who" "$(cat "$dir/$who.out")"
+say "alice, on alpha, says hello in 'lobby'"
+echo "hello from alpha" |
+    "$build/examples/chat" --socket "$dir/alpha.sock" --name alice --room lobby 2>/dev/null
+for who in bob:beta carol:gamma; do
+    name=${who%%:*}; host=${who##*:}
+    wait_for 10 grep -q 'alice: hello from alpha' "$dir/$name.out"
+    printf '  %-6s on %-6s received: %s\n' "$name" "$host" "$(tail -n1 "$dir/$name.out")"
 done
 
-say "bob answers; carol sees it, bob does not get his own message back"
-echo "hi alice" >"$dir/bob.in" &
-wait_for 5 grep -q 'bob: hi alice' "$dir/carol.out"
-printf '%-6s received: %s\n' carol "$(tail -n1 "$dir/carol.out")"
-printf '%-6s received: %s\n' bob "$(tail -n1 "$dir/bob.out")"
+say "stopping gamma (SIGTERM); alpha and beta carry on"
+kill -TERM "${pids[2]}"; wait "${pids[2]}" 2>/dev/null
+echo "  gamma exited with status $?"
+echo "still here?" |
+    "$build/examples/chat" --socket "$dir/alpha.sock" --name alice --room lobby 2>/dev/null
+wait_for 10 grep -q 'alice: still here' "$dir/bob.out"
+printf '  %-6s on %-6s received: %s\n' bob beta "$(tail -n1 "$dir/bob.out")"
+one_peer() { ctl alpha status | grep -q '^live_peers *1$'; }
+wait_for 10 one_peer
+ctl alpha status | grep -E '^(live_peers|readable|writable|env_sent) ' | sed 's/^/  alpha /'
+ctl beta status | grep -E '^(env_received|env_undecryptable) ' | sed 's/^/  beta  /'
 
-say "roomcastctl status (counters)"
-ctl status | grep -E '^(clients|topics|publishes|deliveries|dropped_slow) '
-
-say "stopping everything (SIGTERM: the sidecar flushes and exits 0)"
-kill -TERM "${pids[0]}"
-wait "${pids[0]}"; echo "roomcastd exited with status $?"
+say "stopping everything"
