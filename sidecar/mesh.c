@@ -46,6 +46,8 @@ typedef struct {
     uint64_t acked;      // highest marker of ours it acked
     bool live;
     bool heard_us;       // its last heartbeat lists us
+    uint64_t received;   // its envelopes delivered here
+    uint64_t missed;     // its messages lost on the way (gaps: HWM drops)
 } peer_t;
 
 typedef struct waiter_t {
@@ -368,6 +370,13 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         self->stats->env_stale++;
     } else {
         self->stats->env_received++;
+        peer_t *from = s_peer(self, e->origin_node);
+        if (from) {
+            from->received++;
+            from->missed += missed;
+            //  heartbeats queue behind data: a flood is proof of life too
+            from->last_heard = loop_now(self->loop);
+        }
         fanout_msg_t msg = {
             .ns = {e->ns, (uint32_t)e->ns_len},
             .topic = {e->topic, (uint32_t)e->topic_len},
@@ -739,10 +748,13 @@ void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg)
         char hex[33], value[400];
         s_hex(p->node, hex);
         snprintf(value, sizeof value,
-                 "name=%s endpoint=%s state=%s heard_us=%s last_ms=%llu",
+                 "name=%s endpoint=%s state=%s heard_us=%s last_ms=%llu "
+                 "received=%llu missed=%llu",
                  p->name, p->endpoint, p->live ? "live" : "down",
                  p->heard_us ? "true" : "false",
-                 (unsigned long long)(now - p->last_heard));
+                 (unsigned long long)(now - p->last_heard),
+                 (unsigned long long)p->received,
+                 (unsigned long long)p->missed);
         fn(arg, hex, value);
     }
     for (size_t i = 0; i < self->nlinks; i++) {

@@ -71,7 +71,8 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint);
 const char *mesh_mode(const mesh_t *self);
 
 //  For roomcastctl: one row per peer, key the node id (hex), value
-//  "name=.. endpoint=.. state=live|down heard_us=.. last_ms=..".
+//  "name=.. endpoint=.. state=live|down heard_us=.. last_ms=.. received=..
+//  missed=.." (missed: its messages lost on the way, the per-peer drops).
 typedef void(mesh_row_fn)(void *arg, const char *key, const char *value);
 void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg);
 

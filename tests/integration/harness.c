@@ -23,6 +23,8 @@ static pid_t s_pids[MAX_DAEMONS];
 static rcd_t *s_dirs[MAX_DAEMONS]; // daemons whose directory is not removed
 static bool s_atexit_set;
 
+static void s_print_log(const rcd_t *d);
+
 static void s_remove_dir(rcd_t *d)
 {
     DIR *dir = opendir(d->dir);
@@ -45,6 +47,9 @@ static void s_kill_all(void)
     //  a failed assertion skips the test's own cleanup: do it here
     for (int i = 0; i < MAX_DAEMONS; i++) {
         if (s_dirs[i]) {
+            if (getenv("ROOMCAST_KEEP_LOGS")) {
+                s_print_log(s_dirs[i]);
+            }
             s_remove_dir(s_dirs[i]);
             s_dirs[i] = NULL;
         }

@@ -238,6 +238,7 @@ typedef struct {
     uint64_t bad;
 } order_t;
 
+
 static void s_drain_order(order_t *o)
 {
     rc_msg_t *m;
@@ -287,7 +288,8 @@ static void s_publish_ordered(rc_client_t *pub, const char *topic,
         if (i % 2000 == 0) {
             orders_t os = {o, n, i > 6000 ? i - 6000 : 0};
             rc_dispatch(pub);
-            assert_true(wait_for(s_orders_done, &os, NULL, 20000));
+            rc_client_t *flush[] = {pub, NULL}; // its buffer drains too
+            assert_true(wait_for(s_orders_done, &os, flush, 20000));
         }
     }
     assert_int_equal(rc_flush(pub, 10000), 0);
@@ -511,7 +513,8 @@ static void test_twenty_thousand_topics_survive_peer_restart(void **state)
         }
         if (i % 1000 == 999) {
             k.want = i + 1 - 2000;
-            assert_true(wait_for(s_got, &k, NULL, 10000));
+            rc_client_t *flush[] = {pub, NULL}; // its buffer drains too
+            assert_true(wait_for(s_got, &k, flush, 10000));
         }
     }
     assert_int_equal(rc_flush(pub, 10000), 0);
