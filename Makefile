@@ -8,6 +8,8 @@
 #   make install   PREFIX=/usr/local DESTDIR= (binaries, library, header, .pc)
 #   make lint      clang-format check
 #   make fuzz      run every fuzz target longer (FUZZ_SECONDS=300)
+#   make bench     throughput, latency, fanout, memory against raw ZeroMQ
+#                  and Redis (tests/bench/run.sh; not part of check)
 #   make clean
 #
 # Build variants live side by side: build/release (default), build/asan
@@ -164,6 +166,10 @@ check: deps
 demo: deps
 	@$(MAKE) --no-print-directory -j2 build
 	@examples/demo.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests
+	@tests/bench/run.sh build/release
 
 unit: tests
 	@tests/run-tests.sh $(BUILD) unit

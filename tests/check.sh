@@ -25,8 +25,19 @@ step "fuzz (${FUZZ_SECONDS}s per target)"
 tests/run-fuzz.sh build/fuzz "$FUZZ_SECONDS" | tee build/fuzz/summary.txt
 r3=${PIPESTATUS[0]}
 
+# Suites outside C: each script prints "<suite>: N passed, N failed" last.
+extra=""
+for script in tests/node/run.sh tests/deploy/check.sh; do
+    [ -x "$script" ] || continue
+    name=$(basename "$(dirname "$script")")
+    step "$name ($script)"
+    "$script" | tee "build/release/summary-$name.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    extra="$extra build/release/summary-$name.txt"
+done
+
 p=0; f=0
-for s in build/release/summary.txt build/asan/summary.txt build/fuzz/summary.txt; do
+for s in build/release/summary.txt build/asan/summary.txt build/fuzz/summary.txt $extra; do
     line=$(tail -n1 "$s")
     p=$((p + $(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')))
     f=$((f + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
