@@ -1,11 +1,16 @@
 /*  mesh: see mesh.h for the design. Wire, on both ZeroMQ sockets:
 
       envelope   [routing key (16)] [sealed envelope, envelope.c]
-      heartbeat  [HB (8)]           [seal(ad = HB || channel,
-                                     msgpack [channel, node, name,
-                                              endpoint, [heard node...]])]
-      ack        [AK (8) || node]   [seal(ad = frame 1 || channel,
-                                     msgpack [channel, acker node, marker])]
+      heartbeat  [HB (8)]           [seal(msgpack [channel, node, name,
+                                              endpoint, [heard node...],
+                                              beat])]
+      ack        [AK (8) || node]   [seal(msgpack [channel, acker node,
+                                                   marker])]
+
+    Control seals use ad = "roomcast/ctl/v1" || frame 1 || channel. A
+    heartbeat's beat counts up from 1 per boot (node id); a beat not above
+    the last one seen from that node is a replay and is dropped, so a
+    recorded heartbeat cannot keep a dead peer "live".
       marker     a subscription to MK (8) || node (16) || u64be marker
 
     Control prefixes are 8 bytes starting 0xff: a subscription to a control
@@ -46,6 +51,7 @@ typedef struct {
     uint64_t acked;      // highest marker of ours it acked
     bool live;
     bool heard_us;       // its last heartbeat lists us
+    uint64_t beat;       // its last heartbeat's counter
     uint64_t received;   // its envelopes delivered here
     uint64_t missed;     // its messages lost on the way (gaps: HWM drops)
 } peer_t;
@@ -74,6 +80,7 @@ struct mesh_t {
     bool alone;         // no peer and no proxy configured
     char endpoint[128]; // what peers reach us at
     uint64_t event_id;
+    uint64_t beat;      // heartbeats sent
     uint64_t marker;    // last marker subscribed
     bool marker_dirty;  // subscriptions changed since
     peer_t peers[MAX_PEERS];
@@ -430,8 +437,9 @@ static void s_on_heartbeat(mesh_t *self, const uint8_t *plain, size_t len)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    msgpack_object *a = s_control_body(self, &up, plain, len, 5);
-    if (!a || a[4].type != MSGPACK_OBJECT_ARRAY) {
+    msgpack_object *a = s_control_body(self, &up, plain, len, 6);
+    if (!a || a[4].type != MSGPACK_OBJECT_ARRAY ||
+        a[5].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         self->stats->control_bad++;
         msgpack_unpacked_destroy(&up);
         return;
@@ -447,8 +455,13 @@ static void s_on_heartbeat(mesh_t *self, const uint8_t *plain, size_t len)
         memset(p, 0, sizeof *p);
         memcpy(p->node, node, 16);
     }
+    if (p && a[5].via.u64 <= p->beat) {
+        self->stats->control_bad++; // a replay, or older than one seen
+        p = NULL;
+    }
     if (p) {
         bool was_live = p->live;
+        p->beat = a[5].via.u64;
         s_copy_str(p->name, sizeof p->name, &a[2]);
         s_copy_str(p->endpoint, sizeof p->endpoint, &a[3]);
         p->last_heard = loop_now(self->loop);
@@ -627,7 +640,7 @@ static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
     msgpack_packer pk;
     msgpack_sbuffer_clear(&self->sbuf);
     msgpack_packer_init(&pk, &self->sbuf, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 5);
+    msgpack_pack_array(&pk, 6);
     msgpack_pack_str_with_body(&pk, self->cfg->channel,
                                strlen(self->cfg->channel));
     msgpack_pack_bin_with_body(&pk, self->node, 16);
@@ -651,6 +664,7 @@ static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
             msgpack_pack_bin_with_body(&pk, self->peers[i].node, 16);
         }
     }
+    msgpack_pack_uint64(&pk, ++self->beat);
     s_send_control(self, HB, PREFIX_LEN);
     s_update_health(self);
     s_check_waiters(self);
@@ -790,6 +804,13 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     zmq_setsockopt(self->xpub, ZMQ_RCVHWM, &unbounded, sizeof unbounded);
     zmq_setsockopt(self->sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sub, ZMQ_SNDHWM, &unbounded, sizeof unbounded);
+    //  a peer sending a frame larger than any envelope we accept loses its
+    //  link at once instead of making us buffer it; the XPUB only ever
+    //  receives subscriptions
+    int64_t max_in = (int64_t)ENVELOPE_MAX_SEALED(cfg->max_payload);
+    int64_t max_sub = 1024;
+    zmq_setsockopt(self->sub, ZMQ_MAXMSGSIZE, &max_in, sizeof max_in);
+    zmq_setsockopt(self->xpub, ZMQ_MAXMSGSIZE, &max_sub, sizeof max_sub);
     void *both[] = {self->xpub, self->sub};
     for (int i = 0; i < 2; i++) {
         zmq_setsockopt(both[i], ZMQ_LINGER, &linger, sizeof linger);

@@ -20,7 +20,9 @@
 
 #define MAX_DAEMONS 64
 static pid_t s_pids[MAX_DAEMONS];
-static rcd_t *s_dirs[MAX_DAEMONS]; // daemons whose directory is not removed
+//  Copies, not pointers: a failed assertion leaves the tests' rcd_t behind
+//  on dead stack frames.
+static rcd_t s_dirs[MAX_DAEMONS]; // directories not removed yet (dir[0])
 static bool s_atexit_set;
 
 static void s_print_log(const rcd_t *d);
@@ -46,12 +48,12 @@ static void s_kill_all(void)
 {
     //  a failed assertion skips the test's own cleanup: do it here
     for (int i = 0; i < MAX_DAEMONS; i++) {
-        if (s_dirs[i]) {
+        if (s_dirs[i].dir[0]) {
             if (getenv("ROOMCAST_KEEP_LOGS")) {
-                s_print_log(s_dirs[i]);
+                s_print_log(&s_dirs[i]);
             }
-            s_remove_dir(s_dirs[i]);
-            s_dirs[i] = NULL;
+            s_remove_dir(&s_dirs[i]);
+            s_dirs[i].dir[0] = 0;
         }
     }
     for (int i = 0; i < MAX_DAEMONS; i++) {
@@ -179,8 +181,8 @@ int rcd_start(rcd_t *d, const char *channel, const char *const *extra)
     snprintf(d->socket, sizeof d->socket, "%s/rc.sock", d->dir);
     snprintf(d->log, sizeof d->log, "%s/roomcastd.log", d->dir);
     for (int i = 0; i < MAX_DAEMONS; i++) {
-        if (!s_dirs[i]) {
-            s_dirs[i] = d;
+        if (!s_dirs[i].dir[0]) {
+            s_dirs[i] = *d;
             break;
         }
     }
@@ -264,8 +266,8 @@ void rcd_cleanup(rcd_t *d)
     }
     s_remove_dir(d);
     for (int i = 0; i < MAX_DAEMONS; i++) {
-        if (s_dirs[i] == d) {
-            s_dirs[i] = NULL;
+        if (strcmp(s_dirs[i].dir, d->dir) == 0) {
+            s_dirs[i].dir[0] = 0;
         }
     }
 }
