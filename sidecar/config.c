@@ -76,6 +76,28 @@ static const opt_t s_opts[] = {
     {"heartbeat", T_MS, OFF(heartbeat_ms), "500", "MS",
      "Mesh heartbeat period; a peer silent for 4 periods\n"
      "is down.", NULL},
+    {"gossip", T_STR, OFF(gossip), "", "HOST:PORT",
+     "Gossip (membership) UDP address to bind, e.g.\n"
+     "10.0.0.1:7441. Members found by gossip get mesh\n"
+     "links: no --peer list needed. Needs --bind.", NULL},
+    {"join", T_LIST, OFF(joins), "", "SEED",
+     "A gossip seed: HOST:PORT, or dns:NAME:PORT for every\n"
+     "A/AAAA record of NAME (a headless Service), resolved\n"
+     "again while alone (repeatable).", "ROOMCAST_JOIN"},
+    {"zone", T_STR, OFF(zone), "", "ZONE",
+     "Zone (rack, availability zone) shown to members.", NULL},
+    {"probe-interval", T_MS, OFF(probe_interval_ms), "1000", "MS",
+     "SWIM protocol period: one member probed per period.", NULL},
+    {"probe-timeout", T_MS, OFF(probe_timeout_ms), "500", "MS",
+     "Wait for a direct ack before asking others to probe.", NULL},
+    {"suspicion-mult", T_COUNT, OFF(suspicion_mult), "4", "N",
+     "A suspect is dead after N x max(1, log10(members)) x\n"
+     "probe interval (4 s up to 10 members).", NULL},
+    {"indirect-checks", T_COUNT, OFF(indirect_checks), "3", "K",
+     "Members asked to probe a member that did not answer.", NULL},
+    {"pushpull-interval", T_MS, OFF(pushpull_interval_ms), "30000", "MS",
+     "Full member-table exchange with one member (anti-\n"
+     "entropy: heals partitions, speeds up joins).", NULL},
     {"mesh-hwm", T_COUNT, OFF(mesh_hwm), "100000", "N",
      "Messages queued per peer link before ZeroMQ drops\n"
      "(receivers count the gaps).", NULL},
@@ -505,6 +527,29 @@ int config_load(config_t *cfg, int argc, char **argv, char *err,
     if (cfg->peers.count && cfg->proxies.count) {
         snprintf(err, errlen, "--peer (mesh mode) and --proxy (proxy mode) "
                  "cannot be mixed");
+        return CONFIG_ERROR;
+    }
+    if (*cfg->gossip && !*cfg->bind && !cfg->proxies.count) {
+        snprintf(err, errlen, "--gossip needs --bind (the data endpoint "
+                 "members connect to) or --proxy");
+        return CONFIG_ERROR;
+    }
+    if (*cfg->gossip && !cfg->key_files.count) {
+        snprintf(err, errlen, "--gossip needs --key-file: gossip packets "
+                 "are sealed with the cluster key");
+        return CONFIG_ERROR;
+    }
+    if (cfg->joins.count && !*cfg->gossip) {
+        snprintf(err, errlen, "--join needs --gossip HOST:PORT");
+        return CONFIG_ERROR;
+    }
+    if (cfg->probe_interval_ms < 10 || cfg->probe_timeout_ms < 1 ||
+        cfg->probe_timeout_ms >= cfg->probe_interval_ms ||
+        cfg->suspicion_mult < 1 || cfg->indirect_checks > 16 ||
+        cfg->pushpull_interval_ms < cfg->probe_interval_ms) {
+        snprintf(err, errlen, "gossip timings: need probe-timeout < "
+                 "probe-interval <= pushpull-interval, suspicion-mult >= 1, "
+                 "indirect-checks <= 16");
         return CONFIG_ERROR;
     }
     if (cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 60000) {

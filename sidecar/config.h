@@ -40,6 +40,14 @@ typedef struct {
     config_list_t proxies;  // proxies' endpoints (proxy mode)
     config_list_t key_files; // cluster key files: current first
     uint64_t heartbeat_ms;  // mesh heartbeat period
+    char *gossip;           // gossip UDP bind ("" = no gossip)
+    config_list_t joins;    // seeds: HOST:PORT or dns:NAME:PORT
+    char *zone;             // our zone, gossiped
+    uint64_t probe_interval_ms;    // SWIM protocol period
+    uint64_t probe_timeout_ms;     // SWIM direct ack wait
+    size_t suspicion_mult;         // SWIM suspicion timeout factor
+    size_t indirect_checks;        // SWIM ping-req fan-out
+    uint64_t pushpull_interval_ms; // SWIM anti-entropy period
     size_t mesh_hwm;        // messages queued per peer link
     char *config_file;      // where settings were read from, or NULL
 } config_t;

@@ -749,6 +749,11 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint)
     return 0;
 }
 
+const keyring_t *mesh_keyring(const mesh_t *self)
+{
+    return self->ring;
+}
+
 const char *mesh_mode(const mesh_t *self)
 {
     return self->proxy_mode ? "proxy" : "mesh";

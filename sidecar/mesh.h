@@ -67,6 +67,9 @@ void mesh_confirm(mesh_t *self, conn_t *conn, uint64_t req,
 int mesh_peer_add(mesh_t *self, const char *endpoint);
 int mesh_peer_remove(mesh_t *self, const char *endpoint);
 
+//  The cluster keys (borrowed, the mesh's), for gossip to seal with.
+const keyring_t *mesh_keyring(const mesh_t *self);
+
 //  "mesh" or "proxy".
 const char *mesh_mode(const mesh_t *self);
 

@@ -48,6 +48,8 @@ static void s_usage(FILE *out)
         "                         interrupted or --count messages\n"
         "  peers                  mesh peers: node id, name, endpoint, live or\n"
         "                         down, whether they hear us; static links\n"
+        "  members                gossip members: node id, name, state (alive,\n"
+        "                         suspect, dead, left), incarnation, addresses\n"
         "  peer add ENDPOINT      connect to a peer's data endpoint now\n"
         "  peer remove ENDPOINT   disconnect from it\n"
         "  keygen FILE            write a new random cluster key to FILE (mode\n"
@@ -309,6 +311,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "peers") == 0 && nargs == 1) {
         return s_query(&o, "peers", "");
+    }
+    if (strcmp(cmd, "members") == 0 && nargs == 1) {
+        return s_query(&o, "members", "");
     }
     if (strcmp(cmd, "peer") == 0 && nargs == 3 &&
         (strcmp(args[1], "add") == 0 || strcmp(args[1], "remove") == 0)) {

@@ -1,6 +1,7 @@
 /*  roomcastd: the roomcast sidecar. See config.c (or --help) for the
     options and README.md for what it does. */
 #include "config.h"
+#include "gossip.h"
 #include "log.h"
 #include "keyring.h"
 #include "loop.h"
@@ -18,15 +19,24 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+typedef struct {
+    server_t *server;
+    mesh_t *mesh;
+    gossip_t *gossip;
+} daemon_t;
+
 static void s_on_signal(loop_t *loop, int fd, uint32_t events, void *arg)
 {
     (void)loop;
     (void)events;
-    server_t *server = arg;
+    daemon_t *d = arg;
     struct signalfd_siginfo info;
     if (read(fd, &info, sizeof info) == (ssize_t)sizeof info) {
         log_info("signal", "signal=%s", strsignal((int)info.ssi_signo));
-        server_shutdown(server);
+        if (d->gossip) {
+            gossip_leave(d->gossip); // members mark us left at once
+        }
+        server_shutdown(d->server);
     }
 }
 
@@ -108,6 +118,7 @@ int main(int argc, char **argv)
     loop_t *loop = loop_new();
     server_t *server = NULL;
     mesh_t *mesh = NULL;
+    daemon_t daemon = {NULL, NULL, NULL};
     int status = 1;
     if (getrandom(node_id, sizeof node_id, 0) != sizeof node_id || !loop ||
         sfd < 0) {
@@ -115,7 +126,8 @@ int main(int argc, char **argv)
         goto done;
     }
     server = server_new(loop, &cfg, &stats, node_id);
-    if (!server || loop_add_fd(loop, sfd, EPOLLIN, s_on_signal, server)) {
+    daemon.server = server;
+    if (!server || loop_add_fd(loop, sfd, EPOLLIN, s_on_signal, &daemon)) {
         log_error("startup_failed", "error=\"out of memory\"");
         goto done;
     }
@@ -130,6 +142,17 @@ int main(int argc, char **argv)
         status = 2;
         goto done;
     }
+    daemon.mesh = mesh;
+    if (*cfg.gossip) {
+        daemon.gossip = gossip_new(loop, &cfg, mesh_keyring(mesh), mesh,
+                                   node_id, &stats, err, sizeof err);
+        if (!daemon.gossip) {
+            log_error("startup_failed", "error=\"%s\"", err);
+            status = 2;
+            goto done;
+        }
+        server_set_gossip(server, daemon.gossip);
+    }
     char node[33];
     for (int i = 0; i < 16; i++) {
         sprintf(node + 2 * i, "%02x", node_id[i]);
@@ -141,7 +164,7 @@ int main(int argc, char **argv)
              cfg.socket_path, cfg.max_payload, cfg.queue_budget,
              cfg.config_file ? " config=" : "",
              cfg.config_file ? cfg.config_file : "");
-    if (!cfg.peers.count && !cfg.proxies.count) {
+    if (!cfg.peers.count && !cfg.proxies.count && !*cfg.gossip) {
         log_info("cluster_of_one", "reason=\"no peers configured\"");
     }
     if (loop_run(loop) == 0) {
@@ -155,7 +178,9 @@ int main(int argc, char **argv)
 done:
     if (server) {
         server_set_mesh(server, NULL);
+        server_set_gossip(server, NULL);
     }
+    gossip_destroy(&daemon.gossip); // it drives the mesh: before it
     mesh_destroy(&mesh); // first: it holds connections the server frees
     server_destroy(&server);
     if (sfd >= 0) {

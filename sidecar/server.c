@@ -39,6 +39,7 @@ struct server_t {
     server_health_t health;
     char health_detail[128];
     mesh_t *mesh;         // NULL when local only
+    gossip_t *gossip;     // NULL without membership
     bool shutting_down;
     int sweep_timer;
     uint8_t scratch[READ_CHUNK];
@@ -641,6 +642,16 @@ void server_set_mesh(server_t *self, mesh_t *mesh)
 mesh_t *server_mesh(server_t *self)
 {
     return self->mesh;
+}
+
+void server_set_gossip(server_t *self, gossip_t *gossip)
+{
+    self->gossip = gossip;
+}
+
+gossip_t *server_gossip(server_t *self)
+{
+    return self->gossip;
 }
 
 registry_t *server_registry(server_t *self)

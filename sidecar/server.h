@@ -51,6 +51,11 @@ typedef struct mesh_t mesh_t;
 void server_set_mesh(server_t *self, mesh_t *mesh);
 mesh_t *server_mesh(server_t *self);
 
+//  Membership (gossip), or NULL. Borrowed.
+typedef struct gossip_t gossip_t;
+void server_set_gossip(server_t *self, gossip_t *gossip);
+gossip_t *server_gossip(server_t *self);
+
 //  Tell every client about a health change.
 void server_set_health(server_t *self, const server_health_t *health);
 

@@ -4,6 +4,7 @@
 #include "session.h"
 #include "fanout.h"
 #include "log.h"
+#include "gossip.h"
 #include "mesh.h"
 
 #include <errno.h>
@@ -258,6 +259,9 @@ static int s_q_status(server_t *server, conn_t *conn, const char *arg,
     s_row(rows, "readable", "%s", h->readable ? "true" : "false");
     s_row(rows, "writable", "%s", h->writable ? "true" : "false");
     s_row(rows, "live_peers", "%u", h->live_peers);
+    if (server_gossip(server)) {
+        s_row(rows, "members_alive", "%zu", gossip_alive(server_gossip(server)));
+    }
     s_row(rows, "health", "%s", h->detail);
     s_row(rows, "clients", "%zu", server_clients(server));
     s_row(rows, "topics", "%zu", registry_topics(reg));
@@ -288,6 +292,10 @@ static int s_q_status(server_t *server, conn_t *conn, const char *arg,
     COUNTER(control_received);
     COUNTER(control_bad);
     COUNTER(mesh_send_failed);
+    COUNTER(gossip_in);
+    COUNTER(gossip_out);
+    COUNTER(gossip_undecryptable);
+    COUNTER(gossip_bad);
 #undef COUNTER
     return 0;
 }
@@ -364,6 +372,17 @@ static int s_q_peers(server_t *server, conn_t *conn, const char *arg,
     return 0;
 }
 
+static int s_q_members(server_t *server, conn_t *conn, const char *arg,
+                       rows_t *rows)
+{
+    (void)conn;
+    (void)arg;
+    if (server_gossip(server)) {
+        gossip_member_rows(server_gossip(server), s_peer_row, rows);
+    }
+    return 0;
+}
+
 static int s_q_peer_add(server_t *server, conn_t *conn, const char *arg,
                         rows_t *rows)
 {
@@ -398,6 +417,7 @@ static const struct {
     {"numsub", s_q_numsub},
     {"clients", s_q_clients},
     {"peers", s_q_peers},
+    {"members", s_q_members},
     {"peer-add", s_q_peer_add},
     {"peer-remove", s_q_peer_remove},
 };
@@ -416,7 +436,7 @@ static void s_query(server_t *server, conn_t *conn, const wire_frame_t *f)
     if (!fn) {
         conn_send_err(server, conn, f->req, WIRE_E_BADQUERY,
                       "unknown QUERY '%s' (status, topics, numsub, clients, "
-                      "peers, peer-add, peer-remove)",
+                      "peers, members, peer-add, peer-remove)",
                       what);
         return;
     }

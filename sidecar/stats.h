@@ -38,6 +38,10 @@ typedef struct {
     uint64_t control_received;   // heartbeats and acks
     uint64_t control_bad;        // control frames that did not open
     uint64_t mesh_send_failed;   // zmq_send refused (HWM, no memory)
+    uint64_t gossip_in;          // gossip datagrams received
+    uint64_t gossip_out;         // gossip datagrams sent
+    uint64_t gossip_undecryptable; // did not open (other key, forged)
+    uint64_t gossip_bad;         // opened but not SWIM
     uint64_t fanout_us_sum;      // total fanout time
     uint64_t fanout_hist[STATS_FANOUT_BUCKETS]; // by duration (not cumulative)
 } stats_t;
