@@ -127,7 +127,14 @@ static void s_changed(void *arg, const swim_member_t *m, int old_state)
                  "endpoint=%s", hex, m->name, swim_state_name(m->state),
                  swim_state_name(old_state), m->gossip_addr, m->endpoint);
     }
-    if (!*m->endpoint || !self->mesh) {
+    if (!self->mesh) {
+        return;
+    }
+    if (m->state != old_state) {
+        mesh_member_changed(self->mesh, m->id, m->name, m->state,
+                            m->endpoint);
+    }
+    if (!*m->endpoint) {
         return;
     }
     if (m->state == SWIM_ALIVE) {

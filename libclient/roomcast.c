@@ -52,6 +52,9 @@ struct rc_reply_t {
 typedef struct {
     char *ns;
     char *topic;
+    char *key;       // presence entries only
+    uint8_t *meta;   // presence entries only
+    size_t meta_size;
     uint64_t req;    // of the last SUB sent
     bool acked;      // the sidecar confirmed the last SUB
     bool everywhere; // ... and every live peer of the sidecar holds it
@@ -79,6 +82,10 @@ struct rc_client_t {
     wire_decoder_t *decoder;
     zhashx_t *subs;     // key -> sub_t
     zhashx_t *pubseq;   // key -> uint64_t last sequence published
+    zhashx_t *presence; // key -> sub_t with key and meta: our entries
+    rc_presence_fn *list_fn; // rc_presence_list in progress
+    void *list_arg;
+    int listed;
     rc_msg_t *queue;    // for rc_recv
     rc_msg_t *queue_tail;
     uint64_t next_req;
@@ -224,6 +231,16 @@ static int s_send_sub(rc_client_t *self, sub_t *sub)
     return s_send(self, &f);
 }
 
+static int s_send_pset(rc_client_t *self, sub_t *p)
+{
+    wire_frame_t f = {.type = WIRE_PSET,
+                      .req = s_next_req(self, RC_STAGE_PUBLISH),
+                      .ns = wire_str(p->ns), .topic = wire_str(p->topic),
+                      .arg = wire_str(p->key),
+                      .meta = {(const char *)p->meta, (uint32_t)p->meta_size}};
+    return s_send(self, &f);
+}
+
 // --- connection -------------------------------------------------------------
 
 static void s_arm_reconnect(rc_client_t *self)
@@ -303,13 +320,23 @@ static int s_connect(rc_client_t *self)
     wire_frame_t hello = {.type = WIRE_HELLO, .version = WIRE_VERSION,
                           .id = {(const char *)self->instance, WIRE_ID_SIZE},
                           .name = wire_str(self->opts.name),
-                          .flags = self->opts.gaps ? WIRE_HF_GAPS : 0};
+                          .flags = (self->opts.gaps ? WIRE_HF_GAPS : 0) |
+                                   (self->opts.on_presence ? WIRE_HF_PRESENCE
+                                                           : 0) |
+                                   (self->opts.on_member ? WIRE_HF_MEMBERS
+                                                         : 0)};
     if (s_send(self, &hello)) {
         return -1;
     }
     for (sub_t *sub = zhashx_first(self->subs); sub && self->fd >= 0;
          sub = zhashx_next(self->subs)) {
         if (s_send_sub(self, sub)) {
+            return -1;
+        }
+    }
+    for (sub_t *p = zhashx_first(self->presence); p && self->fd >= 0;
+         p = zhashx_next(self->presence)) {
+        if (s_send_pset(self, p)) {
             return -1;
         }
     }
@@ -482,6 +509,37 @@ static void s_on_suback(rc_client_t *self, const wire_frame_t *f)
     }
 }
 
+static void s_on_pevent(rc_client_t *self, const wire_frame_t *f)
+{
+    char ns[MAX_NAME + 1], topic[MAX_NAME + 1], key[MAX_NAME + 1];
+    char node[RC_ID_HEX_SIZE];
+    s_copy_name(ns, f->ns);
+    s_copy_name(topic, f->topic);
+    s_copy_name(key, f->arg);
+    s_hex((const uint8_t *)f->node.ptr, WIRE_ID_SIZE, node);
+    rc_presence_t p = {ns, topic, key, f->meta.ptr, f->meta.len, node,
+                       f->present};
+    if (self->list_fn) {
+        self->listed++;
+        self->list_fn(self, &p, self->list_arg);
+    } else if (self->opts.on_presence) {
+        self->opts.on_presence(self, &p, self->opts.arg);
+    }
+}
+
+static void s_on_member(rc_client_t *self, const wire_frame_t *f)
+{
+    if (!self->opts.on_member) {
+        return;
+    }
+    char name[MAX_NAME + 1], endpoint[MAX_NAME + 1], node[RC_ID_HEX_SIZE];
+    s_copy_name(name, f->name);
+    s_copy_name(endpoint, f->text);
+    s_hex((const uint8_t *)f->node.ptr, WIRE_ID_SIZE, node);
+    rc_member_t m = {node, name, (rc_member_state_t)f->count, endpoint};
+    self->opts.on_member(self, &m, self->opts.arg);
+}
+
 //  Frames a sidecar sends; others are ignored (a newer sidecar may send
 //  more types than this library knows).
 static handler_fn *const s_handlers[WIRE_TYPE_MAX] = {
@@ -489,6 +547,7 @@ static handler_fn *const s_handlers[WIRE_TYPE_MAX] = {
     [WIRE_ERR] = s_on_err,         [WIRE_PING] = s_on_ping,
     [WIRE_REPLY] = s_on_reply,     [WIRE_STATUS] = s_on_status,
     [WIRE_GAP] = s_on_gap,         [WIRE_SUBACK] = s_on_suback,
+    [WIRE_PEVENT] = s_on_pevent,   [WIRE_MEMBER] = s_on_member,
 };
 
 //  Read what the socket has (bounded per call) and handle every whole
@@ -565,6 +624,8 @@ static void s_sub_destroy(void **item)
     if (sub) {
         free(sub->ns);
         free(sub->topic);
+        free(sub->key);
+        free(sub->meta);
         free(sub);
         *item = NULL;
     }
@@ -577,6 +638,7 @@ static void s_free_item(void **item)
 }
 
 static int s_work(rc_client_t *self);
+static bool s_waited(rc_client_t *self);
 
 //  Run the client until done() holds or the deadline passes (-1: none).
 static int s_wait_until(rc_client_t *self, bool (*done)(rc_client_t *),
@@ -651,15 +713,17 @@ rc_client_t *rc_connect(const char *socket_path, const rc_options_t *opts)
     self->decoder = wire_decoder_new();
     self->subs = zhashx_new();
     self->pubseq = zhashx_new();
+    self->presence = zhashx_new();
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = self->tfd};
     if (self->efd < 0 || self->tfd < 0 || !self->decoder || !self->subs ||
-        !self->pubseq ||
+        !self->pubseq || !self->presence ||
         epoll_ctl(self->efd, EPOLL_CTL_ADD, self->tfd, &ev)) {
         rc_close(&self);
         errno = ENOMEM;
         return NULL;
     }
     zhashx_set_destructor(self->subs, s_sub_destroy);
+    zhashx_set_destructor(self->presence, s_sub_destroy);
     zhashx_set_destructor(self->pubseq, s_free_item);
     if (s_connect(self)) {
         int err = errno;
@@ -707,6 +771,7 @@ void rc_close(rc_client_t **client_p)
     wire_decoder_destroy(&self->decoder);
     zhashx_destroy(&self->subs);
     zhashx_destroy(&self->pubseq);
+    zhashx_destroy(&self->presence);
     while (self->queue) {
         rc_msg_t *next = self->queue->next;
         free(self->queue);
@@ -831,6 +896,95 @@ int rc_publish(rc_client_t *self, const char *ns, const char *topic,
                       .flags = (uint64_t)flags, .seq = ++*seq,
                       .payload = {(const char *)data, (uint32_t)len}};
     return s_send(self, &f);
+}
+
+static void s_key3(char *out, size_t size, const char *ns, const char *topic,
+                   const char *key)
+{
+    snprintf(out, size, "%zu:%zu:%s%s%s", strlen(ns), strlen(topic), ns,
+             topic, key);
+}
+#define KEY3_SIZE (3 * MAX_NAME + 16)
+
+int rc_presence_set(rc_client_t *self, const char *ns, const char *topic,
+                    const char *key, const void *meta, size_t meta_size)
+{
+    if (!s_name_ok(ns) || !s_name_ok(topic) || !s_name_ok(key) ||
+        meta_size > 65536 || (meta_size && !meta)) {
+        errno = EINVAL;
+        return -1;
+    }
+    sub_t *p = calloc(1, sizeof *p);
+    if (!p || !(p->ns = strdup(ns)) || !(p->topic = strdup(topic)) ||
+        !(p->key = strdup(key)) ||
+        (meta_size && !(p->meta = malloc(meta_size)))) {
+        void *item = p;
+        s_sub_destroy(&item);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (meta_size) {
+        memcpy(p->meta, meta, meta_size);
+    }
+    p->meta_size = meta_size;
+    char k[KEY3_SIZE];
+    s_key3(k, sizeof k, ns, topic, key);
+    zhashx_update(self->presence, k, p);
+    if (self->fd >= 0) {
+        (void)s_send_pset(self, p); // a broken link resends on reconnect
+    }
+    return 0;
+}
+
+int rc_presence_clear(rc_client_t *self, const char *ns, const char *topic,
+                      const char *key)
+{
+    if (!s_name_ok(ns) || !s_name_ok(topic) || !s_name_ok(key)) {
+        errno = EINVAL;
+        return -1;
+    }
+    char k[KEY3_SIZE];
+    s_key3(k, sizeof k, ns, topic, key);
+    zhashx_delete(self->presence, k);
+    if (self->fd >= 0) {
+        wire_frame_t f = {.type = WIRE_PCLEAR,
+                          .req = s_next_req(self, RC_STAGE_PUBLISH),
+                          .ns = wire_str(ns), .topic = wire_str(topic),
+                          .arg = wire_str(key)};
+        (void)s_send(self, &f);
+    }
+    return 0;
+}
+
+int rc_presence_list(rc_client_t *self, const char *ns, const char *topic,
+                     rc_presence_fn *fn, void *arg, int timeout_ms)
+{
+    if (!s_name_ok(ns) || !s_name_ok(topic)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (self->state != RC_CONNECTED) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    wire_frame_t f = {.type = WIRE_PLIST,
+                      .req = s_next_req(self, RC_STAGE_CONNECT),
+                      .ns = wire_str(ns), .topic = wire_str(topic)};
+    self->wait_req = f.req;
+    self->wait_done = false;
+    self->wait_err = 0;
+    self->list_fn = fn;
+    self->list_arg = arg;
+    self->listed = 0;
+    int rc = s_send(self, &f) ? -1 : s_wait_until(self, s_waited, timeout_ms);
+    self->wait_req = 0;
+    self->list_fn = NULL;
+    rc_reply_destroy(&self->wait_reply);
+    if (rc == 0 && self->wait_err) {
+        errno = self->wait_err;
+        rc = -1;
+    }
+    return rc == 0 ? self->listed : -1;
 }
 
 //  Everything ready, without blocking. Returns messages delivered or -1.

@@ -109,6 +109,36 @@ typedef void(rc_gap_fn)(rc_client_t *client, const char *ns,
                         const char *topic, const char *origin_hex,
                         uint64_t missed, void *arg);
 
+//  A presence entry: someone (key, with meta) is or is no longer in a
+//  topic, on the sidecar node. Strings and meta are borrowed for the call.
+typedef struct {
+    const char *ns;
+    const char *topic;
+    const char *key;
+    const void *meta;
+    size_t meta_size;
+    const char *node;  // hex id of the sidecar that owns the entry
+    bool present;      // false: the entry is gone
+} rc_presence_t;
+typedef void(rc_presence_fn)(rc_client_t *client, const rc_presence_t *p,
+                             void *arg);
+
+//  A cluster member (sidecar) changed state.
+typedef enum {
+    RC_MEMBER_ALIVE = 1,
+    RC_MEMBER_SUSPECT = 2,
+    RC_MEMBER_DEAD = 3,
+    RC_MEMBER_LEFT = 4
+} rc_member_state_t;
+typedef struct {
+    const char *node;      // hex id
+    const char *name;
+    rc_member_state_t state;
+    const char *endpoint;  // its data endpoint
+} rc_member_t;
+typedef void(rc_member_fn)(rc_client_t *client, const rc_member_t *m,
+                           void *arg);
+
 //  Options for rc_connect. Initialise with rc_options_init, then set what
 //  you need; fields not listed in a later version keep working.
 typedef struct {
@@ -127,6 +157,9 @@ typedef struct {
     rc_error_fn *on_error;     // failures, with a stage
     rc_status_fn *on_status;   // state and health changes
     rc_gap_fn *on_gap;         // missed messages of a stream
+    rc_presence_fn *on_presence; // entries coming and going in the topics
+                                 // this client subscribed to
+    rc_member_fn *on_member;     // cluster members up and down
     void *arg;                 // passed to every callback
 } rc_options_t;
 
@@ -180,6 +213,30 @@ RC_EXPORT int rc_unsubscribe(rc_client_t *client, const char *ns,
 RC_EXPORT int rc_publish(rc_client_t *client, const char *ns,
                          const char *topic, const void *data, size_t len,
                          int flags) RC_NONNULL(1, 2, 3);
+
+//  Be present in (ns, topic) under key, with meta (any bytes, up to
+//  64 KiB, copied). Every sidecar of the cluster lists it until
+//  rc_presence_clear, until this client closes or its sidecar dies; it is
+//  set again after a reconnect. Setting the same key again replaces meta.
+//  Returns 0, or -1 with EINVAL (bad names) or ENOMEM; a refusal by the
+//  sidecar arrives through on_error (EACCES: another app holds that key).
+RC_EXPORT int rc_presence_set(rc_client_t *client, const char *ns,
+                              const char *topic, const char *key,
+                              const void *meta, size_t meta_size)
+    RC_NONNULL(1, 2, 3, 4);
+
+//  Stop being present under key. Idempotent. Returns 0, or -1 (EINVAL).
+RC_EXPORT int rc_presence_clear(rc_client_t *client, const char *ns,
+                                const char *topic, const char *key)
+    RC_NONNULL(1, 2, 3, 4);
+
+//  Call fn for every entry of (ns, topic) across the cluster, as the
+//  sidecar knows it now. Waits up to timeout_ms. Returns the number of
+//  entries, or -1 with ETIMEDOUT, ENOTCONN, EINVAL.
+RC_EXPORT int rc_presence_list(rc_client_t *client, const char *ns,
+                               const char *topic, rc_presence_fn *fn,
+                               void *arg, int timeout_ms)
+    RC_NONNULL(1, 2, 3, 4);
 
 //  Wait up to timeout_ms (-1: forever, 0: do not wait) for the next
 //  message. Returns 0 with *msg_p a message the caller owns

@@ -20,6 +20,12 @@
       12 STATUS   S->C  readable b, writable b, live_peers U, detail S
       13 GAP      S->C  namespace S, topic S, origin_instance I, missed U
       14 SUBACK   S->C  req U, namespace S, topic S, everywhere b
+      15 PSET     C->S  req U, namespace S, topic S, key S, meta B
+      16 PCLEAR   C->S  req U, namespace S, topic S, key S
+      17 PLIST    C->S  req U, namespace S, topic S
+      18 PEVENT   S->C  namespace S, topic S, key S, meta B, node I,
+                        present b
+      19 MEMBER   S->C  node I, name S, state U, endpoint S
 
     req 0 means "no answer wanted". A decoder accepts exactly these shapes:
     the wrong count or kind of field is EPROTO, an unknown type EBADMSG.
@@ -77,6 +83,13 @@ static const schema_t s_schema[WIRE_TYPE_MAX] = {
     [WIRE_GAP] = {"GAP", 4, {S(ns), S(topic), I(id), U(count)}},
     [WIRE_SUBACK] = {"SUBACK", 4,
                      {U(req), S(ns), S(topic), BOOL(everywhere)}},
+    [WIRE_PSET] = {"PSET", 5, {U(req), S(ns), S(topic), S(arg), B(meta)}},
+    [WIRE_PCLEAR] = {"PCLEAR", 4, {U(req), S(ns), S(topic), S(arg)}},
+    [WIRE_PLIST] = {"PLIST", 3, {U(req), S(ns), S(topic)}},
+    [WIRE_PEVENT] = {"PEVENT", 6,
+                     {S(ns), S(topic), S(arg), B(meta), I(node),
+                      BOOL(present)}},
+    [WIRE_MEMBER] = {"MEMBER", 4, {I(node), S(name), U(count), S(text)}},
 };
 
 static const schema_t *s_schema_of(int type)

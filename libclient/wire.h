@@ -37,7 +37,12 @@ typedef enum {
     WIRE_STATUS = 12, // S->C  health of the sidecar (readable, writable)
     WIRE_GAP = 13,    // S->C  messages of a stream were missed
     WIRE_SUBACK = 14, // S->C  a SUB took effect
-    WIRE_TYPE_MAX = 15
+    WIRE_PSET = 15,   // C->S  set our presence in a topic
+    WIRE_PCLEAR = 16, // C->S  clear it
+    WIRE_PLIST = 17,  // C->S  list a topic's presence (PEVENTs, then REPLY)
+    WIRE_PEVENT = 18, // S->C  a presence entry is there / is gone
+    WIRE_MEMBER = 19, // S->C  a cluster member changed state
+    WIRE_TYPE_MAX = 20
 } wire_type_t;
 
 //  PUB and MSG flags.
@@ -45,7 +50,9 @@ typedef enum {
 #define WIRE_F_ECHO   0x02 // PUB: deliver to the publisher too
 
 //  HELLO flags.
-#define WIRE_HF_GAPS 0x01 // send GAP notices to this connection
+#define WIRE_HF_GAPS     0x01 // send GAP notices to this connection
+#define WIRE_HF_PRESENCE 0x02 // send PEVENTs of the topics it subscribed
+#define WIRE_HF_MEMBERS  0x04 // send MEMBER events
 
 //  ERR codes. The numbers are the protocol.
 typedef enum {
@@ -77,12 +84,13 @@ typedef struct {
     uint64_t flags;       // HELLO, PUB, MSG
     uint64_t seq;         // PUB, MSG: per (publisher, topic) sequence
     uint64_t code;        // ERR
-    uint64_t count;       // GAP: missed; STATUS: live peers
+    uint64_t count;       // GAP: missed; STATUS: live peers; MEMBER: state
     uint64_t max_payload; // WELCOME
     uint64_t token;       // PING, PONG
     bool readable;        // STATUS
     bool writable;        // STATUS
     bool everywhere;      // SUBACK
+    bool present;         // PEVENT: true there, false gone
     wire_str_t id;        // HELLO: instance id; MSG, GAP: origin instance
     wire_str_t node;      // WELCOME: sidecar node id; MSG: origin node
     wire_str_t name;      // HELLO: app name; WELCOME: sidecar version
@@ -91,7 +99,8 @@ typedef struct {
     wire_str_t topic;     //
     wire_str_t payload;   // PUB, MSG
     wire_str_t text;      // ERR: reason; STATUS: detail; QUERY: what
-    wire_str_t arg;       // QUERY argument
+    wire_str_t arg;       // QUERY argument; PSET, PCLEAR, PEVENT: key
+    wire_str_t meta;      // PSET, PEVENT: the entry's data
     const wire_str_t *rows; // REPLY: 2*nrows strings, key then value
     size_t nrows;           // REPLY
 } wire_frame_t;

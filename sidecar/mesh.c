@@ -23,6 +23,7 @@
 #include "dedup.h"
 #include "envelope.h"
 #include "log.h"
+#include "presence.h"
 #include "session.h"
 
 #include <errno.h>
@@ -42,6 +43,8 @@
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
 static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
 static const uint8_t MK[PREFIX_LEN] = {0xff, 0xff, 'R', 'C', 'm', 'k', 0, 1};
+static const uint8_t PR[PREFIX_LEN] = {0xff, 0xfc, 'R', 'C', 'p', 'r', 0, 1};
+#define SNAPSHOT_EVERY 5 // heartbeats between presence snapshots
 
 typedef struct {
     uint8_t node[16];
@@ -481,6 +484,7 @@ static void s_on_heartbeat(mesh_t *self, const uint8_t *plain, size_t len)
                      p->name, p->endpoint);
             p->acked = 0;
             self->marker_dirty = true; // it must confirm what we hold
+            presence_snapshot(server_presence(self->server)); // and learn ours
         }
         s_update_health(self);
     }
@@ -507,7 +511,7 @@ static void s_on_ack(mesh_t *self, const uint8_t *plain, size_t len)
 static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
                          const uint8_t *f2, size_t f2_len)
 {
-    uint8_t plain[4096];
+    static uint8_t plain[1 << 20]; // presence snapshots can be large
     ssize_t len = s_open_control(self, f1, f1_len, f2, f2_len, plain,
                                  sizeof plain);
     if (len < 0) {
@@ -520,6 +524,11 @@ static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
     } else if (f1_len == PREFIX_LEN + 16 && memcmp(f1, AK, PREFIX_LEN) == 0 &&
                memcmp(f1 + PREFIX_LEN, self->node, 16) == 0) {
         s_on_ack(self, plain, (size_t)len);
+    } else if (f1_len == PREFIX_LEN && memcmp(f1, PR, PREFIX_LEN) == 0) {
+        if (presence_on_remote(server_presence(self->server), plain,
+                               (size_t)len)) {
+            self->stats->control_bad++;
+        }
     }
 }
 
@@ -655,6 +664,7 @@ static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
             log_info("peer_down", "node_id=%s name=%s silent_ms=%llu", hex,
                      p->name, (unsigned long long)(now - p->last_heard));
             p->live = false;
+            presence_node_gone(server_presence(self->server), p->node);
         }
         live += p->live;
     }
@@ -666,6 +676,9 @@ static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
     }
     msgpack_pack_uint64(&pk, ++self->beat);
     s_send_control(self, HB, PREFIX_LEN);
+    if (self->beat % SNAPSHOT_EVERY == 0) {
+        presence_snapshot(server_presence(self->server)); // anti-entropy
+    }
     s_update_health(self);
     s_check_waiters(self);
     dedup_expire(self->dedup, now, 600000);
@@ -747,6 +760,32 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint)
     self->links[i] = self->links[--self->nlinks];
     log_info("link_removed", "endpoint=%s", endpoint);
     return 0;
+}
+
+static void s_send_presence(void *arg, const uint8_t *body, size_t len)
+{
+    mesh_t *self = arg;
+    if (self->alone) {
+        return;
+    }
+    msgpack_sbuffer_clear(&self->sbuf);
+    msgpack_sbuffer_write(&self->sbuf, (const char *)body, len);
+    s_send_control(self, PR, PREFIX_LEN);
+}
+
+void mesh_member_changed(mesh_t *self, const uint8_t node[16],
+                         const char *name, int state, const char *endpoint)
+{
+    if (state == 3 || state == 4 || state == 0) { // dead, left, forgotten
+        peer_t *p = s_peer(self, node);
+        if (p) {
+            p->live = false;
+            s_update_health(self);
+            s_check_waiters(self);
+        }
+        presence_node_gone(server_presence(self->server), node);
+    }
+    server_notify_member(self->server, node, name, state, endpoint);
 }
 
 const keyring_t *mesh_keyring(const mesh_t *self)
@@ -835,6 +874,7 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     memcpy(ak, AK, PREFIX_LEN);
     memcpy(ak + PREFIX_LEN, self->node, 16);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, HB, PREFIX_LEN);
+    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, PR, PREFIX_LEN);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
     for (size_t i = 0; i < cfg->proxies.count; i++) {
         char backend[300];
@@ -903,6 +943,7 @@ mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
     self->hb_timer = loop_add_timer(loop, cfg->heartbeat_ms, true,
                                     s_heartbeat, self);
     registry_set_hooks(server_registry(server), s_on_first, s_on_last, self);
+    presence_set_sender(server_presence(server), s_send_presence, self);
     s_update_health(self);
     return self;
 }
@@ -921,6 +962,7 @@ void mesh_destroy(mesh_t **self_p)
     }
     if (self->server) {
         registry_set_hooks(server_registry(self->server), NULL, NULL, NULL);
+        presence_set_sender(server_presence(self->server), NULL, NULL);
     }
     void *both[] = {self->xpub, self->sub};
     for (int i = 0; i < 2; i++) {

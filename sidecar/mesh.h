@@ -67,6 +67,13 @@ void mesh_confirm(mesh_t *self, conn_t *conn, uint64_t req,
 int mesh_peer_add(mesh_t *self, const char *endpoint);
 int mesh_peer_remove(mesh_t *self, const char *endpoint);
 
+//  Membership says a member changed (state as swim_state_t: 1 alive,
+//  2 suspect, 3 dead, 4 left, 0 forgotten): a dead or left one is down at
+//  once (health, confirmations, its presence), and apps that asked are
+//  told.
+void mesh_member_changed(mesh_t *self, const uint8_t node[16],
+                         const char *name, int state, const char *endpoint);
+
 //  The cluster keys (borrowed, the mesh's), for gossip to seal with.
 const keyring_t *mesh_keyring(const mesh_t *self);
 

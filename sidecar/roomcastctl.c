@@ -42,6 +42,8 @@ static void s_usage(FILE *out)
         "                         PATTERN is a glob on the topic (or NS<tab>TOPIC)\n"
         "  numsub TOPIC           local subscribers of TOPIC\n"
         "  clients                connected apps: pid, uid, topics, queue, drops\n"
+        "  presence TOPIC         who is present in TOPIC, cluster-wide: key,\n"
+        "                         owning sidecar, meta\n"
         "  publish TOPIC DATA     publish DATA (text, or --binary) to TOPIC;\n"
         "                         DATA '-' reads it from standard input\n"
         "  subscribe TOPIC...     print messages of TOPICs as they come, until\n"
@@ -311,6 +313,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "peers") == 0 && nargs == 1) {
         return s_query(&o, "peers", "");
+    }
+    if (strcmp(cmd, "presence") == 0 && nargs == 2) {
+        snprintf(arg, sizeof arg, "%s\t%s", o.ns, args[1]);
+        return s_query(&o, "presence", arg);
     }
     if (strcmp(cmd, "members") == 0 && nargs == 1) {
         return s_query(&o, "members", "");

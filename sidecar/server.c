@@ -2,6 +2,7 @@
     type does lives in session.c (one handler per type, by table). */
 #include "server.h"
 #include "log.h"
+#include "presence.h"
 #include "session.h"
 
 #include <errno.h>
@@ -40,6 +41,7 @@ struct server_t {
     char health_detail[128];
     mesh_t *mesh;         // NULL when local only
     gossip_t *gossip;     // NULL without membership
+    presence_t *presence; // entries of our apps and of the cluster
     bool shutting_down;
     int sweep_timer;
     uint8_t scratch[READ_CHUNK];
@@ -91,6 +93,7 @@ void conn_close(server_t *self, conn_t *conn, const char *why)
     log_debug("client_closed", "client=%llu reason=\"%s\" dropped=%llu",
               (unsigned long long)conn->id, why,
               (unsigned long long)conn->dropped);
+    presence_conn_closed(self->presence, conn);
     registry_leave_all(self->registry, &conn->reg);
     loop_del_fd(self->loop, conn->fd);
     close(conn->fd);
@@ -490,12 +493,14 @@ server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
     self->health = (server_health_t){true, true, 0, "cluster of one"};
     self->registry = registry_new();
     self->decoder = wire_decoder_new();
+    self->presence = presence_new(self, node_id, cfg->channel);
     fanout_io_t io = {self, s_deliver, s_hold, s_release};
     self->fanout = self->registry
                        ? fanout_new(self->registry, &io, cfg->fanout_slice,
                                     stats)
                        : NULL;
-    if (!self->registry || !self->decoder || !self->fanout) {
+    if (!self->registry || !self->decoder || !self->fanout ||
+        !self->presence) {
         server_destroy(&self);
         return NULL;
     }
@@ -534,6 +539,7 @@ void server_destroy(server_t **self_p)
         close(self->reserve_fd);
     }
     loop_cancel_timer(self->loop, self->sweep_timer);
+    presence_destroy(&self->presence);
     registry_destroy(&self->registry);
     wire_decoder_destroy(&self->decoder);
     free(self);
@@ -642,6 +648,24 @@ void server_set_mesh(server_t *self, mesh_t *mesh)
 mesh_t *server_mesh(server_t *self)
 {
     return self->mesh;
+}
+
+presence_t *server_presence(server_t *self)
+{
+    return self->presence;
+}
+
+void server_notify_member(server_t *self, const uint8_t node[16],
+                          const char *name, int state, const char *endpoint)
+{
+    wire_frame_t f = {.type = WIRE_MEMBER, .node = {(const char *)node, 16},
+                      .name = wire_str(name), .count = (uint64_t)state,
+                      .text = wire_str(endpoint)};
+    for (conn_t *conn = self->conns; conn; conn = conn->next) {
+        if (conn->hello && (conn->hello_flags & WIRE_HF_MEMBERS)) {
+            conn_send(self, conn, &f);
+        }
+    }
 }
 
 void server_set_gossip(server_t *self, gossip_t *gossip)

@@ -56,6 +56,14 @@ typedef struct gossip_t gossip_t;
 void server_set_gossip(server_t *self, gossip_t *gossip);
 gossip_t *server_gossip(server_t *self);
 
+//  Presence of this sidecar's apps and of the cluster's. Owned.
+typedef struct presence_t presence_t;
+presence_t *server_presence(server_t *self);
+
+//  Tell the apps that asked (WIRE_HF_MEMBERS) that a member changed.
+void server_notify_member(server_t *self, const uint8_t node[16],
+                          const char *name, int state, const char *endpoint);
+
 //  Tell every client about a health change.
 void server_set_health(server_t *self, const server_health_t *health);
 

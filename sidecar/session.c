@@ -6,6 +6,7 @@
 #include "log.h"
 #include "gossip.h"
 #include "mesh.h"
+#include "presence.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -162,6 +163,57 @@ static void s_pub(server_t *server, conn_t *conn, const wire_frame_t *f)
     if (server_mesh(server)) {
         mesh_publish(server_mesh(server), &msg);
     }
+}
+
+static bool s_key_ok(server_t *server, conn_t *conn, const wire_frame_t *f)
+{
+    const char *problem = s_name_problem(f->arg);
+    if (problem) {
+        server_stats(server)->bad_frames++;
+        conn_send_err(server, conn, f->req, WIRE_E_BADNAME,
+                      "%s presence key %s", wire_type_name(f->type), problem);
+        return false;
+    }
+    return true;
+}
+
+static void s_pset(server_t *server, conn_t *conn, const wire_frame_t *f)
+{
+    if (!s_names_ok(server, conn, f) || !s_key_ok(server, conn, f)) {
+        return;
+    }
+    if (f->meta.len > 65536) {
+        conn_send_err(server, conn, f->req, WIRE_E_TOOBIG,
+                      "PSET meta of %u bytes is over 64 KiB", f->meta.len);
+        return;
+    }
+    if (presence_set(server_presence(server), conn, f->ns, f->topic, f->arg,
+                     f->meta)) {
+        conn_send_err(server, conn, f->req,
+                      errno == EEXIST ? WIRE_E_DENIED : WIRE_E_LIMIT,
+                      "PSET refused: %s",
+                      errno == EEXIST ? "another app holds that key"
+                                      : "sidecar out of memory");
+    }
+}
+
+static void s_pclear(server_t *server, conn_t *conn, const wire_frame_t *f)
+{
+    if (s_names_ok(server, conn, f) && s_key_ok(server, conn, f)) {
+        //  clearing what is not there is fine: clear is idempotent
+        (void)presence_clear(server_presence(server), conn, f->ns, f->topic,
+                             f->arg);
+    }
+}
+
+static void s_plist(server_t *server, conn_t *conn, const wire_frame_t *f)
+{
+    if (!s_names_ok(server, conn, f)) {
+        return;
+    }
+    presence_list(server_presence(server), conn, f->ns, f->topic);
+    wire_frame_t done = {.type = WIRE_REPLY, .req = f->req};
+    conn_send(server, conn, &done); // the PEVENTs before it are the list
 }
 
 static void s_ping(server_t *server, conn_t *conn, const wire_frame_t *f)
@@ -383,6 +435,21 @@ static int s_q_members(server_t *server, conn_t *conn, const char *arg,
     return 0;
 }
 
+static int s_q_presence(server_t *server, conn_t *conn, const char *arg,
+                        rows_t *rows)
+{
+    (void)conn;
+    const char *tab = strchr(arg, '\t');
+    if (!tab) {
+        errno = EINVAL;
+        return -1;
+    }
+    presence_list_rows(server_presence(server),
+                       (wire_str_t){arg, (uint32_t)(tab - arg)},
+                       wire_str(tab + 1), s_peer_row, rows);
+    return 0;
+}
+
 static int s_q_peer_add(server_t *server, conn_t *conn, const char *arg,
                         rows_t *rows)
 {
@@ -418,6 +485,7 @@ static const struct {
     {"clients", s_q_clients},
     {"peers", s_q_peers},
     {"members", s_q_members},
+    {"presence", s_q_presence},
     {"peer-add", s_q_peer_add},
     {"peer-remove", s_q_peer_remove},
 };
@@ -483,7 +551,8 @@ void session_notify_gap(server_t *server, const fanout_msg_t *msg,
 static handler_fn *const s_handlers[WIRE_TYPE_MAX] = {
     [WIRE_HELLO] = s_hello, [WIRE_SUB] = s_sub,   [WIRE_UNSUB] = s_unsub,
     [WIRE_PUB] = s_pub,     [WIRE_PING] = s_ping, [WIRE_PONG] = s_pong,
-    [WIRE_QUERY] = s_query,
+    [WIRE_QUERY] = s_query, [WIRE_PSET] = s_pset,   [WIRE_PCLEAR] = s_pclear,
+    [WIRE_PLIST] = s_plist,
 };
 
 void session_frame(server_t *server, conn_t *conn, wire_decoder_t *decoder,

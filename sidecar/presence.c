@@ -1,0 +1,535 @@
+/*  presence: see presence.h. One table of every entry known, local and
+    remote, keyed by (node, ns, topic, key); small per-node records of the
+    last version applied. Listing a topic walks the table: presence lists
+    are occasional, deliveries never touch it. */
+#include "presence.h"
+#include "registry.h"
+#include "session.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint8_t node[16];
+    char *ns, *topic, *key; // NUL-terminated copies
+    uint8_t *meta;
+    size_t meta_len;
+    conn_t *conn;           // local owner, NULL for remote entries
+} entry_t;
+
+typedef struct {
+    uint64_t version; // last applied from that node
+} origin_t;
+
+struct presence_t {
+    server_t *server;
+    uint8_t node[16];
+    char channel[256];
+    zhashx_t *entries; // key string -> entry_t
+    zhashx_t *origins; // node hex -> origin_t
+    uint64_t version;  // ours
+    presence_send_fn *send;
+    void *send_arg;
+    msgpack_sbuffer sbuf;
+};
+
+static void s_entry_free(void **item)
+{
+    entry_t *e = *item;
+    if (e) {
+        free(e->ns);
+        free(e->topic);
+        free(e->key);
+        free(e->meta);
+        free(e);
+        *item = NULL;
+    }
+}
+
+static void s_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+presence_t *presence_new(server_t *server, const uint8_t node_id[16],
+                         const char *channel)
+{
+    presence_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    self->server = server;
+    memcpy(self->node, node_id, 16);
+    snprintf(self->channel, sizeof self->channel, "%s", channel);
+    self->entries = zhashx_new();
+    self->origins = zhashx_new();
+    if (!self->entries || !self->origins) {
+        presence_destroy(&self);
+        return NULL;
+    }
+    zhashx_set_destructor(self->entries, s_entry_free);
+    zhashx_set_destructor(self->origins, s_free);
+    msgpack_sbuffer_init(&self->sbuf);
+    return self;
+}
+
+void presence_destroy(presence_t **self_p)
+{
+    if (self_p && *self_p) {
+        presence_t *self = *self_p;
+        zhashx_destroy(&self->entries);
+        zhashx_destroy(&self->origins);
+        msgpack_sbuffer_destroy(&self->sbuf);
+        free(self);
+        *self_p = NULL;
+    }
+}
+
+void presence_set_sender(presence_t *self, presence_send_fn *fn, void *arg)
+{
+    self->send = fn;
+    self->send_arg = arg;
+}
+
+// --- keys and events ----------------------------------------------------------
+
+static bool s_in_topic(const entry_t *e, wire_str_t ns, wire_str_t topic);
+
+static void s_hex(const uint8_t *id, char *out)
+{
+    for (int i = 0; i < 16; i++) {
+        snprintf(out + 2 * i, 3, "%02x", id[i]);
+    }
+}
+
+//  "nodehex\x01ns\x01topic\x01key": names hold no control characters.
+static char *s_key(const uint8_t node[16], const char *ns, size_t ns_len,
+                   const char *topic, size_t topic_len, const char *key,
+                   size_t key_len)
+{
+    char hex[33];
+    s_hex(node, hex);
+    char *k = malloc(32 + ns_len + topic_len + key_len + 4);
+    if (k) {
+        sprintf(k, "%s\x01%.*s\x01%.*s\x01%.*s", hex, (int)ns_len, ns,
+                (int)topic_len, topic, (int)key_len, key);
+    }
+    return k;
+}
+
+//  Tell the local watchers of e's topic that e is there or gone.
+static void s_event(presence_t *self, const entry_t *e, bool present)
+{
+    registry_topic_t *t =
+        registry_lookup(server_registry(self->server), e->ns, strlen(e->ns),
+                        e->topic, strlen(e->topic));
+    if (!t) {
+        return;
+    }
+    wire_frame_t f = {.type = WIRE_PEVENT, .ns = wire_str(e->ns),
+                      .topic = wire_str(e->topic), .arg = wire_str(e->key),
+                      .meta = {(const char *)e->meta, (uint32_t)e->meta_len},
+                      .node = {(const char *)e->node, 16},
+                      .present = present};
+    for (size_t i = 0; i < t->count; i++) {
+        conn_t *conn = registry_member(t, i);
+        if (conn->hello_flags & WIRE_HF_PRESENCE) {
+            conn_send(self->server, conn, &f);
+        }
+    }
+}
+
+//  Insert or replace an entry; events when it is new or its meta changed.
+static int s_put(presence_t *self, const uint8_t node[16], wire_str_t ns,
+                 wire_str_t topic, wire_str_t key, wire_str_t meta,
+                 conn_t *conn)
+{
+    char *k = s_key(node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr,
+                    key.len);
+    entry_t *e = calloc(1, sizeof *e);
+    if (!k || !e) {
+        free(k);
+        free(e);
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(e->node, node, 16);
+    e->ns = strndup(ns.ptr, ns.len);
+    e->topic = strndup(topic.ptr, topic.len);
+    e->key = strndup(key.ptr, key.len);
+    e->meta = meta.len ? malloc(meta.len) : NULL;
+    e->meta_len = meta.len;
+    e->conn = conn;
+    if (!e->ns || !e->topic || !e->key || (meta.len && !e->meta)) {
+        void *item = e;
+        s_entry_free(&item);
+        free(k);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (meta.len) {
+        memcpy(e->meta, meta.ptr, meta.len);
+    }
+    entry_t *old = zhashx_lookup(self->entries, k);
+    bool same = old && old->meta_len == e->meta_len &&
+                (e->meta_len == 0 ||
+                 memcmp(old->meta, e->meta, e->meta_len) == 0);
+    zhashx_update(self->entries, k, e); // frees the old one
+    free(k);
+    if (!same) {
+        s_event(self, e, true);
+    }
+    return 0;
+}
+
+static void s_remove(presence_t *self, const char *k)
+{
+    entry_t *e = zhashx_lookup(self->entries, k);
+    if (e) {
+        s_event(self, e, false);
+        zhashx_delete(self->entries, k);
+    }
+}
+
+// --- sending ------------------------------------------------------------------
+
+static void s_pack_head(presence_t *self, msgpack_packer *pk, size_t fields,
+                        const char *kind)
+{
+    msgpack_sbuffer_clear(&self->sbuf);
+    msgpack_packer_init(pk, &self->sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(pk, fields);
+    msgpack_pack_str_with_body(pk, self->channel, strlen(self->channel));
+    msgpack_pack_bin_with_body(pk, self->node, 16);
+    msgpack_pack_str_with_body(pk, kind, 1);
+    msgpack_pack_uint64(pk, self->version);
+}
+
+static void s_pack_str(msgpack_packer *pk, const char *s, size_t len)
+{
+    msgpack_pack_str_with_body(pk, s, len);
+}
+
+static void s_send_delta(presence_t *self, bool set, wire_str_t ns,
+                         wire_str_t topic, wire_str_t key, wire_str_t meta)
+{
+    self->version++;
+    if (!self->send) {
+        return;
+    }
+    msgpack_packer pk;
+    s_pack_head(self, &pk, 9, "d");
+    msgpack_pack_uint8(&pk, set ? 1 : 0);
+    s_pack_str(&pk, ns.ptr, ns.len);
+    s_pack_str(&pk, topic.ptr, topic.len);
+    s_pack_str(&pk, key.ptr, key.len);
+    msgpack_pack_bin_with_body(&pk, meta.ptr, meta.len);
+    self->send(self->send_arg, (const uint8_t *)self->sbuf.data,
+               self->sbuf.size);
+}
+
+void presence_snapshot(presence_t *self)
+{
+    if (!self->send) {
+        return;
+    }
+    size_t n = 0;
+    for (entry_t *e = zhashx_first(self->entries); e;
+         e = zhashx_next(self->entries)) {
+        n += memcmp(e->node, self->node, 16) == 0;
+    }
+    msgpack_packer pk;
+    s_pack_head(self, &pk, 5, "s");
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (entry_t *e = zhashx_first(self->entries); e;
+         e = zhashx_next(self->entries)) {
+        if (memcmp(e->node, self->node, 16) == 0) {
+            msgpack_pack_array(&pk, 4);
+            s_pack_str(&pk, e->ns, strlen(e->ns));
+            s_pack_str(&pk, e->topic, strlen(e->topic));
+            s_pack_str(&pk, e->key, strlen(e->key));
+            msgpack_pack_bin_with_body(&pk, e->meta, e->meta_len);
+        }
+    }
+    self->send(self->send_arg, (const uint8_t *)self->sbuf.data,
+               self->sbuf.size);
+}
+
+// --- local changes ------------------------------------------------------------
+
+int presence_set(presence_t *self, conn_t *conn, wire_str_t ns,
+                 wire_str_t topic, wire_str_t key, wire_str_t meta)
+{
+    char *k = s_key(self->node, ns.ptr, ns.len, topic.ptr, topic.len,
+                    key.ptr, key.len);
+    entry_t *old = k ? zhashx_lookup(self->entries, k) : NULL;
+    free(k);
+    if (old && old->conn != conn) {
+        errno = EEXIST; // another app of ours holds that key
+        return -1;
+    }
+    if (s_put(self, self->node, ns, topic, key, meta, conn)) {
+        return -1;
+    }
+    s_send_delta(self, true, ns, topic, key, meta);
+    return 0;
+}
+
+int presence_clear(presence_t *self, conn_t *conn, wire_str_t ns,
+                   wire_str_t topic, wire_str_t key)
+{
+    char *k = s_key(self->node, ns.ptr, ns.len, topic.ptr, topic.len,
+                    key.ptr, key.len);
+    entry_t *e = k ? zhashx_lookup(self->entries, k) : NULL;
+    if (!e || e->conn != conn) {
+        free(k);
+        errno = ENOENT;
+        return -1;
+    }
+    s_remove(self, k);
+    free(k);
+    s_send_delta(self, false, ns, topic, key, (wire_str_t){"", 0});
+    return 0;
+}
+
+void presence_conn_closed(presence_t *self, conn_t *conn)
+{
+    zlistx_t *gone = zlistx_new();
+    for (entry_t *e = zhashx_first(self->entries); e;
+         e = zhashx_next(self->entries)) {
+        if (e->conn == conn) {
+            zlistx_add_end(gone, (void *)zhashx_cursor(self->entries));
+        }
+    }
+    for (const char *k = zlistx_first(gone); k; k = zlistx_next(gone)) {
+        entry_t *e = zhashx_lookup(self->entries, k);
+        char *ns = strdup(e->ns), *topic = strdup(e->topic);
+        char *key = strdup(e->key);
+        s_remove(self, k); // frees e and k
+        if (ns && topic && key) {
+            s_send_delta(self, false, wire_str(ns), wire_str(topic),
+                         wire_str(key), (wire_str_t){"", 0});
+        }
+        free(ns);
+        free(topic);
+        free(key);
+    }
+    zlistx_destroy(&gone);
+}
+
+void presence_list(presence_t *self, conn_t *conn, wire_str_t ns,
+                   wire_str_t topic)
+{
+    for (entry_t *e = zhashx_first(self->entries); e;
+         e = zhashx_next(self->entries)) {
+        if (s_in_topic(e, ns, topic)) {
+            wire_frame_t f = {.type = WIRE_PEVENT, .ns = ns, .topic = topic,
+                              .arg = wire_str(e->key),
+                              .meta = {(const char *)e->meta,
+                                       (uint32_t)e->meta_len},
+                              .node = {(const char *)e->node, 16},
+                              .present = true};
+            conn_send(self->server, conn, &f);
+        }
+    }
+}
+
+static bool s_in_topic(const entry_t *e, wire_str_t ns, wire_str_t topic)
+{
+    return strlen(e->ns) == ns.len && memcmp(e->ns, ns.ptr, ns.len) == 0 &&
+           strlen(e->topic) == topic.len &&
+           memcmp(e->topic, topic.ptr, topic.len) == 0;
+}
+
+void presence_list_rows(presence_t *self, wire_str_t ns, wire_str_t topic,
+                        presence_row_fn *fn, void *arg)
+{
+    for (entry_t *e = zhashx_first(self->entries); e;
+         e = zhashx_next(self->entries)) {
+        if (!s_in_topic(e, ns, topic)) {
+            continue;
+        }
+        bool text = true;
+        for (size_t i = 0; i < e->meta_len; i++) {
+            text &= e->meta[i] >= 0x20 && e->meta[i] < 0x7f;
+        }
+        char hex[33], value[300];
+        s_hex(e->node, hex);
+        if (text) {
+            snprintf(value, sizeof value, "node=%s meta=%.*s", hex,
+                     (int)(e->meta_len > 200 ? 200 : e->meta_len),
+                     (const char *)e->meta);
+        } else {
+            snprintf(value, sizeof value, "node=%s meta=[%zu bytes]", hex,
+                     e->meta_len);
+        }
+        fn(arg, e->key, value);
+    }
+}
+
+// --- remote changes -----------------------------------------------------------
+
+//  Remove every entry of node (all of them, or only those not in keep).
+static void s_drop_node(presence_t *self, const uint8_t node[16],
+                        zhashx_t *keep)
+{
+    zlistx_t *gone = zlistx_new();
+    for (entry_t *e = zhashx_first(self->entries); e;
+         e = zhashx_next(self->entries)) {
+        const char *k = zhashx_cursor(self->entries);
+        if (memcmp(e->node, node, 16) == 0 &&
+            !(keep && zhashx_lookup(keep, k))) {
+            zlistx_add_end(gone, (void *)k);
+        }
+    }
+    for (const char *k = zlistx_first(gone); k; k = zlistx_next(gone)) {
+        s_remove(self, k);
+    }
+    zlistx_destroy(&gone);
+}
+
+void presence_node_gone(presence_t *self, const uint8_t node[16])
+{
+    char hex[33];
+    s_hex(node, hex);
+    s_drop_node(self, node, NULL);
+    zhashx_delete(self->origins, hex);
+}
+
+static bool s_str(const msgpack_object *o, wire_str_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
+        o->via.str.size > WIRE_MAX_NAME) {
+        return false;
+    }
+    for (uint32_t i = 0; i < o->via.str.size; i++) {
+        if ((unsigned char)o->via.str.ptr[i] < 0x20) {
+            return false; // names never hold control characters
+        }
+    }
+    *out = (wire_str_t){o->via.str.ptr, o->via.str.size};
+    return true;
+}
+
+static bool s_bin(const msgpack_object *o, wire_str_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_BIN) {
+        return false;
+    }
+    *out = (wire_str_t){o->via.bin.ptr, o->via.bin.size};
+    return true;
+}
+
+static int s_apply_snapshot(presence_t *self, const uint8_t *node,
+                            const msgpack_object *list)
+{
+    zhashx_t *keep = zhashx_new();
+    int rc = 0;
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        const msgpack_object *item = &list->via.array.ptr[i];
+        wire_str_t ns, topic, key, meta;
+        if (item->type != MSGPACK_OBJECT_ARRAY || item->via.array.size != 4 ||
+            !s_str(&item->via.array.ptr[0], &ns) ||
+            !s_str(&item->via.array.ptr[1], &topic) ||
+            !s_str(&item->via.array.ptr[2], &key) ||
+            !s_bin(&item->via.array.ptr[3], &meta)) {
+            rc = -1;
+            break;
+        }
+        char *k = s_key(node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr,
+                        key.len);
+        if (k) {
+            zhashx_insert(keep, k, (void *)1);
+            free(k);
+        }
+        s_put(self, node, ns, topic, key, meta, NULL);
+    }
+    if (rc == 0) {
+        s_drop_node(self, node, keep); // what the snapshot no longer has
+    }
+    zhashx_destroy(&keep);
+    return rc;
+}
+
+int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    int rc = -1;
+    if (!wire_msgpack_bounded(body, len) ||
+        msgpack_unpack_next(&up, (const char *)body, len, NULL) !=
+            MSGPACK_UNPACK_SUCCESS) {
+        goto done;
+    }
+    const msgpack_object *o = &up.data;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 5) {
+        goto done;
+    }
+    const msgpack_object *a = o->via.array.ptr;
+    size_t clen = strlen(self->channel);
+    if (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size != clen ||
+        memcmp(a[0].via.str.ptr, self->channel, clen) != 0 ||
+        a[1].type != MSGPACK_OBJECT_BIN || a[1].via.bin.size != 16 ||
+        a[2].type != MSGPACK_OBJECT_STR || a[2].via.str.size != 1 ||
+        a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        goto done;
+    }
+    const uint8_t *node = (const uint8_t *)a[1].via.bin.ptr;
+    if (memcmp(node, self->node, 16) == 0) {
+        rc = 0; // our own, back through a proxy
+        goto done;
+    }
+    char hex[33];
+    s_hex(node, hex);
+    origin_t *origin = zhashx_lookup(self->origins, hex);
+    if (!origin) {
+        origin = calloc(1, sizeof *origin);
+        if (!origin) {
+            goto done;
+        }
+        zhashx_insert(self->origins, hex, origin);
+    }
+    uint64_t version = a[3].via.u64;
+    char kind = a[2].via.str.ptr[0];
+    if (kind == 's' && o->via.array.size == 5 &&
+        a[4].type == MSGPACK_OBJECT_ARRAY) {
+        if (version >= origin->version) {
+            rc = s_apply_snapshot(self, node, &a[4]);
+            origin->version = version;
+        } else {
+            rc = 0;
+        }
+    } else if (kind == 'd' && o->via.array.size == 9 &&
+               a[4].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        wire_str_t ns, topic, key, meta;
+        if (!s_str(&a[5], &ns) || !s_str(&a[6], &topic) ||
+            !s_str(&a[7], &key) || !s_bin(&a[8], &meta)) {
+            goto done;
+        }
+        rc = 0;
+        if (version != origin->version + 1) {
+            goto done; // missed one: the next snapshot settles it
+        }
+        origin->version = version;
+        if (a[4].via.u64 == 1) {
+            s_put(self, node, ns, topic, key, meta, NULL);
+        } else {
+            char *k = s_key(node, ns.ptr, ns.len, topic.ptr, topic.len,
+                            key.ptr, key.len);
+            if (k) {
+                s_remove(self, k);
+                free(k);
+            }
+        }
+    }
+done:
+    msgpack_unpacked_destroy(&up);
+    if (rc) {
+        errno = EPROTO;
+    }
+    return rc;
+}

@@ -1,0 +1,72 @@
+/*  presence: who is in a room, cluster-wide.
+
+    An app sets presence (namespace, topic, key, meta) and clears it; each
+    sidecar owns the entries of its own apps, with one version counter per
+    sidecar. Changes go to the other sidecars as deltas over the sealed
+    mesh control channel, and every few heartbeats (and when a peer
+    appears) as a full snapshot, so a sidecar that missed a delta or
+    joined late converges: a delta that is not the next version is ignored
+    until the next snapshot replaces that sidecar's entries wholesale. The
+    entries of an app vanish when it disconnects; those of a sidecar when
+    it dies or leaves (membership or heartbeats say so).
+
+    Apps that subscribed to a topic and asked for presence events
+    (WIRE_HF_PRESENCE) get a PEVENT for every entry that comes or goes.
+
+    Wire (mesh control, prefix "PR", body sealed like every control):
+      delta     [channel, node, "d", version, op (1 set, 0 clear), ns,
+                 topic, key, meta]
+      snapshot  [channel, node, "s", version, [[ns, topic, key, meta]...]]
+
+    THREAD SAFETY: one thread, the loop's.
+*/
+#ifndef RCD_PRESENCE_H
+#define RCD_PRESENCE_H
+
+#include "wire.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct presence_t presence_t;
+typedef struct conn_t conn_t;
+typedef struct server_t server_t;
+
+//  Send a sealed presence body to every other sidecar.
+typedef void(presence_send_fn)(void *arg, const uint8_t *body, size_t len);
+
+presence_t *presence_new(server_t *server, const uint8_t node_id[16],
+                         const char *channel);
+void presence_destroy(presence_t **self_p);
+
+//  Where deltas and snapshots go (the mesh); NULL: local only.
+void presence_set_sender(presence_t *self, presence_send_fn *fn, void *arg);
+
+//  conn sets or clears its entry (ns, topic, key). Returns 0, or -1 with
+//  ENOMEM (set) or ENOENT (clear of an entry conn does not own).
+int presence_set(presence_t *self, conn_t *conn, wire_str_t ns,
+                 wire_str_t topic, wire_str_t key, wire_str_t meta);
+int presence_clear(presence_t *self, conn_t *conn, wire_str_t ns,
+                   wire_str_t topic, wire_str_t key);
+//  conn is gone: clear every entry it set.
+void presence_conn_closed(presence_t *self, conn_t *conn);
+
+//  Send conn a PEVENT (present) for every entry of (ns, topic).
+void presence_list(presence_t *self, conn_t *conn, wire_str_t ns,
+                   wire_str_t topic);
+//  Entries of (ns, topic), for roomcastctl: key the entry's key, value
+//  "node=<hex> meta=<text or N bytes>".
+typedef void(presence_row_fn)(void *arg, const char *key, const char *value);
+void presence_list_rows(presence_t *self, wire_str_t ns, wire_str_t topic,
+                        presence_row_fn *fn, void *arg);
+
+//  A body from another sidecar (opened, channel checked by the mesh).
+//  Returns 0, or -1 with EPROTO when it does not parse.
+int presence_on_remote(presence_t *self, const uint8_t *body, size_t len);
+//  A sidecar died or left: its entries vanish.
+void presence_node_gone(presence_t *self, const uint8_t node[16]);
+//  Send our full snapshot now (a peer appeared, or periodically).
+void presence_snapshot(presence_t *self);
+
+#endif
