@@ -398,6 +398,10 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
     }
     self->fd = socket(bind_sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
                                              SOCK_CLOEXEC, 0);
+    int rcvbuf = 1 << 20; // bursts of a push-pull; the kernel may cap it
+    if (self->fd >= 0) {
+        setsockopt(self->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    }
     if (self->fd < 0 ||
         bind(self->fd, (struct sockaddr *)&bind_sa, bind_len) ||
         loop_add_fd(loop, self->fd, EPOLLIN, s_on_packet, self)) {
