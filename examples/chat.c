@@ -3,7 +3,9 @@
       chat [--socket PATH] [--room ROOM] [--name NAME]
 
     Lines typed on stdin are published to ROOM as "NAME: line"; messages of
-    the other members of ROOM are printed as they come. EOF on stdin sends
+    the other members of ROOM are printed as they come. NAME is present in
+    ROOM (cluster-wide presence) while the app runs; others coming and
+    going are shown on stderr. EOF on stdin sends
     what is left and exits. Run several, on one host or (with the mesh) on
     several: every other member sees every line once. */
 #include "roomcast.h"
@@ -32,6 +34,14 @@ static void s_on_error(rc_client_t *c, rc_stage_t stage, int err,
     (void)arg;
     fprintf(stderr, "chat: %s error: %s (%s)\n", rc_stage_name(stage), text,
             rc_strerror(err));
+}
+
+static void s_on_presence(rc_client_t *c, const rc_presence_t *p, void *arg)
+{
+    (void)c;
+    (void)arg;
+    fprintf(stderr, "chat: * %s %s %s\n", p->key,
+            p->present ? "is in" : "left", p->topic);
 }
 
 static void s_on_status(rc_client_t *c, const rc_status_t *st, void *arg)
@@ -70,6 +80,7 @@ int main(int argc, char **argv)
     o.on_message = s_on_message;
     o.on_error = s_on_error;
     o.on_status = s_on_status;
+    o.on_presence = s_on_presence;
     rc_client_t *c = rc_connect(socket, &o);
     if (!c) {
         fprintf(stderr, "chat: cannot connect: %s\n", rc_strerror(errno));
@@ -80,6 +91,9 @@ int main(int argc, char **argv)
                 rc_strerror(errno));
         rc_close(&c);
         return 1;
+    }
+    if (rc_presence_set(c, "chat", room, name, "online", 6)) {
+        fprintf(stderr, "chat: presence: %s\n", rc_strerror(errno));
     }
     fprintf(stderr, "chat: %s joined room %s\n", name, room);
     struct pollfd pfd[2] = {{.fd = 0, .events = POLLIN},

@@ -35,24 +35,24 @@ free_port() {
 say "a cluster key for the three sidecars (roomcastctl keygen)"
 "$build/roomcastctl" keygen "$dir/cluster.key"
 
-declare -A port
-for host in alpha beta gamma; do port[$host]=$(free_port); done
+declare -A port gport
+for host in alpha beta gamma; do port[$host]=$(free_port); gport[$host]=$(free_port); done
+seed="127.0.0.1:${gport[alpha]}"
 say "starting three sidecars on loopback: alpha, beta, gamma (channel demo)"
+echo "  no peer list: each joins the gossip seed $seed (alpha) and finds the rest"
 for host in alpha beta gamma; do
-    peers=()
-    for other in alpha beta gamma; do
-        [ "$other" = "$host" ] || peers+=(--peer "tcp://127.0.0.1:${port[$other]}")
-    done
     "$build/roomcastd" --channel demo --name "$host" \
         --socket "$dir/$host.sock" --bind "tcp://127.0.0.1:${port[$host]}" \
-        --key-file "$dir/cluster.key" --heartbeat 200 "${peers[@]}" \
+        --gossip "127.0.0.1:${gport[$host]}" --join "$seed" \
+        --key-file "$dir/cluster.key" --heartbeat 200 --probe-interval 300 \
+        --probe-timeout 150 --pushpull-interval 2000 \
         2>"$dir/$host.log" &
     pids+=($!)
-    echo "  $host: app socket $dir/$host.sock, data tcp://127.0.0.1:${port[$host]}"
+    echo "  $host: app socket $dir/$host.sock, data tcp://127.0.0.1:${port[$host]}, gossip 127.0.0.1:${gport[$host]}"
 done
 two_peers() { ctl "$1" status | grep -q '^live_peers *2$'; }
 for host in alpha beta gamma; do wait_for 10 two_peers "$host"; done
-ctl alpha peers | sed 's/^/  /'
+ctl alpha members | sed 's/^/  /'
 
 say "bob joins room 'lobby' on beta, carol on gamma"
 for who in bob:beta carol:gamma; do
@@ -68,6 +68,11 @@ joined() { grep -q joined "$dir/$1.err"; }
 wait_for 10 joined bob
 wait_for 10 joined carol
 
+say "presence: bob and carol are in 'lobby', as alpha sees it"
+two_present() { [ "$(ctl alpha --namespace chat presence lobby | wc -l)" -eq 2 ]; }
+wait_for 10 two_present
+ctl alpha --namespace chat presence lobby | sed 's/^/  /'
+
 say "alice, on alpha, says hello in 'lobby'"
 echo "hello from alpha" |
     "$build/examples/chat" --socket "$dir/alpha.sock" --name alice --room lobby 2>/dev/null
@@ -77,9 +82,13 @@ for who in bob:beta carol:gamma; do
     printf '  %-6s on %-6s received: %s\n' "$name" "$host" "$(tail -n1 "$dir/$name.out")"
 done
 
-say "stopping gamma (SIGTERM); alpha and beta carry on"
+say "stopping gamma (SIGTERM): it announces its leave; alpha and beta carry on"
 kill -TERM "${pids[2]}"; wait "${pids[2]}" 2>/dev/null
 echo "  gamma exited with status $?"
+gamma_left() { ctl alpha members | grep -q 'name=gamma state=left'; }
+wait_for 10 gamma_left
+ctl alpha members | grep 'name=gamma' | sed 's/^/  alpha sees: /'
+ctl alpha --namespace chat presence lobby | sed 's/^/  presence now: /'
 echo "still here?" |
     "$build/examples/chat" --socket "$dir/alpha.sock" --name alice --room lobby 2>/dev/null
 wait_for 10 grep -q 'alice: still here' "$dir/bob.out"
