@@ -229,12 +229,16 @@ static int s_check_mode(const char *path, int fd, char *err, size_t errlen)
         errno = EINVAL;
         return -1;
     }
+    //  Others get nothing and the group may at most read: a Kubernetes
+    //  Secret mounted for a non-root user with fsGroup is 0440, which is
+    //  the one group permission a key file may have.
     unsigned mode = (unsigned)st.st_mode & 07777;
-    if (mode & 077) {
+    if (mode & 037) {
         s_set_err(err, errlen,
-                  "key file %s is %s by group or others (mode %04o); "
-                  "run: chmod 600 %s",
-                  path, (mode & 044) ? "readable" : "accessible", mode, path);
+                  "key file %s is %s (mode %04o); run: chmod 600 %s",
+                  path,
+                  (mode & 007) ? "open to others" : "writable by its group",
+                  mode, path);
         errno = EACCES;
         return -1;
     }

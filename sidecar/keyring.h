@@ -30,9 +30,9 @@
     Key file format (what keyring_generate_file and `roomcastctl keygen`
     write): 64 hex characters (lowercase written, either case read),
     optionally followed by "\n" or "\r\n". A file of exactly 32 raw bytes is
-    also accepted. The file must be a regular file with no group or other
-    permission bits (mode & 077 == 0); a Kubernetes Secret volume therefore
-    needs defaultMode 0400 (or 0600).
+    also accepted. The file must be a regular file that others cannot touch
+    and its group can at most read (mode & 037 == 0): 0600, 0400, 0640 or
+    0440 (a Kubernetes Secret mounted for a non-root user with fsGroup).
 
     Nothing in this module prints, logs or returns key bytes; error messages
     never quote the file's contents.
@@ -82,8 +82,8 @@ int keyring_add(keyring_t *self,
 //  returns -1 with errno set (ENOENT, EACCES: group/other mode bits, EINVAL:
 //  not a regular file, bad size or bad hex, ENOSPC, ...) and, when err is
 //  not NULL, a one-line message for the operator in err (errlen bytes, NUL
-//  terminated), e.g. "key file /k is readable by group or others (mode
-//  0644); run: chmod 600 /k".
+//  terminated), e.g. "key file /k is open to others (mode 0644); run:
+//  chmod 600 /k".
 int keyring_load_file(keyring_t *self, const char *path, char *err,
                       size_t errlen) KEYRING_WUR;
 

@@ -121,6 +121,38 @@ static wire_frame_t s_sample(int type)
             f.topic = wire_str("room-1");
             f.everywhere = true;
             break;
+        case WIRE_PSET:
+            f.req = 43;
+            f.ns = wire_str("chat");
+            f.topic = wire_str("room-1");
+            f.arg = wire_str("alice");
+            f.meta = wire_str("{\"status\":\"online\"}");
+            break;
+        case WIRE_PCLEAR:
+            f.req = 44;
+            f.ns = wire_str("chat");
+            f.topic = wire_str("room-1");
+            f.arg = wire_str("alice");
+            break;
+        case WIRE_PLIST:
+            f.req = 45;
+            f.ns = wire_str("chat");
+            f.topic = wire_str("room-1");
+            break;
+        case WIRE_PEVENT:
+            f.ns = wire_str("chat");
+            f.topic = wire_str("room-1");
+            f.arg = wire_str("alice");
+            f.meta = wire_str("");
+            f.node = node;
+            f.present = true;
+            break;
+        case WIRE_MEMBER:
+            f.node = node;
+            f.name = wire_str("host-7");
+            f.count = 4;
+            f.text = wire_str("tcp://10.0.0.7:7440");
+            break;
         default:
             fail_msg("no sample for type %d", type);
     }
@@ -152,6 +184,8 @@ static void s_assert_frame_equal(const wire_frame_t *want,
     assert_int_equal(got->readable, want->readable);
     assert_int_equal(got->writable, want->writable);
     assert_int_equal(got->everywhere, want->everywhere);
+    assert_int_equal(got->present, want->present);
+    s_assert_str_equal(want->meta, got->meta);
     s_assert_str_equal(want->id, got->id);
     s_assert_str_equal(want->node, got->node);
     s_assert_str_equal(want->name, got->name);
@@ -651,6 +685,12 @@ static const shape_t s_shapes[WIRE_TYPE_MAX] = {
     [WIRE_STATUS] = {"bbUS", {"readable", "writable", "count", "text"}},
     [WIRE_GAP] = {"SSIU", {"ns", "topic", "id", "count"}},
     [WIRE_SUBACK] = {"USSb", {"req", "ns", "topic", "everywhere"}},
+    [WIRE_PSET] = {"USSSB", {"req", "ns", "topic", "arg", "meta"}},
+    [WIRE_PCLEAR] = {"USSS", {"req", "ns", "topic", "arg"}},
+    [WIRE_PLIST] = {"USS", {"req", "ns", "topic"}},
+    [WIRE_PEVENT] = {"SSSBIb", {"ns", "topic", "arg", "meta", "node",
+                                "present"}},
+    [WIRE_MEMBER] = {"ISUS", {"node", "name", "count", "text"}},
 };
 
 //  Wrong values per kind: how many, and packing the i-th.
