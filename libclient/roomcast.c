@@ -94,6 +94,7 @@ struct rc_client_t {
     int wait_err;
     rc_reply_t *wait_reply;
     int last_sub_err;
+    int connect_err;      // an ERR received before WELCOME
     const char *wait_key; // subscription rc_subscribe_wait waits for
     int delivered;        // messages handed over by the current s_work
     uint64_t dropped_echo;
@@ -425,6 +426,10 @@ static void s_on_err(rc_client_t *self, const wire_frame_t *f)
     snprintf(text, sizeof text, "%.*s", (int)f->text.len, f->text.ptr);
     int err = s_errno_of(f->code);
     rc_stage_t stage = f->req ? REQ_STAGE(f->req) : RC_STAGE_DELIVERY;
+    if (self->state == RC_CONNECTING) {
+        self->connect_err = err; // refused at the door: say why
+        stage = RC_STAGE_CONNECT;
+    }
     if (stage == RC_STAGE_SUBSCRIBE) {
         //  a refused subscription would be refused again at every
         //  reconnect: forget it
@@ -740,6 +745,7 @@ rc_client_t *rc_connect(const char *socket_path, const rc_options_t *opts)
     if (s_wait_until(self, s_is_connected, self->opts.connect_timeout_ms) ||
         (self->state != RC_CONNECTED && !self->opts.retry)) {
         int err = self->state == RC_CONNECTED ? 0
+                  : self->connect_err        ? self->connect_err
                   : errno == ETIMEDOUT       ? ETIMEDOUT
                                              : ECONNREFUSED;
         if (!self->opts.retry) {

@@ -170,7 +170,9 @@ RC_EXPORT void rc_options_init(rc_options_t *opts) RC_NONNULL(1);
 //  RC_DEFAULT_SOCKET) and complete the handshake. opts may be NULL for the
 //  defaults; it is copied. Returns a client the caller owns (rc_close), or
 //  NULL with errno: ENOENT or ECONNREFUSED (no sidecar there), ETIMEDOUT
-//  (no answer), EPROTO (not a roomcast sidecar), ENAMETOOLONG, ENOMEM.
+//  (no answer), EACCES (the sidecar does not allow this uid/gid), ENOSPC
+//  (it is full: --max-clients or out of descriptors), EPROTO (not a
+//  roomcast sidecar), ENAMETOOLONG, ENOMEM.
 RC_EXPORT rc_client_t *rc_connect(const char *socket_path,
                                   const rc_options_t *opts) RC_WUR;
 

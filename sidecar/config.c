@@ -33,6 +33,13 @@ static const opt_t s_opts[] = {
      "serves is refused.", NULL},
     {"socket-group", T_STR, OFF(socket_group), "", "GROUP",
      "Group owning the app socket (default: unchanged).", NULL},
+    {"allow-uid", T_LIST, OFF(allow_uids), "", "USER",
+     "Only apps running as USER (name or uid) may connect\n"
+     "(repeatable; with --allow-gid, either may match;\n"
+     "default: anyone the socket mode lets in).", NULL},
+    {"allow-gid", T_LIST, OFF(allow_gids), "", "GROUP",
+     "Only apps whose primary group is GROUP (name or gid)\n"
+     "may connect (repeatable).", NULL},
     {"name", T_STR, OFF(name), "", "NAME",
      "Node name shown to peers and by roomcastctl\n"
      "(default: the host name).", NULL},

@@ -26,6 +26,8 @@ typedef struct {
     char *channel;          // cluster scope; required
     char *socket_path;      // app socket
     char *socket_group;     // group of the app socket ("" = unchanged)
+    config_list_t allow_uids; // apps allowed by uid (user names or numbers)
+    config_list_t allow_gids; // apps allowed by gid (group names or numbers)
     char *name;             // node name (default: host name)
     size_t max_payload;     // bytes per message
     size_t queue_budget;    // bytes queued per client before drops

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -43,6 +44,10 @@ struct server_t {
     gossip_t *gossip;     // NULL without membership
     presence_t *presence; // entries of our apps and of the cluster
     bool shutting_down;
+    uid_t *allow_uids;    // peer credentials allowed (none listed: all)
+    size_t nallow_uids;
+    gid_t *allow_gids;
+    size_t nallow_gids;
     int sweep_timer;
     uint8_t scratch[READ_CHUNK];
 };
@@ -368,6 +373,59 @@ static void s_refuse(server_t *self, int fd, wire_err_t code, const char *why)
     self->stats->clients_refused++;
 }
 
+static bool s_allowed(const server_t *self, const struct ucred *cred)
+{
+    if (!self->nallow_uids && !self->nallow_gids) {
+        return true;
+    }
+    for (size_t i = 0; i < self->nallow_uids; i++) {
+        if (cred->pid && self->allow_uids[i] == cred->uid) {
+            return true;
+        }
+    }
+    for (size_t i = 0; i < self->nallow_gids; i++) {
+        if (cred->pid && self->allow_gids[i] == cred->gid) {
+            return true;
+        }
+    }
+    return false;
+}
+
+//  Names or numbers of --allow-uid/--allow-gid to ids. Returns 0, or -1
+//  with err filled.
+static int s_resolve_allow(server_t *self, char *err, size_t errlen)
+{
+    const config_list_t *u = &self->cfg->allow_uids, *g = &self->cfg->allow_gids;
+    self->allow_uids = calloc(u->count + 1, sizeof *self->allow_uids);
+    self->allow_gids = calloc(g->count + 1, sizeof *self->allow_gids);
+    if (!self->allow_uids || !self->allow_gids) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < u->count; i++) {
+        char *end;
+        unsigned long n = strtoul(u->items[i], &end, 10);
+        struct passwd *pw = *end ? getpwnam(u->items[i]) : NULL;
+        if (*end && !pw) {
+            snprintf(err, errlen, "--allow-uid %s: no such user", u->items[i]);
+            return -1;
+        }
+        self->allow_uids[self->nallow_uids++] = pw ? pw->pw_uid : (uid_t)n;
+    }
+    for (size_t i = 0; i < g->count; i++) {
+        char *end;
+        unsigned long n = strtoul(g->items[i], &end, 10);
+        struct group *gr = *end ? getgrnam(g->items[i]) : NULL;
+        if (*end && !gr) {
+            snprintf(err, errlen, "--allow-gid %s: no such group",
+                     g->items[i]);
+            return -1;
+        }
+        self->allow_gids[self->nallow_gids++] = gr ? gr->gr_gid : (gid_t)n;
+    }
+    return 0;
+}
+
 static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
 {
     (void)loop;
@@ -399,6 +457,21 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
                      "sidecar has reached --max-clients");
             continue;
         }
+        struct ucred cred = {0};
+        socklen_t clen = sizeof cred;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &clen)) {
+            cred.pid = 0;
+        }
+        if (!s_allowed(self, &cred)) {
+            log_warn("client_denied", "pid=%d uid=%u gid=%u", (int)cred.pid,
+                     (unsigned)cred.uid, (unsigned)cred.gid);
+            char why[96];
+            snprintf(why, sizeof why, "uid %u gid %u is not allowed by this "
+                     "sidecar (--allow-uid, --allow-gid)", (unsigned)cred.uid,
+                     (unsigned)cred.gid);
+            s_refuse(self, cfd, WIRE_E_DENIED, why);
+            continue;
+        }
         conn_t *conn = calloc(1, sizeof *conn);
         if (!conn || loop_add_fd(self->loop, cfd, EPOLLIN, s_conn_io, conn)) {
             free(conn);
@@ -411,10 +484,7 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
         conn->refs = 1;
         conn->reg.owner = conn;
         conn->since = loop_now(self->loop);
-        socklen_t len = sizeof conn->cred;
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &conn->cred, &len)) {
-            conn->cred.pid = 0;
-        }
+        conn->cred = cred; // recorded: roomcastctl clients shows it
         conn->next = self->conns;
         if (self->conns) {
             self->conns->prev = conn;
@@ -542,6 +612,8 @@ void server_destroy(server_t **self_p)
     presence_destroy(&self->presence);
     registry_destroy(&self->registry);
     wire_decoder_destroy(&self->decoder);
+    free(self->allow_uids);
+    free(self->allow_gids);
     free(self);
     *self_p = NULL;
 }
@@ -562,6 +634,9 @@ int server_listen(server_t *self, char *err, size_t errlen)
 {
     const char *path = self->cfg->socket_path;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (s_resolve_allow(self, err, errlen)) {
+        return -1;
+    }
     if (strlen(path) >= sizeof addr.sun_path) {
         snprintf(err, errlen, "socket path too long (max %zu bytes): %s",
                  sizeof addr.sun_path - 1, path);

@@ -115,7 +115,8 @@ static void s_print_log(const rcd_t *d)
     }
 }
 
-static int s_spawn(rcd_t *d, const char *channel, const char *const *extra)
+static int s_spawn(rcd_t *d, const char *channel, const char *const *extra,
+                   bool raw)
 {
     const char *bin = getenv("ROOMCASTD");
     if (!bin) {
@@ -155,7 +156,11 @@ static int s_spawn(rcd_t *d, const char *channel, const char *const *extra)
     //  ready when a client completes the handshake
     long long deadline = now_ms() + 10000;
     while (now_ms() < deadline) {
-        rc_client_t *c = rc_connect(d->socket, NULL);
+        struct stat st;
+        if (raw && stat(d->socket, &st) == 0) {
+            return 0;
+        }
+        rc_client_t *c = raw ? NULL : rc_connect(d->socket, NULL);
         if (c) {
             rc_close(&c);
             return 0;
@@ -171,7 +176,8 @@ static int s_spawn(rcd_t *d, const char *channel, const char *const *extra)
     return -1;
 }
 
-int rcd_start(rcd_t *d, const char *channel, const char *const *extra)
+static int s_start(rcd_t *d, const char *channel, const char *const *extra,
+                   bool raw)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->dir, sizeof d->dir, "/tmp/roomcast-test-XXXXXX");
@@ -186,12 +192,22 @@ int rcd_start(rcd_t *d, const char *channel, const char *const *extra)
             break;
         }
     }
-    return s_spawn(d, channel, extra);
+    return s_spawn(d, channel, extra, raw);
+}
+
+int rcd_start(rcd_t *d, const char *channel, const char *const *extra)
+{
+    return s_start(d, channel, extra, false);
+}
+
+int rcd_start_raw(rcd_t *d, const char *channel, const char *const *extra)
+{
+    return s_start(d, channel, extra, true);
 }
 
 int rcd_restart(rcd_t *d, const char *channel, const char *const *extra)
 {
-    return s_spawn(d, channel, extra);
+    return s_spawn(d, channel, extra, false);
 }
 
 int rcd_run(const char *const *args, const char *errfile)

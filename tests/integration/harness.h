@@ -25,6 +25,9 @@ typedef struct {
 //  (NULL-terminated, may be NULL) and wait until it accepts connections.
 //  Returns 0, or -1 (the log is printed).
 int rcd_start(rcd_t *d, const char *channel, const char *const *extra);
+//  Like rcd_start, but ready as soon as the socket file exists (for a
+//  sidecar that refuses our handshake on purpose).
+int rcd_start_raw(rcd_t *d, const char *channel, const char *const *extra);
 //  Start again on the same directory and socket.
 int rcd_restart(rcd_t *d, const char *channel, const char *const *extra);
 //  Run roomcastd with exactly these arguments (NULL-terminated, argv[0]

@@ -363,6 +363,30 @@ static void test_startup_errors(void **state)
     unlink(err);
 }
 
+//  --allow-uid/--allow-gid: a client whose credentials are not listed is
+//  refused with a clear error; a listed one is served.
+static void test_unix_socket_allowlist(void **state)
+{
+    (void)state;
+    rcd_t d;
+    char me[16];
+    snprintf(me, sizeof me, "%u", (unsigned)getuid());
+    const char *other[] = {"--allow-uid", "54321", "--allow-gid", "54321",
+                           NULL};
+    assert_int_equal(rcd_start_raw(&d, "itest", other), 0);
+    assert_null(rc_connect(d.socket, NULL));
+    assert_int_equal(errno, EACCES);
+    assert_int_equal(rcd_stop(&d, SIGTERM), 0);
+    rcd_cleanup(&d);
+    const char *mine[] = {"--allow-uid", "54321", "--allow-uid", me, NULL};
+    assert_int_equal(rcd_start(&d, "itest", mine), 0);
+    rc_client_t *c = rcd_client(&d, NULL);
+    assert_non_null(c);
+    rc_close(&c);
+    assert_int_equal(rcd_stop(&d, SIGTERM), 0);
+    rcd_cleanup(&d);
+}
+
 int main(void)
 {
     harness_deadline(120);
@@ -373,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_flushes_and_exits_zero),
         cmocka_unit_test(test_connect_without_sidecar),
         cmocka_unit_test(test_startup_errors),
+        cmocka_unit_test(test_unix_socket_allowlist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
