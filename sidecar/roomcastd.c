@@ -63,7 +63,10 @@ static int s_start_mesh(loop_t *loop, server_t *server, const config_t *cfg,
             return -1;
         }
     }
-    char fp[KEYRING_FINGERPRINT_LEN + 1] = "";
+    char fp[KEYRING_FINGERPRINT_LEN + 1] = "", fp2[KEYRING_FINGERPRINT_LEN + 1] = "-";
+    if (ring && keyring_size(ring) > 1 && keyring_fingerprint(ring, 1, fp2)) {
+        fp2[0] = 0;
+    }
     if (!ring || keyring_fingerprint(ring, 0, fp)) {
         keyring_destroy(&ring);
         snprintf(err, errlen, "cannot load the cluster key");
@@ -75,9 +78,10 @@ static int s_start_mesh(loop_t *loop, server_t *server, const config_t *cfg,
     }
     server_set_mesh(server, *mesh_p);
     log_info("mesh_started",
-             "mode=%s bind=%s peers=%zu proxies=%zu key_fingerprint=%s",
+             "mode=%s bind=%s peers=%zu proxies=%zu key_fingerprint=%s "
+             "extra_key_fingerprint=%s",
              mesh_mode(*mesh_p), *cfg->bind ? cfg->bind : "-",
-             cfg->peers.count, cfg->proxies.count, fp);
+             cfg->peers.count, cfg->proxies.count, fp, fp2);
     return 0;
 }
 
