@@ -81,6 +81,10 @@ export interface ClientOptions {
   sendBudget?: number;
   /** Ask for "gap" events (messages of a stream were missed). */
   gaps?: boolean;
+  /** Ask for "presence" events of the topics this client subscribed to. */
+  presence?: boolean;
+  /** Ask for "member" events (sidecars of the cluster up and down). */
+  members?: boolean;
 }
 
 export interface Message {
@@ -116,6 +120,27 @@ export interface Gap {
   topic: string;
   origin: string;
   missed: number;
+}
+
+/** A presence entry: someone (key, with meta) is, or no longer is, in a
+ *  topic, held by the sidecar node. */
+export interface PresenceEntry {
+  namespace: string;
+  topic: string;
+  key: string;
+  meta: Buffer;
+  /** Hex id of the sidecar that holds the entry. */
+  node: string;
+  /** false: the entry is gone. */
+  present: boolean;
+}
+
+export interface Member {
+  node: string;
+  name: string;
+  state: "alive" | "suspect" | "dead" | "left";
+  /** Its mesh data endpoint. */
+  endpoint: string;
 }
 
 export interface PublishOptions {
@@ -186,11 +211,27 @@ export declare class Client extends EventEmitter {
    *  Rejects with ENOTCONN, ETIMEDOUT (default 5000 ms), EINVAL (unknown). */
   query(what: string, arg?: string, options?: { timeoutMs?: number }): Promise<Rows>;
 
-  /** Presence (who is in a room). Needs presence frames, which the
-   *  sidecar protocol (version 1) does not have yet: always rejects with
-   *  ENOTSUP, "presence is not supported by this sidecar". */
-  setPresence(namespace: string, topic: string, key: string, meta?: string): Promise<never>;
-  listPresence(namespace: string, topic: string): Promise<never>;
+  /** Be present in (namespace, topic) under key, with meta (a string or
+   *  bytes, up to 64 KiB, copied). Every sidecar of the cluster lists it
+   *  until clearPresence, until this client closes or its sidecar dies; it
+   *  is set again after a reconnect; setting a key again replaces meta.
+   *  Returns true when sent (or kept for the reconnect); false with an
+   *  "error" event (stage "publish") for EINVAL. A refusal by the sidecar
+   *  comes as an "error" event too (EACCES: another app holds that key).
+   *  A sidecar without presence (it answers the presence frames with
+   *  "unknown frame type"): ENOTSUP, "presence is not supported by this
+   *  sidecar", as an "error" event and on every later presence call. */
+  setPresence(namespace: string, topic: string, key: string, meta?: string | Uint8Array): boolean;
+
+  /** Stop being present under key. Idempotent. false only for bad names. */
+  clearPresence(namespace: string, topic: string, key: string): boolean;
+
+  /** The entries of (namespace, topic) across the cluster, as the sidecar
+   *  knows them now. Rejects with ENOTCONN, ETIMEDOUT (default 5000 ms),
+   *  EINVAL, ENOTSUP (a sidecar without presence). The entries also come
+   *  as "presence" events (present: true) to a client with presence: true
+   *  that subscribed to the topic. */
+  listPresence(namespace: string, topic: string, options?: { timeoutMs?: number }): Promise<PresenceEntry[]>;
 
   /** Stop for good: buffered frames are still written (within timeoutMs,
    *  default 1000), pending calls reject with ECANCELED. Safe to call twice. */
@@ -200,11 +241,15 @@ export declare class Client extends EventEmitter {
   on(event: "error", listener: (err: RoomcastError) => void): this;
   on(event: "status", listener: (status: Status) => void): this;
   on(event: "gap", listener: (gap: Gap) => void): this;
+  on(event: "presence", listener: (entry: PresenceEntry) => void): this;
+  on(event: "member", listener: (member: Member) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: "message", listener: (msg: Message) => void): this;
   once(event: "error", listener: (err: RoomcastError) => void): this;
   once(event: "status", listener: (status: Status) => void): this;
   once(event: "gap", listener: (gap: Gap) => void): this;
+  once(event: "presence", listener: (entry: PresenceEntry) => void): this;
+  once(event: "member", listener: (member: Member) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 

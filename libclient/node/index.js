@@ -19,6 +19,7 @@ const debug = debuglog("roomcast");
 export const DEFAULT_SOCKET = "/run/roomcast/roomcast.sock";
 export const STAGES = Object.freeze(["connect", "subscribe", "publish", "delivery"]);
 const STAGE = { connect: 0, subscribe: 1, publish: 2, delivery: 3 };
+const MEMBER_STATES = { 1: "alive", 2: "suspect", 3: "dead", 4: "left" };
 
 //  ERR codes (PROTOCOL.md) as the errno names libroomcast gives them.
 const ERR_CODE = {
@@ -115,9 +116,13 @@ export class Client extends EventEmitter {
   #status = { readable: false, writable: false, livePeers: 0, detail: "" };
   #subs = new Map();     // key -> {namespace, topic, req, everywhere, waiters}
   #pubseq = new Map();   // key -> last sequence published
-  #queries = new Map();  // req -> {resolve, reject, timer}
+  #presence = new Map(); // ns/topic/key -> our entry {namespace, topic, key, meta}
+  #noPresence = false;   // this sidecar answered a presence frame with ERR 3
+  #presenceSent = false; // a presence frame went out on this connection
+  #queries = new Map();  // req -> {resolve, reject, timer, list?}
   #nextReq = 0;
   #lastError = null;     // why the last attempt failed
+  #connectErr = null;    // an ERR received before WELCOME
   #droppedEcho = 0;
 
   //  Starts connecting at once and keeps reconnecting until close().
@@ -130,6 +135,8 @@ export class Client extends EventEmitter {
       reconnectMaxMs: 2000,
       sendBudget: 8 * 1024 * 1024,
       gaps: false,
+      presence: false,
+      members: false,
       ...options,
     };
     const o = this.#opts;
@@ -184,6 +191,11 @@ export class Client extends EventEmitter {
     this.#sock.write(wire.encode(fields));
   }
 
+  #sendPset(p) {
+    this.#presenceSent = true;
+    this.#write([T.PSET, this.#req("publish"), p.namespace, p.topic, p.key, p.meta]);
+  }
+
   #sendSub(sub) {
     sub.req = this.#req("subscribe");
     sub.everywhere = false;
@@ -201,16 +213,41 @@ export class Client extends EventEmitter {
     sock.on("error", (err) => { failure = err; });
     sock.on("data", (chunk) => this.#onData(sock, chunk));
     sock.on("close", () => {
-      if (this.#sock === sock) {
-        const why = this.#state === "connected" ? "connection to sidecar lost"
-                                                 : `cannot reach ${this.#socketPath}`;
-        this.#disconnect(failure, why, sock.writableLength);
+      if (this.#sock !== sock) {
+        return;
       }
+      const why = this.#state === "connected" ? "connection to sidecar lost"
+                                               : `cannot reach ${this.#socketPath}`;
+      const unsent = sock.writableLength;
+      if (this.#state === "connecting" && !this.#connectErr &&
+          (failure?.code === "EPIPE" || failure?.code === "ECONNRESET")) {
+        //  A sidecar that refuses us sends an ERR at accept and closes;
+        //  Node drops what was unread when our HELLO meets the closed
+        //  socket (EPIPE). Ask once more, without writing, to learn why.
+        this.#probeRefusal().then((err) => {
+          if (this.#sock === sock) {
+            if (err) {
+              this.#connectErr = err;
+              this.#report(err);
+            }
+            this.#disconnect(failure, why, unsent);
+          }
+        });
+        return;
+      }
+      this.#disconnect(failure, why, unsent);
     });
-    this.#write([T.HELLO, wire.VERSION, this.#instance, this.#opts.name || "",
-                 this.#opts.gaps ? wire.HF_GAPS : 0]);
+    const o = this.#opts;
+    this.#write([T.HELLO, wire.VERSION, this.#instance, o.name || "",
+                 (o.gaps ? wire.HF_GAPS : 0) | (o.presence ? wire.HF_PRESENCE : 0) |
+                 (o.members ? wire.HF_MEMBERS : 0)]);
     for (const sub of this.#subs.values()) {
       this.#sendSub(sub);
+    }
+    this.#noPresence = false; // the sidecar may have been upgraded
+    this.#presenceSent = false;
+    for (const p of this.#presence.values()) {
+      this.#sendPset(p);
     }
     this.#handshakeTimer = setTimeout(() => {
       this.#handshakeTimer = null;
@@ -219,6 +256,44 @@ export class Client extends EventEmitter {
                    "handshake timed out");
       }
     }, this.#opts.connectTimeoutMs);
+  }
+
+  //  Connect without writing and wait briefly for an ERR. Resolves with
+  //  the error it says, or null.
+  #probeRefusal(ms = 300) {
+    return new Promise((resolve) => {
+      const probe = net.createConnection({ path: this.#socketPath });
+      const reader = new wire.FrameReader();
+      let done = false;
+      const finish = (err) => {
+        if (!done) {
+          done = true;
+          clearTimeout(timer);
+          probe.destroy();
+          resolve(err);
+        }
+      };
+      const timer = setTimeout(() => finish(null), ms);
+      probe.on("data", (chunk) => {
+        reader.push(chunk);
+        try {
+          const body = reader.next(wire.FRAME_SLACK);
+          const f = body && wire.decode(body);
+          if (f) {
+            finish(f.type === T.ERR ? this.#errOf(f, "connect") : null);
+          }
+        } catch {
+          finish(null);
+        }
+      });
+      probe.on("error", () => finish(null));
+      probe.on("close", () => finish(null));
+    });
+  }
+
+  #errOf(f, stage) {
+    const code = ERR_CODE[f.code] || "EPROTO";
+    return new RoomcastError(code, f.text || MESSAGES[code], { stage, sidecarCode: f.code });
   }
 
   //  Close the current socket on our side and go through #disconnect.
@@ -243,13 +318,14 @@ export class Client extends EventEmitter {
       return;
     }
     this.#state = "disconnected";
-    this.#lastError = err;
+    this.#lastError = this.#connectErr || err;
+    this.#connectErr = null;
     for (const sub of this.#subs.values()) {
       sub.everywhere = false; // until the new SUB is confirmed
     }
     this.#status = {
       readable: false, writable: false, livePeers: 0,
-      detail: err ? `${why}: ${err.code || err.message}` : why,
+      detail: this.#lastError ? `${why}: ${this.#lastError.message || this.#lastError.code}` : why,
     };
     if (wasUp && unsent > 0) {
       this.#report(new RoomcastError("ENOTCONN",
@@ -313,6 +389,8 @@ export class Client extends EventEmitter {
     [T.STATUS]: this.#onStatus,
     [T.GAP]: this.#onGap,
     [T.SUBACK]: this.#onSuback,
+    [T.PEVENT]: this.#onPevent,
+    [T.MEMBER]: this.#onMember,
   };
 
   #onWelcome(f) {
@@ -350,10 +428,29 @@ export class Client extends EventEmitter {
   }
 
   #onErr(f) {
-    const code = ERR_CODE[f.code] || "EPROTO";
-    const stage = f.req ? STAGES[f.req & 3] : "delivery";
-    const err = new RoomcastError(code, f.text || MESSAGES[code],
-                                  { stage, sidecarCode: f.code });
+    let stage = f.req ? STAGES[f.req & 3] : "delivery";
+    if (this.#state === "connecting") {
+      stage = "connect"; // refused at the door (allowlist, limits): say why
+    }
+    if (f.code === wire.E_BADTYPE && this.#presenceSent && !this.#noPresence) {
+      //  Every frame this client sends is in protocol version 1 since the
+      //  start except the presence frames: a sidecar that does not know a
+      //  type we sent has no presence.
+      this.#noPresence = true;
+      for (const [req, q] of this.#queries) {
+        if (q.list) {
+          this.#queries.delete(req);
+          clearTimeout(q.timer);
+          q.reject(this.#presenceUnsupported());
+        }
+      }
+      this.#report(this.#presenceUnsupported());
+      return;
+    }
+    const err = this.#errOf(f, stage);
+    if (stage === "connect" && this.#state === "connecting") {
+      this.#connectErr = err; // what connect() rejects with
+    }
     if (stage === "subscribe") {
       //  a refused subscription would be refused again at every reconnect:
       //  forget it, and tell whoever waits for it
@@ -387,8 +484,35 @@ export class Client extends EventEmitter {
     if (q) {
       this.#queries.delete(f.req);
       clearTimeout(q.timer);
-      q.resolve(f.rows);
+      //  a presence list: the PEVENTs before the REPLY were the entries
+      q.resolve(q.list ? [...q.list.entries.values()].filter((e) => e.present)
+                       : f.rows);
     }
+  }
+
+  #onPevent(f) {
+    const entry = {
+      namespace: f.namespace, topic: f.topic, key: f.key,
+      meta: Buffer.from(f.meta.buffer, f.meta.byteOffset, f.meta.byteLength),
+      node: hex(f.node), present: f.present,
+    };
+    //  The sidecar sends a list as PEVENTs then the REPLY; a PEVENT has no
+    //  request id, so one that comes while a list is pending may be a change
+    //  as well: it goes to the list (last one wins) and to the event, never
+    //  lost (a listed entry is also an event with present: true).
+    for (const q of this.#queries.values()) {
+      if (q.list && q.list.namespace === f.namespace && q.list.topic === f.topic) {
+        q.list.entries.set(`${entry.node}/${f.key}`, entry);
+      }
+    }
+    this.emit("presence", entry);
+  }
+
+  #onMember(f) {
+    this.emit("member", {
+      node: hex(f.node), name: f.name,
+      state: MEMBER_STATES[f.state] || String(f.state), endpoint: f.endpoint,
+    });
   }
 
   #onStatus(f) {
@@ -572,20 +696,76 @@ export class Client extends EventEmitter {
     });
   }
 
-  //  Presence needs PRESENCE frames; protocol version 1 (every sidecar so
-  //  far) has none, so these reject with ENOTSUP instead of pretending.
-  setPresence(namespace, topic, key, meta) {
-    return this.#noPresence();
+  // --- presence -----------------------------------------------------------
+
+  #presenceUnsupported(stage = "publish") {
+    return new RoomcastError("ENOTSUP", "presence is not supported by this " +
+      "sidecar (it answered a presence frame with 'unknown frame type')", { stage });
   }
 
-  listPresence(namespace, topic) {
-    return this.#noPresence();
+  #presenceKey(namespace, topic, key) {
+    return `${namespace.length}:${topic.length}:${namespace}${topic}${key}`;
   }
 
-  #noPresence() {
-    return Promise.reject(new RoomcastError("ENOTSUP",
-      `presence is not supported by this sidecar (protocol version ${wire.VERSION} ` +
-      "has no presence frames)", { stage: "connect" }));
+  setPresence(namespace, topic, key, meta = "") {
+    const bytes = typeof meta === "string" ? Buffer.from(meta, "utf8")
+      : meta instanceof Uint8Array ? Buffer.from(meta) : null;
+    let err = null;
+    if (!bytes || bytes.length > wire.MAX_META || !nameOk(namespace) ||
+        !nameOk(topic) || !nameOk(key)) {
+      err = new RoomcastError("EINVAL", "bad name, or meta not a string or " +
+        `bytes of at most ${wire.MAX_META}`, { stage: "publish" });
+    } else if (this.#noPresence) {
+      err = this.#presenceUnsupported();
+    } else if (this.#state === "closed") {
+      err = new RoomcastError("ECANCELED", "client closed", { stage: "publish" });
+    }
+    if (err) {
+      this.#report(err);
+      return false;
+    }
+    const p = { namespace, topic, key, meta: bytes };
+    this.#presence.set(this.#presenceKey(namespace, topic, key), p);
+    if (this.#sock) {
+      this.#sendPset(p); // a broken link sets it again at the reconnect
+    }
+    return true;
+  }
+
+  clearPresence(namespace, topic, key) {
+    if (!nameOk(namespace) || !nameOk(topic) || !nameOk(key)) {
+      this.#report(new RoomcastError("EINVAL", undefined, { stage: "publish" }));
+      return false;
+    }
+    this.#presence.delete(this.#presenceKey(namespace, topic, key));
+    if (this.#sock && !this.#noPresence) {
+      this.#presenceSent = true;
+      this.#write([T.PCLEAR, this.#req("publish"), namespace, topic, key]);
+    }
+    return true;
+  }
+
+  listPresence(namespace, topic, { timeoutMs = 5000 } = {}) {
+    if (!nameOk(namespace) || !nameOk(topic)) {
+      return Promise.reject(new RoomcastError("EINVAL"));
+    }
+    if (this.#noPresence) {
+      return Promise.reject(this.#presenceUnsupported("connect"));
+    }
+    if (this.#state !== "connected") {
+      return Promise.reject(new RoomcastError("ENOTCONN"));
+    }
+    const req = this.#req("connect");
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#queries.delete(req);
+        reject(new RoomcastError("ETIMEDOUT", `no presence list for ${namespace}/${topic}`));
+      }, timeoutMs);
+      const list = { namespace, topic, entries: new Map() };
+      this.#queries.set(req, { resolve, reject, timer, list });
+      this.#presenceSent = true;
+      this.#write([T.PLIST, req, namespace, topic]);
+    });
   }
 
   //  Used by connect(): settles when connected, or when the first attempt

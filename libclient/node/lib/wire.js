@@ -20,6 +20,12 @@
       12 STATUS   S->C  readable b, writable b, live_peers U, detail S
       13 GAP      S->C  namespace S, topic S, origin_instance I, missed U
       14 SUBACK   S->C  req U, namespace S, topic S, everywhere b
+      15 PSET     C->S  req U, namespace S, topic S, key S, meta B
+      16 PCLEAR   C->S  req U, namespace S, topic S, key S
+      17 PLIST    C->S  req U, namespace S, topic S
+      18 PEVENT   S->C  namespace S, topic S, key S, meta B, node I,
+                        present b
+      19 MEMBER   S->C  node I, name S, state U, endpoint S
 
     The decoder accepts exactly the shapes of the frames a sidecar sends;
     anything else is a protocol error for that frame.
@@ -36,11 +42,16 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 export const T = Object.freeze({
   HELLO: 1, WELCOME: 2, SUB: 3, UNSUB: 4, PUB: 5, MSG: 6, ERR: 7, PING: 8,
   PONG: 9, QUERY: 10, REPLY: 11, STATUS: 12, GAP: 13, SUBACK: 14,
+  PSET: 15, PCLEAR: 16, PLIST: 17, PEVENT: 18, MEMBER: 19,
 });
 
 export const F_BINARY = 0x01; // PUB/MSG: payload is binary (else text)
 export const F_ECHO = 0x02;   // PUB: deliver to the publisher too; MSG: own copy
 export const HF_GAPS = 0x01;  // HELLO: send GAP notices
+export const HF_PRESENCE = 0x02; // HELLO: send PEVENTs of the subscribed topics
+export const HF_MEMBERS = 0x04;  // HELLO: send MEMBER events
+export const E_BADTYPE = 3;      // ERR: unknown frame type
+export const MAX_META = 65536;   // PSET meta
 
 //  Frames a sidecar sends: field names and kinds, in wire order.
 const SCHEMA = {
@@ -59,6 +70,9 @@ const SCHEMA = {
             ["missed", "U"]],
   [T.SUBACK]: [["req", "U"], ["namespace", "S"], ["topic", "S"],
                ["everywhere", "b"]],
+  [T.PEVENT]: [["namespace", "S"], ["topic", "S"], ["key", "S"], ["meta", "B"],
+               ["node", "I"], ["present", "b"]],
+  [T.MEMBER]: [["node", "I"], ["name", "S"], ["state", "U"], ["endpoint", "S"]],
 };
 
 const CHECK = {

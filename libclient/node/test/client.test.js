@@ -2,6 +2,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import net from "node:net";
+import * as msgpack from "@msgpack/msgpack";
 import { connect, Client, RoomcastError } from "../index.js";
 import { Cluster, Inbox, sleep, waitFor } from "./sidecars.js";
 
@@ -151,11 +153,75 @@ test("query answers status, numsub and refuses unknown questions", async () => {
   await assert.rejects(c.query("no-such-question"), { code: "EINVAL", stage: "connect" });
 });
 
-test("presence is refused with ENOTSUP: this sidecar has none", async () => {
-  const c = await client();
-  await assert.rejects(c.setPresence("chat", "lobby", "alice", "{}"),
-                       { code: "ENOTSUP", message: /not supported by this sidecar/ });
-  await assert.rejects(c.listPresence("chat", "lobby"), { code: "ENOTSUP" });
+test("presence: set, list, events, clear; gone when its client closes", async () => {
+  const alice = await client({ name: "alice" });
+  const watcher = await client({ presence: true });
+  const events = [];
+  watcher.on("presence", (p) => events.push([p.key, p.present, p.meta.toString()]));
+  await watcher.subscribe("chat", "lobby");
+  assert.equal(alice.setPresence("chat", "lobby", "alice", '{"status":"here"}'), true);
+  assert.equal(alice.setPresence("chat", "lobby", "alice-bin", new Uint8Array([1, 2])), true);
+  await waitFor("presence events", () => events.length >= 2);
+  const list = await watcher.listPresence("chat", "lobby");
+  assert.deepEqual(list.map((e) => e.key).sort(), ["alice", "alice-bin"]);
+  const entry = list.find((e) => e.key === "alice");
+  assert.equal(entry.meta.toString(), '{"status":"here"}');
+  assert.equal(entry.node, alice.nodeId);
+  assert.equal(entry.present, true);
+  assert.deepEqual([...list.find((e) => e.key === "alice-bin").meta], [1, 2]);
+  assert.equal(alice.clearPresence("chat", "lobby", "alice-bin"), true);
+  await waitFor("the clear event", () => events.some(([k, present]) => k === "alice-bin" && !present));
+  assert.deepEqual((await watcher.listPresence("chat", "lobby")).map((e) => e.key), ["alice"]);
+  //  another app cannot take a key someone holds
+  const errors = [];
+  watcher.on("error", (e) => errors.push(e));
+  watcher.setPresence("chat", "lobby", "alice", "impostor");
+  await waitFor("the refusal", () => errors.length === 1);
+  assert.equal(errors[0].stage, "publish");
+  assert.equal(errors[0].code, "EACCES");
+  await alice.close();
+  await waitFor("the entry to go with its client", async () =>
+    (await watcher.listPresence("chat", "lobby")).length === 0);
+  assert.equal(alice.setPresence("", "lobby", "x"), false);
+});
+
+test("presence on a sidecar that has none: ENOTSUP, not a hang", async () => {
+  //  a sidecar of the first protocol: WELCOME, then ERR 3 for unknown types
+  const path = join(cluster.dir, "old.sock");
+  const old = net.createServer((conn) => {
+    let buf = Buffer.alloc(0);
+    conn.on("data", (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const frame = msgpack.decode(buf.subarray(4, 4 + buf.readUInt32BE(0)));
+        buf = buf.subarray(4 + buf.readUInt32BE(0));
+        const send = (f) => {
+          const body = msgpack.encode(f);
+          const head = Buffer.alloc(4);
+          head.writeUInt32BE(body.length);
+          conn.write(Buffer.concat([head, body]));
+        };
+        if (frame[0] === 1) {
+          send([2, 1, new Uint8Array(16), "old", 1048576, "0.0.1"]);
+        } else if (frame[0] > 14) {
+          send([7, 0, 3, `unknown frame type ${frame[0]}`]);
+        }
+      }
+    });
+  });
+  await new Promise((r) => old.listen(path, r));
+  try {
+    const c = await connect({ socket: path });
+    const errors = [];
+    c.on("error", (e) => errors.push(e));
+    await assert.rejects(c.listPresence("chat", "lobby"),
+                         { code: "ENOTSUP", message: /presence is not supported by this sidecar/ });
+    assert.equal(c.setPresence("chat", "lobby", "me"), false);
+    assert.deepEqual(errors.map((e) => [e.code, e.stage]), [["ENOTSUP", "publish"], ["ENOTSUP", "publish"]]);
+    await c.close();
+  } finally {
+    old.close();
+  }
 });
 
 test("connect fails clearly when there is no sidecar; retry keeps trying", async () => {
@@ -177,6 +243,13 @@ test("connect fails clearly when there is no sidecar; retry keeps trying", async
   await late.stop();
 });
 
+test("a sidecar that refuses us at the door says why: EACCES", async () => {
+  const strict = await cluster.single("strict", ["--allow-uid", "54321"]);
+  await assert.rejects(connect({ socket: strict.socket }),
+                       (err) => err.code === "EACCES" && err.stage === "connect");
+  await strict.stop();
+});
+
 test("reconnect after a sidecar restart restores subscriptions", async () => {
   const own = await cluster.single("restart");
   const c = new Client({ socket: own.socket, reconnectMaxMs: 200 });
@@ -187,6 +260,7 @@ test("reconnect after a sidecar restart restores subscriptions", async () => {
   c.on("error", (e) => errors.push(e));
   const inbox = new Inbox(c);
   await c.subscribe("r", "room", { timeoutMs: 5000 });
+  assert.equal(c.setPresence("r", "room", "me", "meta"), true);
   const node1 = c.nodeId;
 
   await own.stop();
@@ -204,6 +278,8 @@ test("reconnect after a sidecar restart restores subscriptions", async () => {
   pub.publish("r", "room", "after restart");
   await inbox.count(1);
   assert.equal(inbox.items[0].data, "after restart");
+  const present = await pub.listPresence("r", "room");
+  assert.deepEqual(present.map((e) => [e.key, e.node]), [["me", c.nodeId]]);
   assert.equal(states[0], "connected");
   assert.ok(states.includes("disconnected"));
   assert.equal(states.at(-1), "connected");

@@ -44,3 +44,22 @@ test("subscribe resolves when every live peer holds it; messages cross once, in 
     assert.notEqual(mine[0].originNode, sub.nodeId);
   }
 });
+
+test("presence set on one sidecar is listed and announced on the other", async () => {
+  const here = await connect({ socket: a.socket, name: "here" });
+  const there = await connect({ socket: b.socket, name: "there", presence: true });
+  clients.push(here, there);
+  const events = [];
+  there.on("presence", (p) => events.push(p));
+  await there.subscribe("mesh", "presence-room");
+  here.setPresence("mesh", "presence-room", "carol", "on a");
+  await waitFor("the entry on the other sidecar", async () =>
+    (await there.listPresence("mesh", "presence-room")).length === 1);
+  const [entry] = await there.listPresence("mesh", "presence-room");
+  assert.deepEqual([entry.key, entry.meta.toString(), entry.node], ["carol", "on a", here.nodeId]);
+  await waitFor("the event", () => events.some((p) => p.key === "carol" && p.present));
+  here.clearPresence("mesh", "presence-room", "carol");
+  await waitFor("the entry to go", async () =>
+    (await there.listPresence("mesh", "presence-room")).length === 0);
+  await waitFor("the leave event", () => events.some((p) => p.key === "carol" && !p.present));
+});

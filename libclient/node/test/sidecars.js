@@ -78,8 +78,14 @@ export class Sidecar {
       if (!existsSync(this.socket)) {
         return false;
       }
-      const c = await connect({ socket: this.socket, connectTimeoutMs: 1000 });
-      await c.close();
+      try {
+        const c = await connect({ socket: this.socket, connectTimeoutMs: 1000 });
+        await c.close();
+      } catch (err) {
+        if (err.code !== "EACCES") { // refused by an allowlist: it listens
+          throw err;
+        }
+      }
       return true;
     }, 10000);
     return this;
