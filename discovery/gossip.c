@@ -1,5 +1,6 @@
 /*  gossip: see gossip.h. */
 #include "gossip.h"
+#include "curve.h"
 #include "log.h"
 #include "swim.h"
 
@@ -137,13 +138,26 @@ static void s_changed(void *arg, const swim_member_t *m, int old_state)
     if (!*m->endpoint) {
         return;
     }
+    static const uint8_t zero[SWIM_KEY_SIZE];
+    bool keyed = memcmp(m->pubkey, zero, SWIM_KEY_SIZE) != 0;
+    curve_t *curve = mesh_curve(self->mesh);
     if (m->state == SWIM_ALIVE) {
-        if (mesh_peer_add(self->mesh, m->endpoint) && errno != EEXIST) {
-            log_warn("link_failed", "endpoint=%s", m->endpoint);
+        //  authenticated gossip vouches for the key: admit it, then link
+        if (curve && keyed) {
+            (void)curve_admit(curve, m->pubkey, m->name);
+        }
+        if (mesh_peer_add(self->mesh, m->endpoint, keyed ? m->pubkey : NULL) &&
+            errno != EEXIST) {
+            log_warn("link_failed", "endpoint=%s error=\"%s\"", m->endpoint,
+                     errno == ENOKEY ? "member has no CurveZMQ key"
+                                     : strerror(errno));
         }
     } else if (m->state == SWIM_DEAD || m->state == SWIM_LEFT ||
                m->state == SWIM_NONE) {
         (void)mesh_peer_remove(self->mesh, m->endpoint);
+        if (curve && keyed) {
+            (void)curve_forget(curve, m->pubkey);
+        }
     }
 }
 
@@ -369,6 +383,9 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
     snprintf(me.endpoint, sizeof me.endpoint, "%s",
              *cfg->advertise ? cfg->advertise : cfg->bind);
     me.start_ms = (uint64_t)time(NULL) * 1000;
+    if (mesh && mesh_curve(mesh)) {
+        memcpy(me.pubkey, curve_public(mesh_curve(mesh)), SWIM_KEY_SIZE);
+    }
     me.incarnation = me.start_ms; // above any earlier life of this id
     struct sockaddr_storage sa;
     socklen_t salen;

@@ -277,8 +277,8 @@ RC_EXPORT const char *rc_node_id(const rc_client_t *client) RC_NONNULL(1);
 RC_EXPORT const char *rc_channel(const rc_client_t *client) RC_NONNULL(1);
 
 //  Ask the sidecar a question: what is "status", "topics" (arg: a glob
-//  pattern or ""), "numsub" (arg: "ns/topic" or "topic" in the default
-//  namespace), "clients". Waits up to timeout_ms. Returns 0 with *reply_p
+//  pattern or ""), "numsub" (arg: "NAMESPACE\tTOPIC"), "clients", "peers",
+//  "members", "presence" (arg: "NAMESPACE\tTOPIC"). Waits up to timeout_ms. Returns 0 with *reply_p
 //  (caller owns, rc_reply_destroy), or -1 with ETIMEDOUT, ENOTCONN, EINVAL
 //  (unknown question).
 RC_EXPORT int rc_query(rc_client_t *client, const char *what, const char *arg,

@@ -80,6 +80,15 @@ static const opt_t s_opts[] = {
      "Cluster key file (roomcastctl keygen), mode 0600;\n"
      "required with peers or proxies. A second --key-file\n"
      "is still accepted from others during a rotation.", NULL},
+    {"curve-cert", T_STR, OFF(curve_cert), "", "FILE",
+     "CurveZMQ secret certificate (roomcastctl keygen --curve\n"
+     "FILE writes FILE and FILE_secret: give FILE_secret).\n"
+     "Every TCP link is then encrypted and authenticated:\n"
+     "only members' keys (from gossip) and --curve-allow\n"
+     "certificates are admitted. Static peers and proxies\n"
+     "are given as ENDPOINT@PUBLICKEY (Z85).", NULL},
+    {"curve-allow", T_STR, OFF(curve_allow), "", "DIR",
+     "Directory of public certificates also admitted.", NULL},
     {"heartbeat", T_MS, OFF(heartbeat_ms), "500", "MS",
      "Mesh heartbeat period; a peer silent for 4 periods\n"
      "is down.", NULL},
@@ -557,6 +566,10 @@ int config_load(config_t *cfg, int argc, char **argv, char *err,
         snprintf(err, errlen, "gossip timings: need probe-timeout < "
                  "probe-interval <= pushpull-interval, suspicion-mult >= 1, "
                  "indirect-checks <= 16");
+        return CONFIG_ERROR;
+    }
+    if (*cfg->curve_allow && !*cfg->curve_cert) {
+        snprintf(err, errlen, "--curve-allow needs --curve-cert");
         return CONFIG_ERROR;
     }
     if (cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 60000) {

@@ -41,6 +41,8 @@ typedef struct {
     config_list_t peers;    // static peers' data endpoints
     config_list_t proxies;  // proxies' endpoints (proxy mode)
     config_list_t key_files; // cluster key files: current first
+    char *curve_cert;       // our CurveZMQ secret certificate ("" = none)
+    char *curve_allow;      // directory of admitted public certificates
     uint64_t heartbeat_ms;  // mesh heartbeat period
     char *gossip;           // gossip UDP bind ("" = no gossip)
     config_list_t joins;    // seeds: HOST:PORT or dns:NAME:PORT

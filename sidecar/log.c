@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-static log_level_t s_level = LOG_INFO;
+static log_level_t s_level = LOGL_INFO;
 static const char *s_names[] = {"error", "warn", "info", "debug"};
 
 int log_set_level(const char *name)

@@ -9,10 +9,10 @@
 #define RCD_LOG_H
 
 typedef enum {
-    LOG_ERROR = 0,
-    LOG_WARN = 1,
-    LOG_INFO = 2,
-    LOG_DEBUG = 3
+    LOGL_ERROR = 0,
+    LOGL_WARN = 1,
+    LOGL_INFO = 2,
+    LOGL_DEBUG = 3
 } log_level_t;
 
 //  Set the level from its name ("error", "warn", "info", "debug").
@@ -24,9 +24,9 @@ log_level_t log_level(void);
 void log_event(log_level_t level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define log_error(ev, ...) log_event(LOG_ERROR, ev, __VA_ARGS__)
-#define log_warn(ev, ...)  log_event(LOG_WARN, ev, __VA_ARGS__)
-#define log_info(ev, ...)  log_event(LOG_INFO, ev, __VA_ARGS__)
-#define log_debug(ev, ...) log_event(LOG_DEBUG, ev, __VA_ARGS__)
+#define log_error(ev, ...) log_event(LOGL_ERROR, ev, __VA_ARGS__)
+#define log_warn(ev, ...)  log_event(LOGL_WARN, ev, __VA_ARGS__)
+#define log_info(ev, ...)  log_event(LOGL_INFO, ev, __VA_ARGS__)
+#define log_debug(ev, ...) log_event(LOGL_DEBUG, ev, __VA_ARGS__)
 
 #endif

@@ -22,6 +22,7 @@
 #include "mesh.h"
 #include "dedup.h"
 #include "envelope.h"
+#include "curve.h"
 #include "log.h"
 #include "presence.h"
 #include "session.h"
@@ -32,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <czmq.h>
+#include <libgen.h>
 #include <zmq.h>
 
 #define PREFIX_LEN   8
@@ -96,6 +99,10 @@ struct mesh_t {
     server_health_t health;
     int hb_timer;
     msgpack_sbuffer sbuf; // control message bodies
+    curve_t *curve;       // CurveZMQ on every link, or NULL
+    void *monitor;        // XPUB events: refused handshakes
+    uint64_t refused_logged; // curve_refused when we last logged
+    uint64_t refused_log_ms;
 };
 
 static uint64_t s_wall_ms(void)
@@ -618,6 +625,8 @@ static bool s_readable(void *socket)
            (events & ZMQ_POLLIN);
 }
 
+static void s_drain_monitor(mesh_t *self);
+
 static bool s_idle(loop_t *loop, void *arg)
 {
     (void)loop;
@@ -629,6 +638,7 @@ static bool s_idle(loop_t *loop, void *arg)
     //  Work done here queued frames to clients (deliveries, SUBACKs): ask
     //  for one more turn so the server's hook writes them without waiting
     //  for the next wake-up.
+    s_drain_monitor(self);
     int done = s_drain_xpub(self) + s_drain_sub(self);
     return done > 0 || s_readable(self->xpub) || s_readable(self->sub);
 }
@@ -722,8 +732,22 @@ static int s_link_index(mesh_t *self, const char *endpoint)
     return -1;
 }
 
-int mesh_peer_add(mesh_t *self, const char *endpoint)
+int mesh_peer_add(mesh_t *self, const char *spec, const uint8_t *key)
 {
+    char endpoint[256];
+    uint8_t spec_key[CURVE_KEY_SIZE];
+    int has_key = curve_split(spec, endpoint, sizeof endpoint, spec_key);
+    if (has_key < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!key && has_key) {
+        key = spec_key;
+    }
+    if (self->curve && !key) {
+        errno = ENOKEY; // with CurveZMQ every link needs the server's key
+        return -1;
+    }
     if (s_link_index(self, endpoint) >= 0) {
         errno = EEXIST;
         return -1;
@@ -738,7 +762,8 @@ int mesh_peer_add(mesh_t *self, const char *endpoint)
         return -1;
     }
     self->links = links;
-    if (zmq_connect(self->sub, endpoint)) {
+    if ((self->curve && curve_client(self->curve, self->sub, key)) ||
+        zmq_connect(self->sub, endpoint)) {
         errno = EINVAL;
         return -1;
     }
@@ -788,6 +813,11 @@ void mesh_member_changed(mesh_t *self, const uint8_t node[16],
     server_notify_member(self->server, node, name, state, endpoint);
 }
 
+curve_t *mesh_curve(mesh_t *self)
+{
+    return self->curve;
+}
+
 const keyring_t *mesh_keyring(const mesh_t *self)
 {
     return self->ring;
@@ -833,6 +863,67 @@ static int s_backend_of(const char *frontend, char *out, size_t size)
     return 0;
 }
 
+//  Refused handshakes on our data socket: counted, logged at most once a
+//  minute with the count (libzmq's monitor does not tell which peer).
+static void s_drain_monitor(mesh_t *self)
+{
+    for (int n = 0; self->monitor && n < 256; n++) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, self->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        zmq_msg_init(&addr);
+        if (zmq_msg_more(&ev)) {
+            (void)zmq_msg_recv(&addr, self->monitor, ZMQ_DONTWAIT);
+        }
+        self->stats->curve_refused++;
+        uint64_t now = loop_now(self->loop);
+        if (self->refused_logged == 0 ||
+            now - self->refused_log_ms >= 60000) {
+            log_warn("curve_refused",
+                     "count=%llu since_last=%llu reason=\"a peer's key is "
+                     "not a member's nor in --curve-allow\"",
+                     (unsigned long long)self->stats->curve_refused,
+                     (unsigned long long)(self->stats->curve_refused -
+                                          self->refused_logged));
+            self->refused_logged = self->stats->curve_refused;
+            self->refused_log_ms = now;
+        }
+        zmq_msg_close(&ev);
+        zmq_msg_close(&addr);
+    }
+}
+
+static void s_on_monitor(loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    s_drain_monitor(arg);
+}
+
+static int s_setup_monitor(mesh_t *self, char *err, size_t errlen)
+{
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://roomcast-monitor-%p",
+             (void *)self);
+    int fd;
+    size_t fdlen = sizeof fd;
+    if (zmq_socket_monitor(self->xpub, endpoint,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ||
+        !(self->monitor = zmq_socket(self->zctx, ZMQ_PAIR)) ||
+        zmq_connect(self->monitor, endpoint) ||
+        zmq_getsockopt(self->monitor, ZMQ_FD, &fd, &fdlen) ||
+        loop_add_fd(self->loop, fd, EPOLLIN, s_on_monitor, self)) {
+        snprintf(err, errlen, "cannot monitor the data socket");
+        return -1;
+    }
+    return 0;
+}
+
 static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
 {
     const config_t *cfg = self->cfg;
@@ -862,6 +953,10 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
         zmq_setsockopt(both[i], ZMQ_RECONNECT_IVL_MAX, &ivl_max,
                        sizeof ivl_max);
     }
+    if (self->curve && *cfg->bind && curve_server(self->curve, self->xpub)) {
+        snprintf(err, errlen, "cannot make the data socket a CURVE server");
+        return -1;
+    }
     if (*cfg->bind && zmq_bind(self->xpub, cfg->bind)) {
         snprintf(err, errlen, "cannot bind data socket %s: %s", cfg->bind,
                  zmq_strerror(errno));
@@ -877,9 +972,20 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, PR, PREFIX_LEN);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
     for (size_t i = 0; i < cfg->proxies.count; i++) {
-        char backend[300];
-        const char *front = cfg->proxies.items[i];
+        char backend[300], front[256];
+        uint8_t key[CURVE_KEY_SIZE];
+        int has_key = curve_split(cfg->proxies.items[i], front, sizeof front,
+                                  key);
+        if (has_key < 0 || (self->curve && !has_key)) {
+            snprintf(err, errlen, "--proxy '%s': %s", cfg->proxies.items[i],
+                     has_key < 0 ? "bad public key (40 Z85 characters)"
+                                 : "with --curve-cert, give the proxy's key: "
+                                   "tcp://HOST:PORT@PUBLICKEY");
+            return -1;
+        }
         if (s_backend_of(front, backend, sizeof backend) ||
+            (self->curve && (curve_client(self->curve, self->xpub, key) ||
+                             curve_client(self->curve, self->sub, key))) ||
             zmq_connect(self->xpub, front) || zmq_connect(self->sub, backend)) {
             snprintf(err, errlen, "bad --proxy endpoint '%s' (expected "
                      "tcp://HOST:PORT)", front);
@@ -889,10 +995,17 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     }
     for (size_t i = 0; i < cfg->peers.count; i++) {
         const char *peer = cfg->peers.items[i];
-        if (mesh_peer_add(self, peer) && errno != EEXIST && errno != EINVAL) {
-            snprintf(err, errlen, "bad --peer endpoint '%s'", peer);
+        if (mesh_peer_add(self, peer, NULL) && errno != EEXIST &&
+            errno != EINVAL) {
+            snprintf(err, errlen, "--peer '%s': %s", peer,
+                     errno == ENOKEY ? "with --curve-cert, give the peer's "
+                                       "key: tcp://HOST:PORT@PUBLICKEY"
+                                     : "bad endpoint");
             return -1;
         }
+    }
+    if (self->curve && s_setup_monitor(self, err, errlen)) {
+        return -1;
     }
     int fds[2];
     size_t fdlen = sizeof fds[0];
@@ -927,7 +1040,18 @@ mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
     self->alone = cfg->peers.count == 0 && cfg->proxies.count == 0;
     self->health = (server_health_t){true, true, 0, "cluster of one"};
     msgpack_sbuffer_init(&self->sbuf);
-    self->zctx = zmq_ctx_new();
+    //  czmq's context: zauth must share it with the sockets it guards
+    self->zctx = zsys_init();
+    if (*cfg->curve_cert) {
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s", cfg->socket_path);
+        self->curve = curve_new(cfg->curve_cert, cfg->curve_allow,
+                                dirname(dir), err, errlen);
+        if (!self->curve) {
+            mesh_destroy(&self);
+            return NULL;
+        }
+    }
     self->dedup = dedup_new(4096, 4096);
     self->seqtrack = seqtrack_new(1 << 20);
     if (!self->zctx || !self->dedup || !self->seqtrack) {
@@ -964,6 +1088,15 @@ void mesh_destroy(mesh_t **self_p)
         registry_set_hooks(server_registry(self->server), NULL, NULL, NULL);
         presence_set_sender(server_presence(self->server), NULL, NULL);
     }
+    if (self->monitor) {
+        int fd;
+        size_t fdlen = sizeof fd;
+        if (zmq_getsockopt(self->monitor, ZMQ_FD, &fd, &fdlen) == 0) {
+            loop_del_fd(self->loop, fd);
+        }
+        zmq_socket_monitor(self->xpub, NULL, 0);
+        zmq_close(self->monitor);
+    }
     void *both[] = {self->xpub, self->sub};
     for (int i = 0; i < 2; i++) {
         if (both[i]) {
@@ -975,9 +1108,7 @@ void mesh_destroy(mesh_t **self_p)
             zmq_close(both[i]);
         }
     }
-    if (self->zctx) {
-        zmq_ctx_term(self->zctx);
-    }
+    curve_destroy(&self->curve); // the context is czmq's: it ends at exit
     loop_cancel_timer(self->loop, self->hb_timer);
     for (size_t i = 0; i < self->nlinks; i++) {
         free(self->links[i]);

@@ -62,9 +62,12 @@ void mesh_publish(mesh_t *self, const fanout_msg_t *msg);
 void mesh_confirm(mesh_t *self, conn_t *conn, uint64_t req,
                   const wire_frame_t *sub);
 
-//  Connect to / disconnect from a peer's data endpoint at run time.
-//  Returns 0, or -1 with errno (EINVAL: bad endpoint, EEXIST, ENOENT).
-int mesh_peer_add(mesh_t *self, const char *endpoint);
+//  Connect to / disconnect from a peer's data endpoint at run time. spec
+//  is ENDPOINT or ENDPOINT@Z85KEY; key (32 bytes, or NULL) is the peer's
+//  CurveZMQ public key when spec has none. Returns 0, or -1 with errno
+//  (EINVAL: bad endpoint or key, ENOKEY: CurveZMQ on and no key, EEXIST,
+//  ENOENT).
+int mesh_peer_add(mesh_t *self, const char *spec, const uint8_t *key);
 int mesh_peer_remove(mesh_t *self, const char *endpoint);
 
 //  Membership says a member changed (state as swim_state_t: 1 alive,
@@ -73,6 +76,10 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint);
 //  told.
 void mesh_member_changed(mesh_t *self, const uint8_t node[16],
                          const char *name, int state, const char *endpoint);
+
+//  CurveZMQ of the links (borrowed), or NULL when off.
+typedef struct curve_t curve_t;
+curve_t *mesh_curve(mesh_t *self);
 
 //  The cluster keys (borrowed, the mesh's), for gossip to seal with.
 const keyring_t *mesh_keyring(const mesh_t *self);

@@ -1,5 +1,6 @@
 /*  proxy: see proxy.h. */
 #include "proxy.h"
+#include "curve.h"
 #include "log.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+#include <czmq.h>
 #include <zmq.h>
 
 static void s_usage(FILE *out)
@@ -27,6 +29,11 @@ static void s_usage(FILE *out)
         "  --backend ENDPOINT    bind the XPUB here (default: frontend's\n"
         "                        port + 1)\n"
         "  --hwm N               messages queued per link (default 100000)\n"
+        "  --curve-cert FILE     CurveZMQ secret certificate: both sockets\n"
+        "                        encrypt and admit only --curve-allow keys\n"
+        "  --curve-allow DIR     public certificates of the sidecars\n"
+        "  --runtime-dir DIR     where the admitted keys are kept (default\n"
+        "                        /tmp)\n"
         "  --log-level LEVEL     error, warn, info, debug (default info)\n"
         "  -h, --help            show this help\n");
 }
@@ -63,12 +70,16 @@ static int s_forward(void *from, void *to, unsigned long long *count)
 int proxy_main(int argc, char **argv)
 {
     const char *frontend = NULL, *backend_arg = NULL;
+    const char *curve_cert = NULL, *curve_allow = NULL, *runtime = "/tmp";
     int hwm = 100000;
     static const struct option opts[] = {
         {"frontend", required_argument, NULL, 'f'},
         {"backend", required_argument, NULL, 'b'},
         {"hwm", required_argument, NULL, 'w'},
         {"log-level", required_argument, NULL, 'l'},
+        {"curve-cert", required_argument, NULL, 'c'},
+        {"curve-allow", required_argument, NULL, 'a'},
+        {"runtime-dir", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int ch;
@@ -84,6 +95,9 @@ int proxy_main(int argc, char **argv)
                     return 2;
                 }
                 break;
+            case 'c': curve_cert = optarg; break;
+            case 'a': curve_allow = optarg; break;
+            case 'r': runtime = optarg; break;
             case 'h': s_usage(stdout); return 0;
             default: s_usage(stderr); return 2;
         }
@@ -107,7 +121,16 @@ int proxy_main(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-    void *ctx = zmq_ctx_new();
+    char err[512];
+    curve_t *curve = NULL;
+    if (curve_cert) {
+        curve = curve_new(curve_cert, curve_allow, runtime, err, sizeof err);
+        if (!curve) {
+            fprintf(stderr, "roomcastd proxy: %s\n", err);
+            return 2;
+        }
+    }
+    void *ctx = zsys_init(); // czmq's: zauth shares it
     void *xsub = zmq_socket(ctx, ZMQ_XSUB), *xpub = zmq_socket(ctx, ZMQ_XPUB);
     int zero = 0;
     zmq_setsockopt(xsub, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -117,12 +140,17 @@ int proxy_main(int argc, char **argv)
     zmq_setsockopt(xsub, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(xpub, ZMQ_LINGER, &zero, sizeof zero);
     int status = 1;
+    if (curve && (curve_server(curve, xsub) || curve_server(curve, xpub))) {
+        log_error("proxy_failed", "error=\"cannot set up CurveZMQ\"");
+        goto done;
+    }
     if (sfd < 0 || zmq_bind(xsub, frontend) || zmq_bind(xpub, backend)) {
         log_error("proxy_failed", "frontend=%s backend=%s error=\"%s\"",
                   frontend, backend, zmq_strerror(errno));
         goto done;
     }
-    log_info("proxy_started", "frontend=%s backend=%s", frontend, backend);
+    log_info("proxy_started", "frontend=%s backend=%s curve=%s", frontend,
+             backend, curve ? curve_public_z85(curve) : "off");
     unsigned long long messages = 0, subscriptions = 0;
     for (;;) {
         zmq_pollitem_t items[] = {{xsub, 0, ZMQ_POLLIN, 0},
@@ -146,7 +174,7 @@ int proxy_main(int argc, char **argv)
 done:
     zmq_close(xsub);
     zmq_close(xpub);
-    zmq_ctx_term(ctx);
+    curve_destroy(&curve); // the context is czmq's: it ends at exit
     if (sfd >= 0) {
         close(sfd);
     }

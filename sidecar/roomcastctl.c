@@ -1,4 +1,5 @@
 /*  roomcastctl: talk to the local roomcastd through libroomcast. */
+#include "curve.h"
 #include "keyring.h"
 #include "roomcast.h"
 
@@ -56,6 +57,8 @@ static void s_usage(FILE *out)
         "  peer remove ENDPOINT   disconnect from it\n"
         "  keygen FILE            write a new random cluster key to FILE (mode\n"
         "                         0600, refuses to overwrite); no sidecar needed\n"
+        "  keygen --curve FILE    write a CurveZMQ key pair: FILE (public\n"
+        "                         certificate) and FILE_secret (--curve-cert)\n"
         "\n"
         "Options:\n"
         "  -s, --socket PATH      sidecar socket (default $ROOMCAST_SOCKET, else\n"
@@ -258,6 +261,12 @@ static int s_subscribe(const opts_t *o, char **topics, int ntopics)
 int main(int argc, char **argv)
 {
     opts_t o = {.ns = "default", .timeout_ms = -1};
+    //  "keygen --curve FILE": --curve belongs to the command, not to us
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "keygen") == 0 && strcmp(argv[i + 1], "--curve") == 0) {
+            argv[i + 1] = "curve:";
+        }
+    }
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, 's'},
         {"namespace", required_argument, NULL, 'n'},
@@ -326,6 +335,18 @@ int main(int argc, char **argv)
         return s_query(&o, strcmp(args[1], "add") == 0 ? "peer-add"
                                                       : "peer-remove",
                        args[2]);
+    }
+    if (strcmp(cmd, "keygen") == 0 && nargs == 3 &&
+        strcmp(args[1], "curve:") == 0) {
+        char err[512];
+        if (curve_generate(args[2], err, sizeof err)) {
+            fprintf(stderr, "roomcastctl: keygen --curve: %s\n", err);
+            return 1;
+        }
+        printf("wrote a CurveZMQ key pair: %s (public, share it) and "
+               "%s_secret (mode 0600, give it to --curve-cert)\n",
+               args[2], args[2]);
+        return 0;
     }
     if (strcmp(cmd, "keygen") == 0 && nargs == 2) {
         char err[512];

@@ -2,6 +2,8 @@
     options and README.md for what it does. */
 #include "config.h"
 #include "gossip.h"
+
+#include <czmq.h>
 #include "log.h"
 #include "keyring.h"
 #include "loop.h"
@@ -88,6 +90,7 @@ static int s_start_mesh(loop_t *loop, server_t *server, const config_t *cfg,
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "proxy") == 0) {
+        zsys_handler_set(NULL);
         signal(SIGPIPE, SIG_IGN);
         return proxy_main(argc - 1, argv + 1);
     }
@@ -108,7 +111,8 @@ int main(int argc, char **argv)
         return 2;
     }
     //  signals become events of the loop; a client that hangs up must not
-    //  kill us with SIGPIPE
+    //  kill us with SIGPIPE; czmq must not install handlers of its own
+    zsys_handler_set(NULL);
     signal(SIGPIPE, SIG_IGN);
     sigset_t mask;
     sigemptyset(&mask);

@@ -348,6 +348,7 @@ static int s_q_status(server_t *server, conn_t *conn, const char *arg,
     COUNTER(gossip_out);
     COUNTER(gossip_undecryptable);
     COUNTER(gossip_bad);
+    COUNTER(curve_refused);
 #undef COUNTER
     return 0;
 }
@@ -454,7 +455,8 @@ static int s_q_peer_add(server_t *server, conn_t *conn, const char *arg,
                         rows_t *rows)
 {
     (void)conn;
-    if (!server_mesh(server) || mesh_peer_add(server_mesh(server), arg)) {
+    if (!server_mesh(server) ||
+        mesh_peer_add(server_mesh(server), arg, NULL)) {
         return -1;
     }
     s_row(rows, "added", "%s", arg);

@@ -42,6 +42,7 @@ typedef struct {
     uint64_t gossip_out;         // gossip datagrams sent
     uint64_t gossip_undecryptable; // did not open (other key, forged)
     uint64_t gossip_bad;         // opened but not SWIM
+    uint64_t curve_refused;      // TCP handshakes refused (unknown key)
     uint64_t fanout_us_sum;      // total fanout time
     uint64_t fanout_hist[STATS_FANOUT_BUCKETS]; // by duration (not cumulative)
 } stats_t;

@@ -1,0 +1,66 @@
+/*  curve: CurveZMQ on the sidecar's TCP links, with czmq's zcert and zauth.
+
+    Each sidecar (and proxy) has a long-term key pair in a czmq certificate
+    (`roomcastctl keygen --curve FILE` writes FILE, the public certificate,
+    and FILE_secret, which --curve-cert takes; FILE_secret must not be open
+    to others). Its bound sockets are CURVE servers whose ZAP handler is
+    czmq's zauth, reading a private directory of admitted public
+    certificates: those of the current members, as authenticated gossip
+    announces them (curve_admit / curve_forget), plus the certificates in an
+    optional allowlist directory (--curve-allow: proxies, static setups).
+
+    The sockets fail closed: with CURVE, libzmq admits any client when no
+    ZAP handler answers unless ZMQ_ZAP_DOMAIN is set and
+    ZMQ_ZAP_ENFORCE_DOMAIN is on; curve_server sets both.
+
+    THREAD SAFETY: one thread; zauth runs as a czmq actor.
+*/
+#ifndef RCD_CURVE_H
+#define RCD_CURVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CURVE_KEY_SIZE 32
+#define CURVE_Z85_SIZE 41 // 40 characters and the NUL
+#define CURVE_DOMAIN   "roomcast"
+
+typedef struct curve_t curve_t;
+
+//  Load the secret certificate at cert_path, start zauth on a fresh
+//  directory under runtime_dir, copy allow_dir's certificates into it
+//  (allow_dir may be NULL or ""). Returns NULL with err filled.
+curve_t *curve_new(const char *cert_path, const char *allow_dir,
+                   const char *runtime_dir, char *err, size_t errlen);
+//  Stop zauth and remove the directory.
+void curve_destroy(curve_t **self_p);
+
+//  Our public key (32 bytes), and as Z85.
+const uint8_t *curve_public(const curve_t *self);
+const char *curve_public_z85(const curve_t *self);
+
+//  Make sock a CURVE server that only admits what zauth admits (ZAP domain
+//  set and enforced: fails closed). Returns 0 or -1 with errno.
+int curve_server(curve_t *self, void *sock);
+//  Make sock a CURVE client of the server whose public key is server_key,
+//  for the connections made after this call. Returns 0 or -1 with errno.
+int curve_client(curve_t *self, void *sock,
+                 const uint8_t server_key[CURVE_KEY_SIZE]);
+
+//  Admit a member's public key (name is informative); forget it. Return
+//  0 or -1 with errno.
+int curve_admit(curve_t *self, const uint8_t key[CURVE_KEY_SIZE],
+                const char *name);
+int curve_forget(curve_t *self, const uint8_t key[CURVE_KEY_SIZE]);
+
+//  "tcp://host:port@Z85KEY" -> endpoint and key. Returns 1 when spec has a
+//  key, 0 when it has none (endpoint copied whole), -1 on a bad key.
+int curve_split(const char *spec, char *endpoint, size_t size,
+                uint8_t key[CURVE_KEY_SIZE]);
+
+//  Write a new key pair: path (public) and path_secret (mode 0600), never
+//  overwriting. Returns 0, or -1 with err filled.
+int curve_generate(const char *path, char *err, size_t errlen);
+
+#endif

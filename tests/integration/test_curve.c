@@ -1,0 +1,201 @@
+/*  CurveZMQ on the mesh: members' keys from gossip are admitted, a
+    stranger's key is refused and counted, static peers name their key. */
+#include "harness.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static char s_dir[64];
+
+static void s_keygen_curve(const char *name, char *public_z85)
+{
+    char cmd[512];
+    const char *ctl = getenv("ROOMCASTCTL");
+    snprintf(cmd, sizeof cmd, "%s keygen --curve %s/%s >/dev/null",
+             ctl ? ctl : "build/release/roomcastctl", s_dir, name);
+    assert_int_equal(system(cmd), 0);
+    char path[128], line[256];
+    snprintf(path, sizeof path, "%s/%s", s_dir, name);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    public_z85[0] = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *q = strstr(line, "public-key = \"");
+        if (q) {
+            snprintf(public_z85, 41, "%s", q + 14);
+        }
+    }
+    fclose(f);
+    assert_int_equal(strlen(public_z85), 40);
+}
+
+static int s_setup(void **state)
+{
+    (void)state;
+    snprintf(s_dir, sizeof s_dir, "/tmp/roomcast-curve-XXXXXX");
+    return mkdtemp(s_dir) ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+typedef struct {
+    const char *socket;
+    long long want;
+} live_t;
+
+static bool s_live(void *arg)
+{
+    live_t *l = arg;
+    return sidecar_counter(l->socket, "live_peers") >= l->want;
+}
+
+static bool s_refused(void *arg)
+{
+    return sidecar_counter(arg, "curve_refused") > 0;
+}
+
+static void test_members_admitted_strangers_refused(void **state)
+{
+    (void)state;
+    char key[128], za[41], zb[41], zx[41];
+    snprintf(key, sizeof key, "%s/cluster.key", s_dir);
+    assert_int_equal(write_key(key), 0);
+    s_keygen_curve("a", za);
+    s_keygen_curve("b", zb);
+    s_keygen_curve("x", zx);
+    char certs[3][128], bind[3][64], gossip[2][64];
+    const char *names[] = {"a", "b", "x"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(certs[i], 128, "%s/%s_secret", s_dir, names[i]);
+        snprintf(bind[i], 64, "tcp://127.0.0.1:%d", free_port());
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(gossip[i], 64, "127.0.0.1:%d", free_port());
+    }
+    //  a and b: members by gossip, each admits the other's key from it
+    rcd_t a, b, x;
+    const char *ea[] = {"--bind", bind[0], "--gossip", gossip[0], "--join",
+                        gossip[0], "--key-file", key, "--curve-cert",
+                        certs[0], "--heartbeat", "100", "--probe-interval",
+                        "200", "--probe-timeout", "100", NULL};
+    const char *eb[] = {"--bind", bind[1], "--gossip", gossip[1], "--join",
+                        gossip[0], "--key-file", key, "--curve-cert",
+                        certs[1], "--heartbeat", "100", "--probe-interval",
+                        "200", "--probe-timeout", "100", NULL};
+    assert_int_equal(rcd_start(&a, "curvetest", ea), 0);
+    assert_int_equal(rcd_start(&b, "curvetest", eb), 0);
+    live_t la = {a.socket, 1}, lb = {b.socket, 1};
+    assert_true(wait_for(s_live, &la, NULL, 10000));
+    assert_true(wait_for(s_live, &lb, NULL, 10000));
+    //  x: has the cluster key, knows a's public key, but its own key is
+    //  nobody's member key: a refuses its link
+    char peer_a[128];
+    snprintf(peer_a, sizeof peer_a, "%s@%s", bind[0], za);
+    const char *ex[] = {"--bind", bind[2], "--peer", peer_a, "--key-file",
+                        key, "--curve-cert", certs[2], "--heartbeat", "100",
+                        NULL};
+    assert_int_equal(rcd_start(&x, "curvetest", ex), 0);
+    assert_true(wait_for(s_refused, a.socket, NULL, 10000));
+
+    rc_client_t *pub = rcd_client(&a, NULL), *sb = rcd_client(&b, NULL);
+    rc_client_t *sx = rcd_client(&x, NULL);
+    assert_int_equal(rc_subscribe_wait(sb, "ns", "t", 10000), 0);
+    assert_int_equal(rc_subscribe_wait(sx, "ns", "t", 10000), 0); // alone
+    assert_int_equal(rc_publish(pub, "ns", "t", "secret", 6, 0), 0);
+    rc_msg_t *m;
+    assert_int_equal(rc_recv(sb, &m, 10000), 0);
+    assert_memory_equal(rc_msg_data(m), "secret", 6);
+    rc_msg_destroy(&m);
+    assert_int_equal(rc_recv(sx, &m, 500), -1); // nothing crosses
+    assert_int_equal(sidecar_counter(x.socket, "control_received"), 0);
+    assert_int_equal(sidecar_counter(x.socket, "live_peers"), 0);
+    rc_close(&pub);
+    rc_close(&sb);
+    rc_close(&sx);
+    assert_int_equal(rcd_stop(&x, SIGTERM), 0);
+    assert_int_equal(rcd_stop(&b, SIGTERM), 0);
+    assert_int_equal(rcd_stop(&a, SIGTERM), 0);
+    rcd_cleanup(&x);
+    rcd_cleanup(&b);
+    rcd_cleanup(&a);
+}
+
+//  Without gossip, static peers name their key; --curve-allow admits the
+//  other side's certificate.
+static void test_static_peers_with_keys(void **state)
+{
+    (void)state;
+    char key[128], za[41], zb[41];
+    snprintf(key, sizeof key, "%s/cluster2.key", s_dir);
+    assert_int_equal(write_key(key), 0);
+    s_keygen_curve("sa", za);
+    s_keygen_curve("sb", zb);
+    char allow_a[128], allow_b[128], cmd[1024];
+    snprintf(allow_a, sizeof allow_a, "%s/allow-a", s_dir);
+    snprintf(allow_b, sizeof allow_b, "%s/allow-b", s_dir);
+    snprintf(cmd, sizeof cmd, "mkdir %s %s && cp %s/sb %s/ && cp %s/sa %s/",
+             allow_a, allow_b, s_dir, allow_a, s_dir, allow_b);
+    assert_int_equal(system(cmd), 0);
+    char ca[128], cb[128], ba[64], bb[64], pa[128], pb[128];
+    snprintf(ca, sizeof ca, "%s/sa_secret", s_dir);
+    snprintf(cb, sizeof cb, "%s/sb_secret", s_dir);
+    snprintf(ba, sizeof ba, "tcp://127.0.0.1:%d", free_port());
+    snprintf(bb, sizeof bb, "tcp://127.0.0.1:%d", free_port());
+    snprintf(pa, sizeof pa, "%s@%s", ba, za);
+    snprintf(pb, sizeof pb, "%s@%s", bb, zb);
+    const char *ea[] = {"--bind", ba, "--peer", pb, "--key-file", key,
+                        "--curve-cert", ca, "--curve-allow", allow_a,
+                        "--heartbeat", "100", NULL};
+    const char *eb[] = {"--bind", bb, "--peer", pa, "--key-file", key,
+                        "--curve-cert", cb, "--curve-allow", allow_b,
+                        "--heartbeat", "100", NULL};
+    rcd_t a, b;
+    assert_int_equal(rcd_start(&a, "curvetest", ea), 0);
+    assert_int_equal(rcd_start(&b, "curvetest", eb), 0);
+    live_t la = {a.socket, 1};
+    assert_true(wait_for(s_live, &la, NULL, 10000));
+    rc_client_t *pub = rcd_client(&a, NULL), *sub = rcd_client(&b, NULL);
+    assert_int_equal(rc_subscribe_wait(sub, "ns", "t", 10000), 0);
+    assert_int_equal(rc_publish(pub, "ns", "t", "hi", 2, 0), 0);
+    rc_msg_t *m;
+    assert_int_equal(rc_recv(sub, &m, 10000), 0);
+    rc_msg_destroy(&m);
+    assert_int_equal(sidecar_counter(a.socket, "curve_refused"), 0);
+    rc_close(&pub);
+    rc_close(&sub);
+    assert_int_equal(rcd_stop(&a, SIGTERM), 0);
+    assert_int_equal(rcd_stop(&b, SIGTERM), 0);
+    rcd_cleanup(&a);
+    rcd_cleanup(&b);
+    //  and a static peer without a key is a clear start-up error
+    const char *nokey[] = {"--channel", "c", "--socket", "/tmp/unused-x.sock",
+                           "--bind", ba, "--peer", bb, "--key-file", key,
+                           "--curve-cert", ca, NULL};
+    assert_int_equal(rcd_run(nokey, NULL), 2);
+}
+
+int main(void)
+{
+    harness_deadline(120);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_members_admitted_strangers_refused),
+        cmocka_unit_test(test_static_peers_with_keys),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
