@@ -348,6 +348,30 @@ int free_port(void)
     return port;
 }
 
+static bool s_port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+int free_port_pair(int min)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        int port = 20000 + (int)((getpid() * 7919 + tries * 104729) % 12000);
+        if (port > min && s_port_free(port) && s_port_free(port + 1)) {
+            return port;
+        }
+    }
+    return -1;
+}
+
 int write_key(const char *path)
 {
     uint8_t key[32];

@@ -58,6 +58,11 @@ long long query_counter(rc_client_t *c, const char *name);
 //  A TCP port on 127.0.0.1 free right now (bind to port 0, read, close).
 int free_port(void);
 
+//  PORT with PORT + 1 free too (a proxy's frontend and backend), below the
+//  kernel's ephemeral range so no connection takes them meanwhile, above
+//  min. -1 when none is found.
+int free_port_pair(int min);
+
 //  Write a new random cluster key (64 hex + newline, mode 0600) to path.
 //  Returns 0 or -1.
 int write_key(const char *path);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -190,12 +191,75 @@ static void test_static_peers_with_keys(void **state)
     assert_int_equal(rcd_run(nokey, NULL), 2);
 }
 
+//  A proxy with CurveZMQ admits the sidecars of its allowlist; they name
+//  the proxy's key.
+static void test_proxy_with_curve(void **state)
+{
+    (void)state;
+    char key[128], zp[41], z1[41], z2[41], allow[128], cmd[1024];
+    snprintf(key, sizeof key, "%s/cluster3.key", s_dir);
+    assert_int_equal(write_key(key), 0);
+    s_keygen_curve("px", zp);
+    s_keygen_curve("p1", z1);
+    s_keygen_curve("p2", z2);
+    snprintf(allow, sizeof allow, "%s/allow-proxy", s_dir);
+    snprintf(cmd, sizeof cmd, "mkdir %s && cp %s/p1 %s/p2 %s/", allow, s_dir,
+             s_dir, allow);
+    assert_int_equal(system(cmd), 0);
+    int port = free_port_pair(0);
+    assert_true(port > 0);
+    char front[64], pcert[128];
+    snprintf(front, sizeof front, "tcp://127.0.0.1:%d", port);
+    snprintf(pcert, sizeof pcert, "%s/px_secret", s_dir);
+    pid_t proxy = fork();
+    if (proxy == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); // dies with the test, whatever
+        const char *bin = getenv("ROOMCASTD");
+        execl(bin ? bin : "build/release/roomcastd", "roomcastd", "proxy",
+              "--frontend", front, "--curve-cert", pcert, "--curve-allow",
+              allow, "--runtime-dir", s_dir, (char *)NULL);
+        _exit(127);
+    }
+    char via[128], c1[128], c2[128];
+    snprintf(via, sizeof via, "%s@%s", front, zp);
+    snprintf(c1, sizeof c1, "%s/p1_secret", s_dir);
+    snprintf(c2, sizeof c2, "%s/p2_secret", s_dir);
+    const char *e1[] = {"--proxy", via, "--key-file", key, "--curve-cert", c1,
+                        "--heartbeat", "100", NULL};
+    const char *e2[] = {"--proxy", via, "--key-file", key, "--curve-cert", c2,
+                        "--heartbeat", "100", NULL};
+    rcd_t a, b;
+    assert_int_equal(rcd_start(&a, "curvetest", e1), 0);
+    assert_int_equal(rcd_start(&b, "curvetest", e2), 0);
+    live_t la = {a.socket, 1}, lb = {b.socket, 1};
+    assert_true(wait_for(s_live, &la, NULL, 10000));
+    assert_true(wait_for(s_live, &lb, NULL, 10000));
+    rc_client_t *pub = rcd_client(&a, NULL), *sub = rcd_client(&b, NULL);
+    assert_int_equal(rc_subscribe_wait(sub, "ns", "t", 10000), 0);
+    assert_int_equal(rc_publish(pub, "ns", "t", "via", 3, 0), 0);
+    rc_msg_t *m;
+    assert_int_equal(rc_recv(sub, &m, 10000), 0);
+    assert_memory_equal(rc_msg_data(m), "via", 3);
+    rc_msg_destroy(&m);
+    rc_close(&pub);
+    rc_close(&sub);
+    assert_int_equal(rcd_stop(&a, SIGTERM), 0);
+    assert_int_equal(rcd_stop(&b, SIGTERM), 0);
+    rcd_cleanup(&a);
+    rcd_cleanup(&b);
+    kill(proxy, SIGTERM);
+    int status;
+    assert_int_equal(waitpid(proxy, &status, 0), proxy);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
     harness_deadline(120);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_members_admitted_strangers_refused),
         cmocka_unit_test(test_static_peers_with_keys),
+        cmocka_unit_test(test_proxy_with_curve),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

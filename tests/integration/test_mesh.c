@@ -329,32 +329,6 @@ static void test_hundred_thousand_in_order_across_hosts(void **state)
     s_cluster_stop(&c);
 }
 
-static bool s_port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0) {
-        close(fd);
-    }
-    return ok;
-}
-
-//  PORT and PORT + 1 both free, below the kernel's ephemeral range so no
-//  connection of another test takes them meanwhile (above min, if given).
-static int s_port_pair(int min)
-{
-    for (int tries = 0; tries < 1000; tries++) {
-        int port = 20000 + (int)((getpid() * 7919 + tries * 104729) % 12000);
-        if (port > min && s_port_free(port) && s_port_free(port + 1)) {
-            return port;
-        }
-    }
-    return -1;
-}
-
 //  roomcastd proxy --frontend tcp://127.0.0.1:PORT, dying with the test.
 static pid_t s_proxy_start(int port)
 {
@@ -386,7 +360,7 @@ static void s_proxy_case(int nproxies)
     int ports[3] = {0};
     pid_t pids[2];
     for (int i = 0; i < nproxies; i++) {
-        ports[i] = s_port_pair(i ? ports[0] + 2 : 0);
+        ports[i] = free_port_pair(i ? ports[0] + 2 : 0);
         assert_true(ports[i] > 0);
         pids[i] = s_proxy_start(ports[i]);
     }
