@@ -98,4 +98,14 @@ wait_for 10 one_peer
 ctl alpha status | grep -E '^(live_peers|readable|writable|env_sent) ' | sed 's/^/  alpha /'
 ctl beta status | grep -E '^(env_received|env_undecryptable) ' | sed 's/^/  beta  /'
 
-say "stopping everything"
+say "stopping the three sidecars"
+
+# The same cluster idea from Node.js: two crossws chat servers on two
+# sidecars (roomcast as crossws's sync backplane), when Node 20+ is here.
+if command -v node >/dev/null 2>&1 &&
+    node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+    say "crossws: two WebSocket chat servers on two sidecars (examples/crossws-chat)"
+    examples/crossws-chat/demo.sh "$build"
+else
+    say "crossws demo skipped: it needs Node.js 20 or newer (node not found or older)"
+fi
