@@ -8,6 +8,8 @@
 #   make install   PREFIX=/usr/local DESTDIR= (binaries, library, header, .pc)
 #   make lint      clang-format check
 #   make fuzz      run every fuzz target longer (FUZZ_SECONDS=300)
+#   make soak      the chaos loop for DURATION (e.g. DURATION=30m), memory
+#                  and delivery charted; valgrind over the integration suite
 #   make bench     throughput, latency, fanout, memory against raw ZeroMQ
 #                  and Redis (tests/bench/run.sh; not part of check)
 #   make clean
@@ -88,7 +90,7 @@ TOOL_BIN   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
 .PHONY: all build tests deps check demo install uninstall clean lint fuzz \
-        fuzz-build unit integration bench
+        fuzz-build unit integration bench soak
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -166,6 +168,10 @@ check: deps
 demo: deps
 	@$(MAKE) --no-print-directory -j2 build
 	@examples/demo.sh $(BUILD)
+
+soak: deps
+	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests
+	@tests/chaos/soak.sh build/release $(DURATION)
 
 bench: deps
 	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests

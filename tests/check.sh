@@ -27,7 +27,7 @@ r3=${PIPESTATUS[0]}
 
 # Suites outside C: each script prints "<suite>: N passed, N failed" last.
 extra=""
-for script in tests/node/run.sh tests/deploy/check.sh; do
+for script in tests/chaos/run.sh tests/node/run.sh tests/deploy/check.sh; do
     [ -x "$script" ] || continue
     name=$(basename "$(dirname "$script")")
     step "$name ($script)"
