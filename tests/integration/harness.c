@@ -402,3 +402,20 @@ long long sidecar_counter(const char *socket, const char *name)
     rc_close(&c);
     return v;
 }
+
+typedef struct {
+    const char *socket;
+    long long want;
+} live_t;
+
+static bool s_live(void *arg)
+{
+    live_t *l = arg;
+    return sidecar_counter(l->socket, "live_peers") >= l->want;
+}
+
+bool wait_live_peers(const char *socket, long long n, int timeout_ms)
+{
+    live_t l = {socket, n};
+    return wait_for(s_live, &l, NULL, timeout_ms);
+}

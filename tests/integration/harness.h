@@ -71,6 +71,10 @@ int write_key(const char *path);
 //  short-lived client; -1 on error.
 long long sidecar_counter(const char *socket, const char *name);
 
+//  Wait until the sidecar at socket hears at least n live peers (mesh
+//  heartbeats). Returns true, or false after timeout_ms.
+bool wait_live_peers(const char *socket, long long n, int timeout_ms);
+
 //  Bound the whole test binary's run time.
 void harness_deadline(unsigned seconds);
 

@@ -55,16 +55,6 @@ static int s_teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-typedef struct {
-    const char *socket;
-    long long want;
-} live_t;
-
-static bool s_live(void *arg)
-{
-    live_t *l = arg;
-    return sidecar_counter(l->socket, "live_peers") >= l->want;
-}
 
 static bool s_refused(void *arg)
 {
@@ -101,9 +91,8 @@ static void test_members_admitted_strangers_refused(void **state)
                         "200", "--probe-timeout", "100", NULL};
     assert_int_equal(rcd_start(&a, "curvetest", ea), 0);
     assert_int_equal(rcd_start(&b, "curvetest", eb), 0);
-    live_t la = {a.socket, 1}, lb = {b.socket, 1};
-    assert_true(wait_for(s_live, &la, NULL, 10000));
-    assert_true(wait_for(s_live, &lb, NULL, 10000));
+    assert_true(wait_live_peers(a.socket, 1, 10000));
+    assert_true(wait_live_peers(b.socket, 1, 10000));
     //  x: has the cluster key, knows a's public key, but its own key is
     //  nobody's member key: a refuses its link
     char peer_a[128];
@@ -169,8 +158,7 @@ static void test_static_peers_with_keys(void **state)
     rcd_t a, b;
     assert_int_equal(rcd_start(&a, "curvetest", ea), 0);
     assert_int_equal(rcd_start(&b, "curvetest", eb), 0);
-    live_t la = {a.socket, 1};
-    assert_true(wait_for(s_live, &la, NULL, 10000));
+    assert_true(wait_live_peers(a.socket, 1, 10000));
     rc_client_t *pub = rcd_client(&a, NULL), *sub = rcd_client(&b, NULL);
     assert_int_equal(rc_subscribe_wait(sub, "ns", "t", 10000), 0);
     assert_int_equal(rc_publish(pub, "ns", "t", "hi", 2, 0), 0);
@@ -231,9 +219,8 @@ static void test_proxy_with_curve(void **state)
     rcd_t a, b;
     assert_int_equal(rcd_start(&a, "curvetest", e1), 0);
     assert_int_equal(rcd_start(&b, "curvetest", e2), 0);
-    live_t la = {a.socket, 1}, lb = {b.socket, 1};
-    assert_true(wait_for(s_live, &la, NULL, 10000));
-    assert_true(wait_for(s_live, &lb, NULL, 10000));
+    assert_true(wait_live_peers(a.socket, 1, 10000));
+    assert_true(wait_live_peers(b.socket, 1, 10000));
     rc_client_t *pub = rcd_client(&a, NULL), *sub = rcd_client(&b, NULL);
     assert_int_equal(rc_subscribe_wait(sub, "ns", "t", 10000), 0);
     assert_int_equal(rc_publish(pub, "ns", "t", "via", 3, 0), 0);

@@ -89,23 +89,12 @@ static void s_cluster_stop(cluster_t *c)
     unlink(c->key);
 }
 
-typedef struct {
-    const char *socket;
-    long long want;
-} live_t;
-
-static bool s_live(void *arg)
-{
-    live_t *l = arg;
-    return sidecar_counter(l->socket, "live_peers") >= l->want;
-}
 
 //  Every sidecar hears every other one (and is heard: writable).
 static void s_wait_mesh(cluster_t *c)
 {
     for (int i = 0; i < c->n; i++) {
-        live_t l = {c->d[i].socket, c->n - 1};
-        assert_true(wait_for(s_live, &l, NULL, 10000));
+        assert_true(wait_live_peers(c->d[i].socket, c->n - 1, 10000));
     }
 }
 
