@@ -63,6 +63,9 @@ static const opt_t s_opts[] = {
     {"log-level", T_STR, OFF(log_level), "info", "LEVEL",
      "error, warn, info or debug. Logs go to stderr, one\n"
      "line per event.", NULL},
+    {"http", T_STR, OFF(http), "", "HOST:PORT",
+     "Serve /metrics (Prometheus), /healthz and /readyz\n"
+     "here, e.g. 127.0.0.1:9464 (off when empty).", NULL},
     {"bind", T_STR, OFF(bind), "", "ENDPOINT",
      "Mesh data socket to bind, e.g. tcp://0.0.0.0:7440.\n"
      "Needed in mesh mode when peers connect to us.", NULL},

@@ -823,6 +823,15 @@ const keyring_t *mesh_keyring(const mesh_t *self)
     return self->ring;
 }
 
+void mesh_peer_counts(mesh_t *self, unsigned *live, unsigned *down)
+{
+    *live = *down = 0;
+    for (size_t i = 0; i < self->npeers; i++) {
+        *live += self->peers[i].live;
+        *down += !self->peers[i].live;
+    }
+}
+
 const char *mesh_mode(const mesh_t *self)
 {
     return self->proxy_mode ? "proxy" : "mesh";

@@ -84,6 +84,9 @@ curve_t *mesh_curve(mesh_t *self);
 //  The cluster keys (borrowed, the mesh's), for gossip to seal with.
 const keyring_t *mesh_keyring(const mesh_t *self);
 
+//  Peers heard lately (live) and known but silent (down).
+void mesh_peer_counts(mesh_t *self, unsigned *live, unsigned *down);
+
 //  "mesh" or "proxy".
 const char *mesh_mode(const mesh_t *self);
 

@@ -8,6 +8,7 @@
 #include "keyring.h"
 #include "loop.h"
 #include "mesh.h"
+#include "ops.h"
 #include "proxy.h"
 #include "server.h"
 #include "stats.h"
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
     server_t *server = NULL;
     mesh_t *mesh = NULL;
     daemon_t daemon = {NULL, NULL, NULL};
+    ops_t *ops = NULL;
     int status = 1;
     if (getrandom(node_id, sizeof node_id, 0) != sizeof node_id || !loop ||
         sfd < 0) {
@@ -161,6 +163,16 @@ int main(int argc, char **argv)
         }
         server_set_gossip(server, daemon.gossip);
     }
+    if (*cfg.http) {
+        ops = ops_new(loop, &cfg, server, &stats, node_id, err, sizeof err);
+        if (!ops) {
+            log_error("startup_failed", "error=\"%s\"", err);
+            status = 2;
+            goto done;
+        }
+        log_info("http_started", "address=%s port=%d", cfg.http,
+                 ops_port(ops));
+    }
     char node[33];
     for (int i = 0; i < 16; i++) {
         sprintf(node + 2 * i, "%02x", node_id[i]);
@@ -184,6 +196,7 @@ int main(int argc, char **argv)
         log_error("loop_failed", "error=\"%s\"", strerror(errno));
     }
 done:
+    ops_destroy(&ops);
     if (server) {
         server_set_mesh(server, NULL);
         server_set_gossip(server, NULL);
