@@ -1,0 +1,233 @@
+/*  metrics: see metrics.h. The counters are a table of (family, labels,
+    stats field) so adding one is one line; the gauges, the info line and
+    the histogram are written out. Seconds are printed from microseconds
+    with integer arithmetic, so bucket bounds and sums are exact. */
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define PREFIX "roomcast_"
+
+typedef struct {
+    const char *labels; // e.g. reason="own", or NULL
+    size_t field;       // offsetof(stats_t, ...)
+} sample_t;
+
+typedef struct {
+    const char *name;    // after the prefix, with _total
+    const char *help;    //
+    sample_t samples[8]; // nsamples used
+    size_t nsamples;     //
+} counter_t;
+
+#define F(field) offsetof(stats_t, field)
+
+static const counter_t s_counters[] = {
+    {"publishes_total",
+     "PUB frames accepted from local apps.",
+     {{NULL, F(publishes)}},
+     1},
+    {"deliveries_total",
+     "Messages queued to local apps.",
+     {{NULL, F(deliveries)}},
+     1},
+    {"dropped_total",
+     "Messages dropped, by reason.",
+     {{"reason=\"slow_consumer\"", F(dropped_slow)},
+      {"reason=\"bad_frame\"", F(bad_frames)},
+      {"reason=\"undecryptable\"", F(env_undecryptable)},
+      {"reason=\"malformed\"", F(env_malformed)},
+      {"reason=\"duplicate\"", F(env_duplicates)},
+      {"reason=\"own\"", F(env_own)},
+      {"reason=\"stale\"", F(env_stale)}},
+     7},
+    {"clients_closed_total",
+     "App connections closed by the sidecar.",
+     {{"reason=\"slow_consumer\"", F(closed_slow)},
+      {"reason=\"protocol\"", F(closed_proto)}},
+     2},
+    {"clients_accepted_total",
+     "App connections accepted.",
+     {{NULL, F(clients_accepted)}},
+     1},
+    {"clients_refused_total",
+     "App connections refused (limit, shutdown).",
+     {{NULL, F(clients_refused)}},
+     1},
+    {"errors_sent_total",
+     "ERR frames sent to apps.",
+     {{NULL, F(errors_sent)}},
+     1},
+    {"bytes_total",
+     "Bytes on app connections.",
+     {{"direction=\"in\"", F(bytes_in)}, {"direction=\"out\"", F(bytes_out)}},
+     2},
+    {"envelopes_total",
+     "Mesh envelopes, by result.",
+     {{"result=\"sent\"", F(env_sent)},
+      {"result=\"received\"", F(env_received)},
+      {"result=\"undecryptable\"", F(env_undecryptable)},
+      {"result=\"malformed\"", F(env_malformed)},
+      {"result=\"duplicate\"", F(env_duplicates)},
+      {"result=\"own\"", F(env_own)},
+      {"result=\"stale\"", F(env_stale)}},
+     7},
+    {"gaps_total",
+     "Publisher streams that skipped sequence numbers.",
+     {{NULL, F(gaps)}},
+     1},
+    {"missed_total", "Messages those gaps skipped.", {{NULL, F(missed)}}, 1},
+    {"control_messages_total",
+     "Mesh heartbeats and acks, by result.",
+     {{"result=\"ok\"", F(control_received)},
+      {"result=\"bad\"", F(control_bad)}},
+     2},
+    {"mesh_send_failed_total",
+     "Envelopes the mesh socket refused to queue.",
+     {{NULL, F(mesh_send_failed)}},
+     1},
+};
+
+static void s_family(http_reply_t *r, const char *name, const char *type,
+                     const char *help)
+{
+    http_reply_printf(r, "# HELP " PREFIX "%s %s\n# TYPE " PREFIX "%s %s\n",
+                      name, help, name, type);
+}
+
+static void s_gauge(http_reply_t *r, const char *name, const char *help,
+                    unsigned long long value)
+{
+    s_family(r, name, "gauge", help);
+    http_reply_printf(r, PREFIX "%s %llu\n", name, value);
+}
+
+//  A label value as the exposition format wants it: \ " and newline
+//  escaped, every other byte as is.
+static void s_label_value(http_reply_t *r, const char *value)
+{
+    for (const char *p = value ? value : ""; *p; p++) {
+        switch (*p) {
+            case '\\':
+                http_reply_append(r, "\\\\", 2);
+                break;
+            case '"':
+                http_reply_append(r, "\\\"", 2);
+                break;
+            case '\n':
+                http_reply_append(r, "\\n", 2);
+                break;
+            default:
+                http_reply_append(r, p, 1);
+        }
+    }
+}
+
+//  Microseconds as decimal seconds, exact: 10 -> "0.00001".
+static void s_seconds(http_reply_t *r, uint64_t us)
+{
+    char frac[8];
+    snprintf(frac, sizeof frac, "%06" PRIu64, us % 1000000);
+    int n = 6;
+    while (n > 0 && frac[n - 1] == '0') {
+        n--;
+    }
+    if (n == 0) {
+        http_reply_printf(r, "%" PRIu64, us / 1000000);
+    } else {
+        http_reply_printf(r, "%" PRIu64 ".%.*s", us / 1000000, n, frac);
+    }
+}
+
+static void s_counter(http_reply_t *r, const stats_t *st, const counter_t *c)
+{
+    s_family(r, c->name, "counter", c->help);
+    for (size_t i = 0; i < c->nsamples; i++) {
+        const sample_t *s = &c->samples[i];
+        uint64_t v = *(const uint64_t *)((const char *)st + s->field);
+        if (s->labels) {
+            http_reply_printf(r, PREFIX "%s{%s} %" PRIu64 "\n", c->name,
+                              s->labels, v);
+        } else {
+            http_reply_printf(r, PREFIX "%s %" PRIu64 "\n", c->name, v);
+        }
+    }
+}
+
+static void s_histogram(http_reply_t *r, const stats_t *st)
+{
+    const char *name = "fanout_duration_seconds";
+    s_family(r, name, "histogram",
+             "Time to fan one message out to the local subscribers.");
+    uint64_t count = 0;
+    for (int i = 0; i < STATS_FANOUT_BUCKETS; i++) {
+        count += st->fanout_hist[i];
+        uint64_t bound = stats_fanout_bounds_us[i];
+        if (bound == UINT64_MAX) {
+            continue; // the +Inf bucket below holds every count
+        }
+        http_reply_printf(r, PREFIX "%s_bucket{le=\"", name);
+        s_seconds(r, bound);
+        http_reply_printf(r, "\"} %" PRIu64 "\n", count);
+    }
+    http_reply_printf(r, PREFIX "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name,
+                      count);
+    http_reply_printf(r, PREFIX "%s_sum ", name);
+    s_seconds(r, st->fanout_us_sum);
+    http_reply_printf(r, "\n" PREFIX "%s_count %" PRIu64 "\n", name, count);
+}
+
+void metrics_render(const metrics_input_t *in, http_reply_t *reply)
+{
+    reply->content_type = METRICS_CONTENT_TYPE;
+    s_gauge(reply, "clients", "Apps connected to this sidecar.", in->clients);
+    s_gauge(reply, "topics", "Topics with at least one local subscriber.",
+            in->topics);
+    s_gauge(reply, "subscriptions", "Local (app, topic) subscriptions.",
+            in->subscriptions);
+    s_gauge(reply, "readable",
+            "Health bit: 1 while the mesh is heard (1 when alone).",
+            in->readable);
+    s_gauge(reply, "writable",
+            "Health bit: 1 while the mesh hears us (1 when alone).",
+            in->writable);
+    s_family(reply, "mesh_peers", "gauge", "Known peers, by state.");
+    http_reply_printf(reply,
+                      PREFIX "mesh_peers{state=\"live\"} %u\n" PREFIX
+                             "mesh_peers{state=\"down\"} %u\n",
+                      in->live_peers, in->peers_down);
+    s_family(reply, "info", "gauge", "This sidecar; the value is always 1.");
+    const char *names[] = {"version", "node_id", "channel", "mode"};
+    const char *values[] = {in->version, in->node_id, in->channel, in->mode};
+    http_reply_printf(reply, PREFIX "info{");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        http_reply_printf(reply, "%s%s=\"", i ? "," : "", names[i]);
+        s_label_value(reply, values[i]);
+        http_reply_printf(reply, "\"");
+    }
+    http_reply_printf(reply, "} 1\n");
+    for (size_t i = 0; i < sizeof s_counters / sizeof s_counters[0]; i++) {
+        s_counter(reply, in->stats, &s_counters[i]);
+    }
+    s_histogram(reply, in->stats);
+}
+
+int metrics_readyz(bool readable, bool writable, http_reply_t *reply)
+{
+    reply->content_type = HTTP_TEXT;
+    if (readable && writable) {
+        reply->status = 200;
+        http_reply_printf(reply, "ready\n");
+        return 200;
+    }
+    reply->status = 503;
+    if (!readable) {
+        http_reply_printf(reply, "not readable: no peer heard lately\n");
+    }
+    if (!writable) {
+        http_reply_printf(reply, "not writable: no peer hears us\n");
+    }
+    return 503;
+}

@@ -1,0 +1,70 @@
+/*  metrics: the sidecar's state in the Prometheus text exposition format
+    (version 0.0.4), for GET /metrics, and the /readyz answer.
+
+    It reads a plain struct the caller fills (no dependency on the server,
+    registry or mesh), so it can be rendered and tested alone. Families,
+    prefix roomcast_ (counters end in _total):
+
+      clients, topics, subscriptions           gauge
+      readable, writable                       gauge 0/1 (health bits)
+      mesh_peers{state="live"|"down"}          gauge
+      info{version,node_id,channel,mode}       gauge, always 1
+      publishes_total, deliveries_total        counter
+      dropped_total{reason=}                   counter: slow_consumer,
+                           bad_frame, undecryptable, malformed, duplicate,
+                           own, stale
+      clients_closed_total{reason=}            counter: slow_consumer, protocol
+      clients_accepted_total, clients_refused_total, errors_sent_total
+      bytes_total{direction="in"|"out"}        counter (app connections)
+      envelopes_total{result=}                 counter: sent, received,
+                           undecryptable, malformed, duplicate, own, stale
+      gaps_total, missed_total                 counter
+      control_messages_total{result="ok"|"bad"} counter
+      mesh_send_failed_total                   counter
+      fanout_duration_seconds                  histogram (stats.fanout_hist)
+
+    The envelope drops appear twice on purpose, as dropped_total (every
+    message lost, whatever the cause) and envelopes_total (the mesh side):
+    do not sum across the two families.
+
+    THREAD SAFETY: pure functions; the caller reads the state on the loop.
+*/
+#ifndef RCD_METRICS_H
+#define RCD_METRICS_H
+
+#include "http.h"
+#include "stats.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+typedef struct {
+    const stats_t *stats; // the counters (borrowed)
+    size_t clients;       // apps connected now (server_clients)
+    size_t topics;        // topics with a local member (registry_topics)
+    size_t subscriptions; // memberships (registry_memberships)
+    bool readable;        // server_health_t.readable
+    bool writable;        // server_health_t.writable
+    unsigned live_peers;  // peers heard lately
+    unsigned peers_down;  // known peers not heard lately
+    const char *mode;     // "mesh", "proxy" or "local"
+    const char *version;  // ROOMCAST_VERSION_STRING
+    const char *node_id;  // 32 hex digits
+    const char *channel;  // cluster channel
+} metrics_input_t;
+
+//  Append every metric to reply's body and set its content type. Strings
+//  may hold any byte (label values are escaped); NULL strings render as "".
+//  On ENOMEM reply->failed is set (the server then answers 500).
+void metrics_render(const metrics_input_t *in, http_reply_t *reply)
+    __attribute__((nonnull));
+
+//  /readyz: 200 "ready" when both health bits are up, else 503 with one
+//  line per bit down ("not readable: no peer heard lately", "not writable:
+//  no peer hears us"). Sets reply's status and body; returns the status.
+int metrics_readyz(bool readable, bool writable, http_reply_t *reply)
+    __attribute__((nonnull));
+
+#endif

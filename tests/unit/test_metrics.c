@@ -1,0 +1,497 @@
+/*  Unit tests: metrics (Prometheus text for /metrics, the /readyz answer). */
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <regex.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "http.h"
+#include "loop.h"
+#include "metrics.h"
+
+//  Every counter a different value, so a line naming the wrong field shows.
+static stats_t s_stats(void)
+{
+    stats_t st = {
+        .clients_accepted = 101,
+        .clients_refused = 102,
+        .publishes = 103,
+        .deliveries = 104,
+        .dropped_slow = 105,
+        .closed_slow = 106,
+        .closed_proto = 107,
+        .errors_sent = 108,
+        .bad_frames = 109,
+        .bytes_in = 110,
+        .bytes_out = 111,
+        .env_sent = 112,
+        .env_received = 113,
+        .env_undecryptable = 114,
+        .env_malformed = 115,
+        .env_duplicates = 116,
+        .env_own = 117,
+        .env_stale = 118,
+        .gaps = 119,
+        .missed = 120,
+        .control_received = 121,
+        .control_bad = 122,
+        .mesh_send_failed = 18446744073709551615ull, // counters are 64-bit
+        .fanout_us_sum = 1234567,
+        .fanout_hist = {1, 2, 0, 3, 0, 0, 0, 0, 4},
+        .fanouts = 10,
+    };
+    return st;
+}
+
+static metrics_input_t s_input(const stats_t *st)
+{
+    return (metrics_input_t){
+        .stats = st,
+        .clients = 3,
+        .topics = 4,
+        .subscriptions = 5,
+        .readable = true,
+        .writable = false,
+        .live_peers = 6,
+        .peers_down = 7,
+        .mode = "mesh",
+        .version = "0.1.0",
+        .node_id = "00112233445566778899aabbccddeeff",
+        .channel = "prod",
+    };
+}
+
+//  The body as an array of lines (the body is changed in place).
+typedef struct {
+    char *lines[512];
+    size_t n;
+} lines_t;
+
+static void s_split(char *body, size_t len, lines_t *out)
+{
+    assert_true(len > 0);
+    assert_int_equal(body[len - 1], '\n'); // every line ends
+    out->n = 0;
+    for (char *p = body; p < body + len;) {
+        char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        assert_true(out->n < sizeof out->lines / sizeof out->lines[0]);
+        out->lines[out->n++] = p;
+        p = nl + 1;
+    }
+}
+
+static bool s_has(const lines_t *l, const char *line)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->lines[i], line) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void s_expect(const lines_t *l, const char *line)
+{
+    if (!s_has(l, line)) {
+        fail_msg("missing line: %s", line);
+    }
+}
+
+static void s_render(const metrics_input_t *in, http_reply_t *reply,
+                     lines_t *lines)
+{
+    http_reply_init(reply);
+    metrics_render(in, reply);
+    assert_false(reply->failed);
+    assert_int_equal(reply->status, 200);
+    assert_string_equal(reply->content_type, METRICS_CONTENT_TYPE);
+    assert_int_equal(strlen(reply->body), reply->len);
+    s_split(reply->body, reply->len, lines);
+}
+
+static void test_gauges_and_counters(void **state)
+{
+    (void)state;
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    const char *want[] = {
+        "# HELP roomcast_clients Apps connected to this sidecar.",
+        "# TYPE roomcast_clients gauge",
+        "roomcast_clients 3",
+        "roomcast_topics 4",
+        "roomcast_subscriptions 5",
+        "roomcast_readable 1",
+        "roomcast_writable 0",
+        "# TYPE roomcast_mesh_peers gauge",
+        "roomcast_mesh_peers{state=\"live\"} 6",
+        "roomcast_mesh_peers{state=\"down\"} 7",
+        "roomcast_info{version=\"0.1.0\",node_id="
+        "\"00112233445566778899aabbccddeeff\",channel=\"prod\",mode=\"mesh\"} "
+        "1",
+        "# TYPE roomcast_publishes_total counter",
+        "roomcast_publishes_total 103",
+        "roomcast_deliveries_total 104",
+        "# TYPE roomcast_dropped_total counter",
+        "roomcast_dropped_total{reason=\"slow_consumer\"} 105",
+        "roomcast_dropped_total{reason=\"bad_frame\"} 109",
+        "roomcast_dropped_total{reason=\"undecryptable\"} 114",
+        "roomcast_dropped_total{reason=\"malformed\"} 115",
+        "roomcast_dropped_total{reason=\"duplicate\"} 116",
+        "roomcast_dropped_total{reason=\"own\"} 117",
+        "roomcast_dropped_total{reason=\"stale\"} 118",
+        "roomcast_clients_closed_total{reason=\"slow_consumer\"} 106",
+        "roomcast_clients_closed_total{reason=\"protocol\"} 107",
+        "roomcast_clients_accepted_total 101",
+        "roomcast_clients_refused_total 102",
+        "roomcast_errors_sent_total 108",
+        "roomcast_bytes_total{direction=\"in\"} 110",
+        "roomcast_bytes_total{direction=\"out\"} 111",
+        "roomcast_envelopes_total{result=\"sent\"} 112",
+        "roomcast_envelopes_total{result=\"received\"} 113",
+        "roomcast_envelopes_total{result=\"undecryptable\"} 114",
+        "roomcast_envelopes_total{result=\"malformed\"} 115",
+        "roomcast_envelopes_total{result=\"duplicate\"} 116",
+        "roomcast_envelopes_total{result=\"own\"} 117",
+        "roomcast_envelopes_total{result=\"stale\"} 118",
+        "roomcast_gaps_total 119",
+        "roomcast_missed_total 120",
+        "roomcast_control_messages_total{result=\"ok\"} 121",
+        "roomcast_control_messages_total{result=\"bad\"} 122",
+        "roomcast_mesh_send_failed_total 18446744073709551615",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        s_expect(&l, want[i]);
+    }
+    http_reply_free(&reply);
+}
+
+static void test_histogram(void **state)
+{
+    (void)state;
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    //  hist {1, 2, 0, 3, 0, 0, 0, 0, 4} over 10, 50, 100, 500 us ... +Inf,
+    //  cumulative, in order, then the sum in seconds and the count
+    const char *want[] = {
+        "# TYPE roomcast_fanout_duration_seconds histogram",
+        "roomcast_fanout_duration_seconds_bucket{le=\"0.00001\"} 1",
+        "roomcast_fanout_duration_seconds_bucket{le=\"0.00005\"} 3",
+        "roomcast_fanout_duration_seconds_bucket{le=\"0.0001\"} 3",
+        "roomcast_fanout_duration_seconds_bucket{le=\"0.0005\"} 6",
+        "roomcast_fanout_duration_seconds_bucket{le=\"0.001\"} 6",
+        "roomcast_fanout_duration_seconds_bucket{le=\"0.005\"} 6",
+        "roomcast_fanout_duration_seconds_bucket{le=\"0.01\"} 6",
+        "roomcast_fanout_duration_seconds_bucket{le=\"0.05\"} 6",
+        "roomcast_fanout_duration_seconds_bucket{le=\"+Inf\"} 10",
+        "roomcast_fanout_duration_seconds_sum 1.234567",
+        "roomcast_fanout_duration_seconds_count 10",
+    };
+    size_t at = 0;
+    for (size_t i = 0; i < l.n && at < sizeof want / sizeof want[0]; i++) {
+        if (strcmp(l.lines[i], want[at]) == 0) {
+            at++;
+        }
+    }
+    if (at != sizeof want / sizeof want[0]) {
+        fail_msg("missing or out of order: %s", want[at]);
+    }
+    http_reply_free(&reply);
+
+    //  whole seconds and zero print without a fraction
+    stats_t zero = {.fanout_us_sum = 3000000};
+    in.stats = &zero;
+    s_render(&in, &reply, &l);
+    s_expect(&l, "roomcast_fanout_duration_seconds_sum 3");
+    s_expect(&l, "roomcast_fanout_duration_seconds_bucket{le=\"+Inf\"} 0");
+    s_expect(&l, "roomcast_fanout_duration_seconds_count 0");
+    http_reply_free(&reply);
+}
+
+static void test_label_values_are_escaped(void **state)
+{
+    (void)state;
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    in.channel = "a\"b\\c\nd";
+    in.mode = NULL;
+    in.node_id = "caf\xc3\xa9"; // UTF-8 passes as is
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    s_expect(&l, "roomcast_info{version=\"0.1.0\",node_id=\"caf\xc3\xa9\","
+                 "channel=\"a\\\"b\\\\c\\nd\",mode=\"\"} 1");
+    http_reply_free(&reply);
+}
+
+//  The exposition grammar, line by line: comments are HELP or TYPE, every
+//  sample is name{labels} value, every sample's family was typed before,
+//  counters end in _total, no family is typed twice.
+static void test_every_line_is_exposition_syntax(void **state)
+{
+    (void)state;
+    const char *name = "[a-zA-Z_:][a-zA-Z0-9_:]*";
+    const char *label = "[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\[\\\\\"n])*\"";
+    const char *value = "(-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?|[+-]Inf|NaN)";
+    char sample_re[512], comment_re[256];
+    snprintf(sample_re, sizeof sample_re, "^(%s)(\\{%s(,%s)*\\})? %s$", name,
+             label, label, value);
+    snprintf(comment_re, sizeof comment_re,
+             "^# (HELP (%s) [^\\\\]+|TYPE (%s) "
+             "(counter|gauge|histogram|summary|untyped))$",
+             name, name);
+    regex_t sample, comment;
+    assert_int_equal(regcomp(&sample, sample_re, REG_EXTENDED), 0);
+    assert_int_equal(regcomp(&comment, comment_re, REG_EXTENDED), 0);
+
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    in.channel = "we\"ird\\\nchan";
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    char typed[64][64];
+    char types[64][16];
+    size_t ntyped = 0, samples = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        const char *line = l.lines[i];
+        regmatch_t m[4];
+        if (line[0] == '#') {
+            if (regexec(&comment, line, 4, m, 0)) {
+                fail_msg("not a HELP or TYPE line: %s", line);
+            }
+            if (strncmp(line, "# TYPE ", 7) == 0) {
+                assert_true(ntyped < 64);
+                assert_int_equal(sscanf(line, "# TYPE %63s %15s", typed[ntyped],
+                                        types[ntyped]),
+                                 2);
+                for (size_t k = 0; k < ntyped; k++) {
+                    if (strcmp(typed[k], typed[ntyped]) == 0) {
+                        fail_msg("typed twice: %s", line);
+                    }
+                }
+                size_t len = strlen(typed[ntyped]);
+                bool total =
+                    len > 6 && strcmp(typed[ntyped] + len - 6, "_total") == 0;
+                assert_true(total == (strcmp(types[ntyped], "counter") == 0));
+                ntyped++;
+            }
+            continue;
+        }
+        if (regexec(&sample, line, 2, m, 0)) {
+            fail_msg("not a sample line: %s", line);
+        }
+        assert_true(ntyped > 0);
+        //  the sample belongs to the family typed last
+        const char *family = typed[ntyped - 1];
+        size_t flen = strlen(family);
+        size_t nlen = (size_t)(m[1].rm_eo - m[1].rm_so);
+        bool ok = nlen == flen && strncmp(line, family, flen) == 0;
+        if (strcmp(types[ntyped - 1], "histogram") == 0) {
+            ok = strncmp(line, family, flen) == 0 &&
+                 (strncmp(line + flen, "_bucket{", 8) == 0 ||
+                  strncmp(line + flen, "_sum ", 5) == 0 ||
+                  strncmp(line + flen, "_count ", 7) == 0);
+        }
+        if (!ok) {
+            fail_msg("sample outside its family %s: %s", family, line);
+        }
+        samples++;
+    }
+    assert_int_equal(ntyped, 21);
+    assert_int_equal(samples, 47);
+    regfree(&sample);
+    regfree(&comment);
+    http_reply_free(&reply);
+}
+
+static void test_readyz(void **state)
+{
+    (void)state;
+    const struct {
+        bool readable, writable;
+        int status;
+        const char *body;
+    } cases[] = {
+        {true, true, 200, "ready\n"},
+        {false, true, 503, "not readable: no peer heard lately\n"},
+        {true, false, 503, "not writable: no peer hears us\n"},
+        {false, false, 503,
+         "not readable: no peer heard lately\n"
+         "not writable: no peer hears us\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_reply_t reply;
+        http_reply_init(&reply);
+        assert_int_equal(
+            metrics_readyz(cases[i].readable, cases[i].writable, &reply),
+            cases[i].status);
+        assert_int_equal(reply.status, cases[i].status);
+        assert_string_equal(reply.body, cases[i].body);
+        http_reply_free(&reply);
+    }
+}
+
+// --- over HTTP, wired as roomcastd wires it ----------------------------------
+
+typedef struct {
+    stats_t stats;
+    bool readable;
+    bool writable;
+} app_t;
+
+static int s_handler(void *arg, const char *path, http_reply_t *reply)
+{
+    app_t *app = arg;
+    if (strcmp(path, "/metrics") == 0) {
+        metrics_input_t in = s_input(&app->stats);
+        in.readable = app->readable;
+        in.writable = app->writable;
+        metrics_render(&in, reply);
+    } else if (strcmp(path, "/readyz") == 0) {
+        metrics_readyz(app->readable, app->writable, reply);
+    } else if (strcmp(path, "/healthz") == 0) {
+        http_reply_printf(reply, "ok\n");
+    } else {
+        reply->status = 404;
+        http_reply_printf(reply, "not found: try /metrics, /healthz, "
+                                 "/readyz\n");
+    }
+    return 0;
+}
+
+//  The server in a child process; its port comes back on a pipe.
+static pid_t s_serve(app_t *app, int *port)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        char err[256];
+        loop_t *loop = loop_new();
+        http_t *http = loop ? http_new(loop, "127.0.0.1:0", s_handler, app, err,
+                                       sizeof err)
+                            : NULL;
+        int bound = http ? http_port(http) : -1;
+        if (write(p[1], &bound, sizeof bound) != sizeof bound || !http) {
+            _exit(1);
+        }
+        loop_run(loop);
+        _exit(0);
+    }
+    close(p[1]);
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 10000), 1);
+    assert_int_equal(read(p[0], port, sizeof *port), sizeof *port);
+    assert_true(*port > 0);
+    close(p[0]);
+    return pid;
+}
+
+//  GET path; the whole response (caller frees).
+static char *s_get(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n",
+                     path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, 10000), 1);
+        assert_true(len + 1 < cap);
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        assert_true(r >= 0);
+        if (r == 0) {
+            break;
+        }
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    close(fd);
+    return buf;
+}
+
+static void test_scrape_over_http(void **state)
+{
+    (void)state;
+    app_t app = {.stats = s_stats(), .readable = true, .writable = false};
+    int port;
+    pid_t pid = s_serve(&app, &port);
+
+    char *resp = s_get(port, "/metrics?name[]=x");
+    assert_int_equal(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17), 0);
+    assert_non_null(
+        strstr(resp, "\r\nContent-Type: " METRICS_CONTENT_TYPE "\r\n"));
+    http_reply_t want;
+    metrics_input_t in = s_input(&app.stats);
+    in.writable = false;
+    http_reply_init(&want);
+    metrics_render(&in, &want);
+    const char *body = strstr(resp, "\r\n\r\n") + 4;
+    assert_string_equal(body, want.body);
+    char cl[64];
+    snprintf(cl, sizeof cl, "\r\nContent-Length: %zu\r\n", want.len);
+    assert_non_null(strstr(resp, cl));
+    http_reply_free(&want);
+    free(resp);
+
+    resp = s_get(port, "/readyz");
+    assert_int_equal(strncmp(resp, "HTTP/1.1 503 Service Unavailable\r\n", 34),
+                     0);
+    assert_non_null(strstr(resp, "\r\n\r\nnot writable: no peer hears us\n"));
+    free(resp);
+
+    resp = s_get(port, "/healthz");
+    assert_int_equal(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17), 0);
+    free(resp);
+
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gauges_and_counters),
+        cmocka_unit_test(test_histogram),
+        cmocka_unit_test(test_label_values_are_escaped),
+        cmocka_unit_test(test_every_line_is_exposition_syntax),
+        cmocka_unit_test(test_readyz),
+        cmocka_unit_test(test_scrape_over_http),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
