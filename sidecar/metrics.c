@@ -88,6 +88,17 @@ static const counter_t s_counters[] = {
      "Envelopes the mesh socket refused to queue.",
      {{NULL, F(mesh_send_failed)}},
      1},
+    {"gossip_packets_total",
+     "Gossip (membership) datagrams, by result.",
+     {{"result=\"in\"", F(gossip_in)},
+      {"result=\"out\"", F(gossip_out)},
+      {"result=\"undecryptable\"", F(gossip_undecryptable)},
+      {"result=\"bad\"", F(gossip_bad)}},
+     4},
+    {"curve_refused_total",
+     "TCP handshakes refused: a CurveZMQ key not admitted.",
+     {{NULL, F(curve_refused)}},
+     1},
 };
 
 static void s_family(http_reply_t *r, const char *name, const char *type,
