@@ -1,0 +1,267 @@
+// Offline checks of deploy/docker/Dockerfile (tests/deploy/check.sh). There
+// is no Docker engine to build it and hadolint is not in Debian, so:
+//  - dockerfile-utils, the linter behind the Docker language server, for
+//    syntax, flags, ports, durations, references (errors and warnings fail);
+//  - the rules this image promises: multi-stage, Debian 12 slim bases pinned
+//    by tag (never latest), built by the Makefile into /out, non-root final
+//    USER, exec-form ENTRYPOINT (SIGTERM reaches roomcastd: graceful leave),
+//    apt hygiene (hadolint DL3008-like rules we can check: -y,
+//    --no-install-recommends, lists removed in the same RUN), COPY sources
+//    that exist, no ADD;
+//  - agreement with the rest of deploy/: uid/gid and group name as the
+//    DaemonSet and ROOMCAST_SOCKET_GROUP expect, EXPOSEd ports as declared,
+//    runtime packages that provide every library roomcastd links (dpkg);
+//  - every RUN script is written out for shellcheck (as hadolint does).
+//
+//   node dockerfile.mjs DOCKERFILE REPO_ROOT BASE_YAML RUN_SCRIPT_DIR [ROOMCASTD]
+// Prints "PASS name", "FAIL name: why" or "SKIP name: why", one a line.
+import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from "node:fs";
+import { join, dirname, basename } from "node:path";
+import { execFileSync } from "node:child_process";
+import { DockerfileParser } from "dockerfile-ast";
+import { validate } from "dockerfile-utils";
+import { parseAllDocuments } from "yaml";
+
+const [file, root, baseYaml, runDir, roomcastd] = process.argv.slice(2);
+if (!runDir) {
+  console.error("usage: dockerfile.mjs DOCKERFILE REPO_ROOT BASE_YAML RUN_SCRIPT_DIR [ROOMCASTD]");
+  process.exit(2);
+}
+let failed = 0;
+async function check(name, fn) {
+  let status = "PASS";
+  let detail;
+  try {
+    const r = await fn();
+    if (r && r.skip) [status, detail] = ["SKIP", r.skip];
+    else detail = r && r.note;
+  } catch (e) {
+    [status, detail] = ["FAIL", e.message];
+    failed++;
+  }
+  console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
+}
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+const text = readFileSync(file, "utf8");
+const df = DockerfileParser.parse(text);
+const instrs = df.getInstructions();
+const froms = df.getFROMs();
+// stages: [{from, instrs}]
+const stages = [];
+for (const i of instrs) {
+  if (i.getKeyword() === "FROM") stages.push({ from: i, instrs: [] });
+  else if (stages.length) stages[stages.length - 1].instrs.push(i);
+}
+const final = stages[stages.length - 1];
+const of = (stage, kw) => stage.instrs.filter((i) => i.getKeyword() === kw);
+const runText = (i) => i.getArgumentsContent() || "";
+const line = (i) => i.getRange().start.line + 1;
+
+const k8s = parseAllDocuments(readFileSync(baseYaml, "utf8")).map((d) => d.toJS()).filter(Boolean);
+const ds = k8s.find((o) => o.kind === "DaemonSet");
+const pod = ds.spec.template.spec;
+const sidecar = pod.containers.find((c) => c.name === "roomcastd");
+const cm = k8s.find((o) => o.kind === "ConfigMap");
+
+function lint(content) {
+  return validate(content).map((d) => `line ${d.range.start.line + 1}: ${d.message}`);
+}
+
+await check("Dockerfile: dockerfile-utils finds no error or warning", () => {
+  const diags = lint(text);
+  assert(!diags.length, diags.join("; "));
+});
+
+await check("Dockerfile: the linter catches a broken Dockerfile (self-test)", () => {
+  const broken = "FROM debian:bookworm-slim\nEXPOSE 99999/tcpx\nHEALTHCHECK --interval=ten CMD true\nUSER\n";
+  assert(lint(broken).length >= 3, `only ${lint(broken).length} problems found in a broken file`);
+});
+
+await check("Dockerfile: multi-stage, every base Debian 12 slim, pinned by tag, never latest", () => {
+  assert(stages.length >= 2, `${stages.length} stage(s)`);
+  const stageNames = new Set();
+  for (const f of froms) {
+    const name = f.getImageName();
+    const tag = f.getImageTag();
+    const digest = f.getImageDigest();
+    if (stageNames.has(name)) continue; // FROM an earlier stage
+    assert(name === "debian", `line ${line(f)}: base ${name} is not debian`);
+    assert(tag || digest, `line ${line(f)}: ${f.getImage()} is not pinned`);
+    assert(tag !== "latest", `line ${line(f)}: ${f.getImage()} uses latest`);
+    assert(/^(bookworm|12(\.\d+)*)(-\d{8})?-slim$/.test(tag || ""),
+      `line ${line(f)}: ${f.getImage()} is not Debian 12 (bookworm) slim`);
+    if (f.getBuildStage()) stageNames.add(f.getBuildStage());
+  }
+  return { note: froms.map((f) => f.getImage()).join(", ") };
+});
+
+await check("Dockerfile: built with the Makefile into /out, copied from that stage", () => {
+  const build = stages.find((s) => s.from.getBuildStage());
+  assert(build, "no named build stage");
+  const runs = of(build, "RUN").map(runText).join(" && ");
+  assert(/(^|&&\s*|\s)make(\s+-j\S*)?(\s|$|&&)/.test(runs), "the build stage does not run make");
+  assert(/make install\b[^&]*PREFIX=\/usr\/local/.test(runs) && /make install\b[^&]*DESTDIR=\/out/.test(runs),
+    "no make install PREFIX=/usr/local DESTDIR=/out");
+  const copies = of(final, "COPY").filter((c) => c.getFromFlag());
+  assert(copies.some((c) => c.getFromFlag().getValue() === build.from.getBuildStage() &&
+    c.getArguments()[0].getValue().startsWith("/out/")), "the final stage copies nothing from /out of the build stage");
+});
+
+await check("Dockerfile: the final stage runs as a non-root USER", () => {
+  const users = of(final, "USER");
+  assert(users.length, "no USER in the final stage: it runs as root");
+  const u = users[users.length - 1].getArgumentsContent().trim();
+  const [user, group] = u.split(":");
+  assert(user !== "root" && user !== "0", `USER ${u}`);
+  assert(!/^\d+$/.test(user) || Number(user) > 0, `USER ${u}`);
+  if (group !== undefined) assert(group !== "root" && group !== "0", `USER ${u}: root group`);
+  // nothing after USER switches back
+  const after = final.instrs.slice(final.instrs.indexOf(users[users.length - 1]));
+  assert(!after.some((i) => i.getKeyword() === "RUN" && /\bsu(do)?\b/.test(runText(i))), "su/sudo after USER");
+  return { note: u };
+});
+
+await check("Dockerfile: uid, gid and group name as the DaemonSet and ROOMCAST_SOCKET_GROUP expect", () => {
+  const last = of(final, "USER").pop();
+  assert(last, "no USER in the final stage");
+  const u = last.getArgumentsContent().trim();
+  const [uid, gid] = u.split(":").map(Number);
+  const runs = of(final, "RUN").map(runText).join(" ");
+  const ga = /groupadd\b[^&;]*--gid\s+(\d+)\s+(\S+)/.exec(runs);
+  const ua = /useradd\b[^&;]*--uid\s+(\d+)/.exec(runs);
+  assert(ga && ua, "no groupadd --gid / useradd --uid in the final stage");
+  assert(Number(ua[1]) === uid && Number(ga[1]) === gid, `USER ${u} is not the created user ${ua[1]}:${ga[1]}`);
+  const sc = { ...pod.securityContext, ...sidecar.securityContext };
+  assert(sc.runAsUser === uid && sc.runAsGroup === gid, `DaemonSet runs as ${sc.runAsUser}:${sc.runAsGroup}, image user ${u}`);
+  const group = cm.data.ROOMCAST_SOCKET_GROUP;
+  assert(!group || group === ga[2], `ROOMCAST_SOCKET_GROUP ${group} is not the image's group ${ga[2]} (getgrnam fails)`);
+  return { note: `${ga[2]} ${uid}:${gid}` };
+});
+
+await check("Dockerfile: exec-form ENTRYPOINT runs roomcastd (SIGTERM reaches it)", () => {
+  const eps = of(final, "ENTRYPOINT");
+  assert(eps.length === 1, `${eps.length} ENTRYPOINT(s)`);
+  const raw = eps[0].getArgumentsContent().trim();
+  assert(raw.startsWith("["), "shell form: /bin/sh would get SIGTERM, not roomcastd");
+  const argv = JSON.parse(raw);
+  assert(/\/roomcastd$/.test(argv[0]), `ENTRYPOINT ${argv[0]}`);
+  assert(argv[0].startsWith("/usr/local/bin/"), "not the make install PREFIX=/usr/local path");
+});
+
+await check("Dockerfile: EXPOSE matches the DaemonSet's ports", () => {
+  const exposed = new Set(of(final, "EXPOSE").flatMap((e) => e.getArguments().map((a) => a.getValue().toLowerCase())));
+  const want = sidecar.ports.map((p) => `${p.containerPort}/${(p.protocol || "TCP").toLowerCase()}`);
+  const missing = want.filter((p) => !exposed.has(p));
+  assert(!missing.length, `not exposed: ${missing.join(", ")}`);
+  return { note: [...exposed].join(" ") };
+});
+
+await check("Dockerfile: apt-get with -y --no-install-recommends, lists removed in the same RUN", () => {
+  const bad = [];
+  for (const s of stages) {
+    for (const r of of(s, "RUN")) {
+      const t = runText(r);
+      if (!/apt-get\s+install/.test(t)) continue;
+      if (!/apt-get\s+update/.test(t)) bad.push(`line ${line(r)}: install without update in the same RUN`);
+      if (!/\s-y\b|--yes|--assume-yes/.test(t)) bad.push(`line ${line(r)}: no -y`);
+      if (!/--no-install-recommends/.test(t)) bad.push(`line ${line(r)}: no --no-install-recommends`);
+      if (!/rm -rf \/var\/lib\/apt\/lists/.test(t)) bad.push(`line ${line(r)}: apt lists left in the layer`);
+    }
+  }
+  assert(!bad.length, bad.join("; "));
+});
+
+await check("Dockerfile: no ADD; every COPY source exists in the build context", () => {
+  const adds = instrs.filter((i) => i.getKeyword() === "ADD");
+  assert(!adds.length, `ADD on line ${adds.map(line).join(", ")}: use COPY`);
+  const missing = [];
+  for (const c of instrs.filter((i) => i.getKeyword() === "COPY" && !i.getFromFlag())) {
+    const args = c.getArguments().map((a) => a.getValue());
+    for (const src of args.slice(0, -1)) {
+      if (src.includes("*")) {
+        const dir = join(root, dirname(src));
+        const re = new RegExp("^" + basename(src).replace(/\./g, "\\.").replace(/\*/g, ".*") + "$");
+        if (!existsSync(dir) || !readdirSync(dir).some((f) => re.test(f))) missing.push(src);
+      } else if (!existsSync(join(root, src))) missing.push(src);
+    }
+  }
+  assert(!missing.length, `not in the repository: ${missing.join(", ")}`);
+});
+
+// Libraries: what roomcastd links (DT_NEEDED) must come from the final
+// stage's packages or the base image (libc6); the build stage must have the
+// -dev packages of the Makefile's pkg-config modules.
+function dpkgOwner(path) {
+  try {
+    return execFileSync("dpkg", ["-S", path], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+      .split(":")[0];
+  } catch {
+    return null;
+  }
+}
+const aptPackages = (stage) => of(stage, "RUN").flatMap((r) => {
+  const m = /apt-get\s+install\s+([^&;]*)/.exec(runText(r));
+  return m ? m[1].split(/\s+/).filter((w) => w && !w.startsWith("-")) : [];
+});
+
+await check("Dockerfile: the final stage installs every library roomcastd links", () => {
+  if (!roomcastd || !existsSync(roomcastd)) return { skip: "no roomcastd build to read" };
+  let needed;
+  try {
+    needed = execFileSync("readelf", ["-d", roomcastd], { encoding: "utf8" })
+      .split("\n").map((l) => /\(NEEDED\).*\[(.+)\]/.exec(l)?.[1]).filter(Boolean);
+  } catch {
+    return { skip: "readelf (binutils) is not installed" };
+  }
+  const ldd = execFileSync("ldd", [roomcastd], { encoding: "utf8" });
+  const have = new Set(aptPackages(final));
+  const baseImage = new Set(["libc6"]);
+  const missing = [];
+  const pkgs = [];
+  for (const lib of needed) {
+    const path = new RegExp(`${lib.replace(/[.+]/g, "\\$&")} => (\\S+)`).exec(ldd)?.[1];
+    const pkg = path && dpkgOwner(path.replace(/^\/lib\//, "/usr/lib/")) || path && dpkgOwner(path);
+    if (!pkg) return { skip: `no Debian package owns ${lib} here` };
+    const name = pkg.replace(/:.*/, "");
+    pkgs.push(name);
+    if (!have.has(name) && !baseImage.has(name)) missing.push(`${lib} (${name})`);
+  }
+  assert(!missing.length, `not installed in the final stage: ${missing.join(", ")}`);
+  return { note: pkgs.join(" ") };
+});
+
+await check("Dockerfile: the build stage installs the Makefile's pkg-config modules", () => {
+  const mk = readFileSync(join(root, "Makefile"), "utf8");
+  const mods = /^PKGS\s*:=\s*(.*)$/m.exec(mk)?.[1].trim().split(/\s+/) || [];
+  assert(mods.length, "no PKGS in the Makefile");
+  const build = stages.find((s) => s.from.getBuildStage());
+  const have = new Set(aptPackages(build));
+  const missing = [];
+  for (const m of mods) {
+    let pc;
+    try {
+      pc = execFileSync("pkg-config", ["--variable=pcfiledir", m], { encoding: "utf8" }).trim();
+    } catch {
+      return { skip: `pkg-config cannot find ${m} here (make deps)` };
+    }
+    const pkg = dpkgOwner(`${pc}/${m}.pc`)?.replace(/:.*/, "");
+    if (!pkg) return { skip: `no Debian package owns ${m}.pc here` };
+    if (!have.has(pkg)) missing.push(`${m} (${pkg})`);
+  }
+  assert(!missing.length, `not installed in the build stage: ${missing.join(", ")}`);
+});
+
+// RUN scripts for shellcheck
+mkdirSync(runDir, { recursive: true });
+let n = 0;
+for (const r of instrs.filter((i) => i.getKeyword() === "RUN")) {
+  const t = runText(r);
+  if (t.trim().startsWith("[")) continue; // exec form: no shell
+  writeFileSync(join(runDir, `run-line${line(r)}.sh`), `#!/bin/sh\n# ${file}:${line(r)}\n${t}\n`);
+  n++;
+}
+console.log(`INFO ${n} RUN scripts written to ${runDir}`);
+process.exit(failed ? 1 : 0);

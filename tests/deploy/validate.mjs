@@ -1,0 +1,528 @@
+// Checks of the rendered Kubernetes manifests (tests/deploy/check.sh).
+//
+//   node validate.mjs [--help-file F] [--emit-env F] base.yaml example.yaml hostnetwork.yaml
+//
+// 1. Schema: every object validates against the Kubernetes API schemas
+//    (kubernetes-models: the OpenAPI schemas compiled to validators).
+// 2. Strict fields: no field the API does not know (typos such as
+//    readOnlyRootFileSystem would be refused by a strict API server, or
+//    dropped by an old one). The schemas above allow unknown fields, so the
+//    manifests are also type-checked with TypeScript against
+//    kubernetes-models' own declarations (excess property checks).
+// 3. The properties the deployment promises (non-root, read-only root,
+//    no capabilities, probes, rolling update, scrape annotations, the
+//    socket directory shared with the example app ...), so that an edit
+//    cannot drop one silently.
+// Prints "PASS name", "FAIL name: why" or "SKIP name: why", one a line.
+// --emit-env writes the sidecar's effective environment (ConfigMap, then
+// env in order) as JSON for the smoke test.
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, posix } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseAllDocuments } from "yaml";
+import ts from "typescript";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+let helpFile = null;
+let emitEnv = null;
+const files = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "--help-file") helpFile = args[++i];
+  else if (args[i] === "--emit-env") emitEnv = args[++i];
+  else files.push(args[i]);
+}
+if (files.length !== 3) {
+  console.error("usage: validate.mjs [--help-file F] [--emit-env F] base.yaml example.yaml hostnetwork.yaml");
+  process.exit(2);
+}
+
+let failed = 0;
+function report(status, name, detail) {
+  if (status === "FAIL") failed++;
+  console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
+}
+// check(name, fn): fn throws (FAIL) or returns; a returned {skip} is a SKIP.
+async function check(name, fn) {
+  try {
+    const r = await fn();
+    if (r && r.skip) report("SKIP", name, r.skip);
+    else report("PASS", name, r && r.note);
+  } catch (e) {
+    report("FAIL", name, e.message);
+  }
+}
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+function load(file) {
+  const docs = parseAllDocuments(readFileSync(file, "utf8"));
+  const objs = [];
+  for (const d of docs) {
+    if (d.errors.length) throw new Error(`${file}: ${d.errors[0].message}`);
+    const o = d.toJS();
+    if (!o) continue;
+    // kustomize 5 folds long base64 over lines; the API server's decoder
+    // skips the newlines, the schema's "byte" format does not.
+    if (o.kind === "Secret" && o.data) {
+      for (const k of Object.keys(o.data)) o.data[k] = String(o.data[k]).replace(/\s+/g, "");
+    }
+    objs.push(o);
+  }
+  return objs;
+}
+
+const sets = {
+  base: load(files[0]),
+  example: load(files[1]),
+  hostnetwork: load(files[2]),
+};
+
+// --- 1. schemas -------------------------------------------------------------
+
+function modelPath(o) {
+  // "apps/v1" -> kubernetes-models/apps/v1/Kind; "v1" -> kubernetes-models/v1/Kind
+  return `kubernetes-models/${o.apiVersion}/${o.kind}`;
+}
+async function schemaErrors(o) {
+  let mod;
+  try {
+    mod = await import(modelPath(o));
+  } catch {
+    return [`no schema for ${o.apiVersion} ${o.kind}`];
+  }
+  const Model = mod[o.kind] || mod.default;
+  try {
+    new Model(o).validate();
+    return [];
+  } catch (e) {
+    const errs = e.errors || [];
+    if (!errs.length) return [e.message];
+    return errs.map((x) => `${x.instancePath || "/"} ${x.message}`);
+  }
+}
+const id = (o) => `${o.kind}/${o.metadata?.name}`;
+
+for (const [set, objs] of Object.entries(sets)) {
+  await check(`${set}: renders to objects`, () => {
+    assert(objs.length > 0, "no object rendered");
+    return { note: objs.map(id).join(", ") };
+  });
+  await check(`${set}: every object validates against the Kubernetes API schemas`, async () => {
+    const bad = [];
+    for (const o of objs) {
+      for (const e of await schemaErrors(o)) bad.push(`${id(o)}: ${e}`);
+    }
+    assert(!bad.length, bad.slice(0, 8).join("; "));
+  });
+}
+
+// --- 2. strict fields (TypeScript excess property checks) ---------------------
+
+function strictErrors(objs) {
+  const imports = new Set();
+  let src = "";
+  objs.forEach((o, i) => {
+    const iface = `I${o.kind}`;
+    imports.add(`import type { ${iface} } from "${modelPath(o)}";`);
+    src += `// ${id(o)}\nexport const doc${i}: ${iface} = ${JSON.stringify(o, null, 2)};\n`;
+  });
+  const text = [...imports].join("\n") + "\n" + src;
+  const file = join(here, "__manifests__.ts"); // virtual: never written
+  const options = {
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    target: ts.ScriptTarget.ES2020,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, lang, ...rest) =>
+    name === file ? ts.createSourceFile(name, text, lang) : getSourceFile(name, lang, ...rest);
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => name === file || fileExists(name);
+  const readFile = host.readFile.bind(host);
+  host.readFile = (name) => (name === file ? text : readFile(name));
+  const program = ts.createProgram([file], options, host);
+  const diags = ts.getPreEmitDiagnostics(program);
+  const lines = text.split("\n");
+  return diags.map((d) => {
+    const msg = ts.flattenDiagnosticMessageText(d.messageText, " ");
+    if (!d.file || d.file.fileName !== file) return msg;
+    const { line } = d.file.getLineAndCharacterOfPosition(d.start);
+    let owner = "?";
+    for (let l = line; l >= 0; l--) {
+      const m = /^\/\/ (.*)$/.exec(lines[l]);
+      if (m) {
+        owner = m[1];
+        break;
+      }
+    }
+    return `${owner}: ${msg}`;
+  });
+}
+
+for (const [set, objs] of Object.entries(sets)) {
+  await check(`${set}: no field unknown to the Kubernetes API (strict)`, () => {
+    const errs = strictErrors(objs);
+    assert(!errs.length, errs.slice(0, 5).join("; "));
+  });
+}
+
+// The validators must catch what they are here for: break a copy on purpose.
+await check("validators reject broken manifests (self-test)", async () => {
+  const ds = structuredClone(sets.base.find((o) => o.kind === "DaemonSet"));
+  const c = ds.spec.template.spec.containers[0];
+  c.securityContext.readOnlyRootFileSystem = c.securityContext.readOnlyRootFilesystem;
+  delete c.securityContext.readOnlyRootFilesystem;
+  assert(strictErrors([ds]).some((e) => e.includes("readOnlyRootFileSystem")),
+    "the strict check accepted securityContext.readOnlyRootFileSystem");
+  const ds2 = structuredClone(sets.base.find((o) => o.kind === "DaemonSet"));
+  ds2.spec.template.spec.containers[0].ports[0].containerPort = "seven";
+  delete ds2.spec.selector;
+  const errs = await schemaErrors(ds2);
+  assert(errs.some((e) => /containerPort/.test(e)), "the schema accepted containerPort: \"seven\"");
+  assert(errs.some((e) => /selector/.test(e)), "the schema accepted a DaemonSet without a selector");
+});
+
+// --- 3. what the deployment promises -----------------------------------------
+
+const base = sets.base;
+const one = (objs, kind, pred = () => true) => {
+  const found = objs.filter((o) => o.kind === kind && pred(o));
+  assert(found.length === 1, `expected one ${kind}, found ${found.length}`);
+  return found[0];
+};
+const ds = base.find((o) => o.kind === "DaemonSet");
+const pod = ds?.spec?.template?.spec ?? {};
+const sidecar = (pod.containers || []).find((c) => c.name === "roomcastd") || {};
+const configMaps = base.filter((o) => o.kind === "ConfigMap");
+
+// The sidecar's environment, as the kubelet builds it: envFrom, then env in
+// order, $(VAR) expanded from what is defined before.
+function effectiveEnv(container, objs, values = {}) {
+  const env = new Map();
+  const problems = [];
+  for (const src of container.envFrom || []) {
+    const name = src.configMapRef?.name;
+    const cm = objs.find((o) => o.kind === "ConfigMap" && o.metadata.name === name);
+    if (!cm) {
+      problems.push(`envFrom ConfigMap ${name} is not rendered`);
+      continue;
+    }
+    for (const [k, v] of Object.entries(cm.data || {})) env.set(k, v);
+  }
+  for (const e of container.env || []) {
+    if (e.valueFrom) {
+      const f = e.valueFrom.fieldRef?.fieldPath;
+      env.set(e.name, f && f in values ? values[f] : `<${f || "valueFrom"}>`);
+      continue;
+    }
+    const v = String(e.value ?? "").replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, ref) => {
+      if (!env.has(ref)) problems.push(`${e.name} uses $(${ref}) before ${ref} is defined`);
+      return env.has(ref) ? env.get(ref) : m;
+    });
+    env.set(e.name, v);
+  }
+  return { env, problems };
+}
+const podValues = { "status.podIP": "10.1.2.3", "spec.nodeName": "node-a", "status.hostIP": "10.1.2.3" };
+const { env: sEnv } = effectiveEnv(sidecar, base, podValues);
+const portOf = (addr) => Number(/:(\d+)$/.exec(addr || "")?.[1]);
+const containerPort = (c, name) => (c.ports || []).find((p) => p.name === name);
+
+await check("base: one DaemonSet roomcastd, one Service, one ConfigMap, one Secret", () => {
+  one(base, "DaemonSet");
+  one(base, "Service");
+  one(base, "ConfigMap");
+  one(base, "Secret");
+  assert(sidecar.name === "roomcastd", "no container named roomcastd");
+});
+
+await check("base: every namespaced object is in the Namespace the base creates", () => {
+  const ns = one(base, "Namespace").metadata.name;
+  const off = base.filter((o) => o.kind !== "Namespace" && o.metadata.namespace !== ns);
+  assert(!off.length, off.map((o) => `${id(o)} in ${o.metadata.namespace}`).join(", "));
+});
+
+function checkContainerSecurity(c, podSc, { allowRootChown = false } = {}) {
+  const sc = c.securityContext || {};
+  const where = `container ${c.name}`;
+  assert(sc.readOnlyRootFilesystem === true, `${where}: readOnlyRootFilesystem is not true`);
+  assert(sc.allowPrivilegeEscalation === false, `${where}: allowPrivilegeEscalation is not false`);
+  assert(sc.privileged !== true, `${where}: privileged`);
+  const drop = sc.capabilities?.drop || [];
+  assert(drop.includes("ALL"), `${where}: capabilities.drop lacks ALL`);
+  const add = sc.capabilities?.add || [];
+  const uid = sc.runAsUser ?? podSc.runAsUser;
+  const nonRoot = sc.runAsNonRoot ?? podSc.runAsNonRoot;
+  if (allowRootChown) {
+    assert(add.every((a) => a === "CHOWN"), `${where}: adds ${add.join(",")} (only CHOWN allowed)`);
+    const cmd = (c.command || []).join(" ");
+    assert(/^chown \S+ \S+$/.test(cmd), `${where} runs as root for more than one chown: ${cmd}`);
+  } else {
+    assert(!add.length, `${where}: adds capabilities ${add.join(",")}`);
+    assert(nonRoot === true, `${where}: runAsNonRoot is not true`);
+    assert(Number.isInteger(uid) && uid > 0, `${where}: runAsUser ${uid} is not a non-root uid`);
+  }
+}
+
+await check("DaemonSet: non-root, read-only root filesystem, no capabilities, seccomp", () => {
+  const psc = pod.securityContext || {};
+  assert(psc.runAsNonRoot === true, "pod runAsNonRoot is not true");
+  assert(psc.seccompProfile?.type === "RuntimeDefault", "pod seccompProfile is not RuntimeDefault");
+  assert(pod.hostPID !== true && pod.hostIPC !== true, "hostPID/hostIPC");
+  for (const c of pod.containers) checkContainerSecurity(c, psc);
+  for (const c of pod.initContainers || []) {
+    const root = (c.securityContext?.runAsUser ?? psc.runAsUser) === 0;
+    checkContainerSecurity(c, psc, { allowRootChown: root });
+  }
+  assert(pod.automountServiceAccountToken === false, "a service account token is mounted");
+});
+
+await check("DaemonSet: liveness on /healthz, readiness on /readyz, at the HTTP address", () => {
+  const http = containerPort(sidecar, "http");
+  assert(http, "no container port named http");
+  assert(portOf(sEnv.get("ROOMCAST_HTTP")) === http.containerPort,
+    `ROOMCAST_HTTP ${sEnv.get("ROOMCAST_HTTP")} is not on port ${http.containerPort}`);
+  for (const [probe, path] of [["livenessProbe", "/healthz"], ["readinessProbe", "/readyz"]]) {
+    const g = sidecar[probe]?.httpGet;
+    assert(g, `${probe} is not an httpGet`);
+    assert(g.path === path, `${probe} path is ${g.path}, not ${path}`);
+    assert(g.port === "http" || g.port === http.containerPort, `${probe} port ${g.port} is not the http port`);
+  }
+  assert(!/^(127\.|localhost:|\[::1\])/.test(sEnv.get("ROOMCAST_HTTP")),
+    "HTTP bound to loopback: the kubelet cannot probe it");
+});
+
+await check("DaemonSet: RollingUpdate, one node at a time, no surge, minReadySeconds", () => {
+  const u = ds.spec.updateStrategy || {};
+  assert(u.type === "RollingUpdate", `updateStrategy ${u.type}`);
+  const mu = u.rollingUpdate?.maxUnavailable;
+  assert(mu !== undefined && mu !== 0 && mu !== "0%", `maxUnavailable ${mu}`);
+  assert((u.rollingUpdate?.maxSurge ?? 0) === 0, "maxSurge is not 0: two sidecars would claim one socket");
+  assert((ds.spec.minReadySeconds || 0) >= 5, "minReadySeconds < 5: no time to join the mesh");
+});
+
+await check("DaemonSet: terminationGracePeriodSeconds covers --shutdown-timeout", () => {
+  const ms = Number(sEnv.get("ROOMCAST_SHUTDOWN_TIMEOUT") ?? 5000);
+  const grace = pod.terminationGracePeriodSeconds ?? 30;
+  assert(grace * 1000 >= ms + 5000, `grace ${grace} s, shutdown timeout ${ms} ms: want 5 s to spare`);
+  return { note: `${grace} s for ${ms} ms` };
+});
+
+await check("DaemonSet: resources requested, memory limited", () => {
+  for (const c of [...pod.containers, ...(pod.initContainers || [])]) {
+    const r = c.resources || {};
+    assert(r.requests?.cpu && r.requests?.memory, `${c.name}: no cpu and memory requests`);
+    assert(r.limits?.memory, `${c.name}: no memory limit`);
+  }
+});
+
+await check("DaemonSet: Prometheus scrape annotations name the HTTP port and /metrics", () => {
+  const a = ds.spec.template.metadata.annotations || {};
+  assert(a["prometheus.io/scrape"] === "true", "prometheus.io/scrape is not \"true\"");
+  assert(Number(a["prometheus.io/port"]) === containerPort(sidecar, "http")?.containerPort,
+    `prometheus.io/port ${a["prometheus.io/port"]} is not the http port`);
+  assert((a["prometheus.io/path"] ?? "/metrics") === "/metrics", "prometheus.io/path is not /metrics");
+});
+
+// The socket: a hostPath directory, mounted where ROOMCAST_SOCKET points.
+function hostPathMount(podSpec, container) {
+  const vols = Object.fromEntries((podSpec.volumes || []).map((v) => [v.name, v]));
+  return (container.volumeMounts || [])
+    .map((m) => ({ m, v: vols[m.name] }))
+    .filter(({ v }) => v?.hostPath);
+}
+let socketHostDir = null;
+await check("DaemonSet: the socket is in a hostPath directory the sidecar mounts", () => {
+  const sock = sEnv.get("ROOMCAST_SOCKET") || "/run/roomcast/roomcast.sock";
+  const mounts = hostPathMount(pod, sidecar);
+  assert(mounts.length === 1, `${mounts.length} hostPath mounts on the sidecar (want the socket directory only)`);
+  const { m, v } = mounts[0];
+  assert(posix.dirname(sock) === m.mountPath, `ROOMCAST_SOCKET ${sock} is not in the mount ${m.mountPath}`);
+  assert(!m.readOnly, "the sidecar's socket directory is read-only");
+  assert(["Directory", "DirectoryOrCreate"].includes(v.hostPath.type), `hostPath type ${v.hostPath.type}`);
+  socketHostDir = { path: v.hostPath.path, file: posix.basename(sock) };
+  for (const c of pod.initContainers || []) {
+    const im = hostPathMount(pod, c);
+    if (im.length) assert(c.command.includes(im[0].m.mountPath), `${c.name} does not chown the socket directory`);
+  }
+  return { note: `${v.hostPath.path} -> ${sock}` };
+});
+
+await check("DaemonSet: socket group and the sidecar's group agree (apps join one gid)", () => {
+  const psc = pod.securityContext;
+  const gid = sidecar.securityContext?.runAsGroup ?? psc.runAsGroup;
+  assert(Number.isInteger(gid) && gid > 0, `runAsGroup ${gid}`);
+  assert(sEnv.get("ROOMCAST_SOCKET_GROUP"), "ROOMCAST_SOCKET_GROUP is not set");
+  const chown = (pod.initContainers || []).find((c) => c.command?.[0] === "chown");
+  if (chown) {
+    const [u, g] = chown.command[1].split(":").map(Number);
+    assert(u === (sidecar.securityContext?.runAsUser ?? psc.runAsUser), "the socket directory is chowned to another uid");
+    assert(g === gid, "the socket directory is chowned to another gid");
+  }
+  return { note: `gid ${gid} (${sEnv.get("ROOMCAST_SOCKET_GROUP")})` };
+});
+
+await check("DaemonSet: the cluster key comes from the Secret, in a mode roomcastd accepts", () => {
+  const keyFiles = (sEnv.get("ROOMCAST_KEY_FILE") || "").split(",").filter(Boolean);
+  assert(keyFiles.length >= 1, "ROOMCAST_KEY_FILE is not set");
+  const vols = Object.fromEntries(pod.volumes.map((v) => [v.name, v]));
+  for (const kf of keyFiles) {
+    const m = sidecar.volumeMounts.find((x) => kf.startsWith(x.mountPath + "/"));
+    assert(m, `${kf} is in no volume mount`);
+    const v = vols[m.name];
+    assert(v?.secret, `${kf} is not in a Secret volume`);
+    assert(m.readOnly === true, "the key volume is not read-only");
+    const sec = one(base, "Secret", (o) => o.metadata.name === v.secret.secretName);
+    const key = posix.basename(kf);
+    assert(sec.data && key in sec.data, `Secret ${sec.metadata.name} has no ${key}`);
+    const mode = v.secret.items?.find((i) => i.key === key)?.mode ?? v.secret.defaultMode ?? 0o644;
+    // roomcastd refuses a key file open to others or writable by its group
+    assert((mode & 0o037) === 0, `mode 0${mode.toString(8)} would be refused by roomcastd`);
+    if (mode & 0o040) {
+      assert(pod.securityContext.fsGroup === (sidecar.securityContext?.runAsGroup ?? pod.securityContext.runAsGroup),
+        "the key is group-readable but fsGroup is not the sidecar's group");
+    }
+  }
+  const mode = pod.volumes.find((v) => v.secret)?.secret.defaultMode;
+  return { note: `mode 0${(mode ?? 0o644).toString(8)}` };
+});
+
+await check("DaemonSet: env references ($(VAR)) are defined before use", () => {
+  const all = [];
+  for (const [set, objs] of Object.entries(sets)) {
+    for (const o of objs) {
+      const spec = o.spec?.template?.spec;
+      for (const c of [...(spec?.containers || []), ...(spec?.initContainers || [])]) {
+        all.push(...effectiveEnv(c, objs, podValues).problems.map((p) => `${set} ${c.name}: ${p}`));
+      }
+    }
+  }
+  assert(!all.length, all.join("; "));
+});
+
+await check("DaemonSet: mesh and gossip addresses match the declared ports", () => {
+  const data = containerPort(sidecar, "data");
+  const gossip = containerPort(sidecar, "gossip");
+  assert(data?.protocol === "TCP" && portOf(sEnv.get("ROOMCAST_BIND")) === data.containerPort,
+    `ROOMCAST_BIND ${sEnv.get("ROOMCAST_BIND")} vs port data ${data?.containerPort}`);
+  assert(gossip?.protocol === "UDP" && portOf(sEnv.get("ROOMCAST_GOSSIP")) === gossip.containerPort,
+    `ROOMCAST_GOSSIP ${sEnv.get("ROOMCAST_GOSSIP")} vs port gossip ${gossip?.containerPort}/UDP`);
+  assert(sEnv.get("ROOMCAST_BIND").includes(podValues["status.podIP"]) || sEnv.get("ROOMCAST_ADVERTISE"),
+    "bound to an address peers cannot use and no ROOMCAST_ADVERTISE");
+});
+
+await check("Service: headless seeds that list not-ready sidecars, named by ROOMCAST_JOIN", () => {
+  const svc = one(base, "Service");
+  assert(svc.spec.clusterIP === "None", "not headless (clusterIP is not None)");
+  assert(svc.spec.publishNotReadyAddresses === true, "publishNotReadyAddresses is not true");
+  const labels = ds.spec.template.metadata.labels;
+  for (const [k, v] of Object.entries(svc.spec.selector || {})) {
+    assert(labels[k] === v, `selector ${k}=${v} does not select the DaemonSet's pods`);
+  }
+  const seeds = (sEnv.get("ROOMCAST_JOIN") || "").split(",");
+  const m = seeds.map((s) => /^dns:([^:]+):(\d+)$/.exec(s)).find(Boolean);
+  assert(m, `ROOMCAST_JOIN ${sEnv.get("ROOMCAST_JOIN")} has no dns:NAME:PORT seed`);
+  assert(m[1] === svc.metadata.name || m[1].startsWith(`${svc.metadata.name}.${svc.metadata.namespace}.`),
+    `seed ${m[1]} is not the Service ${svc.metadata.name}`);
+  assert(Number(m[2]) === containerPort(sidecar, "gossip").containerPort, "seed port is not the gossip port");
+});
+
+await check("NetworkPolicy: mesh ports only from sidecars, HTTP open", () => {
+  const np = one(base, "NetworkPolicy");
+  const sel = np.spec.podSelector.matchLabels || {};
+  const labels = ds.spec.template.metadata.labels;
+  assert(Object.entries(sel).every(([k, v]) => labels[k] === v), "does not select the sidecars");
+  for (const name of ["data", "gossip"]) {
+    const p = containerPort(sidecar, name);
+    const rule = np.spec.ingress.find((r) => (r.ports || []).some((x) => x.port === p.containerPort));
+    assert(rule?.from?.length, `port ${p.containerPort} is open to everyone`);
+  }
+  const http = containerPort(sidecar, "http").containerPort;
+  assert(np.spec.ingress.some((r) => !r.from && (r.ports || []).some((x) => x.port === http)),
+    "the HTTP port is not reachable (probes, Prometheus)");
+});
+
+await check("image: pinned by tag (no latest), the same for the sidecar and its init container", () => {
+  const imgs = [...pod.containers, ...(pod.initContainers || [])].map((c) => c.image);
+  for (const img of imgs) {
+    const tag = /:([^/:@]+)$/.exec(img)?.[1];
+    assert(tag || img.includes("@sha256:"), `${img} has no tag`);
+    assert(tag !== "latest", `${img} uses latest`);
+  }
+  assert(new Set(imgs).size === 1, `different images: ${imgs.join(", ")}`);
+  return { note: imgs[0] };
+});
+
+await check("ROOMCAST_* settings are options roomcastd knows", () => {
+  if (!helpFile) return { skip: "no roomcastd --help (build it first)" };
+  const help = readFileSync(helpFile, "utf8");
+  const known = new Set([...help.matchAll(/env (ROOMCAST_[A-Z_]+)/g)].map((m) => m[1]));
+  assert(known.size > 10, "could not read the option list from roomcastd --help");
+  // --http is being added (HTTP /metrics, /healthz, /readyz); until the
+  // build has it, roomcastd ignores the variable.
+  const coming = new Set(["ROOMCAST_HTTP"]);
+  const names = [...sEnv.keys()].filter((k) => k.startsWith("ROOMCAST_"));
+  const unknown = names.filter((k) => !known.has(k) && !coming.has(k));
+  assert(!unknown.length, `unknown: ${unknown.join(", ")}`);
+  const notYet = names.filter((k) => coming.has(k) && !known.has(k));
+  return { note: notYet.length ? `${notYet.join(", ")} not in this build's --help yet` : `${names.length} settings` };
+});
+
+// --- the example app ------------------------------------------------------------
+
+await check("example app: mounts the socket directory read-only and sets ROOMCAST_SOCKET", () => {
+  const dep = one(sets.example, "Deployment");
+  const spec = dep.spec.template.spec;
+  for (const c of spec.containers) {
+    const mounts = hostPathMount(spec, c);
+    const m = mounts.find(({ v }) => v.hostPath.path === socketHostDir.path);
+    assert(m, `${c.name} does not mount ${socketHostDir.path}`);
+    assert(m.m.readOnly === true, `${c.name} mounts the socket directory read-write`);
+    const sock = (c.env || []).find((e) => e.name === "ROOMCAST_SOCKET")?.value;
+    assert(sock === posix.join(m.m.mountPath, socketHostDir.file),
+      `ROOMCAST_SOCKET ${sock} is not ${posix.join(m.m.mountPath, socketHostDir.file)}`);
+  }
+});
+
+await check("example app: in the socket's group, non-root, read-only root, no capabilities", () => {
+  const dep = one(sets.example, "Deployment");
+  const spec = dep.spec.template.spec;
+  const psc = spec.securityContext || {};
+  const gid = sidecar.securityContext?.runAsGroup ?? pod.securityContext.runAsGroup;
+  for (const c of spec.containers) {
+    checkContainerSecurity(c, psc);
+    const groups = [c.securityContext?.runAsGroup ?? psc.runAsGroup, psc.fsGroup, ...(psc.supplementalGroups || [])];
+    assert(groups.includes(gid), `${c.name} is not in group ${gid}: it cannot connect (socket mode 0660)`);
+  }
+});
+
+await check("hostNetwork variant: host network with cluster DNS, addresses still ordered", () => {
+  const hds = one(sets.hostnetwork, "DaemonSet");
+  const spec = hds.spec.template.spec;
+  assert(spec.hostNetwork === true, "hostNetwork is not true");
+  assert(spec.dnsPolicy === "ClusterFirstWithHostNet", "dnsPolicy is not ClusterFirstWithHostNet: dns:roomcast-seeds would not resolve");
+  const c = spec.containers.find((x) => x.name === "roomcastd");
+  const { env, problems } = effectiveEnv(c, sets.hostnetwork, podValues);
+  assert(!problems.length, problems.join("; "));
+  for (const k of ["ROOMCAST_BIND", "ROOMCAST_GOSSIP", "ROOMCAST_HTTP"]) {
+    assert(!/0\.0\.0\.0|\[::\]|^:/.test(env.get(k) || ""), `${k} ${env.get(k)} binds every interface of the node`);
+  }
+});
+
+if (emitEnv) {
+  const { env } = effectiveEnv(sidecar, base, { "status.podIP": "127.0.0.1", "spec.nodeName": "smoke-node" });
+  const keyVol = pod.volumes.find((v) => v.secret);
+  writeFileSync(emitEnv, JSON.stringify({
+    env: [...env.entries()].filter(([k]) => k.startsWith("ROOMCAST_")),
+    keyMode: keyVol?.secret.defaultMode ?? 0o644,
+    graceSeconds: pod.terminationGracePeriodSeconds ?? 30,
+  }, null, 2));
+}
+process.exit(failed ? 1 : 0);
