@@ -40,6 +40,8 @@ struct gossip_t {
     int timer;          // armed at swim_next_deadline
     int resolve_timer;
     uint64_t resolved_at; // last resolution started
+    uint64_t rejoined_at; // last time seeds were joined while not alone
+    bool alone_when_resolved; // join every seed, or a few
     seed_t seeds[MAX_SEEDS];
     size_t nseeds;
     uint8_t ad[64 + 256];
@@ -293,7 +295,11 @@ static void s_resolve_collect(gossip_t *self)
             continue;
         }
         int joined = 0;
-        for (struct addrinfo *ai = s->req.ar_result; ai; ai = ai->ai_next) {
+        //  alone: every address; in a cluster (healing a long partition)
+        //  a few are enough, a push-pull each
+        int most = self->alone_when_resolved ? 1 << 30 : 3;
+        for (struct addrinfo *ai = s->req.ar_result; ai && joined < most;
+             ai = ai->ai_next) {
             char addr[80];
             s_format_addr(ai->ai_addr, addr, sizeof addr);
             swim_join(self->swim, addr, loop_clock_ms());
@@ -317,10 +323,19 @@ static void s_on_resolve_timer(loop_t *loop, int timer_id, void *arg)
     gossip_t *self = arg;
     s_resolve_collect(self);
     uint64_t now = loop_clock_ms();
-    if (swim_count(self->swim, SWIM_ALIVE) <= 1 &&
-        now - self->resolved_at >= RESOLVE_MS) {
+    bool alone = swim_count(self->swim, SWIM_ALIVE) <= 1;
+    if (alone && now - self->resolved_at >= RESOLVE_MS) {
         self->resolved_at = now;
+        self->alone_when_resolved = true;
         s_resolve_start(self); // alone: the seeds may have come up since
+    } else if (!alone && self->nseeds &&
+               now - self->rejoined_at >= self->cfg->pushpull_interval_ms) {
+        //  Two halves of a partition that lasted longer than the dead
+        //  members' tombstones have forgotten each other: only the seeds
+        //  can bring them together again.
+        self->rejoined_at = self->resolved_at = now;
+        self->alone_when_resolved = false;
+        s_resolve_start(self);
     }
 }
 
@@ -455,8 +470,9 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
         log_info("cluster_of_one", "reason=\"no --join seed: waiting for "
                  "others to join us\"");
     }
+    self->alone_when_resolved = true;
     s_resolve_start(self);
-    self->resolved_at = loop_clock_ms();
+    self->resolved_at = self->rejoined_at = loop_clock_ms();
     self->resolve_timer = loop_add_timer(loop, 50, true, s_on_resolve_timer,
                                          self);
     log_info("gossip_started", "bind=%s address=%s seeds=%zu probe_ms=%u",

@@ -321,7 +321,11 @@ static void s_apply(swim_t *self, const swim_member_t *news, uint64_t now,
     if (merge && !s_live(state) && entry == NULL) {
         return;
     }
-    if (merge && state == SWIM_DEAD) {
+    //  Hearsay never kills: news that a member we hold alive is dead (a
+    //  host back from a cut-off spreading its stale view, or a table merge)
+    //  only makes us suspect it, so our own suspicion timer decides and a
+    //  live member has the time to refute. Leaves still apply at once.
+    if (state == SWIM_DEAD && entry != NULL && s_live(entry->rec.state)) {
         state = SWIM_SUSPECT;
     }
     if (entry == NULL) {
