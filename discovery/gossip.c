@@ -15,16 +15,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AD_TAG       "roomcast/gossip/v1"
-#define PACKET_MAX   1400           // plaintext; sealed + 40 fits 1472
-#define RESOLVE_MS   5000           // re-resolve seeds this often while alone
-#define MAX_SEEDS    64
+#define AD_TAG     "roomcast/gossip/v1"
+#define PACKET_MAX 1400 // plaintext; sealed + 40 fits 1472
+#define RESOLVE_MS 5000 // re-resolve seeds this often while alone
+#define MAX_SEEDS  64
 
 typedef struct {
-    char name[256];    // host name or "dns" name
+    char name[256]; // host name or "dns" name
     char port[8];
-    bool dns;          // every record, not only the first
-    struct gaicb req;  // getaddrinfo_a request
+    bool dns;         // every record, not only the first
+    struct gaicb req; // getaddrinfo_a request
     struct addrinfo hints;
     bool pending;
 } seed_t;
@@ -37,10 +37,10 @@ struct gossip_t {
     stats_t *stats;
     swim_t *swim;
     int fd;
-    int timer;          // armed at swim_next_deadline
+    int timer; // armed at swim_next_deadline
     int resolve_timer;
-    uint64_t resolved_at; // last resolution started
-    uint64_t rejoined_at; // last time seeds were joined while not alone
+    uint64_t resolved_at;     // last resolution started
+    uint64_t rejoined_at;     // last time seeds were joined while not alone
     bool alone_when_resolved; // join every seed, or a few
     seed_t seeds[MAX_SEEDS];
     size_t nseeds;
@@ -48,7 +48,8 @@ struct gossip_t {
     size_t ad_len;
 };
 
-// --- addresses ----------------------------------------------------------------
+// --- addresses
+// ----------------------------------------------------------------
 
 //  "1.2.3.4:5", "[::1]:5" -> sockaddr. Numeric only. Returns 0 or -1.
 static int s_parse_addr(const char *addr, struct sockaddr_storage *out,
@@ -98,7 +99,8 @@ static void s_format_addr(const struct sockaddr *sa, char *out, size_t size)
     }
 }
 
-// --- swim io ------------------------------------------------------------------
+// --- swim io
+// ------------------------------------------------------------------
 
 static void s_send(void *arg, const char *addr, const uint8_t *buf, size_t len)
 {
@@ -126,16 +128,17 @@ static void s_changed(void *arg, const swim_member_t *m, int old_state)
         snprintf(hex + 2 * i, 3, "%02x", m->id[i]);
     }
     if (m->state != old_state) {
-        log_info("member", "node_id=%s name=%s state=%s was=%s gossip=%s "
-                 "endpoint=%s", hex, m->name, swim_state_name(m->state),
+        log_info("member",
+                 "node_id=%s name=%s state=%s was=%s gossip=%s "
+                 "endpoint=%s",
+                 hex, m->name, swim_state_name(m->state),
                  swim_state_name(old_state), m->gossip_addr, m->endpoint);
     }
     if (!self->mesh) {
         return;
     }
     if (m->state != old_state) {
-        mesh_member_changed(self->mesh, m->id, m->name, m->state,
-                            m->endpoint);
+        mesh_member_changed(self->mesh, m->id, m->name, m->state, m->endpoint);
     }
     if (!*m->endpoint) {
         return;
@@ -173,7 +176,8 @@ static uint64_t s_random(void *arg)
     return r;
 }
 
-// --- timers and input ---------------------------------------------------------
+// --- timers and input
+// ---------------------------------------------------------
 
 static void s_on_timer(loop_t *loop, int timer_id, void *arg);
 
@@ -184,9 +188,9 @@ static void s_rearm(gossip_t *self)
     loop_cancel_timer(self->loop, self->timer);
     self->timer = 0;
     if (deadline != UINT64_MAX) {
-        self->timer = loop_add_timer(self->loop,
-                                     deadline > now ? deadline - now : 0,
-                                     false, s_on_timer, self);
+        self->timer =
+            loop_add_timer(self->loop, deadline > now ? deadline - now : 0,
+                           false, s_on_timer, self);
     }
 }
 
@@ -230,7 +234,8 @@ static void s_on_packet(loop_t *loop, int fd, uint32_t events, void *arg)
     s_rearm(self);
 }
 
-// --- seeds ----------------------------------------------------------------------
+// --- seeds
+// ----------------------------------------------------------------------
 
 //  "HOST:PORT" or "dns:NAME:PORT" -> a seed. Returns 0 or -1.
 static int s_add_seed(gossip_t *self, const char *spec)
@@ -269,8 +274,8 @@ static void s_resolve_start(gossip_t *self)
             continue;
         }
         s->hints = (struct addrinfo){.ai_socktype = SOCK_DGRAM};
-        s->req = (struct gaicb){.ar_name = s->name, .ar_service = s->port,
-                                .ar_request = &s->hints};
+        s->req = (struct gaicb){
+            .ar_name = s->name, .ar_service = s->port, .ar_request = &s->hints};
         struct gaicb *list[] = {&s->req};
         if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) == 0) {
             s->pending = true;
@@ -290,8 +295,7 @@ static void s_resolve_collect(gossip_t *self)
         int rc = gai_error(&s->req);
         if (rc) {
             log_warn("seed_unresolved", "seed=%s%s:%s error=\"%s\"",
-                     s->dns ? "dns:" : "", s->name, s->port,
-                     gai_strerror(rc));
+                     s->dns ? "dns:" : "", s->name, s->port, gai_strerror(rc));
             continue;
         }
         int joined = 0;
@@ -339,7 +343,8 @@ static void s_on_resolve_timer(loop_t *loop, int timer_id, void *arg)
     }
 }
 
-// --- setup --------------------------------------------------------------------
+// --- setup
+// --------------------------------------------------------------------
 
 //  Our gossip address as others reach it: the bind address, or, when it is
 //  a wildcard, the host of --advertise/--bind with the gossip port.
@@ -406,9 +411,11 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
     socklen_t salen;
     if (s_own_addr(cfg, me.gossip_addr, sizeof me.gossip_addr) ||
         s_parse_addr(me.gossip_addr, &sa, &salen)) {
-        snprintf(err, errlen, "--gossip %s: need a numeric HOST:PORT (with "
+        snprintf(err, errlen,
+                 "--gossip %s: need a numeric HOST:PORT (with "
                  "0.0.0.0, also --advertise tcp://IP:PORT so peers know "
-                 "where to reach us)", cfg->gossip);
+                 "where to reach us)",
+                 cfg->gossip);
         gossip_destroy(&self);
         return NULL;
     }
@@ -428,17 +435,16 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
             htons((uint16_t)atoi(cfg->gossip + 1));
         bind_len = sizeof(struct sockaddr_in);
     }
-    self->fd = socket(bind_sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
-                                             SOCK_CLOEXEC, 0);
+    self->fd =
+        socket(bind_sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int rcvbuf = 1 << 20; // bursts of a push-pull; the kernel may cap it
     if (self->fd >= 0) {
         setsockopt(self->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     }
-    if (self->fd < 0 ||
-        bind(self->fd, (struct sockaddr *)&bind_sa, bind_len) ||
+    if (self->fd < 0 || bind(self->fd, (struct sockaddr *)&bind_sa, bind_len) ||
         loop_add_fd(loop, self->fd, EPOLLIN, s_on_packet, self)) {
-        snprintf(err, errlen, "cannot bind gossip socket %s: %s",
-                 cfg->gossip, strerror(errno));
+        snprintf(err, errlen, "cannot bind gossip socket %s: %s", cfg->gossip,
+                 strerror(errno));
         gossip_destroy(&self);
         return NULL;
     }
@@ -450,8 +456,8 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
     sc.indirect_checks = (uint32_t)cfg->indirect_checks;
     sc.pushpull_interval_ms = (uint32_t)cfg->pushpull_interval_ms;
     sc.max_packet = PACKET_MAX;
-    swim_io_t io = {.arg = self, .send = s_send, .changed = s_changed,
-                    .random = s_random};
+    swim_io_t io = {
+        .arg = self, .send = s_send, .changed = s_changed, .random = s_random};
     self->swim = swim_new(&sc, &me, &io, loop_clock_ms());
     if (!self->swim) {
         snprintf(err, errlen, "bad gossip timings (see --help)");
@@ -460,21 +466,23 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
     }
     for (size_t i = 0; i < cfg->joins.count; i++) {
         if (s_add_seed(self, cfg->joins.items[i])) {
-            snprintf(err, errlen, "--join %s: expected HOST:PORT or "
-                     "dns:NAME:PORT", cfg->joins.items[i]);
+            snprintf(err, errlen,
+                     "--join %s: expected HOST:PORT or "
+                     "dns:NAME:PORT",
+                     cfg->joins.items[i]);
             gossip_destroy(&self);
             return NULL;
         }
     }
     if (self->nseeds == 0) {
         log_info("cluster_of_one", "reason=\"no --join seed: waiting for "
-                 "others to join us\"");
+                                   "others to join us\"");
     }
     self->alone_when_resolved = true;
     s_resolve_start(self);
     self->resolved_at = self->rejoined_at = loop_clock_ms();
-    self->resolve_timer = loop_add_timer(loop, 50, true, s_on_resolve_timer,
-                                         self);
+    self->resolve_timer =
+        loop_add_timer(loop, 50, true, s_on_resolve_timer, self);
     log_info("gossip_started", "bind=%s address=%s seeds=%zu probe_ms=%u",
              cfg->gossip, me.gossip_addr, self->nseeds, sc.probe_interval_ms);
     s_rearm(self);

@@ -40,8 +40,8 @@ static void s_on_presence(rc_client_t *c, const rc_presence_t *p, void *arg)
 {
     (void)c;
     (void)arg;
-    fprintf(stderr, "chat: * %s %s %s\n", p->key,
-            p->present ? "is in" : "left", p->topic);
+    fprintf(stderr, "chat: * %s %s %s\n", p->key, p->present ? "is in" : "left",
+            p->topic);
 }
 
 static void s_on_status(rc_client_t *c, const rc_status_t *st, void *arg)
@@ -64,9 +64,15 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "s:r:n:h", opts, NULL)) != -1) {
         switch (ch) {
-            case 's': socket = optarg; break;
-            case 'r': room = optarg; break;
-            case 'n': name = optarg; break;
+            case 's':
+                socket = optarg;
+                break;
+            case 'r':
+                room = optarg;
+                break;
+            case 'n':
+                name = optarg;
+                break;
             default:
                 fprintf(ch == 'h' ? stdout : stderr,
                         "usage: chat [--socket PATH] [--room ROOM] "
@@ -87,8 +93,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (rc_subscribe_wait(c, "chat", room, 5000)) {
-        fprintf(stderr, "chat: cannot join %s: %s\n", room,
-                rc_strerror(errno));
+        fprintf(stderr, "chat: cannot join %s: %s\n", room, rc_strerror(errno));
         rc_close(&c);
         return 1;
     }

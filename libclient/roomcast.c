@@ -22,10 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_CHUNK      (64 * 1024)
-#define READ_PER_CALL   (1024 * 1024) // fairness: then return to the app
-#define MAX_NAME        WIRE_MAX_NAME
-#define FRAME_SLACK     4096 // frame bytes beyond the payload limit
+#define READ_CHUNK    (64 * 1024)
+#define READ_PER_CALL (1024 * 1024) // fairness: then return to the app
+#define MAX_NAME      WIRE_MAX_NAME
+#define FRAME_SLACK   4096 // frame bytes beyond the payload limit
 
 //  Request ids carry the stage in their low two bits, so an ERR can be
 //  attributed without remembering every request.
@@ -40,8 +40,8 @@ struct rc_msg_t {
     uint64_t seq;
     char origin[RC_ID_HEX_SIZE];
     char origin_node[RC_ID_HEX_SIZE];
-    rc_msg_t *next;  // rc_recv queue
-    char storage[];  // ns\0 topic\0 data\0 when owned
+    rc_msg_t *next; // rc_recv queue
+    char storage[]; // ns\0 topic\0 data\0 when owned
 };
 
 struct rc_reply_t {
@@ -52,8 +52,8 @@ struct rc_reply_t {
 typedef struct {
     char *ns;
     char *topic;
-    char *key;       // presence entries only
-    uint8_t *meta;   // presence entries only
+    char *key;     // presence entries only
+    uint8_t *meta; // presence entries only
     size_t meta_size;
     uint64_t req;    // of the last SUB sent
     bool acked;      // the sidecar confirmed the last SUB
@@ -63,9 +63,9 @@ typedef struct {
 struct rc_client_t {
     rc_options_t opts;
     struct sockaddr_un addr;
-    int fd;   // socket to the sidecar, -1 when disconnected
-    int efd;  // epoll set: fd and tfd; what rc_fd returns
-    int tfd;  // reconnect timer
+    int fd;  // socket to the sidecar, -1 when disconnected
+    int efd; // epoll set: fd and tfd; what rc_fd returns
+    int tfd; // reconnect timer
     rc_state_t state;
     int backoff_ms;
     rc_status_t status;
@@ -75,21 +75,21 @@ struct rc_client_t {
     char node_hex[RC_ID_HEX_SIZE];
     char channel[MAX_NAME + 1];
     size_t max_payload;
-    wire_buf_t in;      // bytes read, not yet a whole frame
-    wire_buf_t out;     // frames not yet written
-    size_t out_sent;    // bytes of out already written
-    bool want_out;      // EPOLLOUT registered
+    wire_buf_t in;   // bytes read, not yet a whole frame
+    wire_buf_t out;  // frames not yet written
+    size_t out_sent; // bytes of out already written
+    bool want_out;   // EPOLLOUT registered
     wire_decoder_t *decoder;
-    zhashx_t *subs;     // key -> sub_t
-    zhashx_t *pubseq;   // key -> uint64_t last sequence published
-    zhashx_t *presence; // key -> sub_t with key and meta: our entries
+    zhashx_t *subs;          // key -> sub_t
+    zhashx_t *pubseq;        // key -> uint64_t last sequence published
+    zhashx_t *presence;      // key -> sub_t with key and meta: our entries
     rc_presence_fn *list_fn; // rc_presence_list in progress
     void *list_arg;
     int listed;
-    rc_msg_t *queue;    // for rc_recv
+    rc_msg_t *queue; // for rc_recv
     rc_msg_t *queue_tail;
     uint64_t next_req;
-    uint64_t wait_req;  // request a blocking call waits for
+    uint64_t wait_req; // request a blocking call waits for
     bool wait_done;
     int wait_err;
     rc_reply_t *wait_reply;
@@ -142,16 +142,26 @@ static uint64_t s_next_req(rc_client_t *self, rc_stage_t stage)
 static int s_errno_of(uint64_t code)
 {
     switch (code) {
-        case WIRE_E_TOOBIG: return EMSGSIZE;
-        case WIRE_E_BADTYPE: return EBADMSG;
-        case WIRE_E_BADNAME: return EINVAL;
-        case WIRE_E_VERSION: return EPROTONOSUPPORT;
-        case WIRE_E_SLOW: return ENOBUFS;
-        case WIRE_E_SHUTDOWN: return ESHUTDOWN;
-        case WIRE_E_BADQUERY: return EINVAL;
-        case WIRE_E_LIMIT: return ENOSPC;
-        case WIRE_E_DENIED: return EACCES;
-        default: return EPROTO;
+        case WIRE_E_TOOBIG:
+            return EMSGSIZE;
+        case WIRE_E_BADTYPE:
+            return EBADMSG;
+        case WIRE_E_BADNAME:
+            return EINVAL;
+        case WIRE_E_VERSION:
+            return EPROTONOSUPPORT;
+        case WIRE_E_SLOW:
+            return ENOBUFS;
+        case WIRE_E_SHUTDOWN:
+            return ESHUTDOWN;
+        case WIRE_E_BADQUERY:
+            return EINVAL;
+        case WIRE_E_LIMIT:
+            return ENOSPC;
+        case WIRE_E_DENIED:
+            return EACCES;
+        default:
+            return EPROTO;
     }
 }
 
@@ -227,8 +237,10 @@ static int s_send_sub(rc_client_t *self, sub_t *sub)
 {
     sub->req = s_next_req(self, RC_STAGE_SUBSCRIBE);
     sub->acked = sub->everywhere = false;
-    wire_frame_t f = {.type = WIRE_SUB, .req = sub->req,
-                      .ns = wire_str(sub->ns), .topic = wire_str(sub->topic)};
+    wire_frame_t f = {.type = WIRE_SUB,
+                      .req = sub->req,
+                      .ns = wire_str(sub->ns),
+                      .topic = wire_str(sub->topic)};
     return s_send(self, &f);
 }
 
@@ -236,7 +248,8 @@ static int s_send_pset(rc_client_t *self, sub_t *p)
 {
     wire_frame_t f = {.type = WIRE_PSET,
                       .req = s_next_req(self, RC_STAGE_PUBLISH),
-                      .ns = wire_str(p->ns), .topic = wire_str(p->topic),
+                      .ns = wire_str(p->ns),
+                      .topic = wire_str(p->topic),
                       .arg = wire_str(p->key),
                       .meta = {(const char *)p->meta, (uint32_t)p->meta_size}};
     return s_send(self, &f);
@@ -277,8 +290,8 @@ static void s_disconnect(rc_client_t *self, int err, const char *why)
     self->state = RC_DISCONNECTED;
     self->status.readable = self->status.writable = false;
     self->status.live_peers = 0;
-    snprintf(self->detail, sizeof self->detail, "%s%s%s", why,
-             err ? ": " : "", err ? strerror(err) : "");
+    snprintf(self->detail, sizeof self->detail, "%s%s%s", why, err ? ": " : "",
+             err ? strerror(err) : "");
     if (unsent) {
         char text[96];
         snprintf(text, sizeof text, "%zu bytes unsent at disconnect dropped",
@@ -318,14 +331,14 @@ static int s_connect(rc_client_t *self)
     }
     self->fd = fd;
     self->state = RC_CONNECTING;
-    wire_frame_t hello = {.type = WIRE_HELLO, .version = WIRE_VERSION,
+    wire_frame_t hello = {.type = WIRE_HELLO,
+                          .version = WIRE_VERSION,
                           .id = {(const char *)self->instance, WIRE_ID_SIZE},
                           .name = wire_str(self->opts.name),
-                          .flags = (self->opts.gaps ? WIRE_HF_GAPS : 0) |
-                                   (self->opts.on_presence ? WIRE_HF_PRESENCE
-                                                           : 0) |
-                                   (self->opts.on_member ? WIRE_HF_MEMBERS
-                                                         : 0)};
+                          .flags =
+                              (self->opts.gaps ? WIRE_HF_GAPS : 0) |
+                              (self->opts.on_presence ? WIRE_HF_PRESENCE : 0) |
+                              (self->opts.on_member ? WIRE_HF_MEMBERS : 0)};
     if (s_send(self, &hello)) {
         return -1;
     }
@@ -400,7 +413,8 @@ static void s_on_msg(rc_client_t *self, const wire_frame_t *f)
     char ns[MAX_NAME + 1], topic[MAX_NAME + 1];
     s_copy_name(ns, f->ns);
     s_copy_name(topic, f->topic);
-    rc_msg_t view = {.ns = ns, .topic = topic,
+    rc_msg_t view = {.ns = ns,
+                     .topic = topic,
                      .data = (const uint8_t *)f->payload.ptr,
                      .size = f->payload.len,
                      .binary = (f->flags & WIRE_F_BINARY) != 0,
@@ -522,8 +536,8 @@ static void s_on_pevent(rc_client_t *self, const wire_frame_t *f)
     s_copy_name(topic, f->topic);
     s_copy_name(key, f->arg);
     s_hex((const uint8_t *)f->node.ptr, WIRE_ID_SIZE, node);
-    rc_presence_t p = {ns, topic, key, f->meta.ptr, f->meta.len, node,
-                       f->present};
+    rc_presence_t p = {ns,          topic, key,       f->meta.ptr,
+                       f->meta.len, node,  f->present};
     if (self->list_fn) {
         self->listed++;
         self->list_fn(self, &p, self->list_arg);
@@ -560,9 +574,9 @@ static handler_fn *const s_handlers[WIRE_TYPE_MAX] = {
 static void s_read(rc_client_t *self)
 {
     size_t total = 0;
-    size_t max_body = (self->max_payload ? self->max_payload
-                                         : WIRE_MAX_FRAME_DEFAULT) +
-                      FRAME_SLACK;
+    size_t max_body =
+        (self->max_payload ? self->max_payload : WIRE_MAX_FRAME_DEFAULT) +
+        FRAME_SLACK;
     while (self->fd >= 0 && total < READ_PER_CALL) {
         if (wire_buf_reserve(&self->in, READ_CHUNK)) {
             s_disconnect(self, ENOMEM, "no memory for input");
@@ -612,7 +626,8 @@ static void s_read(rc_client_t *self)
     }
 }
 
-// --- public API ---------------------------------------------------------------
+// --- public API
+// ---------------------------------------------------------------
 
 void rc_options_init(rc_options_t *opts)
 {
@@ -745,9 +760,9 @@ rc_client_t *rc_connect(const char *socket_path, const rc_options_t *opts)
     if (s_wait_until(self, s_is_connected, self->opts.connect_timeout_ms) ||
         (self->state != RC_CONNECTED && !self->opts.retry)) {
         int err = self->state == RC_CONNECTED ? 0
-                  : self->connect_err        ? self->connect_err
-                  : errno == ETIMEDOUT       ? ETIMEDOUT
-                                             : ECONNREFUSED;
+                  : self->connect_err         ? self->connect_err
+                  : errno == ETIMEDOUT        ? ETIMEDOUT
+                                              : ECONNREFUSED;
         if (!self->opts.retry) {
             rc_close(&self);
             errno = err ? err : EPROTO;
@@ -856,7 +871,8 @@ int rc_unsubscribe(rc_client_t *self, const char *ns, const char *topic)
     if (self->fd >= 0) {
         wire_frame_t f = {.type = WIRE_UNSUB,
                           .req = s_next_req(self, RC_STAGE_SUBSCRIBE),
-                          .ns = wire_str(ns), .topic = wire_str(topic)};
+                          .ns = wire_str(ns),
+                          .topic = wire_str(topic)};
         (void)s_send(self, &f);
     }
     return 0;
@@ -865,8 +881,8 @@ int rc_unsubscribe(rc_client_t *self, const char *ns, const char *topic)
 int rc_publish(rc_client_t *self, const char *ns, const char *topic,
                const void *data, size_t len, int flags)
 {
-    if (!s_name_ok(ns) || !s_name_ok(topic) || (flags & ~(RC_BINARY | RC_ECHO)) ||
-        (len && !data)) {
+    if (!s_name_ok(ns) || !s_name_ok(topic) ||
+        (flags & ~(RC_BINARY | RC_ECHO)) || (len && !data)) {
         errno = EINVAL;
         return -1;
     }
@@ -898,8 +914,10 @@ int rc_publish(rc_client_t *self, const char *ns, const char *topic,
     }
     wire_frame_t f = {.type = WIRE_PUB,
                       .req = s_next_req(self, RC_STAGE_PUBLISH),
-                      .ns = wire_str(ns), .topic = wire_str(topic),
-                      .flags = (uint64_t)flags, .seq = ++*seq,
+                      .ns = wire_str(ns),
+                      .topic = wire_str(topic),
+                      .flags = (uint64_t)flags,
+                      .seq = ++*seq,
                       .payload = {(const char *)data, (uint32_t)len}};
     return s_send(self, &f);
 }
@@ -907,8 +925,8 @@ int rc_publish(rc_client_t *self, const char *ns, const char *topic,
 static void s_key3(char *out, size_t size, const char *ns, const char *topic,
                    const char *key)
 {
-    snprintf(out, size, "%zu:%zu:%s%s%s", strlen(ns), strlen(topic), ns,
-             topic, key);
+    snprintf(out, size, "%zu:%zu:%s%s%s", strlen(ns), strlen(topic), ns, topic,
+             key);
 }
 #define KEY3_SIZE (3 * MAX_NAME + 16)
 
@@ -955,7 +973,8 @@ int rc_presence_clear(rc_client_t *self, const char *ns, const char *topic,
     if (self->fd >= 0) {
         wire_frame_t f = {.type = WIRE_PCLEAR,
                           .req = s_next_req(self, RC_STAGE_PUBLISH),
-                          .ns = wire_str(ns), .topic = wire_str(topic),
+                          .ns = wire_str(ns),
+                          .topic = wire_str(topic),
                           .arg = wire_str(key)};
         (void)s_send(self, &f);
     }
@@ -975,7 +994,8 @@ int rc_presence_list(rc_client_t *self, const char *ns, const char *topic,
     }
     wire_frame_t f = {.type = WIRE_PLIST,
                       .req = s_next_req(self, RC_STAGE_CONNECT),
-                      .ns = wire_str(ns), .topic = wire_str(topic)};
+                      .ns = wire_str(ns),
+                      .topic = wire_str(topic)};
     self->wait_req = f.req;
     self->wait_done = false;
     self->wait_err = 0;
@@ -1099,7 +1119,8 @@ int rc_query(rc_client_t *self, const char *what, const char *arg,
     }
     wire_frame_t f = {.type = WIRE_QUERY,
                       .req = s_next_req(self, RC_STAGE_CONNECT),
-                      .text = wire_str(what), .arg = wire_str(arg)};
+                      .text = wire_str(what),
+                      .arg = wire_str(arg)};
     self->wait_req = f.req;
     self->wait_done = false;
     self->wait_err = 0;
@@ -1231,19 +1252,32 @@ void rc_msg_destroy(rc_msg_t **msg_p)
 const char *rc_strerror(int err)
 {
     switch (err) {
-        case ENOTCONN: return "not connected to the sidecar (reconnecting)";
-        case EAGAIN: return "send buffer full: the sidecar is not keeping up";
-        case EMSGSIZE: return "payload over the sidecar's size limit";
-        case EINVAL: return "invalid argument (empty or over-long name?)";
-        case ETIMEDOUT: return "timed out";
-        case ENOBUFS: return "closed by the sidecar as a slow consumer";
-        case ESHUTDOWN: return "the sidecar is shutting down";
-        case EPROTO: return "protocol error (not a roomcast sidecar?)";
-        case ENOENT: return "no sidecar socket at that path";
-        case ECONNREFUSED: return "no sidecar listening on that socket";
-        case EACCES: return "permission denied by the sidecar";
-        case ENOSPC: return "a sidecar limit was reached";
-        default: return strerror(err);
+        case ENOTCONN:
+            return "not connected to the sidecar (reconnecting)";
+        case EAGAIN:
+            return "send buffer full: the sidecar is not keeping up";
+        case EMSGSIZE:
+            return "payload over the sidecar's size limit";
+        case EINVAL:
+            return "invalid argument (empty or over-long name?)";
+        case ETIMEDOUT:
+            return "timed out";
+        case ENOBUFS:
+            return "closed by the sidecar as a slow consumer";
+        case ESHUTDOWN:
+            return "the sidecar is shutting down";
+        case EPROTO:
+            return "protocol error (not a roomcast sidecar?)";
+        case ENOENT:
+            return "no sidecar socket at that path";
+        case ECONNREFUSED:
+            return "no sidecar listening on that socket";
+        case EACCES:
+            return "permission denied by the sidecar";
+        case ENOSPC:
+            return "a sidecar limit was reached";
+        default:
+            return strerror(err);
     }
 }
 

@@ -45,7 +45,7 @@ extern "C" {
 #define ROOMCAST_VERSION_MINOR 1
 #define ROOMCAST_VERSION_PATCH 0
 #define ROOMCAST_MAKE_VERSION(major, minor, patch)                             \
-    ((major) * 10000 + (minor) * 100 + (patch))
+    ((major)*10000 + (minor)*100 + (patch))
 #define ROOMCAST_VERSION                                                       \
     ROOMCAST_MAKE_VERSION(ROOMCAST_VERSION_MAJOR, ROOMCAST_VERSION_MINOR,      \
                           ROOMCAST_VERSION_PATCH)
@@ -54,8 +54,8 @@ extern "C" {
 #define RC_ID_HEX_SIZE    33 // instance and node ids as hex, with the NUL
 
 #if defined(__GNUC__)
-#define RC_EXPORT __attribute__((visibility("default")))
-#define RC_WUR    __attribute__((warn_unused_result))
+#define RC_EXPORT       __attribute__((visibility("default")))
+#define RC_WUR          __attribute__((warn_unused_result))
 #define RC_NONNULL(...) __attribute__((nonnull(__VA_ARGS__)))
 #define RC_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -93,10 +93,10 @@ typedef enum {
 //  What the status callback receives.
 typedef struct {
     rc_state_t state;
-    bool readable;        // the sidecar receives from the mesh
-    bool writable;        // the sidecar can publish to the mesh
-    unsigned live_peers;  // peers the sidecar hears from
-    const char *detail;   // sidecar's words, borrowed, may be ""
+    bool readable;       // the sidecar receives from the mesh
+    bool writable;       // the sidecar can publish to the mesh
+    unsigned live_peers; // peers the sidecar hears from
+    const char *detail;  // sidecar's words, borrowed, may be ""
 } rc_status_t;
 
 typedef void(rc_message_fn)(rc_client_t *client, const rc_msg_t *msg,
@@ -105,9 +105,8 @@ typedef void(rc_error_fn)(rc_client_t *client, rc_stage_t stage, int err,
                           const char *text, void *arg);
 typedef void(rc_status_fn)(rc_client_t *client, const rc_status_t *status,
                            void *arg);
-typedef void(rc_gap_fn)(rc_client_t *client, const char *ns,
-                        const char *topic, const char *origin_hex,
-                        uint64_t missed, void *arg);
+typedef void(rc_gap_fn)(rc_client_t *client, const char *ns, const char *topic,
+                        const char *origin_hex, uint64_t missed, void *arg);
 
 //  A presence entry: someone (key, with meta) is or is no longer in a
 //  topic, on the sidecar node. Strings and meta are borrowed for the call.
@@ -117,8 +116,8 @@ typedef struct {
     const char *key;
     const void *meta;
     size_t meta_size;
-    const char *node;  // hex id of the sidecar that owns the entry
-    bool present;      // false: the entry is gone
+    const char *node; // hex id of the sidecar that owns the entry
+    bool present;     // false: the entry is gone
 } rc_presence_t;
 typedef void(rc_presence_fn)(rc_client_t *client, const rc_presence_t *p,
                              void *arg);
@@ -131,10 +130,10 @@ typedef enum {
     RC_MEMBER_LEFT = 4
 } rc_member_state_t;
 typedef struct {
-    const char *node;      // hex id
+    const char *node; // hex id
     const char *name;
     rc_member_state_t state;
-    const char *endpoint;  // its data endpoint
+    const char *endpoint; // its data endpoint
 } rc_member_t;
 typedef void(rc_member_fn)(rc_client_t *client, const rc_member_t *m,
                            void *arg);
@@ -142,25 +141,25 @@ typedef void(rc_member_fn)(rc_client_t *client, const rc_member_t *m,
 //  Options for rc_connect. Initialise with rc_options_init, then set what
 //  you need; fields not listed in a later version keep working.
 typedef struct {
-    const char *name;        // app name shown by roomcastctl, may be NULL
-    int connect_timeout_ms;  // rc_connect waits this long for the
-                             // handshake (default 5000)
-    bool retry;              // when the sidecar is not there at rc_connect,
-                             // return a client that keeps trying (default
-                             // false: rc_connect fails)
-    int reconnect_min_ms;    // first reconnect delay (default 50)
-    int reconnect_max_ms;    // backoff cap (default 2000)
-    size_t send_budget;      // bytes buffered toward the sidecar before
-                             // rc_publish fails with EAGAIN (default 8 MiB)
-    bool gaps;               // ask for GAP notices (on_gap)
-    rc_message_fn *on_message; // messages; when NULL they queue for rc_recv
-    rc_error_fn *on_error;     // failures, with a stage
-    rc_status_fn *on_status;   // state and health changes
-    rc_gap_fn *on_gap;         // missed messages of a stream
+    const char *name;            // app name shown by roomcastctl, may be NULL
+    int connect_timeout_ms;      // rc_connect waits this long for the
+                                 // handshake (default 5000)
+    bool retry;                  // when the sidecar is not there at rc_connect,
+                                 // return a client that keeps trying (default
+                                 // false: rc_connect fails)
+    int reconnect_min_ms;        // first reconnect delay (default 50)
+    int reconnect_max_ms;        // backoff cap (default 2000)
+    size_t send_budget;          // bytes buffered toward the sidecar before
+                                 // rc_publish fails with EAGAIN (default 8 MiB)
+    bool gaps;                   // ask for GAP notices (on_gap)
+    rc_message_fn *on_message;   // messages; when NULL they queue for rc_recv
+    rc_error_fn *on_error;       // failures, with a stage
+    rc_status_fn *on_status;     // state and health changes
+    rc_gap_fn *on_gap;           // missed messages of a stream
     rc_presence_fn *on_presence; // entries coming and going in the topics
                                  // this client subscribed to
     rc_member_fn *on_member;     // cluster members up and down
-    void *arg;                 // passed to every callback
+    void *arg;                   // passed to every callback
 } rc_options_t;
 
 //  Fill *opts with the defaults.
@@ -192,8 +191,8 @@ RC_EXPORT int rc_subscribe(rc_client_t *client, const char *ns,
 //  Subscribe and wait until the sidecar confirms the subscription is in
 //  effect on it and on every live peer of the mesh ("subscribed
 //  everywhere"), so a message published by anyone, on any host, after this
-//  returns reaches this client. Returns 0, or -1 with ETIMEDOUT, ENOTCONN, EINVAL, or the
-//  error the sidecar answered (EPERM, EINVAL).
+//  returns reaches this client. Returns 0, or -1 with ETIMEDOUT, ENOTCONN,
+//  EINVAL, or the error the sidecar answered (EPERM, EINVAL).
 RC_EXPORT int rc_subscribe_wait(rc_client_t *client, const char *ns,
                                 const char *topic, int timeout_ms)
     RC_NONNULL(1, 2, 3);
@@ -212,9 +211,9 @@ RC_EXPORT int rc_unsubscribe(rc_client_t *client, const char *ns,
 //  at once stays buffered and is written by the next calls on this client
 //  (rc_dispatch when rc_fd polls readable, rc_recv, rc_publish): call
 //  rc_flush to wait until it is all written.
-RC_EXPORT int rc_publish(rc_client_t *client, const char *ns,
-                         const char *topic, const void *data, size_t len,
-                         int flags) RC_NONNULL(1, 2, 3);
+RC_EXPORT int rc_publish(rc_client_t *client, const char *ns, const char *topic,
+                         const void *data, size_t len, int flags)
+    RC_NONNULL(1, 2, 3);
 
 //  Be present in (ns, topic) under key, with meta (any bytes, up to
 //  64 KiB, copied). Every sidecar of the cluster lists it until
@@ -236,9 +235,8 @@ RC_EXPORT int rc_presence_clear(rc_client_t *client, const char *ns,
 //  sidecar knows it now. Waits up to timeout_ms. Returns the number of
 //  entries, or -1 with ETIMEDOUT, ENOTCONN, EINVAL.
 RC_EXPORT int rc_presence_list(rc_client_t *client, const char *ns,
-                               const char *topic, rc_presence_fn *fn,
-                               void *arg, int timeout_ms)
-    RC_NONNULL(1, 2, 3, 4);
+                               const char *topic, rc_presence_fn *fn, void *arg,
+                               int timeout_ms) RC_NONNULL(1, 2, 3, 4);
 
 //  Wait up to timeout_ms (-1: forever, 0: do not wait) for the next
 //  message. Returns 0 with *msg_p a message the caller owns
@@ -268,8 +266,7 @@ RC_EXPORT rc_state_t rc_state(const rc_client_t *client) RC_NONNULL(1);
 
 //  This client's instance id (32 hex digits), stamped on every publish.
 //  Borrowed, valid for the client's life.
-RC_EXPORT const char *rc_instance_id(const rc_client_t *client)
-    RC_NONNULL(1);
+RC_EXPORT const char *rc_instance_id(const rc_client_t *client) RC_NONNULL(1);
 
 //  The sidecar's node id (hex) and channel, as its last WELCOME said, or
 //  "" before the first. Borrowed, valid until the next reconnect.
@@ -278,9 +275,9 @@ RC_EXPORT const char *rc_channel(const rc_client_t *client) RC_NONNULL(1);
 
 //  Ask the sidecar a question: what is "status", "topics" (arg: a glob
 //  pattern or ""), "numsub" (arg: "NAMESPACE\tTOPIC"), "clients", "peers",
-//  "members", "presence" (arg: "NAMESPACE\tTOPIC"). Waits up to timeout_ms. Returns 0 with *reply_p
-//  (caller owns, rc_reply_destroy), or -1 with ETIMEDOUT, ENOTCONN, EINVAL
-//  (unknown question).
+//  "members", "presence" (arg: "NAMESPACE\tTOPIC"). Waits up to timeout_ms.
+//  Returns 0 with *reply_p (caller owns, rc_reply_destroy), or -1 with
+//  ETIMEDOUT, ENOTCONN, EINVAL (unknown question).
 RC_EXPORT int rc_query(rc_client_t *client, const char *what, const char *arg,
                        rc_reply_t **reply_p, int timeout_ms)
     RC_NONNULL(1, 2, 4);

@@ -54,23 +54,44 @@ typedef struct {
     field_t fields[MAX_FIELDS];
 } schema_t;
 
-#define U(f) {F_U, offsetof(wire_frame_t, f), #f}
-#define S(f) {F_S, offsetof(wire_frame_t, f), #f}
-#define B(f) {F_B, offsetof(wire_frame_t, f), #f}
-#define I(f) {F_I, offsetof(wire_frame_t, f), #f}
-#define BOOL(f) {F_BOOL, offsetof(wire_frame_t, f), #f}
-#define ROWS(f) {F_ROWS, offsetof(wire_frame_t, f), #f}
+#define U(f)                                                                   \
+    {                                                                          \
+        F_U, offsetof(wire_frame_t, f), #f                                     \
+    }
+#define S(f)                                                                   \
+    {                                                                          \
+        F_S, offsetof(wire_frame_t, f), #f                                     \
+    }
+#define B(f)                                                                   \
+    {                                                                          \
+        F_B, offsetof(wire_frame_t, f), #f                                     \
+    }
+#define I(f)                                                                   \
+    {                                                                          \
+        F_I, offsetof(wire_frame_t, f), #f                                     \
+    }
+#define BOOL(f)                                                                \
+    {                                                                          \
+        F_BOOL, offsetof(wire_frame_t, f), #f                                  \
+    }
+#define ROWS(f)                                                                \
+    {                                                                          \
+        F_ROWS, offsetof(wire_frame_t, f), #f                                  \
+    }
 
 static const schema_t s_schema[WIRE_TYPE_MAX] = {
     [WIRE_HELLO] = {"HELLO", 4, {U(version), I(id), S(name), U(flags)}},
-    [WIRE_WELCOME] = {"WELCOME", 5,
+    [WIRE_WELCOME] = {"WELCOME",
+                      5,
                       {U(version), I(node), S(channel), U(max_payload),
                        S(name)}},
     [WIRE_SUB] = {"SUB", 3, {U(req), S(ns), S(topic)}},
     [WIRE_UNSUB] = {"UNSUB", 3, {U(req), S(ns), S(topic)}},
-    [WIRE_PUB] = {"PUB", 6,
+    [WIRE_PUB] = {"PUB",
+                  6,
                   {U(req), S(ns), S(topic), U(flags), U(seq), B(payload)}},
-    [WIRE_MSG] = {"MSG", 7,
+    [WIRE_MSG] = {"MSG",
+                  7,
                   {S(ns), S(topic), U(flags), I(id), U(seq), B(payload),
                    I(node)}},
     [WIRE_ERR] = {"ERR", 3, {U(req), U(code), S(text)}},
@@ -78,15 +99,16 @@ static const schema_t s_schema[WIRE_TYPE_MAX] = {
     [WIRE_PONG] = {"PONG", 1, {U(token)}},
     [WIRE_QUERY] = {"QUERY", 3, {U(req), S(text), S(arg)}},
     [WIRE_REPLY] = {"REPLY", 2, {U(req), ROWS(rows)}},
-    [WIRE_STATUS] = {"STATUS", 4,
+    [WIRE_STATUS] = {"STATUS",
+                     4,
                      {BOOL(readable), BOOL(writable), U(count), S(text)}},
     [WIRE_GAP] = {"GAP", 4, {S(ns), S(topic), I(id), U(count)}},
-    [WIRE_SUBACK] = {"SUBACK", 4,
-                     {U(req), S(ns), S(topic), BOOL(everywhere)}},
+    [WIRE_SUBACK] = {"SUBACK", 4, {U(req), S(ns), S(topic), BOOL(everywhere)}},
     [WIRE_PSET] = {"PSET", 5, {U(req), S(ns), S(topic), S(arg), B(meta)}},
     [WIRE_PCLEAR] = {"PCLEAR", 4, {U(req), S(ns), S(topic), S(arg)}},
     [WIRE_PLIST] = {"PLIST", 3, {U(req), S(ns), S(topic)}},
-    [WIRE_PEVENT] = {"PEVENT", 6,
+    [WIRE_PEVENT] = {"PEVENT",
+                     6,
                      {S(ns), S(topic), S(arg), B(meta), I(node),
                       BOOL(present)}},
     [WIRE_MEMBER] = {"MEMBER", 4, {I(node), S(name), U(count), S(text)}},
@@ -290,8 +312,8 @@ const char *wire_decoder_error(const wire_decoder_t *self)
 static int s_fail(wire_decoder_t *self, int err, const char *what,
                   const char *name)
 {
-    snprintf(self->error, sizeof self->error, "%s%s%s", what,
-             name ? ": " : "", name ? name : "");
+    snprintf(self->error, sizeof self->error, "%s%s%s", what, name ? ": " : "",
+             name ? name : "");
     errno = err;
     return -1;
 }
@@ -314,9 +336,8 @@ static int s_rows_of(wire_decoder_t *self, const msgpack_object *o,
         return -1;
     }
     size_t n = o->via.array.size;
-    wire_str_t *rows = n ? msgpack_zone_malloc(&self->zone,
-                                               2 * n * sizeof *rows)
-                         : NULL;
+    wire_str_t *rows =
+        n ? msgpack_zone_malloc(&self->zone, 2 * n * sizeof *rows) : NULL;
     if (n && !rows) {
         return -1;
     }
@@ -383,35 +404,90 @@ bool wire_msgpack_bounded(const uint8_t *p, size_t len)
         uint8_t b = p[pos++];
         size_t skip = 0, items = 0, nbytes = 0;
         if (b <= 0x7f || b >= 0xe0 || (b >= 0xc0 && b <= 0xc3)) {
-            skip = 0;                          // fixint, nil, bool
+            skip = 0; // fixint, nil, bool
         } else if (b >= 0x80 && b <= 0x8f) {
-            items = 2 * (size_t)(b & 0x0f);    // fixmap
+            items = 2 * (size_t)(b & 0x0f); // fixmap
         } else if (b >= 0x90 && b <= 0x9f) {
-            items = b & 0x0f;                  // fixarray
+            items = b & 0x0f; // fixarray
         } else if (b >= 0xa0 && b <= 0xbf) {
-            skip = b & 0x1f;                   // fixstr
+            skip = b & 0x1f; // fixstr
         } else {
             switch (b) {
-                case 0xc4: case 0xd9: nbytes = 1; break; // bin8, str8
-                case 0xc5: case 0xda: nbytes = 2; break;
-                case 0xc6: case 0xdb: nbytes = 4; break;
-                case 0xcc: case 0xd0: skip = 1; break;
-                case 0xcd: case 0xd1: skip = 2; break;
-                case 0xca: case 0xce: case 0xd2: skip = 4; break;
-                case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-                case 0xd4: skip = 2; break; // fixext
-                case 0xd5: skip = 3; break;
-                case 0xd6: skip = 5; break;
-                case 0xd7: skip = 9; break;
-                case 0xd8: skip = 17; break;
-                case 0xc7: nbytes = 1; skip = 1; break; // ext: + type
-                case 0xc8: nbytes = 2; skip = 1; break;
-                case 0xc9: nbytes = 4; skip = 1; break;
-                case 0xdc: nbytes = 2; items = 1; break; // array16/32
-                case 0xdd: nbytes = 4; items = 1; break;
-                case 0xde: nbytes = 2; items = 2; break; // map16/32
-                case 0xdf: nbytes = 4; items = 2; break;
-                default: return false;                   // unreachable
+                case 0xc4:
+                case 0xd9:
+                    nbytes = 1;
+                    break; // bin8, str8
+                case 0xc5:
+                case 0xda:
+                    nbytes = 2;
+                    break;
+                case 0xc6:
+                case 0xdb:
+                    nbytes = 4;
+                    break;
+                case 0xcc:
+                case 0xd0:
+                    skip = 1;
+                    break;
+                case 0xcd:
+                case 0xd1:
+                    skip = 2;
+                    break;
+                case 0xca:
+                case 0xce:
+                case 0xd2:
+                    skip = 4;
+                    break;
+                case 0xcb:
+                case 0xcf:
+                case 0xd3:
+                    skip = 8;
+                    break;
+                case 0xd4:
+                    skip = 2;
+                    break; // fixext
+                case 0xd5:
+                    skip = 3;
+                    break;
+                case 0xd6:
+                    skip = 5;
+                    break;
+                case 0xd7:
+                    skip = 9;
+                    break;
+                case 0xd8:
+                    skip = 17;
+                    break;
+                case 0xc7:
+                    nbytes = 1;
+                    skip = 1;
+                    break; // ext: + type
+                case 0xc8:
+                    nbytes = 2;
+                    skip = 1;
+                    break;
+                case 0xc9:
+                    nbytes = 4;
+                    skip = 1;
+                    break;
+                case 0xdc:
+                    nbytes = 2;
+                    items = 1;
+                    break; // array16/32
+                case 0xdd:
+                    nbytes = 4;
+                    items = 1;
+                    break;
+                case 0xde:
+                    nbytes = 2;
+                    items = 2;
+                    break; // map16/32
+                case 0xdf:
+                    nbytes = 4;
+                    items = 2;
+                    break;
+                default:
+                    return false; // unreachable
             }
         }
         if (nbytes) {
@@ -423,9 +499,9 @@ bool wire_msgpack_bounded(const uint8_t *p, size_t len)
                 n = n << 8 | p[pos++];
             }
             if (items) {
-                items *= n;     // array or map: count announced
+                items *= n; // array or map: count announced
             } else {
-                skip += n;      // str, bin, ext: bytes that follow
+                skip += n; // str, bin, ext: bytes that follow
             }
         }
         if (skip > len - pos || items > len - pos) {
@@ -468,8 +544,7 @@ int wire_decode(wire_decoder_t *self, const uint8_t *body, size_t len,
     }
     frame->type = (int)type;
     if (top.via.array.size != 1 + schema->nfields) {
-        return s_fail(self, EPROTO, "wrong number of fields for",
-                      schema->name);
+        return s_fail(self, EPROTO, "wrong number of fields for", schema->name);
     }
     for (size_t i = 0; i < schema->nfields; i++) {
         const field_t *field = &schema->fields[i];

@@ -15,10 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION     1
-#define WIRE_PREFIX      4  // bytes of length prefix
-#define WIRE_ID_SIZE     16 // instance ids and node ids
-#define WIRE_MAX_NAME    255
+#define WIRE_VERSION           1
+#define WIRE_PREFIX            4  // bytes of length prefix
+#define WIRE_ID_SIZE           16 // instance ids and node ids
+#define WIRE_MAX_NAME          255
 #define WIRE_MAX_FRAME_DEFAULT (1024 * 1024 + 4096) // payload limit + headers
 
 //  Frame types. The numbers are the protocol; never reuse one.
@@ -56,17 +56,17 @@ typedef enum {
 
 //  ERR codes. The numbers are the protocol.
 typedef enum {
-    WIRE_E_PROTO = 1,     // not the protocol; the connection is closed
-    WIRE_E_TOOBIG = 2,    // frame or payload over the limit
-    WIRE_E_BADTYPE = 3,   // unknown frame type
-    WIRE_E_ORDER = 4,     // frame not valid in this state (e.g. before HELLO)
-    WIRE_E_BADNAME = 5,   // namespace or topic empty, too long or invalid
-    WIRE_E_VERSION = 6,   // protocol version not supported
-    WIRE_E_SLOW = 7,      // slow consumer: the connection is closed
-    WIRE_E_SHUTDOWN = 8,  // sidecar is shutting down
-    WIRE_E_BADQUERY = 9,  // unknown QUERY
-    WIRE_E_LIMIT = 10,    // a limit of the sidecar was reached
-    WIRE_E_DENIED = 11    // not allowed
+    WIRE_E_PROTO = 1,    // not the protocol; the connection is closed
+    WIRE_E_TOOBIG = 2,   // frame or payload over the limit
+    WIRE_E_BADTYPE = 3,  // unknown frame type
+    WIRE_E_ORDER = 4,    // frame not valid in this state (e.g. before HELLO)
+    WIRE_E_BADNAME = 5,  // namespace or topic empty, too long or invalid
+    WIRE_E_VERSION = 6,  // protocol version not supported
+    WIRE_E_SLOW = 7,     // slow consumer: the connection is closed
+    WIRE_E_SHUTDOWN = 8, // sidecar is shutting down
+    WIRE_E_BADQUERY = 9, // unknown QUERY
+    WIRE_E_LIMIT = 10,   // a limit of the sidecar was reached
+    WIRE_E_DENIED = 11   // not allowed
 } wire_err_t;
 
 //  A borrowed byte string (msgpack str or bin); not NUL-terminated.
@@ -79,28 +79,28 @@ typedef struct {
 //  names; the rest are left zero by the decoder and ignored by the encoder.
 typedef struct {
     int type;
-    uint64_t req;         // request id, echoed in ERR/REPLY/SUBACK
-    uint64_t version;     // HELLO, WELCOME
-    uint64_t flags;       // HELLO, PUB, MSG
-    uint64_t seq;         // PUB, MSG: per (publisher, topic) sequence
-    uint64_t code;        // ERR
-    uint64_t count;       // GAP: missed; STATUS: live peers; MEMBER: state
-    uint64_t max_payload; // WELCOME
-    uint64_t token;       // PING, PONG
-    bool readable;        // STATUS
-    bool writable;        // STATUS
-    bool everywhere;      // SUBACK
-    bool present;         // PEVENT: true there, false gone
-    wire_str_t id;        // HELLO: instance id; MSG, GAP: origin instance
-    wire_str_t node;      // WELCOME: sidecar node id; MSG: origin node
-    wire_str_t name;      // HELLO: app name; WELCOME: sidecar version
-    wire_str_t channel;   // WELCOME
-    wire_str_t ns;        // namespace
-    wire_str_t topic;     //
-    wire_str_t payload;   // PUB, MSG
-    wire_str_t text;      // ERR: reason; STATUS: detail; QUERY: what
-    wire_str_t arg;       // QUERY argument; PSET, PCLEAR, PEVENT: key
-    wire_str_t meta;      // PSET, PEVENT: the entry's data
+    uint64_t req;           // request id, echoed in ERR/REPLY/SUBACK
+    uint64_t version;       // HELLO, WELCOME
+    uint64_t flags;         // HELLO, PUB, MSG
+    uint64_t seq;           // PUB, MSG: per (publisher, topic) sequence
+    uint64_t code;          // ERR
+    uint64_t count;         // GAP: missed; STATUS: live peers; MEMBER: state
+    uint64_t max_payload;   // WELCOME
+    uint64_t token;         // PING, PONG
+    bool readable;          // STATUS
+    bool writable;          // STATUS
+    bool everywhere;        // SUBACK
+    bool present;           // PEVENT: true there, false gone
+    wire_str_t id;          // HELLO: instance id; MSG, GAP: origin instance
+    wire_str_t node;        // WELCOME: sidecar node id; MSG: origin node
+    wire_str_t name;        // HELLO: app name; WELCOME: sidecar version
+    wire_str_t channel;     // WELCOME
+    wire_str_t ns;          // namespace
+    wire_str_t topic;       //
+    wire_str_t payload;     // PUB, MSG
+    wire_str_t text;        // ERR: reason; STATUS: detail; QUERY: what
+    wire_str_t arg;         // QUERY argument; PSET, PCLEAR, PEVENT: key
+    wire_str_t meta;        // PSET, PEVENT: the entry's data
     const wire_str_t *rows; // REPLY: 2*nrows strings, key then value
     size_t nrows;           // REPLY
 } wire_frame_t;

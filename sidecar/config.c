@@ -11,13 +11,13 @@
 typedef enum { T_STR, T_SIZE, T_MS, T_COUNT, T_LIST } opt_type_t;
 
 typedef struct {
-    const char *name;  // flag without dashes; env ROOMCAST_NAME
+    const char *name; // flag without dashes; env ROOMCAST_NAME
     opt_type_t type;
-    size_t offset;     // into config_t
-    const char *def;   // default, as text
-    const char *arg;   // metavar for --help
+    size_t offset;   // into config_t
+    const char *def; // default, as text
+    const char *arg; // metavar for --help
     const char *help;
-    const char *env;   // environment name when not ROOMCAST_NAME
+    const char *env; // environment name when not ROOMCAST_NAME
 } opt_t;
 
 #define OFF(f) offsetof(config_t, f)
@@ -26,55 +26,70 @@ static const opt_t s_opts[] = {
     {"channel", T_STR, OFF(channel), NULL, "NAME",
      "Cluster channel (required). Sidecars with different\n"
      "channels never exchange a message, even when pointed\n"
-     "at each other.", NULL},
+     "at each other.",
+     NULL},
     {"socket", T_STR, OFF(socket_path), "/run/roomcast/roomcast.sock", "PATH",
      "Unix socket the apps connect to (mode 0660). A stale\n"
      "socket file is replaced; a socket a live sidecar\n"
-     "serves is refused.", NULL},
+     "serves is refused.",
+     NULL},
     {"socket-group", T_STR, OFF(socket_group), "", "GROUP",
      "Group owning the app socket (default: unchanged).", NULL},
     {"allow-uid", T_LIST, OFF(allow_uids), "", "USER",
      "Only apps running as USER (name or uid) may connect\n"
      "(repeatable; with --allow-gid, either may match;\n"
-     "default: anyone the socket mode lets in).", NULL},
+     "default: anyone the socket mode lets in).",
+     NULL},
     {"allow-gid", T_LIST, OFF(allow_gids), "", "GROUP",
      "Only apps whose primary group is GROUP (name or gid)\n"
-     "may connect (repeatable).", NULL},
+     "may connect (repeatable).",
+     NULL},
     {"name", T_STR, OFF(name), "", "NAME",
      "Node name shown to peers and by roomcastctl\n"
-     "(default: the host name).", NULL},
+     "(default: the host name).",
+     NULL},
     {"max-payload", T_SIZE, OFF(max_payload), "1MiB", "BYTES",
      "Largest message payload accepted (suffixes KiB, MiB).", NULL},
     {"queue-budget", T_SIZE, OFF(queue_budget), "8MiB", "BYTES",
      "Bytes queued toward one app before its messages are\n"
-     "dropped and counted (slow consumer).", NULL},
+     "dropped and counted (slow consumer).",
+     NULL},
     {"slow-grace", T_MS, OFF(slow_grace_ms), "5000", "MS",
      "An app over its queue budget this long is closed as\n"
-     "a slow consumer.", NULL},
+     "a slow consumer.",
+     NULL},
     {"max-clients", T_COUNT, OFF(max_clients), "100000", "N",
      "Connected apps at once; more are refused with an\n"
-     "error.", NULL},
+     "error.",
+     NULL},
     {"fanout-slice", T_COUNT, OFF(fanout_slice), "1024", "N",
      "Members served per step when fanning out to a large\n"
-     "room.", NULL},
+     "room.",
+     NULL},
     {"shutdown-timeout", T_MS, OFF(shutdown_timeout_ms), "5000", "MS",
      "On SIGTERM/SIGINT, time allowed to flush app queues\n"
-     "before exit.", NULL},
+     "before exit.",
+     NULL},
     {"log-level", T_STR, OFF(log_level), "info", "LEVEL",
      "error, warn, info or debug. Logs go to stderr, one\n"
-     "line per event.", NULL},
+     "line per event.",
+     NULL},
     {"http", T_STR, OFF(http), "", "HOST:PORT",
      "Serve /metrics (Prometheus), /healthz and /readyz\n"
-     "here, e.g. 127.0.0.1:9464 (off when empty).", NULL},
+     "here, e.g. 127.0.0.1:9464 (off when empty).",
+     NULL},
     {"bind", T_STR, OFF(bind), "", "ENDPOINT",
      "Mesh data socket to bind, e.g. tcp://0.0.0.0:7440.\n"
-     "Needed in mesh mode when peers connect to us.", NULL},
+     "Needed in mesh mode when peers connect to us.",
+     NULL},
     {"advertise", T_STR, OFF(advertise), "", "ENDPOINT",
      "Endpoint peers reach our data socket at, when it is\n"
-     "not --bind (e.g. bind 0.0.0.0, advertise the host IP).", NULL},
+     "not --bind (e.g. bind 0.0.0.0, advertise the host IP).",
+     NULL},
     {"peer", T_LIST, OFF(peers), "", "ENDPOINT",
      "A peer sidecar's data endpoint (repeatable; env and\n"
-     "file: comma-separated). Mesh mode.", "ROOMCAST_PEERS"},
+     "file: comma-separated). Mesh mode.",
+     "ROOMCAST_PEERS"},
     {"proxy", T_LIST, OFF(proxies), "", "ENDPOINT",
      "A proxy's endpoint, tcp://HOST:PORT (repeatable).\n"
      "Proxy mode: publish to PORT, subscribe at PORT+1.",
@@ -82,27 +97,32 @@ static const opt_t s_opts[] = {
     {"key-file", T_LIST, OFF(key_files), "", "PATH",
      "Cluster key file (roomcastctl keygen), mode 0600;\n"
      "required with peers or proxies. A second --key-file\n"
-     "is still accepted from others during a rotation.", NULL},
+     "is still accepted from others during a rotation.",
+     NULL},
     {"curve-cert", T_STR, OFF(curve_cert), "", "FILE",
      "CurveZMQ secret certificate (roomcastctl keygen --curve\n"
      "FILE writes FILE and FILE_secret: give FILE_secret).\n"
      "Every TCP link is then encrypted and authenticated:\n"
      "only members' keys (from gossip) and --curve-allow\n"
      "certificates are admitted. Static peers and proxies\n"
-     "are given as ENDPOINT@PUBLICKEY (Z85).", NULL},
+     "are given as ENDPOINT@PUBLICKEY (Z85).",
+     NULL},
     {"curve-allow", T_STR, OFF(curve_allow), "", "DIR",
      "Directory of public certificates also admitted.", NULL},
     {"heartbeat", T_MS, OFF(heartbeat_ms), "500", "MS",
      "Mesh heartbeat period; a peer silent for 4 periods\n"
-     "is down.", NULL},
+     "is down.",
+     NULL},
     {"gossip", T_STR, OFF(gossip), "", "HOST:PORT",
      "Gossip (membership) UDP address to bind, e.g.\n"
      "10.0.0.1:7441. Members found by gossip get mesh\n"
-     "links: no --peer list needed. Needs --bind.", NULL},
+     "links: no --peer list needed. Needs --bind.",
+     NULL},
     {"join", T_LIST, OFF(joins), "", "SEED",
      "A gossip seed: HOST:PORT, or dns:NAME:PORT for every\n"
      "A/AAAA record of NAME (a headless Service), resolved\n"
-     "again while alone (repeatable).", "ROOMCAST_JOIN"},
+     "again while alone (repeatable).",
+     "ROOMCAST_JOIN"},
     {"zone", T_STR, OFF(zone), "", "ZONE",
      "Zone (rack, availability zone) shown to members.", NULL},
     {"probe-interval", T_MS, OFF(probe_interval_ms), "1000", "MS",
@@ -111,15 +131,18 @@ static const opt_t s_opts[] = {
      "Wait for a direct ack before asking others to probe.", NULL},
     {"suspicion-mult", T_COUNT, OFF(suspicion_mult), "4", "N",
      "A suspect is dead after N x max(1, log10(members)) x\n"
-     "probe interval (4 s up to 10 members).", NULL},
+     "probe interval (4 s up to 10 members).",
+     NULL},
     {"indirect-checks", T_COUNT, OFF(indirect_checks), "3", "K",
      "Members asked to probe a member that did not answer.", NULL},
     {"pushpull-interval", T_MS, OFF(pushpull_interval_ms), "30000", "MS",
      "Full member-table exchange with one member (anti-\n"
-     "entropy: heals partitions, speeds up joins).", NULL},
+     "entropy: heals partitions, speeds up joins).",
+     NULL},
     {"mesh-hwm", T_COUNT, OFF(mesh_hwm), "100000", "N",
      "Messages queued per peer link before ZeroMQ drops\n"
-     "(receivers count the gaps).", NULL},
+     "(receivers count the gaps).",
+     NULL},
 };
 #define NOPTS (sizeof s_opts / sizeof s_opts[0])
 
@@ -243,11 +266,11 @@ static int s_set(config_t *cfg, const opt_t *opt, const char *value,
         *(char **)at = copy;
         return 0;
     }
-    int bad = opt->type == T_SIZE ? s_parse_size(value, &n)
-                                  : s_parse_uint(value, &n);
+    int bad =
+        opt->type == T_SIZE ? s_parse_size(value, &n) : s_parse_uint(value, &n);
     if (bad) {
-        snprintf(err, errlen, "%s: bad value '%s' for %s (expected %s)",
-                 origin, value, opt->name,
+        snprintf(err, errlen, "%s: bad value '%s' for %s (expected %s)", origin,
+                 value, opt->name,
                  opt->type == T_SIZE ? "bytes, e.g. 65536 or 1MiB"
                                      : "a whole number");
         return -1;
@@ -388,19 +411,24 @@ static void s_env_name(const opt_t *opt, char *out, size_t size)
 
 void config_usage(FILE *out)
 {
-    fprintf(out,
+    fprintf(
+        out,
         "Usage: roomcastd --channel NAME [OPTION]...\n"
         "\n"
         "roomcastd is the roomcast sidecar: applications on this host connect\n"
         "to its Unix socket (through libroomcast) to publish and subscribe to\n"
-        "room messages; every other subscribed app receives each message once.\n"
+        "room messages; every other subscribed app receives each message "
+        "once.\n"
         "\n"
-        "Every option can also be set in the environment (ROOMCAST_NAME, dashes\n"
-        "as underscores) or in a config file (\"name = value\" lines). Precedence:\n"
+        "Every option can also be set in the environment (ROOMCAST_NAME, "
+        "dashes\n"
+        "as underscores) or in a config file (\"name = value\" lines). "
+        "Precedence:\n"
         "flag, then environment, then file, then default.\n"
         "\n"
         "Options:\n"
-        "  --config FILE          read settings from FILE (env ROOMCAST_CONFIG)\n");
+        "  --config FILE          read settings from FILE (env "
+        "ROOMCAST_CONFIG)\n");
     for (size_t i = 0; i < NOPTS; i++) {
         char flag[64], env[64];
         snprintf(flag, sizeof flag, "--%s %s", s_opts[i].name, s_opts[i].arg);
@@ -416,21 +444,21 @@ void config_usage(FILE *out)
                 s_opts[i].def ? (*s_opts[i].def ? s_opts[i].def : "none")
                               : "none, required");
     }
-    fprintf(out,
-        "  -h, --help             show this help and exit\n"
-        "  -V, --version          show the version and exit\n"
-        "\n"
-        "Signals: SIGTERM or SIGINT stops accepting apps, flushes their queues\n"
-        "within --shutdown-timeout and exits 0.\n"
-        "\n"
-        "Exit status: 0 after a clean stop, 1 on a runtime failure, 2 on a bad\n"
-        "option or setting.\n"
-        "\n"
-        "See also: roomcastctl(1), README.md.\n");
+    fprintf(out, "  -h, --help             show this help and exit\n"
+                 "  -V, --version          show the version and exit\n"
+                 "\n"
+                 "Signals: SIGTERM or SIGINT stops accepting apps, flushes "
+                 "their queues\n"
+                 "within --shutdown-timeout and exits 0.\n"
+                 "\n"
+                 "Exit status: 0 after a clean stop, 1 on a runtime failure, 2 "
+                 "on a bad\n"
+                 "option or setting.\n"
+                 "\n"
+                 "See also: roomcastctl(1), README.md.\n");
 }
 
-int config_load(config_t *cfg, int argc, char **argv, char *err,
-                size_t errlen)
+int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     config_defaults(cfg);
     //  the file first: it is the lowest layer above the defaults
@@ -524,8 +552,7 @@ int config_load(config_t *cfg, int argc, char **argv, char *err,
         return CONFIG_ERROR;
     }
     if (cfg->queue_budget < cfg->max_payload) {
-        snprintf(err, errlen,
-                 "--queue-budget must be at least --max-payload");
+        snprintf(err, errlen, "--queue-budget must be at least --max-payload");
         return CONFIG_ERROR;
     }
     if (cfg->max_clients == 0 || cfg->fanout_slice == 0) {
@@ -544,17 +571,20 @@ int config_load(config_t *cfg, int argc, char **argv, char *err,
         return CONFIG_ERROR;
     }
     if (cfg->peers.count && cfg->proxies.count) {
-        snprintf(err, errlen, "--peer (mesh mode) and --proxy (proxy mode) "
+        snprintf(err, errlen,
+                 "--peer (mesh mode) and --proxy (proxy mode) "
                  "cannot be mixed");
         return CONFIG_ERROR;
     }
     if (*cfg->gossip && !*cfg->bind && !cfg->proxies.count) {
-        snprintf(err, errlen, "--gossip needs --bind (the data endpoint "
+        snprintf(err, errlen,
+                 "--gossip needs --bind (the data endpoint "
                  "members connect to) or --proxy");
         return CONFIG_ERROR;
     }
     if (*cfg->gossip && !cfg->key_files.count) {
-        snprintf(err, errlen, "--gossip needs --key-file: gossip packets "
+        snprintf(err, errlen,
+                 "--gossip needs --key-file: gossip packets "
                  "are sealed with the cluster key");
         return CONFIG_ERROR;
     }
@@ -566,7 +596,8 @@ int config_load(config_t *cfg, int argc, char **argv, char *err,
         cfg->probe_timeout_ms >= cfg->probe_interval_ms ||
         cfg->suspicion_mult < 1 || cfg->indirect_checks > 16 ||
         cfg->pushpull_interval_ms < cfg->probe_interval_ms) {
-        snprintf(err, errlen, "gossip timings: need probe-timeout < "
+        snprintf(err, errlen,
+                 "gossip timings: need probe-timeout < "
                  "probe-interval <= pushpull-interval, suspicion-mult >= 1, "
                  "indirect-checks <= 16");
         return CONFIG_ERROR;

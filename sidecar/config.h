@@ -23,49 +23,48 @@ typedef struct {
 } config_list_t;
 
 typedef struct {
-    char *channel;          // cluster scope; required
-    char *socket_path;      // app socket
-    char *socket_group;     // group of the app socket ("" = unchanged)
+    char *channel;            // cluster scope; required
+    char *socket_path;        // app socket
+    char *socket_group;       // group of the app socket ("" = unchanged)
     config_list_t allow_uids; // apps allowed by uid (user names or numbers)
     config_list_t allow_gids; // apps allowed by gid (group names or numbers)
-    char *name;             // node name (default: host name)
-    size_t max_payload;     // bytes per message
-    size_t queue_budget;    // bytes queued per client before drops
-    uint64_t slow_grace_ms; // over budget this long: closed
-    size_t max_clients;     // connected apps at once
-    size_t fanout_slice;    // members per fanout step
+    char *name;               // node name (default: host name)
+    size_t max_payload;       // bytes per message
+    size_t queue_budget;      // bytes queued per client before drops
+    uint64_t slow_grace_ms;   // over budget this long: closed
+    size_t max_clients;       // connected apps at once
+    size_t fanout_slice;      // members per fanout step
     uint64_t shutdown_timeout_ms; // flush deadline on SIGTERM
-    char *log_level;        // error, warn, info, debug
-    char *http;             // metrics and probes HOST:PORT ("" = off)
-    char *bind;             // data socket endpoint ("" = none)
-    char *advertise;        // endpoint peers reach us at ("" = bind)
-    config_list_t peers;    // static peers' data endpoints
-    config_list_t proxies;  // proxies' endpoints (proxy mode)
-    config_list_t key_files; // cluster key files: current first
-    char *curve_cert;       // our CurveZMQ secret certificate ("" = none)
-    char *curve_allow;      // directory of admitted public certificates
-    uint64_t heartbeat_ms;  // mesh heartbeat period
-    char *gossip;           // gossip UDP bind ("" = no gossip)
-    config_list_t joins;    // seeds: HOST:PORT or dns:NAME:PORT
-    char *zone;             // our zone, gossiped
-    uint64_t probe_interval_ms;    // SWIM protocol period
-    uint64_t probe_timeout_ms;     // SWIM direct ack wait
-    size_t suspicion_mult;         // SWIM suspicion timeout factor
-    size_t indirect_checks;        // SWIM ping-req fan-out
+    char *log_level;              // error, warn, info, debug
+    char *http;                   // metrics and probes HOST:PORT ("" = off)
+    char *bind;                   // data socket endpoint ("" = none)
+    char *advertise;              // endpoint peers reach us at ("" = bind)
+    config_list_t peers;          // static peers' data endpoints
+    config_list_t proxies;        // proxies' endpoints (proxy mode)
+    config_list_t key_files;      // cluster key files: current first
+    char *curve_cert;             // our CurveZMQ secret certificate ("" = none)
+    char *curve_allow;            // directory of admitted public certificates
+    uint64_t heartbeat_ms;        // mesh heartbeat period
+    char *gossip;                 // gossip UDP bind ("" = no gossip)
+    config_list_t joins;          // seeds: HOST:PORT or dns:NAME:PORT
+    char *zone;                   // our zone, gossiped
+    uint64_t probe_interval_ms;   // SWIM protocol period
+    uint64_t probe_timeout_ms;    // SWIM direct ack wait
+    size_t suspicion_mult;        // SWIM suspicion timeout factor
+    size_t indirect_checks;       // SWIM ping-req fan-out
     uint64_t pushpull_interval_ms; // SWIM anti-entropy period
-    size_t mesh_hwm;        // messages queued per peer link
-    char *config_file;      // where settings were read from, or NULL
+    size_t mesh_hwm;               // messages queued per peer link
+    char *config_file;             // where settings were read from, or NULL
 } config_t;
 
 //  Outcome of config_load.
-#define CONFIG_OK 0
-#define CONFIG_EXIT 1   // --help or --version printed: exit 0
+#define CONFIG_OK    0
+#define CONFIG_EXIT  1  // --help or --version printed: exit 0
 #define CONFIG_ERROR -1 // err holds a message for the user: exit 2
 
 //  Fill cfg from defaults, file, environment and argv (argv[0] skipped).
 //  Returns CONFIG_OK, CONFIG_EXIT, or CONFIG_ERROR with err filled.
-int config_load(config_t *cfg, int argc, char **argv, char *err,
-                size_t errlen);
+int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 
 //  Parse one "name = value" text (a config file's content) into cfg.
 //  Returns 0, or -1 with err filled. Exposed for the fuzzer.

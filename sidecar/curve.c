@@ -20,7 +20,7 @@
 struct curve_t {
     zcert_t *cert;
     zactor_t *auth;
-    char dir[512];              // admitted public certificates
+    char dir[512]; // admitted public certificates
     char z85[CURVE_Z85_SIZE];
 };
 
@@ -81,7 +81,8 @@ curve_t *curve_new(const char *cert_path, const char *allow_dir,
         return NULL;
     }
     if (st.st_mode & 037) {
-        snprintf(err, errlen, "--curve-cert %s is open to others or "
+        snprintf(err, errlen,
+                 "--curve-cert %s is open to others or "
                  "writable by its group (mode %04o); run: chmod 600 %s",
                  cert_path, (unsigned)st.st_mode & 07777, cert_path);
         return NULL;
@@ -95,14 +96,14 @@ curve_t *curve_new(const char *cert_path, const char *allow_dir,
     static const uint8_t zero[CURVE_KEY_SIZE];
     if (!self->cert ||
         memcmp(zcert_secret_key(self->cert), zero, CURVE_KEY_SIZE) == 0) {
-        snprintf(err, errlen, "--curve-cert %s is not a secret certificate "
+        snprintf(err, errlen,
+                 "--curve-cert %s is not a secret certificate "
                  "(roomcastctl keygen --curve FILE writes FILE_secret)",
                  cert_path);
         curve_destroy(&self);
         return NULL;
     }
-    snprintf(self->z85, sizeof self->z85, "%s",
-             zcert_public_txt(self->cert));
+    snprintf(self->z85, sizeof self->z85, "%s", zcert_public_txt(self->cert));
     snprintf(self->dir, sizeof self->dir, "%s/curve-XXXXXX", runtime_dir);
     if (!mkdtemp(self->dir)) {
         snprintf(err, errlen, "cannot create a directory in %s: %s",
@@ -159,8 +160,8 @@ int curve_server(curve_t *self, void *sock)
     if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) ||
         zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one) ||
         zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) ||
-        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY,
-                       zcert_secret_key(self->cert), CURVE_KEY_SIZE)) {
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, zcert_secret_key(self->cert),
+                       CURVE_KEY_SIZE)) {
         return -1;
     }
     return 0;
@@ -169,12 +170,11 @@ int curve_server(curve_t *self, void *sock)
 int curve_client(curve_t *self, void *sock,
                  const uint8_t server_key[CURVE_KEY_SIZE])
 {
-    if (zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY,
-                       zcert_public_key(self->cert), CURVE_KEY_SIZE) ||
-        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY,
-                       zcert_secret_key(self->cert), CURVE_KEY_SIZE) ||
-        zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_key,
-                       CURVE_KEY_SIZE)) {
+    if (zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, zcert_public_key(self->cert),
+                       CURVE_KEY_SIZE) ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, zcert_secret_key(self->cert),
+                       CURVE_KEY_SIZE) ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_key, CURVE_KEY_SIZE)) {
         return -1;
     }
     return 0;
@@ -221,8 +221,8 @@ int curve_split(const char *spec, char *endpoint, size_t size,
 {
     //  Z85 has '@' in its alphabet: the key is the last 40 characters
     size_t len = strlen(spec);
-    const char *at = len > 41 && spec[len - 41] == '@' ? spec + len - 41
-                                                       : strchr(spec, '@');
+    const char *at =
+        len > 41 && spec[len - 41] == '@' ? spec + len - 41 : strchr(spec, '@');
     if (!at) {
         snprintf(endpoint, size, "%s", spec);
         return 0;
@@ -239,8 +239,8 @@ int curve_generate(const char *path, char *err, size_t errlen)
     char secret[1024];
     snprintf(secret, sizeof secret, "%s_secret", path);
     if (access(path, F_OK) == 0 || access(secret, F_OK) == 0) {
-        snprintf(err, errlen, "%s or %s exists: refusing to overwrite",
-                 path, secret);
+        snprintf(err, errlen, "%s or %s exists: refusing to overwrite", path,
+                 secret);
         errno = EEXIST;
         return -1;
     }

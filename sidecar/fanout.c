@@ -22,8 +22,8 @@ struct fanout_t {
     job_t *head, *tail;
 };
 
-fanout_t *fanout_new(registry_t *registry, const fanout_io_t *io,
-                     size_t slice, stats_t *stats)
+fanout_t *fanout_new(registry_t *registry, const fanout_io_t *io, size_t slice,
+                     stats_t *stats)
 {
     fanout_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -70,12 +70,14 @@ static uint64_t s_now_us(void)
 
 static outbuf_t *s_encode(const fanout_msg_t *msg, uint64_t flags)
 {
-    wire_frame_t f = {
-        .type = WIRE_MSG, .ns = msg->ns, .topic = msg->topic,
-        .flags = flags,
-        .id = {(const char *)msg->instance, WIRE_ID_SIZE},
-        .seq = msg->seq, .payload = msg->payload,
-        .node = {(const char *)msg->node, WIRE_ID_SIZE}};
+    wire_frame_t f = {.type = WIRE_MSG,
+                      .ns = msg->ns,
+                      .topic = msg->topic,
+                      .flags = flags,
+                      .id = {(const char *)msg->instance, WIRE_ID_SIZE},
+                      .seq = msg->seq,
+                      .payload = msg->payload,
+                      .node = {(const char *)msg->node, WIRE_ID_SIZE}};
     return outbuf_encode(&f);
 }
 
@@ -136,7 +138,8 @@ int fanout_deliver(fanout_t *self, const fanout_msg_t *msg, void *origin)
         self->tail = job;
     }
     if (echo) {
-        outbuf_t *own = s_encode(msg, msg->flags & (WIRE_F_BINARY | WIRE_F_ECHO));
+        outbuf_t *own =
+            s_encode(msg, msg->flags & (WIRE_F_BINARY | WIRE_F_ECHO));
         if (own) {
             self->io.deliver(self->io.arg, origin, own);
             outbuf_unref(&own);

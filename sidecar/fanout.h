@@ -41,8 +41,8 @@ typedef struct {
 } fanout_io_t;
 
 //  slice: members handled per step (0: 1024). Returns NULL on ENOMEM.
-fanout_t *fanout_new(registry_t *registry, const fanout_io_t *io,
-                     size_t slice, stats_t *stats);
+fanout_t *fanout_new(registry_t *registry, const fanout_io_t *io, size_t slice,
+                     stats_t *stats);
 void fanout_destroy(fanout_t **self_p);
 
 //  Deliver msg to every member of its topic but origin (the publishing

@@ -235,8 +235,7 @@ static int s_check_mode(const char *path, int fd, char *err, size_t errlen)
     unsigned mode = (unsigned)st.st_mode & 07777;
     if (mode & 037) {
         s_set_err(err, errlen,
-                  "key file %s is %s (mode %04o); run: chmod 600 %s",
-                  path,
+                  "key file %s is %s (mode %04o); run: chmod 600 %s", path,
                   (mode & 007) ? "open to others" : "writable by its group",
                   mode, path);
         errno = EACCES;

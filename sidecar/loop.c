@@ -137,10 +137,9 @@ int loop_add_timer(loop_t *self, uint64_t delay_ms, bool repeat,
     if (++self->next_timer_id <= 0) {
         self->next_timer_id = 1;
     }
-    self->timers[slot] = (timer_t_){self->next_timer_id,
-                                    loop_clock_ms() + delay_ms,
-                                    repeat ? (delay_ms ? delay_ms : 1) : 0,
-                                    fn, arg};
+    self->timers[slot] =
+        (timer_t_){self->next_timer_id, loop_clock_ms() + delay_ms,
+                   repeat ? (delay_ms ? delay_ms : 1) : 0, fn, arg};
     return self->next_timer_id;
 }
 

@@ -37,11 +37,11 @@
 #include <libgen.h>
 #include <zmq.h>
 
-#define PREFIX_LEN   8
-#define MAX_PEERS    1024
-#define DRAIN_BATCH  2048  // messages per socket per loop turn
-#define DOWN_AFTER   4     // heartbeats missed: peer down
-#define WAIT_MAX_MS  30000 // a confirmation nobody gives is forgotten
+#define PREFIX_LEN  8
+#define MAX_PEERS   1024
+#define DRAIN_BATCH 2048  // messages per socket per loop turn
+#define DOWN_AFTER  4     // heartbeats missed: peer down
+#define WAIT_MAX_MS 30000 // a confirmation nobody gives is forgotten
 
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
 static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
@@ -56,18 +56,18 @@ typedef struct {
     uint64_t last_heard; // loop ms
     uint64_t acked;      // highest marker of ours it acked
     bool live;
-    bool heard_us;       // its last heartbeat lists us
-    uint64_t beat;       // its last heartbeat's counter
-    uint64_t received;   // its envelopes delivered here
-    uint64_t missed;     // its messages lost on the way (gaps: HWM drops)
+    bool heard_us;     // its last heartbeat lists us
+    uint64_t beat;     // its last heartbeat's counter
+    uint64_t received; // its envelopes delivered here
+    uint64_t missed;   // its messages lost on the way (gaps: HWM drops)
 } peer_t;
 
 typedef struct waiter_t {
-    conn_t *conn;       // held
+    conn_t *conn; // held
     uint64_t req;
     char ns[256];
     char topic[256];
-    uint64_t marker;    // confirmed when every live peer acked this
+    uint64_t marker; // confirmed when every live peer acked this
     uint64_t since;
     struct waiter_t *next;
 } waiter_t;
@@ -80,27 +80,27 @@ struct mesh_t {
     uint8_t node[16];
     stats_t *stats;
     void *zctx;
-    void *xpub;         // we publish here
-    void *sub;          // we receive here
+    void *xpub; // we publish here
+    void *sub;  // we receive here
     bool proxy_mode;
     bool alone;         // no peer and no proxy configured
     char endpoint[128]; // what peers reach us at
     uint64_t event_id;
-    uint64_t beat;      // heartbeats sent
-    uint64_t marker;    // last marker subscribed
-    bool marker_dirty;  // subscriptions changed since
+    uint64_t beat;     // heartbeats sent
+    uint64_t marker;   // last marker subscribed
+    bool marker_dirty; // subscriptions changed since
     peer_t peers[MAX_PEERS];
     size_t npeers;
-    char **links;       // endpoints our SUB is connected to
+    char **links; // endpoints our SUB is connected to
     size_t nlinks;
     waiter_t *waiters;
     dedup_t *dedup;
     seqtrack_t *seqtrack;
     server_health_t health;
     int hb_timer;
-    msgpack_sbuffer sbuf; // control message bodies
-    curve_t *curve;       // CurveZMQ on every link, or NULL
-    void *monitor;        // XPUB events: refused handshakes
+    msgpack_sbuffer sbuf;    // control message bodies
+    curve_t *curve;          // CurveZMQ on every link, or NULL
+    void *monitor;           // XPUB events: refused handshakes
     uint64_t refused_logged; // curve_refused when we last logged
     uint64_t refused_log_ms;
 };
@@ -119,7 +119,8 @@ static void s_hex(const uint8_t *id, char out[33])
     }
 }
 
-// --- sending ------------------------------------------------------------------
+// --- sending
+// ------------------------------------------------------------------
 
 static void s_free_sealed(void *data, void *hint)
 {
@@ -128,8 +129,8 @@ static void s_free_sealed(void *data, void *hint)
 }
 
 //  Send [frame1][frame2] without blocking; frame2 (malloc'ed) is taken.
-static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len,
-                    uint8_t *f2, size_t f2_len)
+static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
+                    size_t f2_len)
 {
     zmq_msg_t m;
     if (zmq_send(self->xpub, f1, f1_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
@@ -166,9 +167,8 @@ static void s_send_control(mesh_t *self, const uint8_t *f1, size_t f1_len)
     size_t cap = self->sbuf.size + KEYRING_SEAL_OVERHEAD, len;
     uint8_t *sealed = malloc(cap);
     if (!sealed ||
-        keyring_seal(self->ring, ad, ad_len,
-                     (const uint8_t *)self->sbuf.data, self->sbuf.size,
-                     sealed, cap, &len)) {
+        keyring_seal(self->ring, ad, ad_len, (const uint8_t *)self->sbuf.data,
+                     self->sbuf.size, sealed, cap, &len)) {
         free(sealed);
         self->stats->mesh_send_failed++;
         return;
@@ -204,18 +204,22 @@ void mesh_publish(mesh_t *self, const fanout_msg_t *msg)
     snprintf(ns, sizeof ns, "%.*s", (int)msg->ns.len, msg->ns.ptr);
     snprintf(topic, sizeof topic, "%.*s", (int)msg->topic.len, msg->topic.ptr);
     uint8_t rkeys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
-    if (keyring_routing_keys(self->ring, self->cfg->channel, ns, topic,
-                             rkeys) < 1) {
+    if (keyring_routing_keys(self->ring, self->cfg->channel, ns, topic, rkeys) <
+        1) {
         return;
     }
-    envelope_t env = {
-        .sequence = msg->seq, .event_id = ++self->event_id,
-        .ns = ns, .ns_len = msg->ns.len, .topic = topic,
-        .topic_len = msg->topic.len,
-        .kind = (msg->flags & WIRE_F_BINARY) ? ENVELOPE_KIND_BINARY
-                                             : ENVELOPE_KIND_TEXT,
-        .payload = (const uint8_t *)msg->payload.ptr,
-        .payload_len = msg->payload.len, .timestamp_ms = s_wall_ms()};
+    envelope_t env = {.sequence = msg->seq,
+                      .event_id = ++self->event_id,
+                      .ns = ns,
+                      .ns_len = msg->ns.len,
+                      .topic = topic,
+                      .topic_len = msg->topic.len,
+                      .kind = (msg->flags & WIRE_F_BINARY)
+                                  ? ENVELOPE_KIND_BINARY
+                                  : ENVELOPE_KIND_TEXT,
+                      .payload = (const uint8_t *)msg->payload.ptr,
+                      .payload_len = msg->payload.len,
+                      .timestamp_ms = s_wall_ms()};
     memcpy(env.origin_node, self->node, 16);
     memcpy(env.origin_instance, msg->instance, 16);
     uint8_t *sealed;
@@ -228,7 +232,8 @@ void mesh_publish(mesh_t *self, const fanout_msg_t *msg)
     s_send2(self, rkeys[0], KEYRING_RKEY_SIZE, sealed, len);
 }
 
-// --- peers and health ---------------------------------------------------------
+// --- peers and health
+// ---------------------------------------------------------
 
 static peer_t *s_peer(mesh_t *self, const uint8_t node[16])
 {
@@ -261,14 +266,15 @@ static void s_update_health(mesh_t *self)
         h.writable != self->health.writable ||
         h.live_peers != self->health.live_peers) {
         log_info("mesh_health", "readable=%s writable=%s live_peers=%u",
-                 h.readable ? "true" : "false",
-                 h.writable ? "true" : "false", h.live_peers);
+                 h.readable ? "true" : "false", h.writable ? "true" : "false",
+                 h.live_peers);
         self->health = h;
         server_set_health(self->server, &h);
     }
 }
 
-// --- confirmations ------------------------------------------------------------
+// --- confirmations
+// ------------------------------------------------------------
 
 static bool s_confirmed(mesh_t *self, uint64_t marker)
 {
@@ -282,8 +288,10 @@ static bool s_confirmed(mesh_t *self, uint64_t marker)
 
 static void s_suback(mesh_t *self, waiter_t *w)
 {
-    wire_frame_t ack = {.type = WIRE_SUBACK, .req = w->req,
-                        .ns = wire_str(w->ns), .topic = wire_str(w->topic),
+    wire_frame_t ack = {.type = WIRE_SUBACK,
+                        .req = w->req,
+                        .ns = wire_str(w->ns),
+                        .topic = wire_str(w->topic),
                         .everywhere = true};
     conn_send(self->server, w->conn, &ack);
 }
@@ -356,15 +364,15 @@ static void s_send_marker(mesh_t *self)
     self->marker_dirty = false;
 }
 
-// --- receiving ----------------------------------------------------------------
+// --- receiving
+// ----------------------------------------------------------------
 
 static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
                           const uint8_t *sealed, size_t len)
 {
     envelope_opened_t o;
-    if (envelope_open(self->ring, self->cfg->channel, rkey,
-                      KEYRING_RKEY_SIZE, sealed, len, self->cfg->max_payload,
-                      &o)) {
+    if (envelope_open(self->ring, self->cfg->channel, rkey, KEYRING_RKEY_SIZE,
+                      sealed, len, self->cfg->max_payload, &o)) {
         if (errno == EPROTO) {
             self->stats->env_malformed++;
         } else {
@@ -381,8 +389,8 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
                             loop_now(self->loop))) {
         self->stats->env_duplicates++;
     } else if ((seq = seqtrack_observe(self->seqtrack, e->origin_instance,
-                                       e->ns, e->ns_len, e->topic,
-                                       e->topic_len, e->sequence, &missed)) ==
+                                       e->ns, e->ns_len, e->topic, e->topic_len,
+                                       e->sequence, &missed)) ==
                SEQTRACK_STALE) {
         self->stats->env_stale++;
     } else {
@@ -398,7 +406,8 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
             .ns = {e->ns, (uint32_t)e->ns_len},
             .topic = {e->topic, (uint32_t)e->topic_len},
             .flags = e->kind == ENVELOPE_KIND_BINARY ? WIRE_F_BINARY : 0,
-            .instance = e->origin_instance, .node = e->origin_node,
+            .instance = e->origin_instance,
+            .node = e->origin_node,
             .seq = e->sequence,
             .payload = {(const char *)e->payload, (uint32_t)e->payload_len}};
         if (seq == SEQTRACK_GAP) {
@@ -487,8 +496,8 @@ static void s_on_heartbeat(mesh_t *self, const uint8_t *plain, size_t len)
         if (!was_live) {
             char hex[33];
             s_hex(p->node, hex);
-            log_info("peer_up", "node_id=%s name=%s endpoint=%s", hex,
-                     p->name, p->endpoint);
+            log_info("peer_up", "node_id=%s name=%s endpoint=%s", hex, p->name,
+                     p->endpoint);
             p->acked = 0;
             self->marker_dirty = true; // it must confirm what we hold
             presence_snapshot(server_presence(self->server)); // and learn ours
@@ -519,8 +528,8 @@ static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
                          const uint8_t *f2, size_t f2_len)
 {
     static uint8_t plain[1 << 20]; // presence snapshots can be large
-    ssize_t len = s_open_control(self, f1, f1_len, f2, f2_len, plain,
-                                 sizeof plain);
+    ssize_t len =
+        s_open_control(self, f1, f1_len, f2, f2_len, plain, sizeof plain);
     if (len < 0) {
         self->stats->control_bad++;
         return;
@@ -668,7 +677,8 @@ static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
     size_t live = 0;
     for (size_t i = 0; i < self->npeers; i++) {
         peer_t *p = &self->peers[i];
-        if (p->live && now - p->last_heard > DOWN_AFTER * self->cfg->heartbeat_ms) {
+        if (p->live &&
+            now - p->last_heard > DOWN_AFTER * self->cfg->heartbeat_ms) {
             char hex[33];
             s_hex(p->node, hex);
             log_info("peer_down", "node_id=%s name=%s silent_ms=%llu", hex,
@@ -702,8 +712,8 @@ static void s_interest(mesh_t *self, registry_topic_t *t, int option)
     snprintf(ns, sizeof ns, "%.*s", (int)t->ns_len, t->ns);
     snprintf(topic, sizeof topic, "%.*s", (int)t->topic_len, t->topic);
     uint8_t rkeys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
-    int n = keyring_routing_keys(self->ring, self->cfg->channel, ns, topic,
-                                 rkeys);
+    int n =
+        keyring_routing_keys(self->ring, self->cfg->channel, ns, topic, rkeys);
     for (int i = 0; i < n; i++) {
         zmq_setsockopt(self->sub, option, rkeys[i], KEYRING_RKEY_SIZE);
     }
@@ -720,7 +730,8 @@ static void s_on_last(registry_topic_t *t, void *arg)
     s_interest(arg, t, ZMQ_UNSUBSCRIBE);
 }
 
-// --- setup --------------------------------------------------------------------
+// --- setup
+// --------------------------------------------------------------------
 
 static int s_link_index(mesh_t *self, const char *endpoint)
 {
@@ -798,8 +809,8 @@ static void s_send_presence(void *arg, const uint8_t *body, size_t len)
     s_send_control(self, PR, PREFIX_LEN);
 }
 
-void mesh_member_changed(mesh_t *self, const uint8_t node[16],
-                         const char *name, int state, const char *endpoint)
+void mesh_member_changed(mesh_t *self, const uint8_t node[16], const char *name,
+                         int state, const char *endpoint)
 {
     if (state == 3 || state == 4 || state == 0) { // dead, left, forgotten
         peer_t *p = s_peer(self, node);
@@ -867,8 +878,7 @@ static int s_backend_of(const char *frontend, char *out, size_t size)
     if (!colon || port <= 0 || port >= 65535) {
         return -1;
     }
-    snprintf(out, size, "%.*s:%d", (int)(colon - frontend), frontend,
-             port + 1);
+    snprintf(out, size, "%.*s:%d", (int)(colon - frontend), frontend, port + 1);
     return 0;
 }
 
@@ -889,8 +899,7 @@ static void s_drain_monitor(mesh_t *self)
         }
         self->stats->curve_refused++;
         uint64_t now = loop_now(self->loop);
-        if (self->refused_logged == 0 ||
-            now - self->refused_log_ms >= 60000) {
+        if (self->refused_logged == 0 || now - self->refused_log_ms >= 60000) {
             log_warn("curve_refused",
                      "count=%llu since_last=%llu reason=\"a peer's key is "
                      "not a member's nor in --curve-allow\"",
@@ -983,8 +992,8 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     for (size_t i = 0; i < cfg->proxies.count; i++) {
         char backend[300], front[256];
         uint8_t key[CURVE_KEY_SIZE];
-        int has_key = curve_split(cfg->proxies.items[i], front, sizeof front,
-                                  key);
+        int has_key =
+            curve_split(cfg->proxies.items[i], front, sizeof front, key);
         if (has_key < 0 || (self->curve && !has_key)) {
             snprintf(err, errlen, "--proxy '%s': %s", cfg->proxies.items[i],
                      has_key < 0 ? "bad public key (40 Z85 characters)"
@@ -996,8 +1005,10 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
             (self->curve && (curve_client(self->curve, self->xpub, key) ||
                              curve_client(self->curve, self->sub, key))) ||
             zmq_connect(self->xpub, front) || zmq_connect(self->sub, backend)) {
-            snprintf(err, errlen, "bad --proxy endpoint '%s' (expected "
-                     "tcp://HOST:PORT)", front);
+            snprintf(err, errlen,
+                     "bad --proxy endpoint '%s' (expected "
+                     "tcp://HOST:PORT)",
+                     front);
             return -1;
         }
         log_info("proxy_added", "frontend=%s backend=%s", front, backend);
@@ -1029,8 +1040,8 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
 }
 
 mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
-                 keyring_t **ring_p, const uint8_t node_id[16],
-                 stats_t *stats, char *err, size_t errlen)
+                 keyring_t **ring_p, const uint8_t node_id[16], stats_t *stats,
+                 char *err, size_t errlen)
 {
     mesh_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -1054,8 +1065,8 @@ mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
     if (*cfg->curve_cert) {
         char dir[512];
         snprintf(dir, sizeof dir, "%s", cfg->socket_path);
-        self->curve = curve_new(cfg->curve_cert, cfg->curve_allow,
-                                dirname(dir), err, errlen);
+        self->curve = curve_new(cfg->curve_cert, cfg->curve_allow, dirname(dir),
+                                err, errlen);
         if (!self->curve) {
             mesh_destroy(&self);
             return NULL;
@@ -1073,8 +1084,8 @@ mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
         mesh_destroy(&self);
         return NULL;
     }
-    self->hb_timer = loop_add_timer(loop, cfg->heartbeat_ms, true,
-                                    s_heartbeat, self);
+    self->hb_timer =
+        loop_add_timer(loop, cfg->heartbeat_ms, true, s_heartbeat, self);
     registry_set_hooks(server_registry(server), s_on_first, s_on_last, self);
     presence_set_sender(server_presence(server), s_send_presence, self);
     s_update_health(self);

@@ -50,8 +50,8 @@ typedef struct conn_t conn_t;
 //  hook the registry. ring is taken (destroyed with the mesh, or on
 //  failure). Returns NULL with err filled.
 mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
-                 keyring_t **ring_p, const uint8_t node_id[16],
-                 stats_t *stats, char *err, size_t errlen);
+                 keyring_t **ring_p, const uint8_t node_id[16], stats_t *stats,
+                 char *err, size_t errlen);
 void mesh_destroy(mesh_t **self_p);
 
 //  Relay a local publish to the other sidecars (after local fanout).
@@ -74,8 +74,8 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint);
 //  2 suspect, 3 dead, 4 left, 0 forgotten): a dead or left one is down at
 //  once (health, confirmations, its presence), and apps that asked are
 //  told.
-void mesh_member_changed(mesh_t *self, const uint8_t node[16],
-                         const char *name, int state, const char *endpoint);
+void mesh_member_changed(mesh_t *self, const uint8_t node[16], const char *name,
+                         int state, const char *endpoint);
 
 //  CurveZMQ of the links (borrowed), or NULL when off.
 typedef struct curve_t curve_t;

@@ -29,15 +29,18 @@ static int s_handle(void *arg, const char *path, http_reply_t *reply)
         if (mesh) {
             mesh_peer_counts(mesh, &live, &down);
         }
-        metrics_input_t in = {
-            .stats = self->stats, .clients = server_clients(self->server),
-            .topics = registry_topics(reg),
-            .subscriptions = registry_memberships(reg),
-            .readable = h->readable, .writable = h->writable,
-            .live_peers = live, .peers_down = down,
-            .mode = mesh ? mesh_mode(mesh) : "local",
-            .version = ROOMCAST_VERSION_STRING, .node_id = self->node_hex,
-            .channel = self->cfg->channel};
+        metrics_input_t in = {.stats = self->stats,
+                              .clients = server_clients(self->server),
+                              .topics = registry_topics(reg),
+                              .subscriptions = registry_memberships(reg),
+                              .readable = h->readable,
+                              .writable = h->writable,
+                              .live_peers = live,
+                              .peers_down = down,
+                              .mode = mesh ? mesh_mode(mesh) : "local",
+                              .version = ROOMCAST_VERSION_STRING,
+                              .node_id = self->node_hex,
+                              .channel = self->cfg->channel};
         metrics_render(&in, reply);
     } else if (strcmp(path, "/healthz") == 0) {
         http_reply_printf(reply, "ok\n");
@@ -46,7 +49,7 @@ static int s_handle(void *arg, const char *path, http_reply_t *reply)
     } else {
         reply->status = 404;
         http_reply_printf(reply, "not found: try /metrics, /healthz, "
-                          "/readyz\n");
+                                 "/readyz\n");
     }
     return 0;
 }

@@ -54,8 +54,7 @@ void outbuf_unref(outbuf_t **self_p)
 }
 
 outq_verdict_t outq_admit(const outq_t *self, size_t len, size_t budget,
-                          uint64_t *slow_since, uint64_t now,
-                          uint64_t grace_ms)
+                          uint64_t *slow_since, uint64_t now, uint64_t grace_ms)
 {
     if (self->bytes + len <= budget) {
         return OUTQ_QUEUE;

@@ -17,7 +17,7 @@ typedef struct {
     char *ns, *topic, *key; // NUL-terminated copies
     uint8_t *meta;
     size_t meta_len;
-    conn_t *conn;           // local owner, NULL for remote entries
+    conn_t *conn; // local owner, NULL for remote entries
 } entry_t;
 
 typedef struct {
@@ -95,7 +95,8 @@ void presence_set_sender(presence_t *self, presence_send_fn *fn, void *arg)
     self->send_arg = arg;
 }
 
-// --- keys and events ----------------------------------------------------------
+// --- keys and events
+// ----------------------------------------------------------
 
 static bool s_in_topic(const entry_t *e, wire_str_t ns, wire_str_t topic);
 
@@ -130,8 +131,10 @@ static void s_event(presence_t *self, const entry_t *e, bool present)
     if (!t) {
         return;
     }
-    wire_frame_t f = {.type = WIRE_PEVENT, .ns = wire_str(e->ns),
-                      .topic = wire_str(e->topic), .arg = wire_str(e->key),
+    wire_frame_t f = {.type = WIRE_PEVENT,
+                      .ns = wire_str(e->ns),
+                      .topic = wire_str(e->topic),
+                      .arg = wire_str(e->key),
                       .meta = {(const char *)e->meta, (uint32_t)e->meta_len},
                       .node = {(const char *)e->node, 16},
                       .present = present};
@@ -148,8 +151,8 @@ static int s_put(presence_t *self, const uint8_t node[16], wire_str_t ns,
                  wire_str_t topic, wire_str_t key, wire_str_t meta,
                  conn_t *conn)
 {
-    char *k = s_key(node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr,
-                    key.len);
+    char *k =
+        s_key(node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr, key.len);
     entry_t *e = calloc(1, sizeof *e);
     if (!k || !e) {
         free(k);
@@ -175,9 +178,9 @@ static int s_put(presence_t *self, const uint8_t node[16], wire_str_t ns,
         memcpy(e->meta, meta.ptr, meta.len);
     }
     entry_t *old = zhashx_lookup(self->entries, k);
-    bool same = old && old->meta_len == e->meta_len &&
-                (e->meta_len == 0 ||
-                 memcmp(old->meta, e->meta, e->meta_len) == 0);
+    bool same =
+        old && old->meta_len == e->meta_len &&
+        (e->meta_len == 0 || memcmp(old->meta, e->meta, e->meta_len) == 0);
     zhashx_update(self->entries, k, e); // frees the old one
     free(k);
     if (!same) {
@@ -195,7 +198,8 @@ static void s_remove(presence_t *self, const char *k)
     }
 }
 
-// --- sending ------------------------------------------------------------------
+// --- sending
+// ------------------------------------------------------------------
 
 static void s_pack_head(presence_t *self, msgpack_packer *pk, size_t fields,
                         const char *kind)
@@ -259,13 +263,14 @@ void presence_snapshot(presence_t *self)
                self->sbuf.size);
 }
 
-// --- local changes ------------------------------------------------------------
+// --- local changes
+// ------------------------------------------------------------
 
 int presence_set(presence_t *self, conn_t *conn, wire_str_t ns,
                  wire_str_t topic, wire_str_t key, wire_str_t meta)
 {
-    char *k = s_key(self->node, ns.ptr, ns.len, topic.ptr, topic.len,
-                    key.ptr, key.len);
+    char *k = s_key(self->node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr,
+                    key.len);
     entry_t *old = k ? zhashx_lookup(self->entries, k) : NULL;
     free(k);
     if (old && old->conn != conn) {
@@ -282,8 +287,8 @@ int presence_set(presence_t *self, conn_t *conn, wire_str_t ns,
 int presence_clear(presence_t *self, conn_t *conn, wire_str_t ns,
                    wire_str_t topic, wire_str_t key)
 {
-    char *k = s_key(self->node, ns.ptr, ns.len, topic.ptr, topic.len,
-                    key.ptr, key.len);
+    char *k = s_key(self->node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr,
+                    key.len);
     entry_t *e = k ? zhashx_lookup(self->entries, k) : NULL;
     if (!e || e->conn != conn) {
         free(k);
@@ -327,12 +332,14 @@ void presence_list(presence_t *self, conn_t *conn, wire_str_t ns,
     for (entry_t *e = zhashx_first(self->entries); e;
          e = zhashx_next(self->entries)) {
         if (s_in_topic(e, ns, topic)) {
-            wire_frame_t f = {.type = WIRE_PEVENT, .ns = ns, .topic = topic,
-                              .arg = wire_str(e->key),
-                              .meta = {(const char *)e->meta,
-                                       (uint32_t)e->meta_len},
-                              .node = {(const char *)e->node, 16},
-                              .present = true};
+            wire_frame_t f = {
+                .type = WIRE_PEVENT,
+                .ns = ns,
+                .topic = topic,
+                .arg = wire_str(e->key),
+                .meta = {(const char *)e->meta, (uint32_t)e->meta_len},
+                .node = {(const char *)e->node, 16},
+                .present = true};
             conn_send(self->server, conn, &f);
         }
     }
@@ -371,7 +378,8 @@ void presence_list_rows(presence_t *self, wire_str_t ns, wire_str_t topic,
     }
 }
 
-// --- remote changes -----------------------------------------------------------
+// --- remote changes
+// -----------------------------------------------------------
 
 //  Remove every entry of node (all of them, or only those not in keep).
 static void s_drop_node(presence_t *self, const uint8_t node[16],
@@ -440,8 +448,8 @@ static int s_apply_snapshot(presence_t *self, const uint8_t *node,
             rc = -1;
             break;
         }
-        char *k = s_key(node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr,
-                        key.len);
+        char *k =
+            s_key(node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr, key.len);
         if (k) {
             zhashx_insert(keep, k, (void *)1);
             free(k);
@@ -518,8 +526,8 @@ int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
         if (a[4].via.u64 == 1) {
             s_put(self, node, ns, topic, key, meta, NULL);
         } else {
-            char *k = s_key(node, ns.ptr, ns.len, topic.ptr, topic.len,
-                            key.ptr, key.len);
+            char *k = s_key(node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr,
+                            key.len);
             if (k) {
                 s_remove(self, k);
                 free(k);

@@ -16,7 +16,8 @@
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
+    fprintf(
+        out,
         "Usage: roomcastd proxy --frontend ENDPOINT [--backend ENDPOINT]\n"
         "\n"
         "Forward sealed envelopes between sidecars in proxy mode. Sidecars\n"
@@ -86,34 +87,50 @@ int proxy_main(int argc, char **argv)
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
-            case 'f': frontend = optarg; break;
-            case 'b': backend_arg = optarg; break;
-            case 'w': hwm = atoi(optarg); break;
+            case 'f':
+                frontend = optarg;
+                break;
+            case 'b':
+                backend_arg = optarg;
+                break;
+            case 'w':
+                hwm = atoi(optarg);
+                break;
             case 'l':
                 if (log_set_level(optarg)) {
                     fprintf(stderr, "roomcastd proxy: unknown log level\n");
                     return 2;
                 }
                 break;
-            case 'c': curve_cert = optarg; break;
-            case 'a': curve_allow = optarg; break;
-            case 'r': runtime = optarg; break;
-            case 'h': s_usage(stdout); return 0;
-            default: s_usage(stderr); return 2;
+            case 'c':
+                curve_cert = optarg;
+                break;
+            case 'a':
+                curve_allow = optarg;
+                break;
+            case 'r':
+                runtime = optarg;
+                break;
+            case 'h':
+                s_usage(stdout);
+                return 0;
+            default:
+                s_usage(stderr);
+                return 2;
         }
     }
     char backend[300];
     const char *colon = frontend ? strrchr(frontend, ':') : NULL;
     if (!frontend || (!backend_arg && (!colon || atoi(colon + 1) <= 0))) {
         fprintf(stderr, "roomcastd proxy: --frontend tcp://HOST:PORT is "
-                "required (see --help)\n");
+                        "required (see --help)\n");
         return 2;
     }
     if (backend_arg) {
         snprintf(backend, sizeof backend, "%s", backend_arg);
     } else {
-        snprintf(backend, sizeof backend, "%.*s:%d",
-                 (int)(colon - frontend), frontend, atoi(colon + 1) + 1);
+        snprintf(backend, sizeof backend, "%.*s:%d", (int)(colon - frontend),
+                 frontend, atoi(colon + 1) + 1);
     }
     sigset_t mask;
     sigemptyset(&mask);

@@ -11,7 +11,7 @@
 struct registry_sub_t {
     registry_topic_t *topic;
     registry_client_t *client;
-    size_t index;               // in topic->members
+    size_t index;                // in topic->members
     registry_sub_t *prev, *next; // in client's list
     registry_sub_t *self_key[2]; // hash key: {topic, client} pointers
 };
@@ -112,8 +112,8 @@ void registry_set_hooks(registry_t *self, registry_hook_fn *on_first,
 
 //  Key of (ns, topic) into buf (at least ns_len + topic_len + 2 bytes).
 //  Names never hold control characters, so \x01 cannot be forged.
-static void s_key(char *buf, const char *ns, size_t ns_len,
-                  const char *topic, size_t topic_len)
+static void s_key(char *buf, const char *ns, size_t ns_len, const char *topic,
+                  size_t topic_len)
 {
     memcpy(buf, ns, ns_len);
     buf[ns_len] = '\x01';
@@ -159,9 +159,8 @@ static registry_topic_t *s_topic_new(registry_t *self, const char *ns,
     return t;
 }
 
-int registry_join(registry_t *self, registry_client_t *client,
-                  const char *ns, size_t ns_len, const char *topic,
-                  size_t topic_len)
+int registry_join(registry_t *self, registry_client_t *client, const char *ns,
+                  size_t ns_len, const char *topic, size_t topic_len)
 {
     if (ns_len + topic_len + 2 > KEY_MAX) {
         errno = EINVAL;
@@ -250,9 +249,8 @@ static void s_remove(registry_t *self, registry_sub_t *sub)
     }
 }
 
-int registry_leave(registry_t *self, registry_client_t *client,
-                   const char *ns, size_t ns_len, const char *topic,
-                   size_t topic_len)
+int registry_leave(registry_t *self, registry_client_t *client, const char *ns,
+                   size_t ns_len, const char *topic, size_t topic_len)
 {
     registry_topic_t *t = registry_lookup(self, ns, ns_len, topic, topic_len);
     if (!t) {

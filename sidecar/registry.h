@@ -24,15 +24,15 @@ typedef struct registry_t registry_t;
 typedef struct registry_sub_t registry_sub_t;
 
 typedef struct {
-    char *key;            // ns "\x01" topic, unique
-    const char *ns;       // borrowed from key storage
-    const char *topic;    //
-    size_t ns_len;        //
-    size_t topic_len;     //
+    char *key;                // ns "\x01" topic, unique
+    const char *ns;           // borrowed from key storage
+    const char *topic;        //
+    size_t ns_len;            //
+    size_t topic_len;         //
     registry_sub_t **members; // dense, count used
-    size_t count;         //
-    size_t cap;           //
-    void *user;           // free for the mesh (interest state)
+    size_t count;             //
+    size_t cap;               //
+    void *user;               // free for the mesh (interest state)
 } registry_topic_t;
 
 //  Embedded in each member (zeroed before the first join).
@@ -54,14 +54,12 @@ void registry_set_hooks(registry_t *self, registry_hook_fn *on_first,
 
 //  Add client to (ns, topic). Returns 1 if it joined, 0 if it was already
 //  a member, -1 with ENOMEM.
-int registry_join(registry_t *self, registry_client_t *client,
-                  const char *ns, size_t ns_len, const char *topic,
-                  size_t topic_len);
+int registry_join(registry_t *self, registry_client_t *client, const char *ns,
+                  size_t ns_len, const char *topic, size_t topic_len);
 //  Remove client from (ns, topic). Returns 1 if it left, 0 if it was not
 //  a member.
-int registry_leave(registry_t *self, registry_client_t *client,
-                   const char *ns, size_t ns_len, const char *topic,
-                   size_t topic_len);
+int registry_leave(registry_t *self, registry_client_t *client, const char *ns,
+                   size_t ns_len, const char *topic, size_t topic_len);
 //  Remove client from every topic.
 void registry_leave_all(registry_t *self, registry_client_t *client);
 

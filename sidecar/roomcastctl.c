@@ -31,7 +31,8 @@ static void s_on_sigint(int sig)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
+    fprintf(
+        out,
         "Usage: roomcastctl [OPTION]... COMMAND [ARG]...\n"
         "\n"
         "Talk to the local roomcast sidecar (roomcastd) over its Unix socket.\n"
@@ -39,37 +40,49 @@ static void s_usage(FILE *out)
         "Commands:\n"
         "  status                 node id, channel, health, clients, topics,\n"
         "                         counters\n"
-        "  topics [PATTERN]       topics with local subscribers and their count;\n"
-        "                         PATTERN is a glob on the topic (or NS<tab>TOPIC)\n"
+        "  topics [PATTERN]       topics with local subscribers and their "
+        "count;\n"
+        "                         PATTERN is a glob on the topic (or "
+        "NS<tab>TOPIC)\n"
         "  numsub TOPIC           local subscribers of TOPIC\n"
-        "  clients                connected apps: pid, uid, topics, queue, drops\n"
+        "  clients                connected apps: pid, uid, topics, queue, "
+        "drops\n"
         "  presence TOPIC         who is present in TOPIC, cluster-wide: key,\n"
         "                         owning sidecar, meta\n"
         "  publish TOPIC DATA     publish DATA (text, or --binary) to TOPIC;\n"
         "                         DATA '-' reads it from standard input\n"
-        "  subscribe TOPIC...     print messages of TOPICs as they come, until\n"
+        "  subscribe TOPIC...     print messages of TOPICs as they come, "
+        "until\n"
         "                         interrupted or --count messages\n"
-        "  peers                  mesh peers: node id, name, endpoint, live or\n"
+        "  peers                  mesh peers: node id, name, endpoint, live "
+        "or\n"
         "                         down, whether they hear us; static links\n"
-        "  members                gossip members: node id, name, state (alive,\n"
-        "                         suspect, dead, left), incarnation, addresses\n"
+        "  members                gossip members: node id, name, state "
+        "(alive,\n"
+        "                         suspect, dead, left), incarnation, "
+        "addresses\n"
         "  peer add ENDPOINT      connect to a peer's data endpoint now\n"
         "  peer remove ENDPOINT   disconnect from it\n"
-        "  keygen FILE            write a new random cluster key to FILE (mode\n"
-        "                         0600, refuses to overwrite); no sidecar needed\n"
+        "  keygen FILE            write a new random cluster key to FILE "
+        "(mode\n"
+        "                         0600, refuses to overwrite); no sidecar "
+        "needed\n"
         "  keygen --curve FILE    write a CurveZMQ key pair: FILE (public\n"
         "                         certificate) and FILE_secret (--curve-cert)\n"
         "\n"
         "Options:\n"
-        "  -s, --socket PATH      sidecar socket (default $ROOMCAST_SOCKET, else\n"
+        "  -s, --socket PATH      sidecar socket (default $ROOMCAST_SOCKET, "
+        "else\n"
         "                         " RC_DEFAULT_SOCKET ")\n"
         "  -n, --namespace NS     namespace of TOPIC (default \"default\")\n"
-        "  -j, --json             machine-readable output (one JSON object per\n"
+        "  -j, --json             machine-readable output (one JSON object "
+        "per\n"
         "                         line for subscribe)\n"
         "  -b, --binary           publish: mark the payload binary\n"
         "  -c, --count N          subscribe: exit after N messages\n"
         "  -t, --timeout MS       give up waiting for the sidecar after MS\n"
-        "                         (default 5000; subscribe: overall, 0 = none)\n"
+        "                         (default 5000; subscribe: overall, 0 = "
+        "none)\n"
         "  -h, --help             show this help\n"
         "  -V, --version          show the version\n"
         "\n"
@@ -115,8 +128,8 @@ static int s_query(const opts_t *o, const char *what, const char *arg)
         return 1;
     }
     rc_reply_t *reply;
-    if (rc_query(c, what, arg, &reply, o->timeout_ms > 0 ? o->timeout_ms
-                                                         : 5000)) {
+    if (rc_query(c, what, arg, &reply,
+                 o->timeout_ms > 0 ? o->timeout_ms : 5000)) {
         fprintf(stderr, "roomcastctl: %s: %s\n", what, rc_strerror(errno));
         rc_close(&c);
         return 1;
@@ -124,7 +137,8 @@ static int s_query(const opts_t *o, const char *what, const char *arg)
     if (o->json) {
         printf("{");
         for (size_t i = 0; i < rc_reply_size(reply); i++) {
-            const char *k = rc_reply_key(reply, i), *v = rc_reply_value(reply, i);
+            const char *k = rc_reply_key(reply, i),
+                       *v = rc_reply_value(reply, i);
             printf("%s", i ? "," : "");
             s_json_str(k, strlen(k));
             putchar(':');
@@ -205,8 +219,8 @@ static void s_print_msg(const opts_t *o, const rc_msg_t *m)
                rc_msg_is_binary(m) ? "binary" : "text", rc_msg_origin(m),
                (unsigned long long)rc_msg_sequence(m));
         if (rc_msg_is_binary(m)) {
-            size_t b64len = sodium_base64_ENCODED_LEN(
-                size, sodium_base64_VARIANT_ORIGINAL);
+            size_t b64len =
+                sodium_base64_ENCODED_LEN(size, sodium_base64_VARIANT_ORIGINAL);
             char *b64 = malloc(b64len);
             if (b64) {
                 sodium_bin2base64(b64, b64len, (const unsigned char *)data,
@@ -263,7 +277,8 @@ int main(int argc, char **argv)
     opts_t o = {.ns = "default", .timeout_ms = -1};
     //  "keygen --curve FILE": --curve belongs to the command, not to us
     for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "keygen") == 0 && strcmp(argv[i + 1], "--curve") == 0) {
+        if (strcmp(argv[i], "keygen") == 0 &&
+            strcmp(argv[i + 1], "--curve") == 0) {
             argv[i + 1] = "curve:";
         }
     }
@@ -281,16 +296,33 @@ int main(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "s:n:jbc:t:hV", longopts, NULL)) !=
            -1) {
         switch (ch) {
-            case 's': o.socket = optarg; break;
-            case 'n': o.ns = optarg; break;
-            case 'j': o.json = true; break;
-            case 'b': o.binary = true; break;
-            case 'c': o.count = strtol(optarg, NULL, 10); break;
-            case 't': o.timeout_ms = atoi(optarg); break;
-            case 'h': s_usage(stdout); return 0;
-            case 'V': printf("roomcastctl %s\n", ROOMCAST_VERSION_STRING);
-                      return 0;
-            default: s_usage(stderr); return 2;
+            case 's':
+                o.socket = optarg;
+                break;
+            case 'n':
+                o.ns = optarg;
+                break;
+            case 'j':
+                o.json = true;
+                break;
+            case 'b':
+                o.binary = true;
+                break;
+            case 'c':
+                o.count = strtol(optarg, NULL, 10);
+                break;
+            case 't':
+                o.timeout_ms = atoi(optarg);
+                break;
+            case 'h':
+                s_usage(stdout);
+                return 0;
+            case 'V':
+                printf("roomcastctl %s\n", ROOMCAST_VERSION_STRING);
+                return 0;
+            default:
+                s_usage(stderr);
+                return 2;
         }
     }
     if (sodium_init() < 0) {
@@ -332,8 +364,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "peer") == 0 && nargs == 3 &&
         (strcmp(args[1], "add") == 0 || strcmp(args[1], "remove") == 0)) {
-        return s_query(&o, strcmp(args[1], "add") == 0 ? "peer-add"
-                                                      : "peer-remove",
+        return s_query(&o,
+                       strcmp(args[1], "add") == 0 ? "peer-add" : "peer-remove",
                        args[2]);
     }
     if (strcmp(cmd, "keygen") == 0 && nargs == 3 &&
@@ -362,7 +394,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "subscribe") == 0 && nargs >= 2) {
         return s_subscribe(&o, args + 1, nargs - 1);
     }
-    fprintf(stderr, "roomcastctl: unknown command or wrong arguments: %s "
-            "(see --help)\n", cmd);
+    fprintf(stderr,
+            "roomcastctl: unknown command or wrong arguments: %s "
+            "(see --help)\n",
+            cmd);
     return 2;
 }

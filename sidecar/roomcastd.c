@@ -54,7 +54,8 @@ static int s_start_mesh(loop_t *loop, server_t *server, const config_t *cfg,
         return 0;
     }
     if (!cfg->key_files.count) {
-        snprintf(err, errlen, "--bind needs --key-file: every envelope "
+        snprintf(err, errlen,
+                 "--bind needs --key-file: every envelope "
                  "between sidecars is sealed with the cluster key (create "
                  "one with roomcastctl keygen FILE)");
         return -1;
@@ -66,7 +67,8 @@ static int s_start_mesh(loop_t *loop, server_t *server, const config_t *cfg,
             return -1;
         }
     }
-    char fp[KEYRING_FINGERPRINT_LEN + 1] = "", fp2[KEYRING_FINGERPRINT_LEN + 1] = "-";
+    char fp[KEYRING_FINGERPRINT_LEN + 1] = "",
+                                      fp2[KEYRING_FINGERPRINT_LEN + 1] = "-";
     if (ring && keyring_size(ring) > 1 && keyring_fingerprint(ring, 1, fp2)) {
         fp2[0] = 0;
     }
@@ -83,8 +85,8 @@ static int s_start_mesh(loop_t *loop, server_t *server, const config_t *cfg,
     log_info("mesh_started",
              "mode=%s bind=%s peers=%zu proxies=%zu key_fingerprint=%s "
              "extra_key_fingerprint=%s",
-             mesh_mode(*mesh_p), *cfg->bind ? cfg->bind : "-",
-             cfg->peers.count, cfg->proxies.count, fp, fp2);
+             mesh_mode(*mesh_p), *cfg->bind ? cfg->bind : "-", cfg->peers.count,
+             cfg->proxies.count, fp, fp2);
     return 0;
 }
 
@@ -106,8 +108,10 @@ int main(int argc, char **argv)
         return rc == CONFIG_EXIT ? 0 : 2;
     }
     if (log_set_level(cfg.log_level)) {
-        fprintf(stderr, "roomcastd: --log-level: unknown level '%s' (error, "
-                "warn, info, debug)\n", cfg.log_level);
+        fprintf(stderr,
+                "roomcastd: --log-level: unknown level '%s' (error, "
+                "warn, info, debug)\n",
+                cfg.log_level);
         config_free(&cfg);
         return 2;
     }
@@ -170,8 +174,7 @@ int main(int argc, char **argv)
             status = 2;
             goto done;
         }
-        log_info("http_started", "address=%s port=%d", cfg.http,
-                 ops_port(ops));
+        log_info("http_started", "address=%s port=%d", cfg.http, ops_port(ops));
     }
     char node[33];
     for (int i = 0; i < 16; i++) {

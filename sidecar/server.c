@@ -18,10 +18,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define READ_CHUNK     (64 * 1024)
-#define READ_PER_WAKE  (256 * 1024) // then let other clients in
-#define CLOSE_LINGER_MS 2000        // a closing client that does not read
-#define SWEEP_MS       250
+#define READ_CHUNK      (64 * 1024)
+#define READ_PER_WAKE   (256 * 1024) // then let other clients in
+#define CLOSE_LINGER_MS 2000         // a closing client that does not read
+#define SWEEP_MS        250
 
 struct server_t {
     loop_t *loop;
@@ -37,14 +37,14 @@ struct server_t {
     conn_t *conns;        // every open connection
     size_t nconns;
     uint64_t next_id;
-    conn_t *dirty;        // connections with output to write
+    conn_t *dirty; // connections with output to write
     server_health_t health;
     char health_detail[128];
     mesh_t *mesh;         // NULL when local only
     gossip_t *gossip;     // NULL without membership
     presence_t *presence; // entries of our apps and of the cluster
     bool shutting_down;
-    uid_t *allow_uids;    // peer credentials allowed (none listed: all)
+    uid_t *allow_uids; // peer credentials allowed (none listed: all)
     size_t nallow_uids;
     gid_t *allow_gids;
     size_t nallow_gids;
@@ -135,16 +135,16 @@ void conn_send(server_t *self, conn_t *conn, const wire_frame_t *frame)
     s_mark_dirty(self, conn);
 }
 
-void conn_send_err(server_t *self, conn_t *conn, uint64_t req,
-                   wire_err_t code, const char *fmt, ...)
+void conn_send_err(server_t *self, conn_t *conn, uint64_t req, wire_err_t code,
+                   const char *fmt, ...)
 {
     char text[256];
     va_list args;
     va_start(args, fmt);
     vsnprintf(text, sizeof text, fmt, args);
     va_end(args);
-    wire_frame_t f = {.type = WIRE_ERR, .req = req, .code = code,
-                      .text = wire_str(text)};
+    wire_frame_t f = {
+        .type = WIRE_ERR, .req = req, .code = code, .text = wire_str(text)};
     self->stats->errors_sent++;
     conn_send(self, conn, &f);
 }
@@ -312,7 +312,8 @@ static void s_read(server_t *self, conn_t *conn)
         total += (size_t)n;
         self->stats->bytes_in += (uint64_t)n;
         const uint8_t *data = dst == self->scratch ? dst : conn->in.data;
-        size_t len = dst == self->scratch ? (size_t)n : conn->in.len + (size_t)n;
+        size_t len =
+            dst == self->scratch ? (size_t)n : conn->in.len + (size_t)n;
         ssize_t used = s_frames(self, conn, data, len);
         if (used < 0 || conn->closing) {
             return;
@@ -356,7 +357,8 @@ static void s_conn_io(loop_t *loop, int fd, uint32_t events, void *arg)
     s_release(self, conn);
 }
 
-// --- accepting ----------------------------------------------------------------
+// --- accepting
+// ----------------------------------------------------------------
 
 //  Refuse a client we cannot serve: one ERR, written if the socket takes
 //  it, then close.
@@ -395,7 +397,8 @@ static bool s_allowed(const server_t *self, const struct ucred *cred)
 //  with err filled.
 static int s_resolve_allow(server_t *self, char *err, size_t errlen)
 {
-    const config_list_t *u = &self->cfg->allow_uids, *g = &self->cfg->allow_gids;
+    const config_list_t *u = &self->cfg->allow_uids,
+                        *g = &self->cfg->allow_gids;
     self->allow_uids = calloc(u->count + 1, sizeof *self->allow_uids);
     self->allow_gids = calloc(g->count + 1, sizeof *self->allow_gids);
     if (!self->allow_uids || !self->allow_gids) {
@@ -417,8 +420,7 @@ static int s_resolve_allow(server_t *self, char *err, size_t errlen)
         unsigned long n = strtoul(g->items[i], &end, 10);
         struct group *gr = *end ? getgrnam(g->items[i]) : NULL;
         if (*end && !gr) {
-            snprintf(err, errlen, "--allow-gid %s: no such group",
-                     g->items[i]);
+            snprintf(err, errlen, "--allow-gid %s: no such group", g->items[i]);
             return -1;
         }
         self->allow_gids[self->nallow_gids++] = gr ? gr->gr_gid : (gid_t)n;
@@ -466,9 +468,10 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
             log_warn("client_denied", "pid=%d uid=%u gid=%u", (int)cred.pid,
                      (unsigned)cred.uid, (unsigned)cred.gid);
             char why[96];
-            snprintf(why, sizeof why, "uid %u gid %u is not allowed by this "
-                     "sidecar (--allow-uid, --allow-gid)", (unsigned)cred.uid,
-                     (unsigned)cred.gid);
+            snprintf(why, sizeof why,
+                     "uid %u gid %u is not allowed by this "
+                     "sidecar (--allow-uid, --allow-gid)",
+                     (unsigned)cred.uid, (unsigned)cred.gid);
             s_refuse(self, cfd, WIRE_E_DENIED, why);
             continue;
         }
@@ -495,7 +498,8 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
     }
 }
 
-// --- housekeeping -------------------------------------------------------------
+// --- housekeeping
+// -------------------------------------------------------------
 
 static bool s_idle(loop_t *loop, void *arg)
 {
@@ -545,7 +549,8 @@ static void s_shutdown_deadline(loop_t *loop, int timer_id, void *arg)
     loop_stop(loop);
 }
 
-// --- public -------------------------------------------------------------------
+// --- public
+// -------------------------------------------------------------------
 
 server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
                      const uint8_t node_id[16])
@@ -565,12 +570,10 @@ server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
     self->decoder = wire_decoder_new();
     self->presence = presence_new(self, node_id, cfg->channel);
     fanout_io_t io = {self, s_deliver, s_hold, s_release};
-    self->fanout = self->registry
-                       ? fanout_new(self->registry, &io, cfg->fanout_slice,
-                                    stats)
-                       : NULL;
-    if (!self->registry || !self->decoder || !self->fanout ||
-        !self->presence) {
+    self->fanout = self->registry ? fanout_new(self->registry, &io,
+                                               cfg->fanout_slice, stats)
+                                  : NULL;
+    if (!self->registry || !self->decoder || !self->fanout || !self->presence) {
         server_destroy(&self);
         return NULL;
     }
@@ -646,13 +649,17 @@ int server_listen(server_t *self, char *err, size_t errlen)
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
-            snprintf(err, errlen, "%s exists and is not a socket; refusing "
-                     "to replace it", path);
+            snprintf(err, errlen,
+                     "%s exists and is not a socket; refusing "
+                     "to replace it",
+                     path);
             return -1;
         }
         if (s_socket_alive(&addr)) {
-            snprintf(err, errlen, "%s is in use by a running sidecar; stop "
-                     "it first or choose another --socket", path);
+            snprintf(err, errlen,
+                     "%s is in use by a running sidecar; stop "
+                     "it first or choose another --socket",
+                     path);
             return -1;
         }
         unlink(path); // stale: left by a sidecar that died
@@ -662,10 +669,8 @@ int server_listen(server_t *self, char *err, size_t errlen)
     mode_t old = umask(0117); // the file is born 0660: no window at 0777
     int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&addr, sizeof addr);
     umask(old);
-    if (rc || listen(fd, 1024) ||
-        chmod(path, 0660)) {
-        snprintf(err, errlen, "cannot listen on %s: %s", path,
-                 strerror(errno));
+    if (rc || listen(fd, 1024) || chmod(path, 0660)) {
+        snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
         if (fd >= 0) {
             close(fd);
         }
@@ -733,8 +738,10 @@ presence_t *server_presence(server_t *self)
 void server_notify_member(server_t *self, const uint8_t node[16],
                           const char *name, int state, const char *endpoint)
 {
-    wire_frame_t f = {.type = WIRE_MEMBER, .node = {(const char *)node, 16},
-                      .name = wire_str(name), .count = (uint64_t)state,
+    wire_frame_t f = {.type = WIRE_MEMBER,
+                      .node = {(const char *)node, 16},
+                      .name = wire_str(name),
+                      .count = (uint64_t)state,
                       .text = wire_str(endpoint)};
     for (conn_t *conn = self->conns; conn; conn = conn->next) {
         if (conn->hello && (conn->hello_flags & WIRE_HF_MEMBERS)) {
@@ -781,7 +788,8 @@ void server_set_health(server_t *self, const server_health_t *health)
     }
 }
 
-// --- what session.c needs -----------------------------------------------------
+// --- what session.c needs
+// -----------------------------------------------------
 
 void conn_hold(conn_t *conn)
 {

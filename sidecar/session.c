@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef void(handler_fn)(server_t *server, conn_t *conn,
-                         const wire_frame_t *f);
+typedef void(handler_fn)(server_t *server, conn_t *conn, const wire_frame_t *f);
 
-// --- validation ----------------------------------------------------------------
+// --- validation
+// ----------------------------------------------------------------
 
 //  A namespace or topic: 1 to 255 bytes, no control characters (so they
 //  print safely and "\x01" and "\t" stay free as separators).
@@ -56,13 +56,16 @@ static bool s_names_ok(server_t *server, conn_t *conn, const wire_frame_t *f)
     return true;
 }
 
-// --- handlers -----------------------------------------------------------------
+// --- handlers
+// -----------------------------------------------------------------
 
 void session_send_status(server_t *server, conn_t *conn)
 {
     const server_health_t *h = server_health(server);
-    wire_frame_t f = {.type = WIRE_STATUS, .readable = h->readable,
-                      .writable = h->writable, .count = h->live_peers,
+    wire_frame_t f = {.type = WIRE_STATUS,
+                      .readable = h->readable,
+                      .writable = h->writable,
+                      .count = h->live_peers,
                       .text = wire_str(h->detail)};
     conn_send(server, conn, &f);
 }
@@ -87,7 +90,8 @@ static void s_hello(server_t *server, conn_t *conn, const wire_frame_t *f)
     memcpy(conn->instance, f->id.ptr, sizeof conn->instance);
     snprintf(conn->name, sizeof conn->name, "%.*s", (int)f->name.len,
              f->name.ptr);
-    wire_frame_t w = {.type = WIRE_WELCOME, .version = WIRE_VERSION,
+    wire_frame_t w = {.type = WIRE_WELCOME,
+                      .version = WIRE_VERSION,
                       .node = {(const char *)server_node_id(server), 16},
                       .channel = wire_str(cfg->channel),
                       .max_payload = cfg->max_payload,
@@ -112,8 +116,11 @@ static void s_sub(server_t *server, conn_t *conn, const wire_frame_t *f)
     //  locally the subscription is in effect at once; the mesh says
     //  "everywhere" in a second SUBACK when every live peer holds it
     mesh_t *mesh = server_mesh(server);
-    wire_frame_t ack = {.type = WIRE_SUBACK, .req = f->req, .ns = f->ns,
-                        .topic = f->topic, .everywhere = mesh == NULL};
+    wire_frame_t ack = {.type = WIRE_SUBACK,
+                        .req = f->req,
+                        .ns = f->ns,
+                        .topic = f->topic,
+                        .everywhere = mesh == NULL};
     conn_send(server, conn, &ack);
     if (mesh) {
         mesh_confirm(mesh, conn, f->req, f);
@@ -152,9 +159,12 @@ static void s_pub(server_t *server, conn_t *conn, const wire_frame_t *f)
     }
     server_stats(server)->publishes++;
     conn->published++;
-    fanout_msg_t msg = {.ns = f->ns, .topic = f->topic, .flags = f->flags,
+    fanout_msg_t msg = {.ns = f->ns,
+                        .topic = f->topic,
+                        .flags = f->flags,
                         .instance = conn->instance,
-                        .node = server_node_id(server), .seq = f->seq,
+                        .node = server_node_id(server),
+                        .seq = f->seq,
                         .payload = f->payload};
     if (fanout_deliver(server_fanout(server), &msg, conn) < 0) {
         conn_send_err(server, conn, f->req, WIRE_E_LIMIT,
@@ -229,7 +239,8 @@ static void s_pong(server_t *server, conn_t *conn, const wire_frame_t *f)
     (void)f;
 }
 
-// --- queries ------------------------------------------------------------------
+// --- queries
+// ------------------------------------------------------------------
 
 typedef struct {
     wire_str_t *cells;
@@ -256,8 +267,8 @@ static void s_row(rows_t *rows, const char *key, const char *fmt, ...)
     if (rows->n == rows->cap) {
         size_t cap = rows->cap ? 2 * rows->cap : 32;
         wire_str_t *cells = realloc(rows->cells, 2 * cap * sizeof *cells);
-        char **owned = cells ? realloc(rows->owned, 2 * cap * sizeof *owned)
-                             : NULL;
+        char **owned =
+            cells ? realloc(rows->owned, 2 * cap * sizeof *owned) : NULL;
         if (cells) {
             rows->cells = cells;
         }
@@ -312,7 +323,8 @@ static int s_q_status(server_t *server, conn_t *conn, const char *arg,
     s_row(rows, "writable", "%s", h->writable ? "true" : "false");
     s_row(rows, "live_peers", "%u", h->live_peers);
     if (server_gossip(server)) {
-        s_row(rows, "members_alive", "%zu", gossip_alive(server_gossip(server)));
+        s_row(rows, "members_alive", "%zu",
+              gossip_alive(server_gossip(server)));
     }
     s_row(rows, "health", "%s", h->detail);
     s_row(rows, "clients", "%zu", server_clients(server));
@@ -358,8 +370,7 @@ static int s_q_topics(server_t *server, conn_t *conn, const char *arg,
 {
     (void)conn;
     registry_t *reg = server_registry(server);
-    for (registry_topic_t *t = registry_first(reg); t;
-         t = registry_next(reg)) {
+    for (registry_topic_t *t = registry_first(reg); t; t = registry_next(reg)) {
         char key[2 * WIRE_MAX_NAME + 2];
         snprintf(key, sizeof key, "%.*s\t%.*s", (int)t->ns_len, t->ns,
                  (int)t->topic_len, t->topic);
@@ -400,10 +411,9 @@ static int s_q_clients(server_t *server, conn_t *conn, const char *arg,
         s_row(rows, id,
               "name=%s pid=%d uid=%u gid=%u topics=%zu queued=%zu "
               "published=%llu dropped=%llu age_s=%llu",
-              *c->name ? c->name : "-", (int)c->cred.pid,
-              (unsigned)c->cred.uid, (unsigned)c->cred.gid, c->reg.count,
-              c->out.bytes, (unsigned long long)c->published,
-              (unsigned long long)c->dropped,
+              *c->name ? c->name : "-", (int)c->cred.pid, (unsigned)c->cred.uid,
+              (unsigned)c->cred.gid, c->reg.count, c->out.bytes,
+              (unsigned long long)c->published, (unsigned long long)c->dropped,
               (unsigned long long)((now - c->since) / 1000));
     }
     return 0;
@@ -455,8 +465,7 @@ static int s_q_peer_add(server_t *server, conn_t *conn, const char *arg,
                         rows_t *rows)
 {
     (void)conn;
-    if (!server_mesh(server) ||
-        mesh_peer_add(server_mesh(server), arg, NULL)) {
+    if (!server_mesh(server) || mesh_peer_add(server_mesh(server), arg, NULL)) {
         return -1;
     }
     s_row(rows, "added", "%s", arg);
@@ -520,8 +529,10 @@ static void s_query(server_t *server, conn_t *conn, const wire_frame_t *f)
             s_row(&rows, "truncated", "%zu rows left out", rows.left_out);
         }
         server_stats(server)->queries++;
-        wire_frame_t r = {.type = WIRE_REPLY, .req = f->req,
-                          .rows = rows.cells, .nrows = rows.n};
+        wire_frame_t r = {.type = WIRE_REPLY,
+                          .req = f->req,
+                          .rows = rows.cells,
+                          .nrows = rows.n};
         conn_send(server, conn, &r);
     }
     for (size_t i = 0; i < 2 * rows.n; i++) {
@@ -537,7 +548,9 @@ void session_notify_gap(server_t *server, const fanout_msg_t *msg,
     registry_topic_t *t =
         registry_lookup(server_registry(server), msg->ns.ptr, msg->ns.len,
                         msg->topic.ptr, msg->topic.len);
-    wire_frame_t gap = {.type = WIRE_GAP, .ns = msg->ns, .topic = msg->topic,
+    wire_frame_t gap = {.type = WIRE_GAP,
+                        .ns = msg->ns,
+                        .topic = msg->topic,
                         .id = {(const char *)msg->instance, 16},
                         .count = missed};
     for (size_t i = 0; t && i < t->count; i++) {
@@ -548,12 +561,13 @@ void session_notify_gap(server_t *server, const fanout_msg_t *msg,
     }
 }
 
-// --- dispatch -----------------------------------------------------------------
+// --- dispatch
+// -----------------------------------------------------------------
 
 static handler_fn *const s_handlers[WIRE_TYPE_MAX] = {
     [WIRE_HELLO] = s_hello, [WIRE_SUB] = s_sub,   [WIRE_UNSUB] = s_unsub,
     [WIRE_PUB] = s_pub,     [WIRE_PING] = s_ping, [WIRE_PONG] = s_pong,
-    [WIRE_QUERY] = s_query, [WIRE_PSET] = s_pset,   [WIRE_PCLEAR] = s_pclear,
+    [WIRE_QUERY] = s_query, [WIRE_PSET] = s_pset, [WIRE_PCLEAR] = s_pclear,
     [WIRE_PLIST] = s_plist,
 };
 

@@ -122,8 +122,8 @@ static int s_spawn(rcd_t *d, const char *channel, const char *const *extra,
     if (!bin) {
         bin = "build/release/roomcastd";
     }
-    const char *argv[64] = {bin, "--channel", channel, "--socket", d->socket,
-                            "--log-level", "debug"};
+    const char *argv[64] = {bin,       "--channel",   channel, "--socket",
+                            d->socket, "--log-level", "debug"};
     int n = 7;
     for (int i = 0; extra && extra[i] && n < 62; i++) {
         argv[n++] = extra[i];
@@ -304,8 +304,8 @@ bool wait_for(bool (*cond)(void *arg), void *arg, rc_client_t **clients,
         struct pollfd pfds[64];
         int n = 0;
         for (int i = 0; clients && clients[i] && n < 64; i++) {
-            pfds[n++] = (struct pollfd){.fd = rc_fd(clients[i]),
-                                        .events = POLLIN};
+            pfds[n++] =
+                (struct pollfd){.fd = rc_fd(clients[i]), .events = POLLIN};
         }
         poll(pfds, (nfds_t)n, 10);
         for (int i = 0; clients && clients[i]; i++) {

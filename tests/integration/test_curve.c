@@ -55,7 +55,6 @@ static int s_teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-
 static bool s_refused(void *arg)
 {
     return sidecar_counter(arg, "curve_refused") > 0;
@@ -81,14 +80,40 @@ static void test_members_admitted_strangers_refused(void **state)
     }
     //  a and b: members by gossip, each admits the other's key from it
     rcd_t a, b, x;
-    const char *ea[] = {"--bind", bind[0], "--gossip", gossip[0], "--join",
-                        gossip[0], "--key-file", key, "--curve-cert",
-                        certs[0], "--heartbeat", "100", "--probe-interval",
-                        "200", "--probe-timeout", "100", NULL};
-    const char *eb[] = {"--bind", bind[1], "--gossip", gossip[1], "--join",
-                        gossip[0], "--key-file", key, "--curve-cert",
-                        certs[1], "--heartbeat", "100", "--probe-interval",
-                        "200", "--probe-timeout", "100", NULL};
+    const char *ea[] = {"--bind",
+                        bind[0],
+                        "--gossip",
+                        gossip[0],
+                        "--join",
+                        gossip[0],
+                        "--key-file",
+                        key,
+                        "--curve-cert",
+                        certs[0],
+                        "--heartbeat",
+                        "100",
+                        "--probe-interval",
+                        "200",
+                        "--probe-timeout",
+                        "100",
+                        NULL};
+    const char *eb[] = {"--bind",
+                        bind[1],
+                        "--gossip",
+                        gossip[1],
+                        "--join",
+                        gossip[0],
+                        "--key-file",
+                        key,
+                        "--curve-cert",
+                        certs[1],
+                        "--heartbeat",
+                        "100",
+                        "--probe-interval",
+                        "200",
+                        "--probe-timeout",
+                        "100",
+                        NULL};
     assert_int_equal(rcd_start(&a, "curvetest", ea), 0);
     assert_int_equal(rcd_start(&b, "curvetest", eb), 0);
     assert_true(wait_live_peers(a.socket, 1, 10000));
@@ -97,9 +122,9 @@ static void test_members_admitted_strangers_refused(void **state)
     //  nobody's member key: a refuses its link
     char peer_a[128];
     snprintf(peer_a, sizeof peer_a, "%s@%s", bind[0], za);
-    const char *ex[] = {"--bind", bind[2], "--peer", peer_a, "--key-file",
-                        key, "--curve-cert", certs[2], "--heartbeat", "100",
-                        NULL};
+    const char *ex[] = {
+        "--bind",       bind[2],  "--peer",      peer_a, "--key-file", key,
+        "--curve-cert", certs[2], "--heartbeat", "100",  NULL};
     assert_int_equal(rcd_start(&x, "curvetest", ex), 0);
     assert_true(wait_for(s_refused, a.socket, NULL, 10000));
 
@@ -149,12 +174,32 @@ static void test_static_peers_with_keys(void **state)
     snprintf(bb, sizeof bb, "tcp://127.0.0.1:%d", free_port());
     snprintf(pa, sizeof pa, "%s@%s", ba, za);
     snprintf(pb, sizeof pb, "%s@%s", bb, zb);
-    const char *ea[] = {"--bind", ba, "--peer", pb, "--key-file", key,
-                        "--curve-cert", ca, "--curve-allow", allow_a,
-                        "--heartbeat", "100", NULL};
-    const char *eb[] = {"--bind", bb, "--peer", pa, "--key-file", key,
-                        "--curve-cert", cb, "--curve-allow", allow_b,
-                        "--heartbeat", "100", NULL};
+    const char *ea[] = {"--bind",
+                        ba,
+                        "--peer",
+                        pb,
+                        "--key-file",
+                        key,
+                        "--curve-cert",
+                        ca,
+                        "--curve-allow",
+                        allow_a,
+                        "--heartbeat",
+                        "100",
+                        NULL};
+    const char *eb[] = {"--bind",
+                        bb,
+                        "--peer",
+                        pa,
+                        "--key-file",
+                        key,
+                        "--curve-cert",
+                        cb,
+                        "--curve-allow",
+                        allow_b,
+                        "--heartbeat",
+                        "100",
+                        NULL};
     rcd_t a, b;
     assert_int_equal(rcd_start(&a, "curvetest", ea), 0);
     assert_int_equal(rcd_start(&b, "curvetest", eb), 0);
@@ -173,9 +218,11 @@ static void test_static_peers_with_keys(void **state)
     rcd_cleanup(&a);
     rcd_cleanup(&b);
     //  and a static peer without a key is a clear start-up error
-    const char *nokey[] = {"--channel", "c", "--socket", "/tmp/unused-x.sock",
-                           "--bind", ba, "--peer", bb, "--key-file", key,
-                           "--curve-cert", ca, NULL};
+    const char *nokey[] = {
+        "--channel",  "c", "--socket",     "/tmp/unused-x.sock",
+        "--bind",     ba,  "--peer",       bb,
+        "--key-file", key, "--curve-cert", ca,
+        NULL};
     assert_int_equal(rcd_run(nokey, NULL), 2);
 }
 
@@ -212,10 +259,12 @@ static void test_proxy_with_curve(void **state)
     snprintf(via, sizeof via, "%s@%s", front, zp);
     snprintf(c1, sizeof c1, "%s/p1_secret", s_dir);
     snprintf(c2, sizeof c2, "%s/p2_secret", s_dir);
-    const char *e1[] = {"--proxy", via, "--key-file", key, "--curve-cert", c1,
-                        "--heartbeat", "100", NULL};
-    const char *e2[] = {"--proxy", via, "--key-file", key, "--curve-cert", c2,
-                        "--heartbeat", "100", NULL};
+    const char *e1[] = {
+        "--proxy", via,           "--key-file", key, "--curve-cert",
+        c1,        "--heartbeat", "100",        NULL};
+    const char *e2[] = {
+        "--proxy", via,           "--key-file", key, "--curve-cert",
+        c2,        "--heartbeat", "100",        NULL};
     rcd_t a, b;
     assert_int_equal(rcd_start(&a, "curvetest", e1), 0);
     assert_int_equal(rcd_start(&b, "curvetest", e2), 0);

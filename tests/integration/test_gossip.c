@@ -116,8 +116,8 @@ static int s_count_state(gcluster_t *c, int i, const char *state)
 
 typedef struct {
     gcluster_t *c;
-    int skip;        // a sidecar not to ask (the dead one), or -1
-    int alive;       // members each must see alive
+    int skip;          // a sidecar not to ask (the dead one), or -1
+    int alive;         // members each must see alive
     const char *state; // or: each must see one member in this state
 } view_t;
 
@@ -149,8 +149,8 @@ static void s_membership_case(int n)
     assert_true(wait_for(s_view, &all, NULL, 30000));
     long long converged = now_ms();
     //  messages flow between two others while one dies and comes back
-    rc_client_t *pub = rcd_client(&c->d[1], NULL), *sub = rcd_client(&c->d[2],
-                                                                      NULL);
+    rc_client_t *pub = rcd_client(&c->d[1], NULL),
+                *sub = rcd_client(&c->d[2], NULL);
     assert_non_null(pub);
     assert_non_null(sub);
     assert_int_equal(rc_subscribe_wait(sub, "ns", "flow", 10000), 0);
@@ -179,8 +179,7 @@ static void s_membership_case(int n)
         rc_msg_destroy(&m);
     }
     assert_int_equal(got, sent); // the others never stopped delivering
-    assert_int_equal(rcd_restart(&c->d[victim], "gossiptest",
-                                 c->extra[victim]),
+    assert_int_equal(rcd_restart(&c->d[victim], "gossiptest", c->extra[victim]),
                      0);
     view_t back = {c, -1, n, NULL}; // the old id stays dead
     assert_true(wait_for(s_view, &back, NULL, 30000));
@@ -195,8 +194,7 @@ static void s_membership_case(int n)
     print_message("gossip n=%d: start %lld ms, converged %lld ms after the "
                   "last start, killed member dead everywhere %lld ms after "
                   "kill -9\n",
-                  n, started - t0, converged - started,
-                  marked_dead - killed);
+                  n, started - t0, converged - started, marked_dead - killed);
     rc_close(&vpub);
     rc_close(&pub);
     rc_close(&sub);
@@ -310,9 +308,8 @@ static void test_presence_cluster_wide(void **state)
         assert_non_null(apps[i]);
         char key[16];
         snprintf(key, sizeof key, "user%d", i);
-        assert_int_equal(rc_presence_set(apps[i], "chat", "lobby", key,
-                                         "meta", 4),
-                         0);
+        assert_int_equal(
+            rc_presence_set(apps[i], "chat", "lobby", key, "meta", 4), 0);
         assert_int_equal(rc_flush(apps[i], 2000), 0);
     }
     pwant_t three = {c, -1, 3};
@@ -360,7 +357,8 @@ static void test_forged_gossip_is_dropped(void **state)
         long long pace = now_ms() + 5000;
         while (i % 20 == 19 &&
                sidecar_counter(c->d[0].socket, "gossip_undecryptable") -
-                       before < sent) {
+                       before <
+                   sent) {
             assert_true(now_ms() < pace);
         }
     }
@@ -390,9 +388,19 @@ static void test_dns_seed(void **state)
     snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", free_port());
     snprintf(gossip, sizeof gossip, "127.0.0.1:%d", free_port());
     snprintf(join, sizeof join, "dns:localhost:%d", c->gport[0]);
-    const char *extra[] = {"--bind", bind, "--gossip", gossip, "--join", join,
-                           "--key-file", c->key, "--probe-interval", "200",
-                           "--probe-timeout", "100", NULL};
+    const char *extra[] = {"--bind",
+                           bind,
+                           "--gossip",
+                           gossip,
+                           "--join",
+                           join,
+                           "--key-file",
+                           c->key,
+                           "--probe-interval",
+                           "200",
+                           "--probe-timeout",
+                           "100",
+                           NULL};
     assert_int_equal(rcd_start(&d2, "gossiptest", extra), 0);
     view_t both = {c, -1, 2, NULL};
     assert_true(wait_for(s_view, &both, NULL, 20000));

@@ -16,8 +16,8 @@
 typedef struct {
     int count;
     int per_topic[8];
-    int wrong;          // messages of a topic not subscribed
-    int dup_or_order;   // sequence not strictly increasing per topic
+    int wrong;        // messages of a topic not subscribed
+    int dup_or_order; // sequence not strictly increasing per topic
     uint64_t last_seq[8];
     bool subscribed[8];
     int errors;
@@ -244,8 +244,8 @@ static void test_payloads_arrive_intact(void **state)
 }
 
 typedef struct {
-    uint64_t next;  // sequence expected next
-    uint64_t bad;   // out of order, duplicate, or wrong payload
+    uint64_t next; // sequence expected next
+    uint64_t bad;  // out of order, duplicate, or wrong payload
 } order_t;
 
 static void s_on_ordered(rc_client_t *c, const rc_msg_t *m, void *arg)
@@ -326,8 +326,13 @@ static void test_slow_consumer_dropped_then_closed(void **state)
     (void)state;
     rcd_t d;
     //  the budget must hold what one batch of reads fans out (256 KiB)
-    const char *extra[] = {"--queue-budget", "512KiB", "--max-payload",
-                           "16KiB", "--slow-grace", "200", NULL};
+    const char *extra[] = {"--queue-budget",
+                           "512KiB",
+                           "--max-payload",
+                           "16KiB",
+                           "--slow-grace",
+                           "200",
+                           NULL};
     assert_int_equal(rcd_start(&d, "itest", extra), 0);
     seen_t fast = {0}, slow = {0};
     fast.subscribed[1] = slow.subscribed[1] = true;

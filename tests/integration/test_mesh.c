@@ -89,7 +89,6 @@ static void s_cluster_stop(cluster_t *c)
     unlink(c->key);
 }
 
-
 //  Every sidecar hears every other one (and is heard: writable).
 static void s_wait_mesh(cluster_t *c)
 {
@@ -230,14 +229,13 @@ typedef struct {
     uint64_t bad;
 } order_t;
 
-
 static void s_drain_order(order_t *o)
 {
     rc_msg_t *m;
     while (rc_recv(o->c, &m, 0) == 0) {
         char want[24];
-        int len = snprintf(want, sizeof want, "%llu",
-                           (unsigned long long)o->next);
+        int len =
+            snprintf(want, sizeof want, "%llu", (unsigned long long)o->next);
         if (rc_msg_sequence(m) != o->next || rc_msg_size(m) != (size_t)len ||
             memcmp(rc_msg_data(m), want, (size_t)len) != 0) {
             o->bad++;
@@ -267,8 +265,8 @@ static bool s_orders_done(void *arg)
 
 //  Publish count numbered messages on (ns, topic) from pub; every order_t
 //  receiver must see them all, in order. Paced so no queue overflows.
-static void s_publish_ordered(rc_client_t *pub, const char *topic,
-                              order_t *o, int n, uint64_t count)
+static void s_publish_ordered(rc_client_t *pub, const char *topic, order_t *o,
+                              int n, uint64_t count)
 {
     for (uint64_t i = 1; i <= count; i++) {
         char data[24];
@@ -433,8 +431,7 @@ static void test_confirmed_subscribe_thousand_times(void **state)
         snprintf(topic, sizeof topic, "confirm-%d", i);
         assert_int_equal(rc_subscribe_wait(b, "ns", topic, 10000), 0);
         assert_int_equal(rc_subscribe_wait(cc, "ns", topic, 10000), 0);
-        assert_int_equal(rc_publish(pub, "ns", topic, topic, strlen(topic),
-                                    0),
+        assert_int_equal(rc_publish(pub, "ns", topic, topic, strlen(topic), 0),
                          0);
         s_expect_one(b, topic, strlen(topic), false);
         s_expect_one(cc, topic, strlen(topic), false);
@@ -537,8 +534,8 @@ static void test_churn_kill9_and_restart(void **state)
     long long restarted_at = 0, c_back_ms = -1;
     for (int step = 0; step < 3000; step++) {
         char data[24];
-        int len = snprintf(data, sizeof data, "%llu",
-                           (unsigned long long)++seq);
+        int len =
+            snprintf(data, sizeof data, "%llu", (unsigned long long)++seq);
         while (rc_publish(pa, "ns", "churn", data, (size_t)len, 0)) {
             assert_int_equal(errno, EAGAIN);
             rc_dispatch(pa);
@@ -587,8 +584,8 @@ static void test_churn_kill9_and_restart(void **state)
     assert_true(c_after > 0);
     assert_true(c_back_ms >= 0 && c_back_ms < 10000);
     print_message("churn: C delivered again %lld ms after restart, "
-                  "%llu messages after\n", c_back_ms,
-                  (unsigned long long)c_after);
+                  "%llu messages after\n",
+                  c_back_ms, (unsigned long long)c_after);
     rc_close(&pa);
     rc_close(&ob.c);
     rc_close(&cc);

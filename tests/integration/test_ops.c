@@ -38,8 +38,8 @@ static char *s_http(int port, const char *request)
     while (len < sizeof answer - 1 && now_ms() < deadline) {
         struct pollfd p = {fd, POLLIN, 0};
         poll(&p, 1, 100);
-        ssize_t n = recv(fd, answer + len, sizeof answer - 1 - len,
-                         MSG_DONTWAIT);
+        ssize_t n =
+            recv(fd, answer + len, sizeof answer - 1 - len, MSG_DONTWAIT);
         if (n == 0) {
             break;
         }
@@ -77,8 +77,8 @@ typedef struct {
 static bool s_ready_is(void *arg)
 {
     ready_t *r = arg;
-    return strncmp(s_get(r->port, "/readyz"), r->status,
-                   strlen(r->status)) == 0;
+    return strncmp(s_get(r->port, "/readyz"), r->status, strlen(r->status)) ==
+           0;
 }
 
 static void test_metrics_follow_traffic_and_readyz_follows_peers(void **st)
@@ -91,9 +91,9 @@ static void test_metrics_follow_traffic_and_readyz_follows_peers(void **st)
     snprintf(bb, sizeof bb, "tcp://127.0.0.1:%d", free_port());
     int port = free_port();
     snprintf(http, sizeof http, "127.0.0.1:%d", port);
-    const char *ea[] = {"--bind", ba, "--peer", bb, "--key-file", key,
+    const char *ea[] = {"--bind",      ba,    "--peer", bb,   "--key-file", key,
                         "--heartbeat", "100", "--http", http, NULL};
-    const char *eb[] = {"--bind", bb, "--peer", ba, "--key-file", key,
+    const char *eb[] = {"--bind",      bb,    "--peer", ba, "--key-file", key,
                         "--heartbeat", "100", NULL};
     rcd_t a, b;
     assert_int_equal(rcd_start(&a, "opstest", ea), 0);
@@ -104,7 +104,8 @@ static void test_metrics_follow_traffic_and_readyz_follows_peers(void **st)
     assert_true(wait_for(s_ready_is, &ready, NULL, 5000));
 
     long long pubs = s_metric(port, "roomcast_publishes_total");
-    long long sent = s_metric(port, "roomcast_envelopes_total{result=\"sent\"}");
+    long long sent =
+        s_metric(port, "roomcast_envelopes_total{result=\"sent\"}");
     assert_true(pubs >= 0 && sent >= 0);
     rc_client_t *pub = rcd_client(&a, NULL), *sub = rcd_client(&b, NULL);
     rc_client_t *local = rcd_client(&a, NULL);
@@ -123,15 +124,14 @@ static void test_metrics_follow_traffic_and_readyz_follows_peers(void **st)
     }
     assert_int_equal(s_metric(port, "roomcast_publishes_total"), pubs + 10);
     assert_int_equal(
-        s_metric(port, "roomcast_envelopes_total{result=\"sent\"}"),
-        sent + 10);
+        s_metric(port, "roomcast_envelopes_total{result=\"sent\"}"), sent + 10);
     assert_true(s_metric(port, "roomcast_deliveries_total") >= 10);
     assert_int_equal(s_metric(port, "roomcast_clients"), 2);
     assert_int_equal(s_metric(port, "roomcast_topics"), 1);
-    assert_int_equal(s_metric(port, "roomcast_mesh_peers{state=\"live\"}"),
-                     1);
-    assert_non_null(strstr(s_get(port, "/metrics"),
-                           "roomcast_fanout_duration_seconds_bucket{le=\"+Inf\"}"));
+    assert_int_equal(s_metric(port, "roomcast_mesh_peers{state=\"live\"}"), 1);
+    assert_non_null(
+        strstr(s_get(port, "/metrics"),
+               "roomcast_fanout_duration_seconds_bucket{le=\"+Inf\"}"));
 
     //  the peer dies: not readable, not writable, 503 with the reason
     assert_int_equal(rcd_stop(&b, SIGKILL), 128 + SIGKILL);

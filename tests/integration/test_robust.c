@@ -45,8 +45,10 @@ static void s_raw_frame(int fd, const wire_frame_t *f)
 static void s_raw_hello(int fd)
 {
     uint8_t id[16] = {1, 2, 3};
-    wire_frame_t h = {.type = WIRE_HELLO, .version = WIRE_VERSION,
-                      .id = {(const char *)id, 16}, .name = wire_str("raw")};
+    wire_frame_t h = {.type = WIRE_HELLO,
+                      .version = WIRE_VERSION,
+                      .id = {(const char *)id, 16},
+                      .name = wire_str("raw")};
     s_raw_frame(fd, &h);
 }
 
@@ -154,8 +156,11 @@ static void test_bad_input_touches_only_its_connection(void **state)
     //  valid frames in the wrong order or unknown: a clear ERR, and the
     //  connection stays usable
     r = s_reader(s_raw(&d));
-    wire_frame_t pub = {.type = WIRE_PUB, .req = 4, .ns = wire_str("ns"),
-                        .topic = wire_str("ok"), .payload = wire_str("x")};
+    wire_frame_t pub = {.type = WIRE_PUB,
+                        .req = 4,
+                        .ns = wire_str("ns"),
+                        .topic = wire_str("ok"),
+                        .payload = wire_str("x")};
     s_raw_frame(r.fd, &pub);
     assert_int_equal(s_raw_expect(&r, WIRE_ERR, &code), 1);
     assert_int_equal(code, WIRE_E_ORDER);
@@ -164,7 +169,9 @@ static void test_bad_input_touches_only_its_connection(void **state)
     s_raw_send(r.fd, "\0\0\0\x02\x91\x63", 6); // [99]
     assert_int_equal(s_raw_expect(&r, WIRE_ERR, &code), 1);
     assert_int_equal(code, WIRE_E_BADTYPE);
-    wire_frame_t sub = {.type = WIRE_SUB, .req = 8, .ns = wire_str("ns"),
+    wire_frame_t sub = {.type = WIRE_SUB,
+                        .req = 8,
+                        .ns = wire_str("ns"),
                         .topic = wire_str("")};
     s_raw_frame(r.fd, &sub);
     assert_int_equal(s_raw_expect(&r, WIRE_ERR, &code), 1);
@@ -232,8 +239,8 @@ static bool s_resubscribed(void *arg)
     if (rc_query(((numsub_t *)arg)->c, "numsub", "ns\troom", &reply, 1000)) {
         return false;
     }
-    bool ok = rc_reply_size(reply) == 1 &&
-              strcmp(rc_reply_value(reply, 0), "1") == 0;
+    bool ok =
+        rc_reply_size(reply) == 1 && strcmp(rc_reply_value(reply, 0), "1") == 0;
     rc_reply_destroy(&reply);
     return ok;
 }

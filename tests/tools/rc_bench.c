@@ -96,8 +96,8 @@ int main(int argc, char **argv)
     double secs = s_last > s_first ? s_last - s_first : 1e-9;
     printf("size=%zu count=%ld received=%ld lost=%ld msgs_per_s=%.0f "
            "mb_per_s=%.1f\n",
-           s_size, s_count, s_received, s_count - s_received,
-           s_received / secs, s_received * (double)s_size / secs / 1e6);
+           s_size, s_count, s_received, s_count - s_received, s_received / secs,
+           s_received * (double)s_size / secs / 1e6);
     rc_close(&sub);
     return 0;
 }

@@ -59,8 +59,7 @@ static void test_generate_writes_a_pair_and_never_overwrites(void **state)
     fx_t *fx = *state;
     char secret[160], err[256];
     struct stat st;
-    assert_int_equal(stat(s_secret(fx->server, secret, sizeof secret), &st),
-                     0);
+    assert_int_equal(stat(s_secret(fx->server, secret, sizeof secret), &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(stat(fx->server, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0644);
@@ -125,8 +124,8 @@ static bool s_receives(void *ctx, const char *endpoint, zcert_t *client,
     return got;
 }
 
-static void test_only_admitted_keys_connect_and_no_handler_fails_closed(
-    void **state)
+static void
+test_only_admitted_keys_connect_and_no_handler_fails_closed(void **state)
 {
     fx_t *fx = *state;
     char err[256], secret[160];

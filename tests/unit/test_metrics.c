@@ -319,8 +319,8 @@ static void test_every_line_is_exposition_syntax(void **state)
         }
         samples++;
     }
-    assert_int_equal(ntyped, 23);   // + gossip_packets, curve_refused
-    assert_int_equal(samples, 52);  // + 4 gossip results + 1
+    assert_int_equal(ntyped, 23);  // + gossip_packets, curve_refused
+    assert_int_equal(samples, 52); // + 4 gossip results + 1
     regfree(&sample);
     regfree(&comment);
     http_reply_free(&reply);

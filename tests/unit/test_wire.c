@@ -688,8 +688,8 @@ static const shape_t s_shapes[WIRE_TYPE_MAX] = {
     [WIRE_PSET] = {"USSSB", {"req", "ns", "topic", "arg", "meta"}},
     [WIRE_PCLEAR] = {"USSS", {"req", "ns", "topic", "arg"}},
     [WIRE_PLIST] = {"USS", {"req", "ns", "topic"}},
-    [WIRE_PEVENT] = {"SSSBIb", {"ns", "topic", "arg", "meta", "node",
-                                "present"}},
+    [WIRE_PEVENT] = {"SSSBIb",
+                     {"ns", "topic", "arg", "meta", "node", "present"}},
     [WIRE_MEMBER] = {"ISUS", {"node", "name", "count", "text"}},
 };
 
