@@ -20,7 +20,10 @@
 struct curve_t {
     zcert_t *cert;
     zactor_t *auth;
-    char dir[512]; // admitted public certificates
+    zsock_t *log;          // zauth's verbose log, to learn who it refused
+    zhashx_t *reported;    // keys already reported
+    char last_address[64]; // of the ZAP request being decided
+    char dir[512];         // admitted public certificates
     char z85[CURVE_Z85_SIZE];
 };
 
@@ -117,9 +120,21 @@ curve_t *curve_new(const char *cert_path, const char *allow_dir,
         curve_destroy(&self);
         return NULL;
     }
+    //  zauth says whom it refuses only in its verbose log: send czmq's log
+    //  to an inproc socket of ours instead of a stream, and read it
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://roomcast-zauth-%p",
+             (void *)self);
     zsys_init();
+    zsys_set_logstream(NULL);
+    zsys_set_logsystem(false);
+    zsys_set_logsender(endpoint);
+    self->log = zsock_new_sub(endpoint, "");
+    self->reported = zhashx_new();
     self->auth = zactor_new(zauth, NULL);
-    if (!self->auth || zstr_sendx(self->auth, "CURVE", self->dir, NULL) ||
+    if (!self->log || !self->reported || !self->auth ||
+        zstr_sendx(self->auth, "VERBOSE", NULL) || zsock_wait(self->auth) ||
+        zstr_sendx(self->auth, "CURVE", self->dir, NULL) ||
         zsock_wait(self->auth)) {
         snprintf(err, errlen, "cannot start the ZAP handler (zauth)");
         curve_destroy(&self);
@@ -135,6 +150,8 @@ void curve_destroy(curve_t **self_p)
     }
     curve_t *self = *self_p;
     zactor_destroy(&self->auth);
+    zsock_destroy(&self->log);
+    zhashx_destroy(&self->reported);
     zcert_destroy(&self->cert);
     if (*self->dir) {
         s_remove_dir(self->dir);
@@ -214,6 +231,32 @@ int curve_forget(curve_t *self, const uint8_t key[CURVE_KEY_SIZE])
     char path[1024];
     s_path_of(self, key, path, sizeof path);
     return unlink(path);
+}
+
+size_t curve_refusals(curve_t *self, curve_refusal_fn *fn, void *arg)
+{
+    size_t refused = 0;
+    char *line;
+    while (self->log && (zsock_events(self->log) & ZMQ_POLLIN) &&
+           (line = zstr_recv(self->log))) {
+        const char *ip = strstr(line, "ZAP request mechanism=CURVE ipaddress=");
+        const char *key = strstr(line, "denied (CURVE) client_key=");
+        if (ip) {
+            snprintf(self->last_address, sizeof self->last_address, "%.*s",
+                     (int)strcspn(ip + 38, " \n"), ip + 38);
+        } else if (key) {
+            char z85[CURVE_Z85_SIZE];
+            snprintf(z85, sizeof z85, "%s", key + 26);
+            refused++;
+            if (!zhashx_lookup(self->reported, z85) &&
+                zhashx_size(self->reported) < 4096) {
+                zhashx_insert(self->reported, z85, (void *)1);
+                fn(arg, z85, self->last_address);
+            }
+        }
+        zstr_free(&line);
+    }
+    return refused;
 }
 
 int curve_split(const char *spec, char *endpoint, size_t size,

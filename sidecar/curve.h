@@ -54,6 +54,14 @@ int curve_admit(curve_t *self, const uint8_t key[CURVE_KEY_SIZE],
                 const char *name);
 int curve_forget(curve_t *self, const uint8_t key[CURVE_KEY_SIZE]);
 
+//  Refusals zauth reported since the last call: fn gets the client's key
+//  (Z85) and address, once per key over the curve_t's life (a peer that
+//  keeps retrying is reported once). Returns how many refusals were seen
+//  (reported or not). Never blocks.
+typedef void(curve_refusal_fn)(void *arg, const char *key_z85,
+                               const char *address);
+size_t curve_refusals(curve_t *self, curve_refusal_fn *fn, void *arg);
+
 //  "tcp://host:port@Z85KEY" -> endpoint and key. Returns 1 when spec has a
 //  key, 0 when it has none (endpoint copied whole), -1 on a bad key.
 int curve_split(const char *spec, char *endpoint, size_t size,

@@ -98,11 +98,9 @@ struct mesh_t {
     seqtrack_t *seqtrack;
     server_health_t health;
     int hb_timer;
-    msgpack_sbuffer sbuf;    // control message bodies
-    curve_t *curve;          // CurveZMQ on every link, or NULL
-    void *monitor;           // XPUB events: refused handshakes
-    uint64_t refused_logged; // curve_refused when we last logged
-    uint64_t refused_log_ms;
+    msgpack_sbuffer sbuf; // control message bodies
+    curve_t *curve;       // CurveZMQ on every link, or NULL
+    void *monitor;        // XPUB events: refused handshakes
 };
 
 static uint64_t s_wall_ms(void)
@@ -882,8 +880,17 @@ static int s_backend_of(const char *frontend, char *out, size_t size)
     return 0;
 }
 
-//  Refused handshakes on our data socket: counted, logged at most once a
-//  minute with the count (libzmq's monitor does not tell which peer).
+static void s_log_refusal(void *arg, const char *key_z85, const char *address)
+{
+    (void)arg;
+    log_warn("curve_refused",
+             "address=%s key=%s reason=\"not a member's "
+             "key nor in --curve-allow\" note=\"logged once per key\"",
+             address, key_z85);
+}
+
+//  Refused handshakes on our data socket: counted from libzmq's monitor,
+//  told once per key from what zauth saw.
 static void s_drain_monitor(mesh_t *self)
 {
     for (int n = 0; self->monitor && n < 256; n++) {
@@ -891,26 +898,18 @@ static void s_drain_monitor(mesh_t *self)
         zmq_msg_init(&ev);
         if (zmq_msg_recv(&ev, self->monitor, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&ev);
-            return;
+            break;
         }
         zmq_msg_init(&addr);
         if (zmq_msg_more(&ev)) {
             (void)zmq_msg_recv(&addr, self->monitor, ZMQ_DONTWAIT);
         }
         self->stats->curve_refused++;
-        uint64_t now = loop_now(self->loop);
-        if (self->refused_logged == 0 || now - self->refused_log_ms >= 60000) {
-            log_warn("curve_refused",
-                     "count=%llu since_last=%llu reason=\"a peer's key is "
-                     "not a member's nor in --curve-allow\"",
-                     (unsigned long long)self->stats->curve_refused,
-                     (unsigned long long)(self->stats->curve_refused -
-                                          self->refused_logged));
-            self->refused_logged = self->stats->curve_refused;
-            self->refused_log_ms = now;
-        }
         zmq_msg_close(&ev);
         zmq_msg_close(&addr);
+    }
+    if (self->curve) {
+        (void)curve_refusals(self->curve, s_log_refusal, self);
     }
 }
 

@@ -60,6 +60,26 @@ static bool s_refused(void *arg)
     return sidecar_counter(arg, "curve_refused") > 0;
 }
 
+static bool s_refused_twice(void *arg)
+{
+    return sidecar_counter(arg, "curve_refused") >= 2;
+}
+
+//  Lines of the sidecar's log holding text.
+static int s_log_lines(const rcd_t *d, const char *text)
+{
+    FILE *f = fopen(d->log, "r");
+    char line[1024];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        n += strstr(line, text) != NULL;
+    }
+    if (f) {
+        fclose(f);
+    }
+    return n;
+}
+
 static void test_members_admitted_strangers_refused(void **state)
 {
     (void)state;
@@ -127,6 +147,12 @@ static void test_members_admitted_strangers_refused(void **state)
         "--curve-cert", certs[2], "--heartbeat", "100",  NULL};
     assert_int_equal(rcd_start(&x, "curvetest", ex), 0);
     assert_true(wait_for(s_refused, a.socket, NULL, 10000));
+    //  x comes back with the same key: counted again, logged once per key
+    assert_int_equal(rcd_stop(&x, SIGTERM), 0);
+    assert_int_equal(rcd_restart(&x, "curvetest", ex), 0);
+    assert_true(wait_for(s_refused_twice, a.socket, NULL, 10000));
+    assert_int_equal(s_log_lines(&a, "curve_refused"), 1);
+    assert_int_equal(s_log_lines(&a, zx), 1);
 
     rc_client_t *pub = rcd_client(&a, NULL), *sb = rcd_client(&b, NULL);
     rc_client_t *sx = rcd_client(&x, NULL);
