@@ -120,6 +120,25 @@ static void s_send(void *arg, const char *addr, const uint8_t *buf, size_t len)
     }
 }
 
+//  Whether a member other than m, alive or suspect, uses m's endpoint (or,
+//  with by_key, m's key): a sidecar restarted on the same address is a new
+//  member, and its old incarnation's death must not cut the new one's link.
+static bool s_other_live(gossip_t *self, const swim_member_t *m, bool by_key)
+{
+    for (const swim_member_t *o = swim_first(self->swim); o;
+         o = swim_next(self->swim)) {
+        if (memcmp(o->id, m->id, SWIM_ID_SIZE) == 0 ||
+            (o->state != SWIM_ALIVE && o->state != SWIM_SUSPECT)) {
+            continue;
+        }
+        if (by_key ? memcmp(o->pubkey, m->pubkey, SWIM_KEY_SIZE) == 0
+                   : strcmp(o->endpoint, m->endpoint) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void s_changed(void *arg, const swim_member_t *m, int old_state)
 {
     gossip_t *self = arg;
@@ -159,8 +178,10 @@ static void s_changed(void *arg, const swim_member_t *m, int old_state)
         }
     } else if (m->state == SWIM_DEAD || m->state == SWIM_LEFT ||
                m->state == SWIM_NONE) {
-        (void)mesh_peer_remove(self->mesh, m->endpoint);
-        if (curve && keyed) {
+        if (!s_other_live(self, m, false)) {
+            (void)mesh_peer_remove(self->mesh, m->endpoint);
+        }
+        if (curve && keyed && !s_other_live(self, m, true)) {
             (void)curve_forget(curve, m->pubkey);
         }
     }

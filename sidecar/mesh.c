@@ -72,6 +72,13 @@ typedef struct waiter_t {
     struct waiter_t *next;
 } waiter_t;
 
+//  One connection of our SUB: where, and the server key it was made with
+//  (a member restarted on the same address may come back with a new key).
+typedef struct {
+    char *endpoint;
+    uint8_t key[CURVE_KEY_SIZE]; // all zero without CurveZMQ
+} link_t;
+
 struct mesh_t {
     loop_t *loop;
     server_t *server;
@@ -91,7 +98,7 @@ struct mesh_t {
     bool marker_dirty; // subscriptions changed since
     peer_t peers[MAX_PEERS];
     size_t npeers;
-    char **links; // endpoints our SUB is connected to
+    link_t *links; // endpoints our SUB is connected to
     size_t nlinks;
     waiter_t *waiters;
     dedup_t *dedup;
@@ -778,7 +785,7 @@ static void s_on_last(registry_topic_t *t, void *arg)
 static int s_link_index(mesh_t *self, const char *endpoint)
 {
     for (size_t i = 0; i < self->nlinks; i++) {
-        if (strcmp(self->links[i], endpoint) == 0) {
+        if (strcmp(self->links[i].endpoint, endpoint) == 0) {
             return (int)i;
         }
     }
@@ -801,26 +808,46 @@ int mesh_peer_add(mesh_t *self, const char *spec, const uint8_t *key)
         errno = ENOKEY; // with CurveZMQ every link needs the server's key
         return -1;
     }
-    if (s_link_index(self, endpoint) >= 0) {
-        errno = EEXIST;
-        return -1;
-    }
     if (strcmp(endpoint, self->endpoint) == 0) {
         errno = EINVAL; // ourselves
         return -1;
     }
-    char **links = realloc(self->links, (self->nlinks + 1) * sizeof *links);
-    if (!links) {
-        errno = ENOMEM;
+    uint8_t link_key[CURVE_KEY_SIZE] = {0};
+    if (self->curve) {
+        memcpy(link_key, key, CURVE_KEY_SIZE);
+    }
+    int i = s_link_index(self, endpoint);
+    if (i >= 0 && memcmp(self->links[i].key, link_key, CURVE_KEY_SIZE) == 0) {
+        errno = EEXIST;
         return -1;
     }
-    self->links = links;
+    if (i >= 0) {
+        //  the member at this address came back with another key: the
+        //  handshake with the old one can never succeed, so reconnect
+        zmq_disconnect(self->sub, endpoint);
+    } else {
+        link_t *links =
+            realloc(self->links, (self->nlinks + 1) * sizeof *links);
+        char *copy = strdup(endpoint);
+        if (links) {
+            self->links = links;
+        }
+        if (!links || !copy) {
+            free(copy);
+            errno = ENOMEM;
+            return -1;
+        }
+        i = (int)self->nlinks++;
+        self->links[i].endpoint = copy;
+    }
+    memcpy(self->links[i].key, link_key, CURVE_KEY_SIZE);
     if ((self->curve && curve_client(self->curve, self->sub, key)) ||
         zmq_connect(self->sub, endpoint)) {
+        free(self->links[i].endpoint);
+        self->links[i] = self->links[--self->nlinks];
         errno = EINVAL;
         return -1;
     }
-    links[self->nlinks++] = strdup(endpoint);
     self->alone = false;
     log_info("link_added", "endpoint=%s", endpoint);
     return 0;
@@ -834,7 +861,7 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint)
         return -1;
     }
     zmq_disconnect(self->sub, endpoint);
-    free(self->links[i]);
+    free(self->links[i].endpoint);
     self->links[i] = self->links[--self->nlinks];
     log_info("link_removed", "endpoint=%s", endpoint);
     return 0;
@@ -908,7 +935,7 @@ void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg)
         fn(arg, hex, value);
     }
     for (size_t i = 0; i < self->nlinks; i++) {
-        fn(arg, "link", self->links[i]);
+        fn(arg, "link", self->links[i].endpoint);
     }
 }
 
@@ -1178,7 +1205,7 @@ void mesh_destroy(mesh_t **self_p)
     curve_destroy(&self->curve); // the context is czmq's: it ends at exit
     loop_cancel_timer(self->loop, self->hb_timer);
     for (size_t i = 0; i < self->nlinks; i++) {
-        free(self->links[i]);
+        free(self->links[i].endpoint);
     }
     free(self->links);
     dedup_destroy(&self->dedup);
