@@ -95,6 +95,7 @@ struct rc_client_t {
     rc_reply_t *wait_reply;
     int last_sub_err;
     int connect_err;      // an ERR received before WELCOME
+    bool draining;        // reading what is left after a failed write
     const char *wait_key; // subscription rc_subscribe_wait waits for
     int delivered;        // messages handed over by the current s_work
     uint64_t dropped_echo;
@@ -184,6 +185,7 @@ static void s_status_changed(rc_client_t *self)
 
 // --- output -----------------------------------------------------------------
 
+static void s_read(rc_client_t *self);
 static void s_disconnect(rc_client_t *self, int err, const char *why);
 
 static void s_watch_out(rc_client_t *self, bool on)
@@ -211,7 +213,16 @@ static int s_flush_some(rc_client_t *self)
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             break;
         } else {
-            s_disconnect(self, errno, "write to sidecar failed");
+            //  A sidecar that refuses us (or cuts us off) writes why and
+            //  closes: read that before giving up, so the caller learns
+            //  the reason rather than a bare EPIPE.
+            int err = errno;
+            if (!self->draining) {
+                self->draining = true;
+                s_read(self);
+                self->draining = false;
+            }
+            s_disconnect(self, err, "write to sidecar failed");
             return -1;
         }
     }
@@ -746,7 +757,7 @@ rc_client_t *rc_connect(const char *socket_path, const rc_options_t *opts)
     zhashx_set_destructor(self->presence, s_sub_destroy);
     zhashx_set_destructor(self->pubseq, s_free_item);
     if (s_connect(self)) {
-        int err = errno;
+        int err = self->connect_err ? self->connect_err : errno;
         if (!self->opts.retry) {
             rc_close(&self);
             errno = err;
