@@ -150,6 +150,9 @@ void curve_destroy(curve_t **self_p)
     }
     curve_t *self = *self_p;
     zactor_destroy(&self->auth);
+    //  czmq's log sender socket, left open, makes czmq's exit handler skip
+    //  ending the context: its I/O threads would outlive main
+    zsys_set_logsender(NULL);
     zsock_destroy(&self->log);
     zhashx_destroy(&self->reported);
     zcert_destroy(&self->cert);
