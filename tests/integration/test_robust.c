@@ -394,6 +394,35 @@ static void test_unix_socket_allowlist(void **state)
     rcd_cleanup(&d);
 }
 
+//  At --max-clients a new app is refused with the sidecar's reason
+//  (ENOSPC), never a bare ENOTCONN, however the refusal races its HELLO;
+//  the app already connected is served, and a freed slot is taken again.
+static void test_limit_refusal_is_reported(void **state)
+{
+    (void)state;
+    rcd_t d;
+    const char *one[] = {"--max-clients", "1", NULL};
+    assert_int_equal(rcd_start(&d, "itest", one), 0);
+    rc_client_t *c = rcd_client(&d, NULL);
+    assert_non_null(c);
+    for (int i = 0; i < 50; i++) {
+        errno = 0;
+        assert_null(rc_connect(d.socket, NULL));
+        assert_int_equal(errno, ENOSPC);
+    }
+    assert_int_equal(rc_subscribe_wait(c, "ns", "room", 5000), 0);
+    assert_int_equal(rc_publish(c, "ns", "room", "still", 5, RC_TEXT), 0);
+    rc_close(&c);
+    long long deadline = now_ms() + 5000;
+    while (!c && now_ms() < deadline) {
+        c = rc_connect(d.socket, NULL); // the slot frees once it sees EOF
+    }
+    assert_non_null(c);
+    rc_close(&c);
+    assert_int_equal(rcd_stop(&d, SIGTERM), 0);
+    rcd_cleanup(&d);
+}
+
 int main(void)
 {
     harness_deadline(120);
@@ -405,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_connect_without_sidecar),
         cmocka_unit_test(test_startup_errors),
         cmocka_unit_test(test_unix_socket_allowlist),
+        cmocka_unit_test(test_limit_refusal_is_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
