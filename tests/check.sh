@@ -26,11 +26,8 @@ tests/run-fuzz.sh build/fuzz "$FUZZ_SECONDS" | tee build/fuzz/summary.txt
 r3=${PIPESTATUS[0]}
 
 # Suites outside C: each script prints "<suite>: N passed, N failed" last.
-# (tests/chaos/run.sh joins this list once the defects it found are fixed:
-# a restarted member's link dropped with its old incarnation, and a
-# refusal read as ENOTCONN; see README "Reliability". make soak runs it.)
 extra=""
-for script in tests/node/run.sh tests/deploy/check.sh; do
+for script in tests/node/run.sh tests/deploy/check.sh tests/chaos/run.sh; do
     [ -x "$script" ] || continue
     name=$(basename "$(dirname "$script")")
     step "$name ($script)"
