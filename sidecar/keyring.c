@@ -47,9 +47,13 @@ typedef struct {
     uint8_t print[S_PRINT_SIZE];     // public fingerprint
 } s_subkeys_t;
 
+#define S_NONCE_PREFIX (KEYRING_NONCE_SIZE - 8) // random; then a counter
+
 struct _keyring_t {
     s_subkeys_t *keys; // sodium_malloc: KEYRING_MAX_KEYS slots + 1 scratch
     size_t count;      // keys in use
+    uint8_t nonce_prefix[S_NONCE_PREFIX]; // drawn once, in keyring_new
+    uint64_t nonces;                      // seals so far (atomic)
 };
 
 static void s_set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -85,6 +89,7 @@ keyring_t *keyring_new(void)
         return NULL;
     }
     sodium_memzero(self->keys, (KEYRING_MAX_KEYS + 1) * sizeof(s_subkeys_t));
+    randombytes_buf(self->nonce_prefix, sizeof self->nonce_prefix);
     return self;
 }
 
@@ -374,9 +379,15 @@ int keyring_seal(const keyring_t *self, const uint8_t *ad, size_t ad_len,
         errno = EMSGSIZE;
         return -1;
     }
-    //  192-bit random nonces: collisions are out of reach whatever the rate,
-    //  so no counter state has to survive restarts.
-    randombytes_buf(out, KEYRING_NONCE_SIZE);
+    //  128 random bits per ring, then a 64-bit counter: unique without
+    //  state that survives restarts, and no getrandom(2) per message (a
+    //  system call per seal was a tenth of a relaying sidecar's time).
+    uint64_t n = __atomic_fetch_add(&((keyring_t *)self)->nonces, 1,
+                                    __ATOMIC_RELAXED);
+    memcpy(out, self->nonce_prefix, S_NONCE_PREFIX);
+    for (size_t i = 0; i < 8; i++) {
+        out[S_NONCE_PREFIX + i] = (uint8_t)(n >> (8 * i));
+    }
     unsigned long long clen = 0;
     crypto_aead_xchacha20poly1305_ietf_encrypt(out + KEYRING_NONCE_SIZE, &clen,
                                                plain, plain_len, ad, ad_len,

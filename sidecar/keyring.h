@@ -39,7 +39,8 @@
 
     THREAD SAFETY: add/load/destroy must not run concurrently with anything
     else on the same keyring. Once the keys are in, seal, open, routing_keys
-    and fingerprint only read the keyring and may run from several threads.
+    and fingerprint may run from several threads: they only read the keys
+    (seal advances its nonce counter atomically).
 */
 
 #ifndef RC_KEYRING_H_INCLUDED
@@ -99,8 +100,11 @@ size_t keyring_size(const keyring_t *self);
 
 //  Seal plain under the current key with ad as associated data (ad may be
 //  NULL when ad_len is 0). Writes nonce(24) || ciphertext || tag(16) to out,
-//  plain_len + KEYRING_SEAL_OVERHEAD bytes, and sets *out_len. A fresh random
-//  nonce is drawn for every call. plain may be exactly out +
+//  plain_len + KEYRING_SEAL_OVERHEAD bytes, and sets *out_len. Nonces never
+//  repeat: 16 random bytes drawn by keyring_new, then a 64-bit little-endian
+//  count of this ring's seals (so no system call per seal, and nothing to
+//  keep across restarts: a restarted process draws a new prefix; a forked
+//  child must not seal with its parent's ring). plain may be exactly out +
 //  KEYRING_NONCE_SIZE (sealing in place); no other overlap is allowed.
 //  Returns 0, or -1 with errno ENOKEY (empty ring) or EMSGSIZE (out_cap too
 //  small).

@@ -228,7 +228,7 @@ static void test_seal_refuses_empty_ring_and_small_buffer(void **state)
     keyring_destroy(&ring);
 }
 
-static void test_every_seal_has_a_fresh_nonce(void **state)
+static void test_nonces_never_repeat(void **state)
 {
     (void)state;
     uint8_t key[KEYRING_KEY_SIZE];
@@ -240,8 +240,28 @@ static void test_every_seal_has_a_fresh_nonce(void **state)
     assert_memory_not_equal(a, b, KEYRING_NONCE_SIZE);
     assert_memory_not_equal(a + KEYRING_NONCE_SIZE, b + KEYRING_NONCE_SIZE,
                             len_a - KEYRING_NONCE_SIZE);
+    //  a second ring with the same key (a restarted sidecar) starts with
+    //  other nonces, and a ring's nonces stay distinct over many seals
+    keyring_t *again = s_ring(key, NULL);
+    size_t len_c = 0;
+    uint8_t *c = s_seal(again, "same", 4, &len_c);
+    assert_memory_not_equal(a, c, KEYRING_NONCE_SIZE);
+    assert_memory_not_equal(b, c, KEYRING_NONCE_SIZE);
+    enum { N = 1000 };
+    static uint8_t seen[N][KEYRING_NONCE_SIZE];
+    for (size_t i = 0; i < N; i++) {
+        size_t len = 0;
+        uint8_t *x = s_seal(ring, "same", 4, &len);
+        memcpy(seen[i], x, KEYRING_NONCE_SIZE);
+        free(x);
+        for (size_t j = 0; j < i; j++) {
+            assert_memory_not_equal(seen[i], seen[j], KEYRING_NONCE_SIZE);
+        }
+    }
     free(a);
     free(b);
+    free(c);
+    keyring_destroy(&again);
     keyring_destroy(&ring);
 }
 
@@ -775,7 +795,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_empty_and_one_mib),
         cmocka_unit_test(test_seal_in_place),
         cmocka_unit_test(test_seal_refuses_empty_ring_and_small_buffer),
-        cmocka_unit_test(test_every_seal_has_a_fresh_nonce),
+        cmocka_unit_test(test_nonces_never_repeat),
         cmocka_unit_test(test_wrong_key_does_not_open),
         cmocka_unit_test(test_wrong_associated_data_does_not_open),
         cmocka_unit_test(test_any_tampered_byte_fails),
