@@ -288,12 +288,15 @@ static int s_parse(s_reader_t *reader, size_t max_payload, char *slots,
 }
 
 //  The body must hash back to frame 1 under the key that opened it.
-static int s_check_rkey(const keyring_t *ring, const char *channel,
-                        const envelope_t *env, size_t key_index,
-                        const uint8_t *rkey)
+static int s_check_rkey(rkeys_t *rkeys, const envelope_t *env,
+                        size_t key_index, const uint8_t *rkey)
 {
     uint8_t expect[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
-    int keys = keyring_routing_keys(ring, channel, env->ns, env->topic, expect);
+    int keys = rkeys_get(rkeys, env->ns, env->ns_len, env->topic,
+                         env->topic_len, expect);
+    if (keys < 0 && errno == ENOMEM) {
+        return ENOMEM;
+    }
     if (keys < 0 || key_index >= (size_t)keys ||
         sodium_memcmp(expect[key_index], rkey, KEYRING_RKEY_SIZE) != 0) {
         return EPROTO;
@@ -301,12 +304,12 @@ static int s_check_rkey(const keyring_t *ring, const char *channel,
     return 0;
 }
 
-int envelope_open(const keyring_t *ring, const char *channel,
-                  const uint8_t *rkey, size_t rkey_len, const uint8_t *sealed,
-                  size_t sealed_len, size_t max_payload, envelope_opened_t *out)
+int envelope_open(rkeys_t *rkeys, const uint8_t *rkey, size_t rkey_len,
+                  const uint8_t *sealed, size_t sealed_len, size_t max_payload,
+                  envelope_opened_t *out)
 {
-    assert(ring);
-    assert(channel);
+    assert(rkeys);
+    const keyring_t *ring = rkeys_ring(rkeys);
     assert(out);
     assert(rkey || rkey_len == 0);
     assert(sealed || sealed_len == 0);
@@ -347,7 +350,7 @@ int envelope_open(const keyring_t *ring, const char *channel,
     }
     msgpack_zone_destroy(&reader.zone);
     if (err == 0) {
-        err = s_check_rkey(ring, channel, &out->env, key_index, rkey);
+        err = s_check_rkey(rkeys, &out->env, key_index, rkey);
     }
     if (err != 0) {
         free(block);

@@ -15,7 +15,8 @@
         very key that opened it, so a body cannot be replayed under another
         topic, namespace or channel.
 
-    THREAD SAFETY: no state of its own; see keyring.h for the keyring.
+    THREAD SAFETY: no state of its own; see keyring.h for the keyring and
+    rkeys.h for the routing-key cache envelope_open uses.
 */
 
 #ifndef RC_ENVELOPE_H_INCLUDED
@@ -25,6 +26,7 @@
 #include <stdint.h>
 
 #include "keyring.h"
+#include "rkeys.h"
 
 #define ENVELOPE_FORMAT   0x01 // first byte of frame 2
 #define ENVELOPE_VERSION  1    // first element of the body
@@ -92,10 +94,10 @@ int envelope_seal(const keyring_t *ring, const envelope_t *env,
                   size_t *out_len) ENVELOPE_WUR;
 
 //  Check and decode a received message: rkey is frame 1, sealed frame 2,
-//  channel this sidecar's cluster channel, max_payload the largest payload
-//  accepted. On success fills *out (release it with
-//  envelope_opened_release) and returns 0. On failure returns -1 with
-//  errno, and *out is empty (releasing it is harmless):
+//  rkeys this sidecar's ring and cluster channel (and its cache of routing
+//  keys), max_payload the largest payload accepted. On success fills *out
+//  (release it with envelope_opened_release) and returns 0. On failure
+//  returns -1 with errno, and *out is empty (releasing it is harmless):
 //    EBADMSG   does not open: frame 1 not 16 bytes, frame 2 too short or
 //              without the format byte, wrong key, tampered, or frame 1 is
 //              not the routing key it was sealed with;
@@ -107,9 +109,8 @@ int envelope_seal(const keyring_t *ring, const envelope_t *env,
 //    ENOMEM.
 //  Never aborts and never reads outside the given buffers, whatever the
 //  bytes.
-int envelope_open(const keyring_t *ring, const char *channel,
-                  const uint8_t *rkey, size_t rkey_len, const uint8_t *sealed,
-                  size_t sealed_len, size_t max_payload,
+int envelope_open(rkeys_t *rkeys, const uint8_t *rkey, size_t rkey_len,
+                  const uint8_t *sealed, size_t sealed_len, size_t max_payload,
                   envelope_opened_t *out) ENVELOPE_WUR;
 
 //  Free what an opened envelope owns and empty it. Safe to call twice, and

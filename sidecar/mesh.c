@@ -107,15 +107,9 @@ struct mesh_t {
     int hb_timer;
     msgpack_sbuffer sbuf; // control message bodies
     curve_t *curve;       // CurveZMQ on every link, or NULL
-    zhashx_t *rkeys;      // "ns\x01topic" -> rkeys_t
+    rkeys_t *rkeys;       // routing keys per (ns, topic)
     void *monitor;        // XPUB events: refused handshakes
 };
-
-static void s_free_item(void **item)
-{
-    free(*item);
-    *item = NULL;
-}
 
 static uint64_t s_wall_ms(void)
 {
@@ -207,57 +201,14 @@ static ssize_t s_open_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
     return (ssize_t)len;
 }
 
-//  Routing keys are a keyed hash of (channel, ns, topic): cached per topic,
-//  since a topic is published to again and again (the hash was a sixth of
-//  a publish's cost). The cache starts over past RKEY_CACHE_MAX topics.
-#define RKEY_CACHE_MAX 65536
-typedef struct {
-    int n;
-    uint8_t keys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
-} rkeys_t;
-
-static int s_rkeys(mesh_t *self, wire_str_t ns, wire_str_t topic,
-                   uint8_t out[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE])
-{
-    if (ns.len > WIRE_MAX_NAME || topic.len > WIRE_MAX_NAME) {
-        return -1;
-    }
-    //  names hold no control characters: "\x01" cannot be forged
-    char key[2 * WIRE_MAX_NAME + 2];
-    memcpy(key, ns.ptr, ns.len);
-    key[ns.len] = '\x01';
-    memcpy(key + ns.len + 1, topic.ptr, topic.len);
-    key[ns.len + 1 + topic.len] = 0;
-    rkeys_t *r = zhashx_lookup(self->rkeys, key);
-    if (!r) {
-        key[ns.len] = 0; // "ns\0topic\0": both NUL-terminated in place
-        r = calloc(1, sizeof *r);
-        if (!r) {
-            return -1;
-        }
-        r->n = keyring_routing_keys(self->ring, self->cfg->channel, key,
-                                    key + ns.len + 1, r->keys);
-        key[ns.len] = '\x01';
-        if (r->n < 1) {
-            free(r);
-            return -1;
-        }
-        if (zhashx_size(self->rkeys) >= RKEY_CACHE_MAX) {
-            zhashx_purge(self->rkeys);
-        }
-        zhashx_insert(self->rkeys, key, r);
-    }
-    memcpy(out, r->keys, sizeof r->keys);
-    return r->n;
-}
-
 void mesh_publish(mesh_t *self, const fanout_msg_t *msg)
 {
     if (self->alone) {
         return;
     }
     uint8_t rkeys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
-    if (s_rkeys(self, msg->ns, msg->topic, rkeys) < 1) {
+    if (rkeys_get(self->rkeys, msg->ns.ptr, msg->ns.len, msg->topic.ptr,
+                  msg->topic.len, rkeys) < 1) {
         return;
     }
     envelope_t env = {.sequence = msg->seq,
@@ -423,8 +374,8 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
                           const uint8_t *sealed, size_t len)
 {
     envelope_opened_t o;
-    if (envelope_open(self->ring, self->cfg->channel, rkey, KEYRING_RKEY_SIZE,
-                      sealed, len, self->cfg->max_payload, &o)) {
+    if (envelope_open(self->rkeys, rkey, KEYRING_RKEY_SIZE, sealed, len,
+                      self->cfg->max_payload, &o)) {
         if (errno == EPROTO) {
             self->stats->env_malformed++;
         } else {
@@ -761,8 +712,8 @@ static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
 static void s_interest(mesh_t *self, registry_topic_t *t, int option)
 {
     uint8_t rkeys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
-    int n = s_rkeys(self, (wire_str_t){t->ns, (uint32_t)t->ns_len},
-                    (wire_str_t){t->topic, (uint32_t)t->topic_len}, rkeys);
+    int n = rkeys_get(self->rkeys, t->ns, t->ns_len, t->topic, t->topic_len,
+                      rkeys);
     for (int i = 0; i < n; i++) {
         zmq_setsockopt(self->sub, option, rkeys[i], KEYRING_RKEY_SIZE);
     }
@@ -1143,10 +1094,7 @@ mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
         }
     }
     self->dedup = dedup_new(4096, 4096);
-    self->rkeys = zhashx_new();
-    if (self->rkeys) {
-        zhashx_set_destructor(self->rkeys, s_free_item);
-    }
+    self->rkeys = rkeys_new(self->ring, cfg->channel);
     self->seqtrack = seqtrack_new(1 << 20);
     if (!self->zctx || !self->dedup || !self->seqtrack || !self->rkeys) {
         snprintf(err, errlen, "out of memory");
@@ -1209,7 +1157,7 @@ void mesh_destroy(mesh_t **self_p)
     }
     free(self->links);
     dedup_destroy(&self->dedup);
-    zhashx_destroy(&self->rkeys);
+    rkeys_destroy(&self->rkeys);
     seqtrack_destroy(&self->seqtrack);
     keyring_destroy(&self->ring);
     msgpack_sbuffer_destroy(&self->sbuf);

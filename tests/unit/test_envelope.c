@@ -21,6 +21,7 @@
 typedef struct {
     uint8_t key[KEYRING_KEY_SIZE];
     keyring_t *ring;                 // [key]
+    rkeys_t *rk;                     // ring's routing keys on CHANNEL
     uint8_t rkey[KEYRING_RKEY_SIZE]; // of (CHANNEL, "chat", "room1")
     envelope_t env;                  // a valid message on that topic
 } fixture_t;
@@ -43,6 +44,10 @@ static int s_setup(void **state)
     randombytes_buf(fx->key, sizeof fx->key);
     fx->ring = keyring_new();
     if (keyring_add(fx->ring, fx->key) != 0) {
+        return -1;
+    }
+    fx->rk = rkeys_new(fx->ring, CHANNEL);
+    if (!fx->rk) {
         return -1;
     }
     s_rkey_of(fx->ring, CHANNEL, "chat", "room1", fx->rkey);
@@ -68,9 +73,25 @@ static int s_setup(void **state)
 static int s_teardown(void **state)
 {
     fixture_t *fx = *state;
+    rkeys_destroy(&fx->rk);
     keyring_destroy(&fx->ring);
     free(fx);
     return 0;
+}
+
+//  envelope_open as a node with ring on channel would (a fresh cache).
+static int s_open_with(const keyring_t *ring, const char *channel,
+                       const uint8_t *rkey, size_t rkey_len,
+                       const uint8_t *sealed, size_t len, size_t max_payload,
+                       envelope_opened_t *out)
+{
+    rkeys_t *rk = rkeys_new(ring, channel);
+    assert_non_null(rk);
+    int rc = envelope_open(rk, rkey, rkey_len, sealed, len, max_payload, out);
+    int err = errno;
+    rkeys_destroy(&rk);
+    errno = err;
+    return rc;
 }
 
 //  Opens sealed as the fixture's node would; returns 0 or errno.
@@ -78,7 +99,7 @@ static int s_open(const fixture_t *fx, const uint8_t *rkey,
                   const uint8_t *sealed, size_t len)
 {
     envelope_opened_t opened;
-    if (envelope_open(fx->ring, CHANNEL, rkey, KEYRING_RKEY_SIZE, sealed, len,
+    if (envelope_open(fx->rk, rkey, KEYRING_RKEY_SIZE, sealed, len,
                       MIB, &opened) != 0) {
         int err = errno;
         assert_null(opened.block_);
@@ -130,7 +151,7 @@ static void s_round_trip(fixture_t *fx, const envelope_t *env,
     assert_true(len <= ENVELOPE_MAX_SEALED(env->payload_len));
 
     envelope_opened_t opened;
-    assert_int_equal(envelope_open(fx->ring, CHANNEL, rkey, sizeof rkey, sealed,
+    assert_int_equal(envelope_open(fx->rk, rkey, sizeof rkey, sealed,
                                    len, max_payload, &opened),
                      0);
     //  The opened message owns its memory: the frame can go.
@@ -312,7 +333,9 @@ static void test_wrong_key_does_not_open(void **state)
     randombytes_buf(key, sizeof key);
     other.ring = keyring_new();
     assert_int_equal(keyring_add(other.ring, key), 0);
+    other.rk = rkeys_new(other.ring, CHANNEL);
     assert_int_equal(s_open(&other, fx->rkey, sealed, len), EBADMSG);
+    rkeys_destroy(&other.rk);
     keyring_destroy(&other.ring);
     free(sealed);
 }
@@ -339,14 +362,14 @@ static void test_rotation_opens_with_the_extra_key(void **state)
         keyring_routing_keys(new_old, CHANNEL, "chat", "room1", rkeys), 2);
     assert_memory_equal(rkeys[1], fx->rkey, KEYRING_RKEY_SIZE);
     envelope_opened_t opened;
-    assert_int_equal(envelope_open(new_old, CHANNEL, fx->rkey,
+    assert_int_equal(s_open_with(new_old, CHANNEL, fx->rkey,
                                    KEYRING_RKEY_SIZE, sealed, len, MIB,
                                    &opened),
                      0);
     assert_int_equal(opened.key_index, 1);
     s_assert_same(&opened.env, &fx->env);
     envelope_opened_release(&opened);
-    assert_int_equal(envelope_open(new_only, CHANNEL, fx->rkey,
+    assert_int_equal(s_open_with(new_only, CHANNEL, fx->rkey,
                                    KEYRING_RKEY_SIZE, sealed, len, MIB,
                                    &opened),
                      -1);
@@ -358,7 +381,7 @@ static void test_rotation_opens_with_the_extra_key(void **state)
     assert_int_equal(envelope_seal(new_old, &fx->env, rkeys[0], &sealed, &len),
                      0);
     assert_int_equal(s_open(fx, rkeys[0], sealed, len), EBADMSG);
-    assert_int_equal(envelope_open(new_only, CHANNEL, rkeys[0],
+    assert_int_equal(s_open_with(new_only, CHANNEL, rkeys[0],
                                    KEYRING_RKEY_SIZE, sealed, len, MIB,
                                    &opened),
                      0);
@@ -432,7 +455,7 @@ static void test_routing_key_is_bound_to_the_body(void **state)
         }
         uint8_t rkey[KEYRING_RKEY_SIZE + 1] = {0};
         memcpy(rkey, fx->rkey, KEYRING_RKEY_SIZE);
-        assert_int_equal(envelope_open(fx->ring, CHANNEL, rkey, rkey_len,
+        assert_int_equal(envelope_open(fx->rk, rkey, rkey_len,
                                        sealed, len, MIB, &opened),
                          -1);
         assert_int_equal(errno, EBADMSG);
@@ -456,6 +479,49 @@ static void test_body_that_does_not_match_frame_1_is_refused(void **state)
     free(sealed);
 }
 
+//  The routing-key cache keeps names apart: with ("ab", "c") and ("a",
+//  "bc") both cached, a body of one under the other's key is refused, and
+//  each opens under its own, again and again (cache hits).
+static void test_cached_routing_keys_keep_names_apart(void **state)
+{
+    fixture_t *fx = *state;
+    const char *names[2][2] = {{"ab", "c"}, {"a", "bc"}};
+    uint8_t rkey[2][KEYRING_RKEY_SIZE];
+    uint8_t *sealed[2];
+    size_t len[2];
+    for (int i = 0; i < 2; i++) {
+        s_rkey_of(fx->ring, CHANNEL, names[i][0], names[i][1], rkey[i]);
+        envelope_t env = fx->env;
+        env.ns = names[i][0];
+        env.ns_len = strlen(names[i][0]);
+        env.topic = names[i][1];
+        env.topic_len = strlen(names[i][1]);
+        assert_int_equal(envelope_seal(fx->ring, &env, rkey[i], &sealed[i],
+                                       &len[i]),
+                         0);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(s_open(fx, rkey[i], sealed[i], len[i]), 0);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        uint8_t *forged = NULL;
+        size_t flen = 0;
+        envelope_t env = fx->env;
+        env.ns = names[i][0];
+        env.ns_len = strlen(names[i][0]);
+        env.topic = names[i][1];
+        env.topic_len = strlen(names[i][1]);
+        assert_int_equal(envelope_seal(fx->ring, &env, rkey[1 - i], &forged,
+                                       &flen),
+                         0);
+        assert_int_equal(s_open(fx, rkey[1 - i], forged, flen), EPROTO);
+        free(forged);
+        free(sealed[i]);
+    }
+}
+
 static void test_other_channel_is_refused(void **state)
 {
     fixture_t *fx = *state;
@@ -468,7 +534,7 @@ static void test_other_channel_is_refused(void **state)
     //  Same cluster key, so it opens; but we are on CHANNEL, not staging.
     assert_int_equal(s_open(fx, staging, sealed, len), EPROTO);
     envelope_opened_t opened;
-    assert_int_equal(envelope_open(fx->ring, "staging", staging,
+    assert_int_equal(s_open_with(fx->ring, "staging", staging,
                                    KEYRING_RKEY_SIZE, sealed, len, MIB,
                                    &opened),
                      0);
@@ -576,7 +642,7 @@ static int s_open_raw(fixture_t *fx, const void *body, size_t len,
                                   sealed + 1, cap - 1, &sealed_len),
                      0);
     envelope_opened_t opened;
-    int rc = envelope_open(fx->ring, CHANNEL, rkey, sizeof rkey, sealed,
+    int rc = envelope_open(fx->rk, rkey, sizeof rkey, sealed,
                            1 + sealed_len, 32, &opened);
     int err = rc == 0 ? 0 : errno;
     envelope_opened_release(&opened);
@@ -691,7 +757,7 @@ static void test_payload_over_the_limit_is_refused(void **state)
     assert_int_equal(envelope_seal(fx->ring, &fx->env, fx->rkey, &sealed, &len),
                      0);
     envelope_opened_t opened;
-    assert_int_equal(envelope_open(fx->ring, CHANNEL, fx->rkey,
+    assert_int_equal(envelope_open(fx->rk, fx->rkey,
                                    KEYRING_RKEY_SIZE, sealed, len, 4, &opened),
                      -1);
     assert_int_equal(errno, EMSGSIZE);
@@ -701,7 +767,7 @@ static void test_payload_over_the_limit_is_refused(void **state)
     size_t huge = ENVELOPE_MAX_SEALED(10) + 1;
     uint8_t *junk = calloc(1, huge);
     junk[0] = ENVELOPE_FORMAT;
-    assert_int_equal(envelope_open(fx->ring, CHANNEL, fx->rkey,
+    assert_int_equal(envelope_open(fx->rk, fx->rkey,
                                    KEYRING_RKEY_SIZE, junk, huge, 10, &opened),
                      -1);
     assert_int_equal(errno, EMSGSIZE);
@@ -774,6 +840,7 @@ int main(void)
         TEST(test_routing_key_is_bound_to_the_body),
         TEST(test_body_that_does_not_match_frame_1_is_refused),
         TEST(test_other_channel_is_refused),
+        TEST(test_cached_routing_keys_keep_names_apart),
         TEST(test_hand_made_valid_body_opens),
         TEST(test_malformed_bodies_are_refused),
         TEST(test_payload_over_the_limit_is_refused),
