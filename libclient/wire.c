@@ -225,13 +225,11 @@ static int s_pack_field(msgpack_packer *pk, const wire_frame_t *frame,
     return -1;
 }
 
-//  An upper bound of the encoded frame (rows aside, which grow the buffer
-//  as they go): reserved at once, so a 1 KiB payload does not grow the
-//  buffer three times on its way in.
-static size_t s_frame_bound(const wire_frame_t *frame, const schema_t *schema)
+size_t wire_frame_bound(const wire_frame_t *frame)
 {
+    const schema_t *schema = s_schema_of(frame->type);
     size_t bound = WIRE_PREFIX + 5 + 9; // array header, type
-    for (size_t i = 0; i < schema->nfields; i++) {
+    for (size_t i = 0; schema && i < schema->nfields; i++) {
         const field_t *field = &schema->fields[i];
         const char *at = (const char *)frame + field->offset;
         switch (field->kind) {
@@ -255,7 +253,9 @@ int wire_encode(wire_buf_t *buf, const wire_frame_t *frame)
         errno = EINVAL;
         return -1;
     }
-    if (wire_buf_reserve(buf, s_frame_bound(frame, schema))) {
+    //  reserved at once: a 1 KiB payload no longer grows the buffer three
+    //  times on its way in
+    if (wire_buf_reserve(buf, wire_frame_bound(frame))) {
         return -1;
     }
     size_t start = buf->len;

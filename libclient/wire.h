@@ -120,6 +120,11 @@ void wire_buf_consume(wire_buf_t *self, size_t n);
 //  Release the memory; the buffer is empty and reusable afterwards.
 void wire_buf_free(wire_buf_t *self);
 
+//  At least the bytes wire_encode appends for frame, unless it has rows
+//  (REPLY), which grow the buffer as they go.
+size_t wire_frame_bound(const wire_frame_t *frame)
+    __attribute__((nonnull));
+
 //  Append one frame (prefix and body) to buf. Returns 0, or -1 with EINVAL
 //  for an unknown type or ENOMEM.
 int wire_encode(wire_buf_t *buf, const wire_frame_t *frame)

@@ -27,12 +27,23 @@ outbuf_t *outbuf_adopt(wire_buf_t *buf)
 
 outbuf_t *outbuf_encode(const wire_frame_t *frame)
 {
-    wire_buf_t buf = {0};
+    //  One block: the outbuf, then the frame (a malloc and a free less per
+    //  message and receiver).
+    size_t cap = sizeof(outbuf_t) + wire_frame_bound(frame);
+    wire_buf_t buf = {malloc(cap), sizeof(outbuf_t), cap};
+    if (!buf.data) {
+        errno = ENOMEM;
+        return NULL;
+    }
     if (wire_encode(&buf, frame)) {
         wire_buf_free(&buf);
         return NULL;
     }
-    return outbuf_adopt(&buf);
+    outbuf_t *self = (outbuf_t *)buf.data;
+    self->refs = 1;
+    self->len = buf.len - sizeof *self;
+    self->data = (uint8_t *)(self + 1);
+    return self;
 }
 
 outbuf_t *outbuf_ref(outbuf_t *self)
@@ -46,7 +57,9 @@ void outbuf_unref(outbuf_t **self_p)
     if (self_p && *self_p) {
         outbuf_t *self = *self_p;
         if (--self->refs == 0) {
-            free(self->data);
+            if (self->data != (uint8_t *)(self + 1)) {
+                free(self->data); // adopted, not encoded in place
+            }
             free(self);
         }
         *self_p = NULL;
