@@ -109,6 +109,7 @@ struct mesh_t {
     curve_t *curve;       // CurveZMQ on every link, or NULL
     rkeys_t *rkeys;       // routing keys per (ns, topic)
     void *monitor;        // XPUB events: refused handshakes
+    bool sent;            // sent on the XPUB since the idle turn began
 };
 
 static uint64_t s_wall_ms(void)
@@ -138,6 +139,7 @@ static void s_free_sealed(void *data, void *hint)
 static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
                     size_t f2_len)
 {
+    self->sent = true;
     zmq_msg_t m;
     if (zmq_send(self->xpub, f1, f1_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_msg_init_data(&m, f2, f2_len, s_free_sealed, NULL)) {
@@ -648,25 +650,29 @@ static bool s_idle(loop_t *loop, void *arg)
     }
     //  ZMQ_FD is edge-triggered: look on every turn, not only on wake-ups.
     //  One ZMQ_EVENTS per socket and turn, and a receive only when it says
-    //  so: every call that finds nothing costs libzmq a poll(2) and a
-    //  getpid(2) (a round trip cost each sidecar 22 polls per message).
-    //  Work done here queued frames to clients (deliveries, SUBACKs): ask
-    //  for one more turn so the server's hook writes them without waiting
-    //  for the next wake-up, and so the sockets are looked at again after
-    //  our own receives and sends.
-    int done = 0;
+    //  so: every libzmq call that finds nothing costs a poll(2) and a
+    //  getpid(2). A drain that ends in EAGAIN has looked at its socket; one
+    //  more turn is needed only when a batch stopped at its limit, when we
+    //  sent on the XPUB after looking at it (a send may take the signal of
+    //  input that came meanwhile), or when a marker is still to go.
+    self->sent = false;
+    bool more = false;
     if (s_readable(self->xpub)) {
-        done += s_drain_xpub(self);
+        more |= s_drain_xpub(self) == DRAIN_BATCH;
     }
     if (s_readable(self->sub)) {
-        done += s_drain_sub(self);
+        int n = s_drain_sub(self);
+        more |= n == DRAIN_BATCH;
+        if (n > 0) {
+            server_flush(self->server); // deliveries go out in this turn
+        }
     }
     if (self->curve) {
         //  what zauth logged about a refusal may come after the monitor's
         //  event: looked at on every turn
         (void)curve_refusals(self->curve, s_log_refusal, self);
     }
-    return done > 0;
+    return more || self->sent || (self->marker_dirty && !self->alone);
 }
 
 static void s_on_zmq_fd(loop_t *loop, int fd, uint32_t events, void *arg)

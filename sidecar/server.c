@@ -501,11 +501,8 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
 // --- housekeeping
 // -------------------------------------------------------------
 
-static bool s_idle(loop_t *loop, void *arg)
+void server_flush(server_t *self)
 {
-    (void)loop;
-    server_t *self = arg;
-    bool more = fanout_run(self->fanout);
     while (self->dirty) {
         conn_t *conn = self->dirty;
         self->dirty = conn->dirty_next;
@@ -516,6 +513,14 @@ static bool s_idle(loop_t *loop, void *arg)
             s_release(self, conn); // closed while dirty
         }
     }
+}
+
+static bool s_idle(loop_t *loop, void *arg)
+{
+    (void)loop;
+    server_t *self = arg;
+    bool more = fanout_run(self->fanout);
+    server_flush(self);
     if (self->shutting_down && self->nconns == 0) {
         loop_stop(self->loop);
     }

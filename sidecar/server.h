@@ -41,6 +41,11 @@ int server_listen(server_t *self, char *err, size_t errlen);
 //  loop when all are flushed or after cfg->shutdown_timeout_ms.
 void server_shutdown(server_t *self);
 
+//  Write what connections have queued, now rather than at the end of the
+//  loop's turn (the mesh calls it after a batch of deliveries, so they go
+//  out in the turn that received them).
+void server_flush(server_t *self);
+
 //  Registry and fanout, for the mesh to plug into.
 registry_t *server_registry(server_t *self);
 fanout_t *server_fanout(server_t *self);
