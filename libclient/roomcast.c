@@ -620,6 +620,11 @@ static void s_read(rc_client_t *self)
             off += WIRE_PREFIX + body;
             if (wire_decode(self->decoder, p, body, &f) == 0 &&
                 s_handlers[f.type]) {
+                //  draining after a failed write: only why we were cut
+                //  off matters (no app callback runs inside a publish)
+                if (self->draining && f.type != WIRE_ERR) {
+                    continue;
+                }
                 s_handlers[f.type](self, &f);
             } else if (errno == EPROTO) {
                 s_error(self, RC_STAGE_DELIVERY, EPROTO,
