@@ -27,6 +27,28 @@ static keyring_t *s_ring(size_t keys)
     return ring;
 }
 
+typedef struct {
+    keyring_t *ring; // one key
+    rkeys_t *rk;     // its cache on CHANNEL
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    static fixture_t fx;
+    fx.ring = s_ring(1);
+    fx.rk = rkeys_new(fx.ring, CHANNEL);
+    *state = &fx;
+    return fx.rk ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *fx = *state;
+    rkeys_destroy(&fx->rk);
+    keyring_destroy(&fx->ring);
+    return 0;
+}
+
 //  rkeys_get (from the cache or not) must give what the keyring does.
 static void s_assert_same(rkeys_t *rk, const keyring_t *ring, const char *ns,
                           const char *topic)
@@ -63,41 +85,34 @@ static void test_same_keys_as_the_keyring_hit_or_miss(void **state)
 //  Names are given with their lengths: the bytes after them do not count.
 static void test_names_are_taken_by_length(void **state)
 {
-    (void)state;
-    keyring_t *ring = s_ring(1);
-    rkeys_t *rk = rkeys_new(ring, CHANNEL);
+    fixture_t *fx = *state;
     uint8_t a[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
     uint8_t b[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
-    assert_int_equal(rkeys_get(rk, "chatXX", 4, "room1YY", 5, a), 1);
-    s_assert_same(rk, ring, "chat", "room1");
-    assert_int_equal(rkeys_get(rk, "chat", 4, "room1", 5, b), 1);
+    assert_int_equal(rkeys_get(fx->rk, "chatXX", 4, "room1YY", 5, a), 1);
+    s_assert_same(fx->rk, fx->ring, "chat", "room1");
+    assert_int_equal(rkeys_get(fx->rk, "chat", 4, "room1", 5, b), 1);
     assert_memory_equal(a[0], b[0], KEYRING_RKEY_SIZE);
-    rkeys_destroy(&rk);
-    keyring_destroy(&ring);
 }
 
 static void test_bad_names_and_empty_ring_are_refused(void **state)
 {
-    (void)state;
-    keyring_t *ring = s_ring(1);
-    rkeys_t *rk = rkeys_new(ring, CHANNEL);
+    fixture_t *fx = *state;
     uint8_t out[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
     char long_name[257];
     memset(long_name, 'x', sizeof long_name);
-    assert_int_equal(rkeys_get(rk, long_name, 256, "t", 1, out), -1);
+    assert_int_equal(rkeys_get(fx->rk, long_name, 256, "t", 1, out), -1);
     assert_int_equal(errno, EINVAL);
-    assert_int_equal(rkeys_get(rk, "ns", 2, long_name, 256, out), -1);
+    assert_int_equal(rkeys_get(fx->rk, "ns", 2, long_name, 256, out), -1);
     assert_int_equal(errno, EINVAL);
-    assert_int_equal(rkeys_get(rk, "n\0s", 3, "t", 1, out), -1);
+    assert_int_equal(rkeys_get(fx->rk, "n\0s", 3, "t", 1, out), -1);
     assert_int_equal(errno, EINVAL);
-    assert_int_equal(rkeys_get(rk, "ns", 2, "t\0", 2, out), -1);
+    assert_int_equal(rkeys_get(fx->rk, "ns", 2, "t\0", 2, out), -1);
     assert_int_equal(errno, EINVAL);
-    assert_int_equal(rkeys_get(rk, long_name, 255, long_name, 255, out), 1);
-    rkeys_destroy(&rk);
-    keyring_destroy(&ring);
+    assert_int_equal(rkeys_get(fx->rk, long_name, 255, long_name, 255, out),
+                     1);
 
     keyring_t *empty = keyring_new();
-    rk = rkeys_new(empty, CHANNEL);
+    rkeys_t *rk = rkeys_new(empty, CHANNEL);
     assert_int_equal(rkeys_get(rk, "ns", 2, "t", 1, out), -1);
     assert_int_equal(errno, ENOKEY);
     rkeys_destroy(&rk);
@@ -107,28 +122,28 @@ static void test_bad_names_and_empty_ring_are_refused(void **state)
 //  Past RKEYS_CACHE_MAX topics the cache starts over; keys stay right.
 static void test_cache_starts_over_when_full(void **state)
 {
-    (void)state;
-    keyring_t *ring = s_ring(1);
-    rkeys_t *rk = rkeys_new(ring, CHANNEL);
+    fixture_t *fx = *state;
     uint8_t out[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
     char topic[32];
     for (int i = 0; i < RKEYS_CACHE_MAX + 10; i++) {
         int len = snprintf(topic, sizeof topic, "t%d", i);
-        assert_int_equal(rkeys_get(rk, "ns", 2, topic, (size_t)len, out), 1);
+        assert_int_equal(rkeys_get(fx->rk, "ns", 2, topic, (size_t)len, out),
+                         1);
     }
-    s_assert_same(rk, ring, "ns", "t0");
-    s_assert_same(rk, ring, "ns", "t65540");
-    rkeys_destroy(&rk);
-    keyring_destroy(&ring);
+    s_assert_same(fx->rk, fx->ring, "ns", "t0");
+    s_assert_same(fx->rk, fx->ring, "ns", "t65540");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_keys_as_the_keyring_hit_or_miss),
-        cmocka_unit_test(test_names_are_taken_by_length),
-        cmocka_unit_test(test_bad_names_and_empty_ring_are_refused),
-        cmocka_unit_test(test_cache_starts_over_when_full),
+        cmocka_unit_test_setup_teardown(test_names_are_taken_by_length, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_bad_names_and_empty_ring_are_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_starts_over_when_full,
+                                        s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
