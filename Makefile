@@ -34,8 +34,20 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
             -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
-CPPFLAGS += -Ilibclient -Isidecar -Idiscovery -D_GNU_SOURCE \
-            -DROOMCAST_VERSION_STRING='"$(VERSION)"'
+CPPFLAGS += -D_GNU_SOURCE -DROOMCAST_VERSION_STRING='"$(VERSION)"'
+
+# Layering the compiler enforces: each folder sees only the headers of the
+# folders below it, so a forbidden include fails to build.
+#   common/     loop, log, keyring, counters: includes nothing of ours
+#   libclient/  libroomcast and the wire codec both sides share
+#   discovery/  membership (SWIM, gossip): common/ only
+#   sidecar/    roomcastd: everything above
+# tests/ and examples/ see every folder (tests/layering.sh checks the rest).
+INC_common    := -Icommon
+INC_libclient := -Ilibclient
+INC_discovery := -Idiscovery -Icommon
+INC_sidecar   := -Isidecar -Idiscovery -Icommon -Ilibclient
+dir_inc = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INC_sidecar))
 DEPFLAGS := -MMD -MP
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -62,11 +74,14 @@ else
 endif
 
 ALL_CFLAGS = -std=gnu11 -fPIC $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(DEPFLAGS)
+# libroomcast.so exports only what roomcast.h marks RC_EXPORT
+VIS_libclient := -fvisibility=hidden
 
 # Sources: every .c in a module folder is part of it; the two mains are not.
 LIB_SRC    := $(wildcard libclient/*.c)
 DAEMON_SRC := $(filter-out sidecar/roomcastd.c sidecar/roomcastctl.c, \
-                $(wildcard sidecar/*.c)) $(wildcard discovery/*.c)
+                $(wildcard sidecar/*.c)) $(wildcard discovery/*.c) \
+              $(wildcard common/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 INTEG_SRC  := $(wildcard tests/integration/test_*.c)
 INTEG_HELP := $(filter-out $(INTEG_SRC), $(wildcard tests/integration/*.c))
@@ -101,7 +116,7 @@ tests: build $(UNIT_BIN) $(INTEG_BIN) $(TOOL_BIN)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(say) CC $<
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(call dir_inc,$<) $(ALL_CFLAGS) $(VIS_$(firstword $(subst /, ,$<))) -c $< -o $@
 
 $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(@D)

@@ -1,6 +1,6 @@
 /*  gossip: see gossip.h. */
 #include "gossip.h"
-#include "curve.h"
+#include "ids.h"
 #include "log.h"
 #include "swim.h"
 
@@ -31,9 +31,9 @@ typedef struct {
 
 struct gossip_t {
     loop_t *loop;
-    const config_t *cfg;
+    gossip_io_t io;
+    uint32_t pushpull_ms; // re-join seeds this often when not alone
     const keyring_t *ring;
-    mesh_t *mesh;
     stats_t *stats;
     swim_t *swim;
     int fd;
@@ -120,10 +120,7 @@ static void s_send(void *arg, const char *addr, const uint8_t *buf, size_t len)
     }
 }
 
-//  Whether a member other than m, alive or suspect, uses m's endpoint (or,
-//  with by_key, m's key): a sidecar restarted on the same address is a new
-//  member, and its old incarnation's death must not cut the new one's link.
-static bool s_other_live(gossip_t *self, const swim_member_t *m, bool by_key)
+bool gossip_other_live(gossip_t *self, const swim_member_t *m, bool by_key)
 {
     for (const swim_member_t *o = swim_first(self->swim); o;
          o = swim_next(self->swim)) {
@@ -142,48 +139,16 @@ static bool s_other_live(gossip_t *self, const swim_member_t *m, bool by_key)
 static void s_changed(void *arg, const swim_member_t *m, int old_state)
 {
     gossip_t *self = arg;
-    char hex[33];
-    for (int i = 0; i < 16; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", m->id[i]);
-    }
     if (m->state != old_state) {
+        char hex[IDS_HEX_SIZE];
         log_info("member",
                  "node_id=%s name=%s state=%s was=%s gossip=%s "
                  "endpoint=%s",
-                 hex, m->name, swim_state_name(m->state),
+                 ids_hex(m->id, hex), m->name, swim_state_name(m->state),
                  swim_state_name(old_state), m->gossip_addr, m->endpoint);
     }
-    if (!self->mesh) {
-        return;
-    }
-    if (m->state != old_state) {
-        mesh_member_changed(self->mesh, m->id, m->name, m->state, m->endpoint);
-    }
-    if (!*m->endpoint) {
-        return;
-    }
-    static const uint8_t zero[SWIM_KEY_SIZE];
-    bool keyed = memcmp(m->pubkey, zero, SWIM_KEY_SIZE) != 0;
-    curve_t *curve = mesh_curve(self->mesh);
-    if (m->state == SWIM_ALIVE) {
-        //  authenticated gossip vouches for the key: admit it, then link
-        if (curve && keyed) {
-            (void)curve_admit(curve, m->pubkey, m->name);
-        }
-        if (mesh_peer_add(self->mesh, m->endpoint, keyed ? m->pubkey : NULL) &&
-            errno != EEXIST) {
-            log_warn("link_failed", "endpoint=%s error=\"%s\"", m->endpoint,
-                     errno == ENOKEY ? "member has no CurveZMQ key"
-                                     : strerror(errno));
-        }
-    } else if (m->state == SWIM_DEAD || m->state == SWIM_LEFT ||
-               m->state == SWIM_NONE) {
-        if (!s_other_live(self, m, false)) {
-            (void)mesh_peer_remove(self->mesh, m->endpoint);
-        }
-        if (curve && keyed && !s_other_live(self, m, true)) {
-            (void)curve_forget(curve, m->pubkey);
-        }
+    if (self->io.member) {
+        self->io.member(self->io.arg, m, old_state);
     }
 }
 
@@ -354,7 +319,7 @@ static void s_on_resolve_timer(loop_t *loop, int timer_id, void *arg)
         self->alone_when_resolved = true;
         s_resolve_start(self); // alone: the seeds may have come up since
     } else if (!alone && self->nseeds &&
-               now - self->rejoined_at >= self->cfg->pushpull_interval_ms) {
+               now - self->rejoined_at >= self->pushpull_ms) {
         //  Two halves of a partition that lasted longer than the dead
         //  members' tombstones have forgotten each other: only the seeds
         //  can bring them together again.
@@ -369,9 +334,9 @@ static void s_on_resolve_timer(loop_t *loop, int timer_id, void *arg)
 
 //  Our gossip address as others reach it: the bind address, or, when it is
 //  a wildcard, the host of --advertise/--bind with the gossip port.
-static int s_own_addr(const config_t *cfg, char *out, size_t size)
+static int s_own_addr(const gossip_config_t *cfg, char *out, size_t size)
 {
-    const char *addr = cfg->gossip;
+    const char *addr = cfg->bind;
     const char *colon = strrchr(addr, ':');
     if (!colon) {
         return -1;
@@ -383,7 +348,7 @@ static int s_own_addr(const config_t *cfg, char *out, size_t size)
         snprintf(out, size, "%s", addr);
         return 0;
     }
-    const char *data = *cfg->advertise ? cfg->advertise : cfg->bind;
+    const char *data = cfg->endpoint ? cfg->endpoint : "";
     const char *host = strstr(data, "://");
     const char *dcolon = data ? strrchr(data, ':') : NULL;
     if (!host || !dcolon || dcolon <= host + 3) {
@@ -397,9 +362,10 @@ static int s_own_addr(const config_t *cfg, char *out, size_t size)
     return 0;
 }
 
-gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
-                     mesh_t *mesh, const uint8_t node_id[16], stats_t *stats,
-                     char *err, size_t errlen)
+gossip_t *gossip_new(loop_t *loop, const gossip_config_t *cfg,
+                     const keyring_t *ring, const gossip_io_t *io,
+                     const uint8_t node_id[16], stats_t *stats, char *err,
+                     size_t errlen)
 {
     gossip_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -407,9 +373,8 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
         return NULL;
     }
     self->loop = loop;
-    self->cfg = cfg;
+    self->io = *io;
     self->ring = ring;
-    self->mesh = mesh;
     self->stats = stats;
     self->fd = -1;
     size_t tlen = strlen(AD_TAG), clen = strlen(cfg->channel);
@@ -422,10 +387,10 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
     snprintf(me.name, sizeof me.name, "%s", cfg->name);
     snprintf(me.zone, sizeof me.zone, "%s", cfg->zone);
     snprintf(me.endpoint, sizeof me.endpoint, "%s",
-             *cfg->advertise ? cfg->advertise : cfg->bind);
+             cfg->endpoint ? cfg->endpoint : "");
     me.start_ms = (uint64_t)time(NULL) * 1000;
-    if (mesh && mesh_curve(mesh)) {
-        memcpy(me.pubkey, curve_public(mesh_curve(mesh)), SWIM_KEY_SIZE);
+    if (cfg->pubkey) {
+        memcpy(me.pubkey, cfg->pubkey, SWIM_KEY_SIZE);
     }
     me.incarnation = me.start_ms; // above any earlier life of this id
     struct sockaddr_storage sa;
@@ -436,24 +401,24 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
                  "--gossip %s: need a numeric HOST:PORT (with "
                  "0.0.0.0, also --advertise tcp://IP:PORT so peers know "
                  "where to reach us)",
-                 cfg->gossip);
+                 cfg->bind);
         gossip_destroy(&self);
         return NULL;
     }
     struct sockaddr_storage bind_sa;
     socklen_t bind_len;
-    if (s_parse_addr(cfg->gossip, &bind_sa, &bind_len) &&
+    if (s_parse_addr(cfg->bind, &bind_sa, &bind_len) &&
         s_parse_addr(me.gossip_addr, &bind_sa, &bind_len)) {
-        snprintf(err, errlen, "--gossip %s: not a HOST:PORT", cfg->gossip);
+        snprintf(err, errlen, "--gossip %s: not a HOST:PORT", cfg->bind);
         gossip_destroy(&self);
         return NULL;
     }
-    if (strncmp(cfg->gossip, ":", 1) == 0) {
+    if (strncmp(cfg->bind, ":", 1) == 0) {
         //  ":PORT" binds every interface
         ((struct sockaddr_in *)&bind_sa)->sin_family = AF_INET;
         ((struct sockaddr_in *)&bind_sa)->sin_addr.s_addr = INADDR_ANY;
         ((struct sockaddr_in *)&bind_sa)->sin_port =
-            htons((uint16_t)atoi(cfg->gossip + 1));
+            htons((uint16_t)atoi(cfg->bind + 1));
         bind_len = sizeof(struct sockaddr_in);
     }
     self->fd =
@@ -464,33 +429,39 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
     }
     if (self->fd < 0 || bind(self->fd, (struct sockaddr *)&bind_sa, bind_len) ||
         loop_add_fd(loop, self->fd, EPOLLIN, s_on_packet, self)) {
-        snprintf(err, errlen, "cannot bind gossip socket %s: %s", cfg->gossip,
+        snprintf(err, errlen, "cannot bind gossip socket %s: %s", cfg->bind,
                  strerror(errno));
         gossip_destroy(&self);
         return NULL;
     }
     swim_config_t sc;
     swim_config_defaults(&sc);
-    sc.probe_interval_ms = (uint32_t)cfg->probe_interval_ms;
-    sc.probe_timeout_ms = (uint32_t)cfg->probe_timeout_ms;
-    sc.suspicion_mult = (uint32_t)cfg->suspicion_mult;
-    sc.indirect_checks = (uint32_t)cfg->indirect_checks;
-    sc.pushpull_interval_ms = (uint32_t)cfg->pushpull_interval_ms;
+#define TAKE(field)                                                            \
+    if (cfg->field) {                                                          \
+        sc.field = cfg->field;                                                 \
+    }
+    TAKE(probe_interval_ms);
+    TAKE(probe_timeout_ms);
+    TAKE(suspicion_mult);
+    TAKE(indirect_checks);
+    TAKE(pushpull_interval_ms);
+#undef TAKE
+    self->pushpull_ms = sc.pushpull_interval_ms;
     sc.max_packet = PACKET_MAX;
-    swim_io_t io = {
+    swim_io_t sio = {
         .arg = self, .send = s_send, .changed = s_changed, .random = s_random};
-    self->swim = swim_new(&sc, &me, &io, loop_clock_ms());
+    self->swim = swim_new(&sc, &me, &sio, loop_clock_ms());
     if (!self->swim) {
         snprintf(err, errlen, "bad gossip timings (see --help)");
         gossip_destroy(&self);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->joins.count; i++) {
-        if (s_add_seed(self, cfg->joins.items[i])) {
+    for (size_t i = 0; i < cfg->njoins; i++) {
+        if (s_add_seed(self, cfg->joins[i])) {
             snprintf(err, errlen,
                      "--join %s: expected HOST:PORT or "
                      "dns:NAME:PORT",
-                     cfg->joins.items[i]);
+                     cfg->joins[i]);
             gossip_destroy(&self);
             return NULL;
         }
@@ -505,7 +476,7 @@ gossip_t *gossip_new(loop_t *loop, const config_t *cfg, const keyring_t *ring,
     self->resolve_timer =
         loop_add_timer(loop, 50, true, s_on_resolve_timer, self);
     log_info("gossip_started", "bind=%s address=%s seeds=%zu probe_ms=%u",
-             cfg->gossip, me.gossip_addr, self->nseeds, sc.probe_interval_ms);
+             cfg->bind, me.gossip_addr, self->nseeds, sc.probe_interval_ms);
     s_rearm(self);
     return self;
 }
@@ -548,10 +519,8 @@ void gossip_member_rows(gossip_t *self, gossip_row_fn *fn, void *arg)
 {
     for (const swim_member_t *m = swim_first(self->swim); m;
          m = swim_next(self->swim)) {
-        char hex[33], value[700];
-        for (int i = 0; i < 16; i++) {
-            snprintf(hex + 2 * i, 3, "%02x", m->id[i]);
-        }
+        char hex[IDS_HEX_SIZE], value[700];
+        ids_hex(m->id, hex);
         snprintf(value, sizeof value,
                  "name=%s state=%s incarnation=%llu endpoint=%s gossip=%s "
                  "zone=%s",

@@ -288,8 +288,8 @@ static int s_parse(s_reader_t *reader, size_t max_payload, char *slots,
 }
 
 //  The body must hash back to frame 1 under the key that opened it.
-static int s_check_rkey(rkeys_t *rkeys, const envelope_t *env,
-                        size_t key_index, const uint8_t *rkey)
+static int s_check_rkey(rkeys_t *rkeys, const envelope_t *env, size_t key_index,
+                        const uint8_t *rkey)
 {
     uint8_t expect[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
     int keys = rkeys_get(rkeys, env->ns, env->ns_len, env->topic,

@@ -68,7 +68,7 @@ static uint64_t s_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static outbuf_t *s_encode(const fanout_msg_t *msg, uint64_t flags)
+static outbuf_t *s_encode(const msg_t *msg, uint64_t flags)
 {
     wire_frame_t f = {.type = WIRE_MSG,
                       .ns = msg->ns,
@@ -86,7 +86,7 @@ bool fanout_pending(const fanout_t *self)
     return self->head != NULL;
 }
 
-int fanout_deliver(fanout_t *self, const fanout_msg_t *msg, void *origin)
+int fanout_deliver(fanout_t *self, const msg_t *msg, void *origin)
 {
     registry_topic_t *topic =
         registry_lookup(self->registry, msg->ns.ptr, msg->ns.len,

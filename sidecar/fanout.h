@@ -13,6 +13,7 @@
 #ifndef RCD_FANOUT_H
 #define RCD_FANOUT_H
 
+#include "msg.h"
 #include "outq.h"
 #include "registry.h"
 #include "stats.h"
@@ -20,16 +21,6 @@
 #include <stdbool.h>
 
 typedef struct fanout_t fanout_t;
-
-typedef struct {
-    wire_str_t ns;
-    wire_str_t topic;
-    uint64_t flags;          // WIRE_F_BINARY, WIRE_F_ECHO (publisher asks)
-    const uint8_t *instance; // origin instance id, WIRE_ID_SIZE bytes
-    const uint8_t *node;     // origin node id, WIRE_ID_SIZE bytes
-    uint64_t seq;            // publisher's sequence on the topic
-    wire_str_t payload;
-} fanout_msg_t;
 
 typedef struct {
     void *arg;
@@ -49,7 +40,7 @@ void fanout_destroy(fanout_t **self_p);
 //  member, NULL for a message from the mesh), and to origin too when
 //  msg->flags has WIRE_F_ECHO. Returns the members it was or will be
 //  queued to, or -1 with ENOMEM.
-int fanout_deliver(fanout_t *self, const fanout_msg_t *msg, void *origin);
+int fanout_deliver(fanout_t *self, const msg_t *msg, void *origin);
 
 //  Run one slice of pending work. Returns true while work remains.
 bool fanout_run(fanout_t *self);

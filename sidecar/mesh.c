@@ -20,12 +20,12 @@
     the marker last.
 */
 #include "mesh.h"
+#include "curve.h"
 #include "dedup.h"
 #include "envelope.h"
-#include "curve.h"
+#include "ids.h"
 #include "log.h"
-#include "presence.h"
-#include "session.h"
+#include "rkeys.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -39,15 +39,13 @@
 
 #define PREFIX_LEN  8
 #define MAX_PEERS   1024
-#define DRAIN_BATCH 2048  // messages per socket per loop turn
-#define DOWN_AFTER  4     // heartbeats missed: peer down
-#define WAIT_MAX_MS 30000 // a confirmation nobody gives is forgotten
+#define DRAIN_BATCH 2048 // messages per socket per loop turn
+#define DOWN_AFTER  4    // heartbeats missed: peer down
 
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
 static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
 static const uint8_t MK[PREFIX_LEN] = {0xff, 0xff, 'R', 'C', 'm', 'k', 0, 1};
 static const uint8_t PR[PREFIX_LEN] = {0xff, 0xfc, 'R', 'C', 'p', 'r', 0, 1};
-#define SNAPSHOT_EVERY 5 // heartbeats between presence snapshots
 
 typedef struct {
     uint8_t node[16];
@@ -62,16 +60,6 @@ typedef struct {
     uint64_t missed;   // its messages lost on the way (gaps: HWM drops)
 } peer_t;
 
-typedef struct waiter_t {
-    conn_t *conn; // held
-    uint64_t req;
-    char ns[256];
-    char topic[256];
-    uint64_t marker; // confirmed when every live peer acked this
-    uint64_t since;
-    struct waiter_t *next;
-} waiter_t;
-
 //  One connection of our SUB: where, and the server key it was made with
 //  (a member restarted on the same address may come back with a new key).
 typedef struct {
@@ -81,7 +69,7 @@ typedef struct {
 
 struct mesh_t {
     loop_t *loop;
-    server_t *server;
+    mesh_io_t io;
     const config_t *cfg;
     keyring_t *ring;
     uint8_t node[16];
@@ -100,10 +88,9 @@ struct mesh_t {
     size_t npeers;
     link_t *links; // endpoints our SUB is connected to
     size_t nlinks;
-    waiter_t *waiters;
     dedup_t *dedup;
     seqtrack_t *seqtrack;
-    server_health_t health;
+    mesh_health_t health;
     int hb_timer;
     msgpack_sbuffer sbuf; // control message bodies
     curve_t *curve;       // CurveZMQ on every link, or NULL
@@ -117,13 +104,6 @@ static uint64_t s_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void s_hex(const uint8_t *id, char out[33])
-{
-    for (int i = 0; i < 16; i++) {
-        snprintf(out + 2 * i, 3, "%02x", id[i]);
-    }
 }
 
 // --- sending
@@ -203,7 +183,7 @@ static ssize_t s_open_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
     return (ssize_t)len;
 }
 
-void mesh_publish(mesh_t *self, const fanout_msg_t *msg)
+void mesh_publish(mesh_t *self, const msg_t *msg)
 {
     if (self->alone) {
         return;
@@ -252,7 +232,7 @@ static peer_t *s_peer(mesh_t *self, const uint8_t node[16])
 
 static void s_update_health(mesh_t *self)
 {
-    server_health_t h = {true, true, 0, "cluster of one"};
+    mesh_health_t h = {true, true, 0, "cluster of one"};
     if (!self->alone) {
         unsigned heard_us = 0;
         for (size_t i = 0; i < self->npeers; i++) {
@@ -274,7 +254,7 @@ static void s_update_health(mesh_t *self)
                  h.readable ? "true" : "false", h.writable ? "true" : "false",
                  h.live_peers);
         self->health = h;
-        server_set_health(self->server, &h);
+        self->io.health(self->io.arg, &h);
     }
 }
 
@@ -291,61 +271,29 @@ static bool s_confirmed(mesh_t *self, uint64_t marker)
     return true;
 }
 
-static void s_suback(mesh_t *self, waiter_t *w)
+//  The highest marker every live peer acked (UINT64_MAX: no live peer).
+static uint64_t s_confirmed_upto(mesh_t *self)
 {
-    wire_frame_t ack = {.type = WIRE_SUBACK,
-                        .req = w->req,
-                        .ns = wire_str(w->ns),
-                        .topic = wire_str(w->topic),
-                        .everywhere = true};
-    conn_send(self->server, w->conn, &ack);
-}
-
-static void s_check_waiters(mesh_t *self)
-{
-    uint64_t now = loop_now(self->loop);
-    waiter_t **pp = &self->waiters;
-    while (*pp) {
-        waiter_t *w = *pp;
-        bool done = w->conn->fd < 0 || s_confirmed(self, w->marker);
-        bool expired = now - w->since > WAIT_MAX_MS;
-        if (done || expired) {
-            if (w->conn->fd >= 0 && done) {
-                s_suback(self, w);
-            } else if (expired) {
-                log_debug("confirm_expired", "topic=%s", w->topic);
-            }
-            conn_release(w->conn);
-            *pp = w->next;
-            free(w);
-        } else {
-            pp = &w->next;
+    uint64_t upto = UINT64_MAX;
+    for (size_t i = 0; i < self->npeers; i++) {
+        if (self->peers[i].live && self->peers[i].acked < upto) {
+            upto = self->peers[i].acked;
         }
     }
+    return upto;
 }
 
-void mesh_confirm(mesh_t *self, conn_t *conn, uint64_t req,
-                  const wire_frame_t *sub)
+//  Tell io how far confirmations go (after acks, on every heartbeat, when
+//  a peer goes down).
+static void s_check_waiters(mesh_t *self)
 {
-    waiter_t *w = calloc(1, sizeof *w);
-    if (!w) {
-        return;
-    }
-    w->conn = conn;
-    w->req = req;
-    snprintf(w->ns, sizeof w->ns, "%.*s", (int)sub->ns.len, sub->ns.ptr);
-    snprintf(w->topic, sizeof w->topic, "%.*s", (int)sub->topic.len,
-             sub->topic.ptr);
-    w->marker = self->marker_dirty ? self->marker + 1 : self->marker;
-    w->since = loop_now(self->loop);
-    if (!self->marker_dirty && s_confirmed(self, w->marker)) {
-        s_suback(self, w);
-        free(w);
-        return;
-    }
-    conn_hold(conn);
-    w->next = self->waiters;
-    self->waiters = w;
+    self->io.confirmed(self->io.arg, s_confirmed_upto(self));
+}
+
+bool mesh_sub_wait(mesh_t *self, uint64_t *marker)
+{
+    *marker = self->marker_dirty ? self->marker + 1 : self->marker;
+    return self->marker_dirty || !s_confirmed(self, *marker);
 }
 
 //  Subscribe to a fresh marker (and drop the previous one) so every peer
@@ -407,7 +355,7 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
             //  heartbeats queue behind data: a flood is proof of life too
             from->last_heard = loop_now(self->loop);
         }
-        fanout_msg_t msg = {
+        msg_t msg = {
             .ns = {e->ns, (uint32_t)e->ns_len},
             .topic = {e->topic, (uint32_t)e->topic_len},
             .flags = e->kind == ENVELOPE_KIND_BINARY ? WIRE_F_BINARY : 0,
@@ -418,9 +366,10 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         if (seq == SEQTRACK_GAP) {
             self->stats->gaps++;
             self->stats->missed += missed;
-            session_notify_gap(self->server, &msg, missed);
+        } else {
+            missed = 0;
         }
-        fanout_deliver(server_fanout(self->server), &msg, NULL);
+        self->io.message(self->io.arg, &msg, missed);
     }
     envelope_opened_release(&o);
 }
@@ -499,13 +448,12 @@ static void s_on_heartbeat(mesh_t *self, const uint8_t *plain, size_t len)
             }
         }
         if (!was_live) {
-            char hex[33];
-            s_hex(p->node, hex);
-            log_info("peer_up", "node_id=%s name=%s endpoint=%s", hex, p->name,
-                     p->endpoint);
+            char hex[IDS_HEX_SIZE];
+            log_info("peer_up", "node_id=%s name=%s endpoint=%s",
+                     ids_hex(p->node, hex), p->name, p->endpoint);
             p->acked = 0;
             self->marker_dirty = true; // it must confirm what we hold
-            presence_snapshot(server_presence(self->server)); // and learn ours
+            self->io.peer_up(self->io.arg, p->node); // and learn ours
         }
         s_update_health(self);
     }
@@ -546,8 +494,7 @@ static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
                memcmp(f1 + PREFIX_LEN, self->node, 16) == 0) {
         s_on_ack(self, plain, (size_t)len);
     } else if (f1_len == PREFIX_LEN && memcmp(f1, PR, PREFIX_LEN) == 0) {
-        if (presence_on_remote(server_presence(self->server), plain,
-                               (size_t)len)) {
+        if (self->io.presence(self->io.arg, plain, (size_t)len)) {
             self->stats->control_bad++;
         }
     }
@@ -664,7 +611,7 @@ static bool s_idle(loop_t *loop, void *arg)
         int n = s_drain_sub(self);
         more |= n == DRAIN_BATCH;
         if (n > 0) {
-            server_flush(self->server); // deliveries go out in this turn
+            self->io.received(self->io.arg); // deliveries go out this turn
         }
     }
     if (self->curve) {
@@ -702,12 +649,12 @@ static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
         peer_t *p = &self->peers[i];
         if (p->live &&
             now - p->last_heard > DOWN_AFTER * self->cfg->heartbeat_ms) {
-            char hex[33];
-            s_hex(p->node, hex);
-            log_info("peer_down", "node_id=%s name=%s silent_ms=%llu", hex,
-                     p->name, (unsigned long long)(now - p->last_heard));
+            char hex[IDS_HEX_SIZE];
+            log_info("peer_down", "node_id=%s name=%s silent_ms=%llu",
+                     ids_hex(p->node, hex), p->name,
+                     (unsigned long long)(now - p->last_heard));
             p->live = false;
-            presence_node_gone(server_presence(self->server), p->node);
+            self->io.peer_down(self->io.arg, p->node);
         }
         live += p->live;
     }
@@ -719,35 +666,24 @@ static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
     }
     msgpack_pack_uint64(&pk, ++self->beat);
     s_send_control(self, HB, PREFIX_LEN);
-    if (self->beat % SNAPSHOT_EVERY == 0) {
-        presence_snapshot(server_presence(self->server)); // anti-entropy
-    }
     s_update_health(self);
     s_check_waiters(self);
     dedup_expire(self->dedup, now, 600000);
 }
 
-// --- interest (registry hooks) -----------------------------------------------
+// --- interest
+// ----------------------------------------------------------------
 
-static void s_interest(mesh_t *self, registry_topic_t *t, int option)
+void mesh_interest(mesh_t *self, const char *ns, size_t ns_len,
+                   const char *topic, size_t topic_len, bool on)
 {
     uint8_t rkeys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
-    int n = rkeys_get(self->rkeys, t->ns, t->ns_len, t->topic, t->topic_len,
-                      rkeys);
+    int n = rkeys_get(self->rkeys, ns, ns_len, topic, topic_len, rkeys);
+    int option = on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE;
     for (int i = 0; i < n; i++) {
         zmq_setsockopt(self->sub, option, rkeys[i], KEYRING_RKEY_SIZE);
     }
-    self->marker_dirty |= option == ZMQ_SUBSCRIBE;
-}
-
-static void s_on_first(registry_topic_t *t, void *arg)
-{
-    s_interest(arg, t, ZMQ_SUBSCRIBE);
-}
-
-static void s_on_last(registry_topic_t *t, void *arg)
-{
-    s_interest(arg, t, ZMQ_UNSUBSCRIBE);
+    self->marker_dirty |= on;
 }
 
 // --- setup
@@ -838,9 +774,8 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint)
     return 0;
 }
 
-static void s_send_presence(void *arg, const uint8_t *body, size_t len)
+void mesh_send_presence(mesh_t *self, const uint8_t *body, size_t len)
 {
-    mesh_t *self = arg;
     if (self->alone) {
         return;
     }
@@ -849,19 +784,16 @@ static void s_send_presence(void *arg, const uint8_t *body, size_t len)
     s_send_control(self, PR, PREFIX_LEN);
 }
 
-void mesh_member_changed(mesh_t *self, const uint8_t node[16], const char *name,
-                         int state, const char *endpoint)
+void mesh_member_changed(mesh_t *self, const uint8_t node[16], int state)
 {
     if (state == 3 || state == 4 || state == 0) { // dead, left, forgotten
         peer_t *p = s_peer(self, node);
-        if (p) {
+        if (p && p->live) {
             p->live = false;
             s_update_health(self);
             s_check_waiters(self);
         }
-        presence_node_gone(server_presence(self->server), node);
     }
-    server_notify_member(self->server, node, name, state, endpoint);
 }
 
 curve_t *mesh_curve(mesh_t *self)
@@ -893,8 +825,8 @@ void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg)
     uint64_t now = loop_now(self->loop);
     for (size_t i = 0; i < self->npeers; i++) {
         peer_t *p = &self->peers[i];
-        char hex[33], value[400];
-        s_hex(p->node, hex);
+        char hex[IDS_HEX_SIZE], value[400];
+        ids_hex(p->node, hex);
         snprintf(value, sizeof value,
                  "name=%s endpoint=%s state=%s heard_us=%s last_ms=%llu "
                  "received=%llu missed=%llu",
@@ -1080,8 +1012,8 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     return 0;
 }
 
-mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
-                 keyring_t **ring_p, const uint8_t node_id[16], stats_t *stats,
+mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
+                 const uint8_t node_id[16], stats_t *stats, const mesh_io_t *io,
                  char *err, size_t errlen)
 {
     mesh_t *self = calloc(1, sizeof *self);
@@ -1091,7 +1023,7 @@ mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
         return NULL;
     }
     self->loop = loop;
-    self->server = server;
+    self->io = *io;
     self->cfg = cfg;
     self->ring = *ring_p;
     *ring_p = NULL;
@@ -1099,7 +1031,7 @@ mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
     memcpy(self->node, node_id, 16);
     self->proxy_mode = cfg->proxies.count > 0;
     self->alone = cfg->peers.count == 0 && cfg->proxies.count == 0;
-    self->health = (server_health_t){true, true, 0, "cluster of one"};
+    self->health = (mesh_health_t){true, true, 0, "cluster of one"};
     msgpack_sbuffer_init(&self->sbuf);
     //  czmq's context: zauth must share it with the sockets it guards
     self->zctx = zsys_init();
@@ -1128,8 +1060,7 @@ mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
     }
     self->hb_timer =
         loop_add_timer(loop, cfg->heartbeat_ms, true, s_heartbeat, self);
-    registry_set_hooks(server_registry(server), s_on_first, s_on_last, self);
-    presence_set_sender(server_presence(server), s_send_presence, self);
+    self->health.readable = !self->health.readable; // tell io the first time
     s_update_health(self);
     return self;
 }
@@ -1140,16 +1071,6 @@ void mesh_destroy(mesh_t **self_p)
         return;
     }
     mesh_t *self = *self_p;
-    while (self->waiters) {
-        waiter_t *w = self->waiters;
-        self->waiters = w->next;
-        conn_release(w->conn);
-        free(w);
-    }
-    if (self->server) {
-        registry_set_hooks(server_registry(self->server), NULL, NULL, NULL);
-        presence_set_sender(server_presence(self->server), NULL, NULL);
-    }
     if (self->monitor) {
         int fd;
         size_t fdlen = sizeof fd;

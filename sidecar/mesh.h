@@ -8,9 +8,10 @@
     have a local subscriber (registry hooks: lazy interest).
 
     Received envelopes are opened, deduplicated per origin node (two proxies
-    deliver twice), sequence-checked per (publisher, topic) (gaps counted,
-    GAP to apps that asked) and handed to fanout_deliver, the path local
-    publishes take.
+    deliver twice), sequence-checked per (publisher, topic) (gaps counted)
+    and reported to io->message with what was missed before them. The mesh
+    includes no other component: what follows (local fanout, GAP notices,
+    presence, apps told of health) is the coordinator's.
 
     Control traffic on the same sockets, sealed under the cluster key:
       heartbeat  every --heartbeat ms: node id, name, endpoint, and the
@@ -33,10 +34,9 @@
 #define RCD_MESH_H
 
 #include "config.h"
-#include "fanout.h"
 #include "keyring.h"
 #include "loop.h"
-#include "server.h"
+#include "msg.h"
 #include "stats.h"
 
 #include <stdbool.h>
@@ -44,23 +44,58 @@
 #include <stdint.h>
 
 typedef struct mesh_t mesh_t;
-typedef struct conn_t conn_t;
 
-//  Start the mesh for server: bind or connect the sockets, join the loop,
-//  hook the registry. ring is taken (destroyed with the mesh, or on
-//  failure). Returns NULL with err filled.
-mesh_t *mesh_new(loop_t *loop, server_t *server, const config_t *cfg,
-                 keyring_t **ring_p, const uint8_t node_id[16], stats_t *stats,
+//  Health of the links (DESIGN: two bits).
+typedef struct {
+    bool readable;       // a live peer is heard
+    bool writable;       // a live peer hears us
+    unsigned live_peers; //
+    const char *detail;  // e.g. "peers live" (static string)
+} mesh_health_t;
+
+//  How the mesh reports (every pointer argument borrowed for the call).
+typedef struct {
+    void *arg;
+    //  An envelope from another sidecar, opened and deduplicated; missed
+    //  messages of its stream were lost before it (0: none).
+    void (*message)(void *arg, const msg_t *msg, uint64_t missed);
+    //  A batch of received messages ends: write what it queued.
+    void (*received)(void *arg);
+    //  A presence body from another sidecar (opened, channel checked).
+    //  Returns 0, or -1 when it does not parse (counted).
+    int (*presence)(void *arg, const uint8_t *body, size_t len);
+    //  Health changed.
+    void (*health)(void *arg, const mesh_health_t *health);
+    //  A peer's link came up (it should learn our presence) or went down.
+    void (*peer_up)(void *arg, const uint8_t node[16]);
+    void (*peer_down)(void *arg, const uint8_t node[16]);
+    //  Every live peer holds the subscriptions made before marker upto
+    //  (UINT64_MAX: there is no live peer).
+    void (*confirmed)(void *arg, uint64_t upto);
+} mesh_io_t;
+
+//  Start the mesh: bind or connect the sockets, join the loop. ring is
+//  taken (destroyed with the mesh, or on failure). Returns NULL with err
+//  filled.
+mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
+                 const uint8_t node_id[16], stats_t *stats, const mesh_io_t *io,
                  char *err, size_t errlen);
 void mesh_destroy(mesh_t **self_p);
 
-//  Relay a local publish to the other sidecars (after local fanout).
-void mesh_publish(mesh_t *self, const fanout_msg_t *msg);
+//  Relay a local publish to the other sidecars.
+void mesh_publish(mesh_t *self, const msg_t *msg);
 
-//  Answer conn's SUB (req) with SUBACK everywhere once every live peer
-//  holds the subscription; at once when there is no live peer.
-void mesh_confirm(mesh_t *self, conn_t *conn, uint64_t req,
-                  const wire_frame_t *sub);
+//  Receive (on) or stop receiving (off) a topic from the other sidecars
+//  (lazy interest: while it has a local subscriber).
+void mesh_interest(mesh_t *self, const char *ns, size_t ns_len,
+                   const char *topic, size_t topic_len, bool on);
+
+//  A subscription was just made: returns false when every live peer holds
+//  it already, else true with *marker set to what io->confirmed must reach.
+bool mesh_sub_wait(mesh_t *self, uint64_t *marker);
+
+//  Send a presence body to every other sidecar.
+void mesh_send_presence(mesh_t *self, const uint8_t *body, size_t len);
 
 //  Connect to / disconnect from a peer's data endpoint at run time. spec
 //  is ENDPOINT or ENDPOINT@Z85KEY; key (32 bytes, or NULL) is the peer's
@@ -70,12 +105,10 @@ void mesh_confirm(mesh_t *self, conn_t *conn, uint64_t req,
 int mesh_peer_add(mesh_t *self, const char *spec, const uint8_t *key);
 int mesh_peer_remove(mesh_t *self, const char *endpoint);
 
-//  Membership says a member changed (state as swim_state_t: 1 alive,
-//  2 suspect, 3 dead, 4 left, 0 forgotten): a dead or left one is down at
-//  once (health, confirmations, its presence), and apps that asked are
-//  told.
-void mesh_member_changed(mesh_t *self, const uint8_t node[16], const char *name,
-                         int state, const char *endpoint);
+//  Membership says node changed (state as swim_state_t: 1 alive, 2
+//  suspect, 3 dead, 4 left, 0 forgotten): a dead or left one is down at
+//  once (health, confirmations).
+void mesh_member_changed(mesh_t *self, const uint8_t node[16], int state);
 
 //  CurveZMQ of the links (borrowed), or NULL when off.
 typedef struct curve_t curve_t;

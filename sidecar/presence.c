@@ -3,8 +3,7 @@
     last version applied. Listing a topic walks the table: presence lists
     are occasional, deliveries never touch it. */
 #include "presence.h"
-#include "registry.h"
-#include "session.h"
+#include "ids.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -17,7 +16,7 @@ typedef struct {
     char *ns, *topic, *key; // NUL-terminated copies
     uint8_t *meta;
     size_t meta_len;
-    conn_t *conn; // local owner, NULL for remote entries
+    const void *owner; // local app that set it, NULL for remote entries
 } entry_t;
 
 typedef struct {
@@ -25,14 +24,12 @@ typedef struct {
 } origin_t;
 
 struct presence_t {
-    server_t *server;
+    presence_io_t io;
     uint8_t node[16];
     char channel[256];
     zhashx_t *entries; // key string -> entry_t
     zhashx_t *origins; // node hex -> origin_t
     uint64_t version;  // ours
-    presence_send_fn *send;
-    void *send_arg;
     msgpack_sbuffer sbuf;
 };
 
@@ -55,14 +52,14 @@ static void s_free(void **item)
     *item = NULL;
 }
 
-presence_t *presence_new(server_t *server, const uint8_t node_id[16],
+presence_t *presence_new(const presence_io_t *io, const uint8_t node_id[16],
                          const char *channel)
 {
     presence_t *self = calloc(1, sizeof *self);
     if (!self) {
         return NULL;
     }
-    self->server = server;
+    self->io = *io;
     memcpy(self->node, node_id, 16);
     snprintf(self->channel, sizeof self->channel, "%s", channel);
     self->entries = zhashx_new();
@@ -89,31 +86,18 @@ void presence_destroy(presence_t **self_p)
     }
 }
 
-void presence_set_sender(presence_t *self, presence_send_fn *fn, void *arg)
-{
-    self->send = fn;
-    self->send_arg = arg;
-}
-
 // --- keys and events
 // ----------------------------------------------------------
 
 static bool s_in_topic(const entry_t *e, wire_str_t ns, wire_str_t topic);
-
-static void s_hex(const uint8_t *id, char *out)
-{
-    for (int i = 0; i < 16; i++) {
-        snprintf(out + 2 * i, 3, "%02x", id[i]);
-    }
-}
 
 //  "nodehex\x01ns\x01topic\x01key": names hold no control characters.
 static char *s_key(const uint8_t node[16], const char *ns, size_t ns_len,
                    const char *topic, size_t topic_len, const char *key,
                    size_t key_len)
 {
-    char hex[33];
-    s_hex(node, hex);
+    char hex[IDS_HEX_SIZE];
+    ids_hex(node, hex);
     char *k = malloc(32 + ns_len + topic_len + key_len + 4);
     if (k) {
         sprintf(k, "%s\x01%.*s\x01%.*s\x01%.*s", hex, (int)ns_len, ns,
@@ -122,34 +106,30 @@ static char *s_key(const uint8_t node[16], const char *ns, size_t ns_len,
     return k;
 }
 
+static presence_entry_t s_view(const entry_t *e)
+{
+    presence_entry_t v = {.ns = e->ns,
+                          .topic = e->topic,
+                          .key = e->key,
+                          .meta = e->meta,
+                          .meta_len = e->meta_len};
+    memcpy(v.node, e->node, 16);
+    return v;
+}
+
 //  Tell the local watchers of e's topic that e is there or gone.
 static void s_event(presence_t *self, const entry_t *e, bool present)
 {
-    registry_topic_t *t =
-        registry_lookup(server_registry(self->server), e->ns, strlen(e->ns),
-                        e->topic, strlen(e->topic));
-    if (!t) {
-        return;
-    }
-    wire_frame_t f = {.type = WIRE_PEVENT,
-                      .ns = wire_str(e->ns),
-                      .topic = wire_str(e->topic),
-                      .arg = wire_str(e->key),
-                      .meta = {(const char *)e->meta, (uint32_t)e->meta_len},
-                      .node = {(const char *)e->node, 16},
-                      .present = present};
-    for (size_t i = 0; i < t->count; i++) {
-        conn_t *conn = registry_member(t, i);
-        if (conn->hello_flags & WIRE_HF_PRESENCE) {
-            conn_send(self->server, conn, &f);
-        }
+    if (self->io.event) {
+        presence_entry_t v = s_view(e);
+        self->io.event(self->io.arg, &v, present);
     }
 }
 
 //  Insert or replace an entry; events when it is new or its meta changed.
 static int s_put(presence_t *self, const uint8_t node[16], wire_str_t ns,
                  wire_str_t topic, wire_str_t key, wire_str_t meta,
-                 conn_t *conn)
+                 const void *owner)
 {
     char *k =
         s_key(node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr, key.len);
@@ -166,7 +146,7 @@ static int s_put(presence_t *self, const uint8_t node[16], wire_str_t ns,
     e->key = strndup(key.ptr, key.len);
     e->meta = meta.len ? malloc(meta.len) : NULL;
     e->meta_len = meta.len;
-    e->conn = conn;
+    e->owner = owner;
     if (!e->ns || !e->topic || !e->key || (meta.len && !e->meta)) {
         void *item = e;
         s_entry_free(&item);
@@ -222,7 +202,7 @@ static void s_send_delta(presence_t *self, bool set, wire_str_t ns,
                          wire_str_t topic, wire_str_t key, wire_str_t meta)
 {
     self->version++;
-    if (!self->send) {
+    if (!self->io.send) {
         return;
     }
     msgpack_packer pk;
@@ -232,13 +212,13 @@ static void s_send_delta(presence_t *self, bool set, wire_str_t ns,
     s_pack_str(&pk, topic.ptr, topic.len);
     s_pack_str(&pk, key.ptr, key.len);
     msgpack_pack_bin_with_body(&pk, meta.ptr, meta.len);
-    self->send(self->send_arg, (const uint8_t *)self->sbuf.data,
-               self->sbuf.size);
+    self->io.send(self->io.arg, (const uint8_t *)self->sbuf.data,
+                  self->sbuf.size);
 }
 
 void presence_snapshot(presence_t *self)
 {
-    if (!self->send) {
+    if (!self->io.send) {
         return;
     }
     size_t n = 0;
@@ -259,38 +239,38 @@ void presence_snapshot(presence_t *self)
             msgpack_pack_bin_with_body(&pk, e->meta, e->meta_len);
         }
     }
-    self->send(self->send_arg, (const uint8_t *)self->sbuf.data,
-               self->sbuf.size);
+    self->io.send(self->io.arg, (const uint8_t *)self->sbuf.data,
+                  self->sbuf.size);
 }
 
 // --- local changes
 // ------------------------------------------------------------
 
-int presence_set(presence_t *self, conn_t *conn, wire_str_t ns,
+int presence_set(presence_t *self, const void *owner, wire_str_t ns,
                  wire_str_t topic, wire_str_t key, wire_str_t meta)
 {
     char *k = s_key(self->node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr,
                     key.len);
     entry_t *old = k ? zhashx_lookup(self->entries, k) : NULL;
     free(k);
-    if (old && old->conn != conn) {
+    if (old && old->owner != owner) {
         errno = EEXIST; // another app of ours holds that key
         return -1;
     }
-    if (s_put(self, self->node, ns, topic, key, meta, conn)) {
+    if (s_put(self, self->node, ns, topic, key, meta, owner)) {
         return -1;
     }
     s_send_delta(self, true, ns, topic, key, meta);
     return 0;
 }
 
-int presence_clear(presence_t *self, conn_t *conn, wire_str_t ns,
+int presence_clear(presence_t *self, const void *owner, wire_str_t ns,
                    wire_str_t topic, wire_str_t key)
 {
     char *k = s_key(self->node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr,
                     key.len);
     entry_t *e = k ? zhashx_lookup(self->entries, k) : NULL;
-    if (!e || e->conn != conn) {
+    if (!e || e->owner != owner) {
         free(k);
         errno = ENOENT;
         return -1;
@@ -301,12 +281,12 @@ int presence_clear(presence_t *self, conn_t *conn, wire_str_t ns,
     return 0;
 }
 
-void presence_conn_closed(presence_t *self, conn_t *conn)
+void presence_owner_gone(presence_t *self, const void *owner)
 {
     zlistx_t *gone = zlistx_new();
     for (entry_t *e = zhashx_first(self->entries); e;
          e = zhashx_next(self->entries)) {
-        if (e->conn == conn) {
+        if (e->owner == owner) {
             zlistx_add_end(gone, (void *)zhashx_cursor(self->entries));
         }
     }
@@ -326,25 +306,6 @@ void presence_conn_closed(presence_t *self, conn_t *conn)
     zlistx_destroy(&gone);
 }
 
-void presence_list(presence_t *self, conn_t *conn, wire_str_t ns,
-                   wire_str_t topic)
-{
-    for (entry_t *e = zhashx_first(self->entries); e;
-         e = zhashx_next(self->entries)) {
-        if (s_in_topic(e, ns, topic)) {
-            wire_frame_t f = {
-                .type = WIRE_PEVENT,
-                .ns = ns,
-                .topic = topic,
-                .arg = wire_str(e->key),
-                .meta = {(const char *)e->meta, (uint32_t)e->meta_len},
-                .node = {(const char *)e->node, 16},
-                .present = true};
-            conn_send(self->server, conn, &f);
-        }
-    }
-}
-
 static bool s_in_topic(const entry_t *e, wire_str_t ns, wire_str_t topic)
 {
     return strlen(e->ns) == ns.len && memcmp(e->ns, ns.ptr, ns.len) == 0 &&
@@ -352,29 +313,15 @@ static bool s_in_topic(const entry_t *e, wire_str_t ns, wire_str_t topic)
            memcmp(e->topic, topic.ptr, topic.len) == 0;
 }
 
-void presence_list_rows(presence_t *self, wire_str_t ns, wire_str_t topic,
-                        presence_row_fn *fn, void *arg)
+void presence_list(presence_t *self, wire_str_t ns, wire_str_t topic,
+                   presence_entry_fn *fn, void *arg)
 {
     for (entry_t *e = zhashx_first(self->entries); e;
          e = zhashx_next(self->entries)) {
-        if (!s_in_topic(e, ns, topic)) {
-            continue;
+        if (s_in_topic(e, ns, topic)) {
+            presence_entry_t v = s_view(e);
+            fn(arg, &v);
         }
-        bool text = true;
-        for (size_t i = 0; i < e->meta_len; i++) {
-            text &= e->meta[i] >= 0x20 && e->meta[i] < 0x7f;
-        }
-        char hex[33], value[300];
-        s_hex(e->node, hex);
-        if (text) {
-            snprintf(value, sizeof value, "node=%s meta=%.*s", hex,
-                     (int)(e->meta_len > 200 ? 200 : e->meta_len),
-                     (const char *)e->meta);
-        } else {
-            snprintf(value, sizeof value, "node=%s meta=[%zu bytes]", hex,
-                     e->meta_len);
-        }
-        fn(arg, e->key, value);
     }
 }
 
@@ -402,8 +349,8 @@ static void s_drop_node(presence_t *self, const uint8_t node[16],
 
 void presence_node_gone(presence_t *self, const uint8_t node[16])
 {
-    char hex[33];
-    s_hex(node, hex);
+    char hex[IDS_HEX_SIZE];
+    ids_hex(node, hex);
     s_drop_node(self, node, NULL);
     zhashx_delete(self->origins, hex);
 }
@@ -491,8 +438,8 @@ int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
         rc = 0; // our own, back through a proxy
         goto done;
     }
-    char hex[33];
-    s_hex(node, hex);
+    char hex[IDS_HEX_SIZE];
+    ids_hex(node, hex);
     origin_t *origin = zhashx_lookup(self->origins, hex);
     if (!origin) {
         origin = calloc(1, sizeof *origin);

@@ -30,36 +30,46 @@
 #include <stdint.h>
 
 typedef struct presence_t presence_t;
-typedef struct conn_t conn_t;
-typedef struct server_t server_t;
 
-//  Send a sealed presence body to every other sidecar.
-typedef void(presence_send_fn)(void *arg, const uint8_t *body, size_t len);
+//  One entry, as presence shows it (borrowed for the call).
+typedef struct {
+    uint8_t node[16];    // the sidecar whose app set it
+    const char *ns;      //
+    const char *topic;   //
+    const char *key;     //
+    const uint8_t *meta; // any bytes
+    size_t meta_len;     //
+} presence_entry_t;
 
-presence_t *presence_new(server_t *server, const uint8_t node_id[16],
+//  How presence reports.
+typedef struct {
+    void *arg;
+    //  Send a presence body to every other sidecar (NULL: local only).
+    void (*send)(void *arg, const uint8_t *body, size_t len);
+    //  An entry came (present) or went: tell the local apps that watch
+    //  its topic.
+    void (*event)(void *arg, const presence_entry_t *e, bool present);
+} presence_io_t;
+
+presence_t *presence_new(const presence_io_t *io, const uint8_t node_id[16],
                          const char *channel);
 void presence_destroy(presence_t **self_p);
 
-//  Where deltas and snapshots go (the mesh); NULL: local only.
-void presence_set_sender(presence_t *self, presence_send_fn *fn, void *arg);
-
-//  conn sets or clears its entry (ns, topic, key). Returns 0, or -1 with
-//  ENOMEM (set) or ENOENT (clear of an entry conn does not own).
-int presence_set(presence_t *self, conn_t *conn, wire_str_t ns,
+//  An app (owner, any pointer that names it) sets or clears its entry
+//  (ns, topic, key). Returns 0, or -1 with ENOMEM or EEXIST (set: another
+//  app of ours holds the key) or ENOENT (clear of an entry owner does not
+//  own).
+int presence_set(presence_t *self, const void *owner, wire_str_t ns,
                  wire_str_t topic, wire_str_t key, wire_str_t meta);
-int presence_clear(presence_t *self, conn_t *conn, wire_str_t ns,
+int presence_clear(presence_t *self, const void *owner, wire_str_t ns,
                    wire_str_t topic, wire_str_t key);
-//  conn is gone: clear every entry it set.
-void presence_conn_closed(presence_t *self, conn_t *conn);
+//  owner is gone: clear every entry it set.
+void presence_owner_gone(presence_t *self, const void *owner);
 
-//  Send conn a PEVENT (present) for every entry of (ns, topic).
-void presence_list(presence_t *self, conn_t *conn, wire_str_t ns,
-                   wire_str_t topic);
-//  Entries of (ns, topic), for roomcastctl: key the entry's key, value
-//  "node=<hex> meta=<text or N bytes>".
-typedef void(presence_row_fn)(void *arg, const char *key, const char *value);
-void presence_list_rows(presence_t *self, wire_str_t ns, wire_str_t topic,
-                        presence_row_fn *fn, void *arg);
+//  Call fn for every entry of (ns, topic).
+typedef void(presence_entry_fn)(void *arg, const presence_entry_t *e);
+void presence_list(presence_t *self, wire_str_t ns, wire_str_t topic,
+                   presence_entry_fn *fn, void *arg);
 
 //  A body from another sidecar (opened, channel checked by the mesh).
 //  Returns 0, or -1 with EPROTO when it does not parse.

@@ -63,7 +63,8 @@ const keyring_t *rkeys_ring(const rkeys_t *self)
 }
 
 int rkeys_get(rkeys_t *self, const char *ns, size_t ns_len, const char *topic,
-              size_t topic_len, uint8_t out[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE])
+              size_t topic_len,
+              uint8_t out[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE])
 {
     assert(self);
     assert(ns || ns_len == 0);
@@ -91,8 +92,8 @@ int rkeys_get(rkeys_t *self, const char *ns, size_t ns_len, const char *topic,
         memcpy(topic_z, topic, topic_len);
         topic_z[topic_len] = '\0';
         s_entry_t fresh;
-        fresh.n = keyring_routing_keys(self->ring, self->channel, ns_z,
-                                       topic_z, fresh.keys);
+        fresh.n = keyring_routing_keys(self->ring, self->channel, ns_z, topic_z,
+                                       fresh.keys);
         if (fresh.n < 1) {
             return -1; // ENOKEY
         }

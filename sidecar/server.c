@@ -1,9 +1,7 @@
 /*  server: see server.h. Connection life and I/O live here; what each frame
-    type does lives in session.c (one handler per type, by table). */
+    means is the coordinator's (io->frame). */
 #include "server.h"
 #include "log.h"
-#include "presence.h"
-#include "session.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,10 +25,7 @@ struct server_t {
     loop_t *loop;
     const config_t *cfg;
     stats_t *stats;
-    uint8_t node_id[16];
-    registry_t *registry;
-    fanout_t *fanout;
-    wire_decoder_t *decoder;
+    server_io_t io;
     int listen_fd;
     int reserve_fd;       // spare descriptor to refuse clients at EMFILE
     bool listening_owner; // we created the socket file
@@ -38,11 +33,6 @@ struct server_t {
     size_t nconns;
     uint64_t next_id;
     conn_t *dirty; // connections with output to write
-    server_health_t health;
-    char health_detail[128];
-    mesh_t *mesh;         // NULL when local only
-    gossip_t *gossip;     // NULL without membership
-    presence_t *presence; // entries of our apps and of the cluster
     bool shutting_down;
     uid_t *allow_uids; // peer credentials allowed (none listed: all)
     size_t nallow_uids;
@@ -63,13 +53,13 @@ static void s_conn_free(conn_t *conn)
     free(conn);
 }
 
-static void s_hold(void *arg, void *member)
+void server_hold(void *arg, void *member)
 {
     (void)arg;
     ((conn_t *)member)->refs++;
 }
 
-static void s_release(void *arg, void *member)
+void server_release(void *arg, void *member)
 {
     (void)arg;
     conn_t *conn = member;
@@ -89,8 +79,9 @@ static void s_mark_dirty(server_t *self, conn_t *conn)
     }
 }
 
-//  Close now: forget every topic, drop the queue, free when unreferenced.
-void conn_close(server_t *self, conn_t *conn, const char *why)
+//  Close now: the coordinator forgets its topics and presence, the queue
+//  is dropped, the memory freed when unreferenced.
+static void s_close(server_t *self, conn_t *conn, const char *why)
 {
     if (conn->fd < 0) {
         return;
@@ -98,8 +89,7 @@ void conn_close(server_t *self, conn_t *conn, const char *why)
     log_debug("client_closed", "client=%llu reason=\"%s\" dropped=%llu",
               (unsigned long long)conn->id, why,
               (unsigned long long)conn->dropped);
-    presence_conn_closed(self->presence, conn);
-    registry_leave_all(self->registry, &conn->reg);
+    self->io.closed(self->io.arg, conn);
     loop_del_fd(self->loop, conn->fd);
     close(conn->fd);
     conn->fd = -1;
@@ -115,59 +105,45 @@ void conn_close(server_t *self, conn_t *conn, const char *why)
     self->nconns--;
     //  a dirty conn stays on the dirty list until the flush skips it
     if (!conn->dirty) {
-        s_release(self, conn);
+        server_release(self, conn);
     }
 }
 
-//  Queue a frame for conn regardless of its budget (answers, errors).
-void conn_send(server_t *self, conn_t *conn, const wire_frame_t *frame)
+void server_send(server_t *self, conn_t *conn, const wire_frame_t *frame)
 {
     if (conn->fd < 0) {
         return;
     }
+    self->stats->errors_sent += frame->type == WIRE_ERR;
     outbuf_t *buf = outbuf_encode(frame);
     if (!buf || outq_push(&conn->out, buf)) {
         outbuf_unref(&buf);
-        conn_close(self, conn, "out of memory");
+        s_close(self, conn, "out of memory");
         return;
     }
     outbuf_unref(&buf);
     s_mark_dirty(self, conn);
 }
 
-void conn_send_err(server_t *self, conn_t *conn, uint64_t req, wire_err_t code,
-                   const char *fmt, ...)
-{
-    char text[256];
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(text, sizeof text, fmt, args);
-    va_end(args);
-    wire_frame_t f = {
-        .type = WIRE_ERR, .req = req, .code = code, .text = wire_str(text)};
-    self->stats->errors_sent++;
-    conn_send(self, conn, &f);
-}
-
-//  Answer with a last ERR, stop reading, close once it is written (or
-//  after CLOSE_LINGER_MS if the client does not read).
-void conn_close_with(server_t *self, conn_t *conn, wire_err_t code,
-                     const char *why)
+//  Closing: after CLOSE_LINGER_MS a client that does not read is closed.
+void server_close_with(server_t *self, conn_t *conn, wire_err_t code,
+                       const char *why)
 {
     if (conn->fd < 0 || conn->closing) {
         return;
     }
-    conn_send_err(self, conn, 0, code, "%s", why);
+    wire_frame_t f = {.type = WIRE_ERR, .code = code, .text = wire_str(why)};
+    server_send(self, conn, &f);
     conn->closing = true;
     conn->closing_since = loop_now(self->loop);
     log_info("client_closing", "client=%llu reason=\"%s\"",
              (unsigned long long)conn->id, why);
 }
 
-//  fanout's deliver: the budget policy. Over budget, the message is
-//  dropped and counted; over budget for longer than the grace, the client
-//  is closed as a slow consumer.
-static void s_deliver(void *arg, void *member, outbuf_t *buf)
+static void s_close_slow(server_t *self, conn_t *conn);
+
+//  The budget policy (see server.h).
+void server_deliver(void *arg, void *member, outbuf_t *buf)
 {
     server_t *self = arg;
     conn_t *conn = member;
@@ -200,26 +176,26 @@ static void s_deliver(void *arg, void *member, outbuf_t *buf)
         case OUTQ_CLOSE:
             self->stats->dropped_slow++;
             conn->dropped++;
-            conn_close_slow(self, conn);
+            s_close_slow(self, conn);
             return;
     }
     if (outq_push(&conn->out, buf)) {
-        conn_close(self, conn, "out of memory");
+        s_close(self, conn, "out of memory");
         return;
     }
     self->stats->deliveries++;
     s_mark_dirty(self, conn);
 }
 
-void conn_close_slow(server_t *self, conn_t *conn)
+static void s_close_slow(server_t *self, conn_t *conn)
 {
     self->stats->closed_slow++;
     log_warn("client_slow_closed", "client=%llu dropped=%llu",
              (unsigned long long)conn->id, (unsigned long long)conn->dropped);
     //  keep only a frame already half written, then say why and go
     outq_trim(&conn->out);
-    conn_close_with(self, conn, WIRE_E_SLOW,
-                    "slow consumer: queue over budget for too long");
+    server_close_with(self, conn, WIRE_E_SLOW,
+                      "slow consumer: queue over budget for too long");
 }
 
 static void s_flush(server_t *self, conn_t *conn)
@@ -227,13 +203,13 @@ static void s_flush(server_t *self, conn_t *conn)
     size_t before = conn->out.bytes;
     ssize_t n = outq_write(&conn->out, conn->fd);
     if (n < 0) {
-        conn_close(self, conn, "write failed");
+        s_close(self, conn, "write failed");
         return;
     }
     self->stats->bytes_out += (uint64_t)(before - conn->out.bytes);
     outq_caught_up(&conn->out, self->cfg->queue_budget, &conn->slow_since);
     if (conn->out.bytes == 0 && conn->closing) {
-        conn_close(self, conn, "closed after error");
+        s_close(self, conn, "closed after error");
         return;
     }
     bool want_out = conn->out.bytes > 0;
@@ -256,7 +232,7 @@ static ssize_t s_frames(server_t *self, conn_t *conn, const uint8_t *data,
            (rc = wire_peek(data + off, len - off, max_body, &body)) == 1) {
         const uint8_t *p = data + off + WIRE_PREFIX;
         off += WIRE_PREFIX + body;
-        session_frame(self, conn, self->decoder, p, body);
+        self->io.frame(self->io.arg, conn, p, body);
         if (conn->fd < 0) {
             return -1;
         }
@@ -269,10 +245,10 @@ static ssize_t s_frames(server_t *self, conn_t *conn, const uint8_t *data,
             snprintf(why, sizeof why,
                      "frame over the limit of %zu bytes: connection closed",
                      max_body);
-            conn_close_with(self, conn, WIRE_E_TOOBIG, why);
+            server_close_with(self, conn, WIRE_E_TOOBIG, why);
         } else {
-            conn_close_with(self, conn, WIRE_E_PROTO,
-                            "zero-length frame: not the roomcast protocol");
+            server_close_with(self, conn, WIRE_E_PROTO,
+                              "zero-length frame: not the roomcast protocol");
         }
     }
     return (ssize_t)off;
@@ -289,7 +265,7 @@ static void s_read(server_t *self, conn_t *conn)
             room = sizeof self->scratch;
         } else {
             if (wire_buf_reserve(&conn->in, READ_CHUNK)) {
-                conn_close(self, conn, "out of memory");
+                s_close(self, conn, "out of memory");
                 return;
             }
             dst = conn->in.data + conn->in.len;
@@ -297,7 +273,7 @@ static void s_read(server_t *self, conn_t *conn)
         }
         ssize_t n = read(conn->fd, dst, room);
         if (n == 0) {
-            conn_close(self, conn, "client closed");
+            s_close(self, conn, "client closed");
             return;
         }
         if (n < 0) {
@@ -305,7 +281,7 @@ static void s_read(server_t *self, conn_t *conn)
                 continue;
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                conn_close(self, conn, "read failed");
+                s_close(self, conn, "read failed");
             }
             return;
         }
@@ -322,7 +298,7 @@ static void s_read(server_t *self, conn_t *conn)
             if ((size_t)used < len) {
                 //  keep the partial frame for the next read
                 if (wire_buf_reserve(&conn->in, len - (size_t)used)) {
-                    conn_close(self, conn, "out of memory");
+                    s_close(self, conn, "out of memory");
                     return;
                 }
                 memcpy(conn->in.data, data + used, len - (size_t)used);
@@ -344,7 +320,7 @@ static void s_conn_io(loop_t *loop, int fd, uint32_t events, void *arg)
     (void)fd;
     conn_t *conn = arg;
     server_t *self = conn->server;
-    s_hold(self, conn); // a close below must not free conn under our feet
+    server_hold(self, conn); // a close below must not free conn under our feet
     if (events & EPOLLIN) {
         s_read(self, conn);
     }
@@ -352,9 +328,9 @@ static void s_conn_io(loop_t *loop, int fd, uint32_t events, void *arg)
         s_flush(self, conn);
     }
     if (conn->fd >= 0 && (events & EPOLLHUP) && !(events & EPOLLIN)) {
-        conn_close(self, conn, "hang-up");
+        s_close(self, conn, "hang-up");
     }
-    s_release(self, conn);
+    server_release(self, conn);
 }
 
 // --- accepting
@@ -510,7 +486,7 @@ void server_flush(server_t *self)
         if (conn->fd >= 0) {
             s_flush(self, conn);
         } else {
-            s_release(self, conn); // closed while dirty
+            server_release(self, conn); // closed while dirty
         }
     }
 }
@@ -519,7 +495,7 @@ static bool s_idle(loop_t *loop, void *arg)
 {
     (void)loop;
     server_t *self = arg;
-    bool more = fanout_run(self->fanout);
+    bool more = self->io.idle && self->io.idle(self->io.arg);
     server_flush(self);
     if (self->shutting_down && self->nconns == 0) {
         loop_stop(self->loop);
@@ -537,11 +513,11 @@ static void s_sweep(loop_t *loop, int timer_id, void *arg)
         next = conn->next;
         if (conn->closing && !self->shutting_down &&
             now - conn->closing_since >= CLOSE_LINGER_MS) {
-            conn_close(self, conn, "did not read its last frames");
+            s_close(self, conn, "did not read its last frames");
         } else if (!conn->closing && conn->slow_since &&
                    outq_admit(&conn->out, 0, 0, &conn->slow_since, now,
                               self->cfg->slow_grace_ms) == OUTQ_CLOSE) {
-            conn_close_slow(self, conn);
+            s_close_slow(self, conn);
         }
     }
 }
@@ -558,7 +534,7 @@ static void s_shutdown_deadline(loop_t *loop, int timer_id, void *arg)
 // -------------------------------------------------------------------
 
 server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
-                     const uint8_t node_id[16])
+                     const server_io_t *io)
 {
     server_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -569,19 +545,7 @@ server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
     self->stats = stats;
     self->listen_fd = -1;
     self->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    memcpy(self->node_id, node_id, 16);
-    self->health = (server_health_t){true, true, 0, "cluster of one"};
-    self->registry = registry_new();
-    self->decoder = wire_decoder_new();
-    self->presence = presence_new(self, node_id, cfg->channel);
-    fanout_io_t io = {self, s_deliver, s_hold, s_release};
-    self->fanout = self->registry ? fanout_new(self->registry, &io,
-                                               cfg->fanout_slice, stats)
-                                  : NULL;
-    if (!self->registry || !self->decoder || !self->fanout || !self->presence) {
-        server_destroy(&self);
-        return NULL;
-    }
+    self->io = *io;
     if (loop_add_idle(loop, s_idle, self)) {
         server_destroy(&self);
         return NULL;
@@ -597,15 +561,14 @@ void server_destroy(server_t **self_p)
     }
     server_t *self = *self_p;
     while (self->conns) {
-        conn_close(self, self->conns, "sidecar stopping");
+        s_close(self, self->conns, "sidecar stopping");
     }
     while (self->dirty) {
         conn_t *conn = self->dirty;
         self->dirty = conn->dirty_next;
         conn->dirty = false;
-        s_release(self, conn);
+        server_release(self, conn);
     }
-    fanout_destroy(&self->fanout); // releases the members it held
     if (self->listen_fd >= 0) {
         loop_del_fd(self->loop, self->listen_fd);
         close(self->listen_fd);
@@ -617,9 +580,6 @@ void server_destroy(server_t **self_p)
         close(self->reserve_fd);
     }
     loop_cancel_timer(self->loop, self->sweep_timer);
-    presence_destroy(&self->presence);
-    registry_destroy(&self->registry);
-    wire_decoder_destroy(&self->decoder);
     free(self->allow_uids);
     free(self->allow_gids);
     free(self);
@@ -719,111 +679,10 @@ void server_shutdown(server_t *self)
              (unsigned long long)self->cfg->shutdown_timeout_ms);
     for (conn_t *conn = self->conns; conn; conn = conn->next) {
         //  the deadline below rules, not the linger of a closing client
-        conn_close_with(self, conn, WIRE_E_SHUTDOWN, "sidecar shutting down");
+        server_close_with(self, conn, WIRE_E_SHUTDOWN, "sidecar shutting down");
     }
     loop_add_timer(self->loop, self->cfg->shutdown_timeout_ms, false,
                    s_shutdown_deadline, self);
-}
-
-void server_set_mesh(server_t *self, mesh_t *mesh)
-{
-    self->mesh = mesh;
-}
-
-mesh_t *server_mesh(server_t *self)
-{
-    return self->mesh;
-}
-
-presence_t *server_presence(server_t *self)
-{
-    return self->presence;
-}
-
-void server_notify_member(server_t *self, const uint8_t node[16],
-                          const char *name, int state, const char *endpoint)
-{
-    wire_frame_t f = {.type = WIRE_MEMBER,
-                      .node = {(const char *)node, 16},
-                      .name = wire_str(name),
-                      .count = (uint64_t)state,
-                      .text = wire_str(endpoint)};
-    for (conn_t *conn = self->conns; conn; conn = conn->next) {
-        if (conn->hello && (conn->hello_flags & WIRE_HF_MEMBERS)) {
-            conn_send(self, conn, &f);
-        }
-    }
-}
-
-void server_set_gossip(server_t *self, gossip_t *gossip)
-{
-    self->gossip = gossip;
-}
-
-gossip_t *server_gossip(server_t *self)
-{
-    return self->gossip;
-}
-
-registry_t *server_registry(server_t *self)
-{
-    return self->registry;
-}
-
-fanout_t *server_fanout(server_t *self)
-{
-    return self->fanout;
-}
-
-size_t server_clients(const server_t *self)
-{
-    return self->nconns;
-}
-
-void server_set_health(server_t *self, const server_health_t *health)
-{
-    self->health = *health;
-    snprintf(self->health_detail, sizeof self->health_detail, "%s",
-             health->detail ? health->detail : "");
-    self->health.detail = self->health_detail;
-    for (conn_t *conn = self->conns; conn; conn = conn->next) {
-        if (conn->hello) {
-            session_send_status(self, conn);
-        }
-    }
-}
-
-// --- what session.c needs
-// -----------------------------------------------------
-
-void conn_hold(conn_t *conn)
-{
-    s_hold(NULL, conn);
-}
-
-void conn_release(conn_t *conn)
-{
-    s_release(NULL, conn);
-}
-
-const config_t *server_config(const server_t *self)
-{
-    return self->cfg;
-}
-
-stats_t *server_stats(server_t *self)
-{
-    return self->stats;
-}
-
-const uint8_t *server_node_id(const server_t *self)
-{
-    return self->node_id;
-}
-
-const server_health_t *server_health(const server_t *self)
-{
-    return &self->health;
 }
 
 conn_t *server_first_conn(server_t *self)
@@ -831,7 +690,7 @@ conn_t *server_first_conn(server_t *self)
     return self->conns;
 }
 
-uint64_t server_now(const server_t *self)
+size_t server_clients(const server_t *self)
 {
-    return loop_now(self->loop);
+    return self->nconns;
 }

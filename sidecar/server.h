@@ -1,7 +1,9 @@
 /*  server: the app side of roomcastd. Listens on the Unix socket, owns the
-    client connections, reads and answers their frames (dispatch by type),
-    and queues their output within a byte budget. Local publishes go to
-    fanout_deliver, the path mesh messages take too.
+    client connections (conn.h) and their I/O, cuts the byte stream into
+    frames and hands each frame body to io->frame, and queues output within
+    a byte budget (the slow-consumer policy, for fanout's deliveries).
+    What a frame means is not decided here: the coordinator decides, and
+    answers through server_send.
 
     THREAD SAFETY: one thread, the loop's.
 */
@@ -9,9 +11,9 @@
 #define RCD_SERVER_H
 
 #include "config.h"
-#include "fanout.h"
+#include "conn.h"
 #include "loop.h"
-#include "registry.h"
+#include "outq.h"
 #include "stats.h"
 
 #include <stdbool.h>
@@ -19,18 +21,23 @@
 
 typedef struct server_t server_t;
 
-//  Health as apps and roomcastctl see it.
+//  How the server reports.
 typedef struct {
-    bool readable;       // hearing from the mesh (true when alone)
-    bool writable;       // can publish to the mesh (true when alone)
-    unsigned live_peers; //
-    const char *detail;  // e.g. "cluster of one"
-} server_health_t;
+    void *arg;
+    //  A whole frame body from conn (borrowed for the call).
+    void (*frame)(void *arg, conn_t *conn, const uint8_t *body, size_t len);
+    //  conn is closing for good (its topics and presence are the caller's
+    //  to drop); its memory lives on while someone holds it.
+    void (*closed)(void *arg, conn_t *conn);
+    //  Once per loop turn before output is written; returns true while it
+    //  has more to do (fanout slices).
+    bool (*idle)(void *arg);
+} server_io_t;
 
 //  Create the server; nothing listens until server_listen. cfg, loop and
 //  stats are borrowed and must outlive it. Returns NULL on ENOMEM.
 server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
-                     const uint8_t node_id[16]);
+                     const server_io_t *io);
 void server_destroy(server_t **self_p);
 
 //  Bind the socket: a stale socket file is replaced, one a live sidecar
@@ -42,37 +49,30 @@ int server_listen(server_t *self, char *err, size_t errlen);
 void server_shutdown(server_t *self);
 
 //  Write what connections have queued, now rather than at the end of the
-//  loop's turn (the mesh calls it after a batch of deliveries, so they go
-//  out in the turn that received them).
+//  loop's turn (after a batch of deliveries from the mesh, so they go out
+//  in the turn that received them).
 void server_flush(server_t *self);
 
-//  Registry and fanout, for the mesh to plug into.
-registry_t *server_registry(server_t *self);
-fanout_t *server_fanout(server_t *self);
+//  Queue a frame for conn regardless of its budget (answers, errors).
+void server_send(server_t *self, conn_t *conn, const wire_frame_t *frame);
 
-//  The mesh relaying this server's publishes, or NULL (local only).
-//  Borrowed.
-typedef struct mesh_t mesh_t;
-void server_set_mesh(server_t *self, mesh_t *mesh);
-mesh_t *server_mesh(server_t *self);
+//  Answer with a last ERR, stop reading, close once it is written (or
+//  after a linger if the client does not read).
+void server_close_with(server_t *self, conn_t *conn, wire_err_t code,
+                       const char *why);
 
-//  Membership (gossip), or NULL. Borrowed.
-typedef struct gossip_t gossip_t;
-void server_set_gossip(server_t *self, gossip_t *gossip);
-gossip_t *server_gossip(server_t *self);
+//  Fanout's deliver: queue buf for member (a conn_t) within its budget;
+//  over budget the message is dropped and counted, over budget for longer
+//  than the grace the client is closed as a slow consumer.
+void server_deliver(void *self, void *member, outbuf_t *buf);
 
-//  Presence of this sidecar's apps and of the cluster's. Owned.
-typedef struct presence_t presence_t;
-presence_t *server_presence(server_t *self);
+//  Keep a conn's memory past its close (fanout jobs, waiters); release
+//  undoes one hold. A closed conn has fd < 0. (void * for fanout_io_t.)
+void server_hold(void *self, void *member);
+void server_release(void *self, void *member);
 
-//  Tell the apps that asked (WIRE_HF_MEMBERS) that a member changed.
-void server_notify_member(server_t *self, const uint8_t node[16],
-                          const char *name, int state, const char *endpoint);
-
-//  Tell every client about a health change.
-void server_set_health(server_t *self, const server_health_t *health);
-
-//  Connected clients now.
+//  The open connections (conn->next walks on), and how many.
+conn_t *server_first_conn(server_t *self);
 size_t server_clients(const server_t *self);
 
 #endif

@@ -1,77 +1,63 @@
-/*  session: what roomcastd does with each frame an app sends, one handler
-    per frame type (a table), and the connection record it works on.
-    Internal to the sidecar: server.c owns the connections' life and I/O,
-    session.c their protocol state.
+/*  session: what roomcastd does with each frame an app sends. One handler
+    per frame type (a table) decodes and validates it; a frame that fails
+    is answered with an ERR that names the problem and counted, and touches
+    no other client. What a valid request means for the rest of the sidecar
+    (publish, subscribe, presence, queries) is not decided here: it goes to
+    the coordinator through session_io_t. Frames in, frames out: the unit
+    tests drive it with a fake io.
 
     THREAD SAFETY: one thread, the loop's.
 */
 #ifndef RCD_SESSION_H
 #define RCD_SESSION_H
 
-#include "fanout.h"
-#include "outq.h"
-#include "registry.h"
-#include "server.h"
+#include "conn.h"
+#include "stats.h"
+#include "wire.h"
 
-#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
-typedef struct conn_t conn_t;
+typedef struct session_t session_t;
 
-struct conn_t {
-    int fd;                 // -1 once closed
-    uint64_t id;            // for logs and roomcastctl
-    server_t *server;       //
-    uint32_t refs;          // 1 while open, + fanout jobs holding it
-    bool hello;             // HELLO accepted
-    bool closing;           // last frames queued; no more reading
-    bool want_out;          // EPOLLOUT registered
-    bool dirty;             // on the server's dirty list
-    conn_t *dirty_next;     //
-    conn_t *prev, *next;    // server's list of open connections
-    uint64_t since;         // connect time, loop ms
-    uint64_t closing_since; //
-    uint64_t slow_since;    // first drop of the current over-budget spell
-    uint64_t dropped;       // messages dropped for this client
-    uint64_t published;     //
-    uint32_t hello_flags;   // WIRE_HF_*
-    uint8_t instance[16];   // from HELLO
-    char name[64];          // from HELLO
-    struct ucred cred;      // peer pid, uid, gid
-    wire_buf_t in;          // a partial frame, if any
-    outq_t out;             // frames to write
-    registry_client_t reg;  // topics joined
-};
+//  What the sidecar tells apps in WELCOME (strings borrowed).
+typedef struct {
+    const char *channel;    // cluster channel
+    const uint8_t *node_id; // 16 bytes
+    size_t max_payload;     // PUB payload limit
+} session_config_t;
+
+//  Where valid requests go (f is borrowed for the call). The answers to
+//  requests that need the rest of the sidecar are the callee's to send.
+typedef struct {
+    void *arg;
+    //  Queue a frame for conn / close it after a last ERR (code, why).
+    void (*send)(void *arg, conn_t *conn, const wire_frame_t *f);
+    void (*close)(void *arg, conn_t *conn, wire_err_t code, const char *why);
+    //  conn said HELLO and got WELCOME: tell it the health.
+    void (*hello)(void *arg, conn_t *conn);
+    void (*sub)(void *arg, conn_t *conn, const wire_frame_t *f);
+    void (*unsub)(void *arg, conn_t *conn, const wire_frame_t *f);
+    void (*pub)(void *arg, conn_t *conn, const wire_frame_t *f);
+    void (*pset)(void *arg, conn_t *conn, const wire_frame_t *f);
+    void (*pclear)(void *arg, conn_t *conn, const wire_frame_t *f);
+    void (*plist)(void *arg, conn_t *conn, const wire_frame_t *f);
+    void (*query)(void *arg, conn_t *conn, const wire_frame_t *f);
+} session_io_t;
+
+//  cfg's strings and stats are borrowed and must outlive it. Returns NULL
+//  on ENOMEM.
+session_t *session_new(const session_config_t *cfg, const session_io_t *io,
+                       stats_t *stats);
+void session_destroy(session_t **self_p);
 
 //  Decode and handle one frame body from conn.
-void session_frame(server_t *server, conn_t *conn, wire_decoder_t *decoder,
-                   const uint8_t *body, size_t len);
-//  Tell the members of msg's topic that asked for GAP notices that missed
-//  messages of msg's stream were lost.
-void session_notify_gap(server_t *server, const fanout_msg_t *msg,
-                        uint64_t missed);
-//  Send the current health to conn.
-void session_send_status(server_t *server, conn_t *conn);
+void session_frame(session_t *self, conn_t *conn, const uint8_t *body,
+                   size_t len);
 
-//  From server.c, for the handlers.
-void conn_send(server_t *server, conn_t *conn, const wire_frame_t *frame);
-void conn_send_err(server_t *server, conn_t *conn, uint64_t req,
-                   wire_err_t code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-void conn_close(server_t *server, conn_t *conn, const char *why);
-void conn_close_with(server_t *server, conn_t *conn, wire_err_t code,
-                     const char *why);
-void conn_close_slow(server_t *server, conn_t *conn);
-//  Keep conn's memory past its close (for a later answer); release undoes
-//  one hold. A closed conn has fd < 0.
-void conn_hold(conn_t *conn);
-void conn_release(conn_t *conn);
-const config_t *server_config(const server_t *server);
-stats_t *server_stats(server_t *server);
-const uint8_t *server_node_id(const server_t *server);
-const server_health_t *server_health(const server_t *server);
-conn_t *server_first_conn(server_t *server);
-uint64_t server_now(const server_t *server);
+//  Answer conn's request req with an ERR (counted in errors_sent by the
+//  server's send).
+void session_err(session_t *self, conn_t *conn, uint64_t req, wire_err_t code,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -382,8 +382,8 @@ int keyring_seal(const keyring_t *self, const uint8_t *ad, size_t ad_len,
     //  128 random bits per ring, then a 64-bit counter: unique without
     //  state that survives restarts, and no getrandom(2) per message (a
     //  system call per seal was a tenth of a relaying sidecar's time).
-    uint64_t n = __atomic_fetch_add(&((keyring_t *)self)->nonces, 1,
-                                    __ATOMIC_RELAXED);
+    uint64_t n =
+        __atomic_fetch_add(&((keyring_t *)self)->nonces, 1, __ATOMIC_RELAXED);
     memcpy(out, self->nonce_prefix, S_NONCE_PREFIX);
     for (size_t i = 0; i < 8; i++) {
         out[S_NONCE_PREFIX + i] = (uint8_t)(n >> (8 * i));
