@@ -108,8 +108,7 @@ static void test_bad_names_and_empty_ring_are_refused(void **state)
     assert_int_equal(errno, EINVAL);
     assert_int_equal(rkeys_get(fx->rk, "ns", 2, "t\0", 2, out), -1);
     assert_int_equal(errno, EINVAL);
-    assert_int_equal(rkeys_get(fx->rk, long_name, 255, long_name, 255, out),
-                     1);
+    assert_int_equal(rkeys_get(fx->rk, long_name, 255, long_name, 255, out), 1);
 
     keyring_t *empty = keyring_new();
     rkeys_t *rk = rkeys_new(empty, CHANNEL);
