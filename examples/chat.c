@@ -124,7 +124,9 @@ int main(int argc, char **argv)
             }
         }
     }
-    rc_flush(c, 2000);
+    if (rc_flush(c, 2000)) {
+        fprintf(stderr, "chat: last lines not sent: %s\n", rc_strerror(errno));
+    }
     rc_close(&c);
     return 0;
 }

@@ -126,13 +126,13 @@ static bool s_name_ok(const char *name)
     return len > 0 && len <= MAX_NAME;
 }
 
-//  Subscription and sequence keys: "<ns length>:<ns><topic>", unique for
-//  any pair of names.
-static void s_key(char *key, size_t size, const char *ns, const char *topic)
+//  Subscription and sequence keys: wire_topic_key, unique for any pair of
+//  names (checked by the callers: at most MAX_NAME bytes each).
+static void s_key(char *key, const char *ns, const char *topic)
 {
-    snprintf(key, size, "%zu:%s%s", strlen(ns), ns, topic);
+    (void)wire_topic_key(key, ns, strlen(ns), topic, strlen(topic));
 }
-#define KEY_SIZE (2 * MAX_NAME + 8)
+#define KEY_SIZE WIRE_TOPIC_KEY_MAX
 
 static uint64_t s_next_req(rc_client_t *self, rc_stage_t stage)
 {
@@ -531,7 +531,7 @@ static void s_on_suback(rc_client_t *self, const wire_frame_t *f)
     char key[KEY_SIZE], ns[MAX_NAME + 1], topic[MAX_NAME + 1];
     s_copy_name(ns, f->ns);
     s_copy_name(topic, f->topic);
-    s_key(key, sizeof key, ns, topic);
+    s_key(key, ns, topic);
     sub_t *sub = zhashx_lookup(self->subs, key);
     if (sub && sub->req == f->req) {
         sub->acked = true;
@@ -826,7 +826,7 @@ int rc_subscribe(rc_client_t *self, const char *ns, const char *topic)
         return -1;
     }
     char key[KEY_SIZE];
-    s_key(key, sizeof key, ns, topic);
+    s_key(key, ns, topic);
     if (zhashx_lookup(self->subs, key)) {
         return 0;
     }
@@ -857,7 +857,7 @@ int rc_subscribe_wait(rc_client_t *self, const char *ns, const char *topic,
         return -1;
     }
     char key[KEY_SIZE];
-    s_key(key, sizeof key, ns, topic);
+    s_key(key, ns, topic);
     self->last_sub_err = 0;
     self->wait_key = key;
     int rc = s_wait_until(self, s_sub_settled, timeout_ms);
@@ -879,7 +879,7 @@ int rc_unsubscribe(rc_client_t *self, const char *ns, const char *topic)
         return -1;
     }
     char key[KEY_SIZE];
-    s_key(key, sizeof key, ns, topic);
+    s_key(key, ns, topic);
     if (!zhashx_lookup(self->subs, key)) {
         return 0;
     }
@@ -918,7 +918,7 @@ int rc_publish(rc_client_t *self, const char *ns, const char *topic,
         }
     }
     char key[KEY_SIZE];
-    s_key(key, sizeof key, ns, topic);
+    s_key(key, ns, topic);
     uint64_t *seq = zhashx_lookup(self->pubseq, key);
     if (!seq) {
         seq = calloc(1, sizeof *seq);

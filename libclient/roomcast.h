@@ -186,7 +186,7 @@ RC_EXPORT void rc_close(rc_client_t **client_p);
 //  RC_STAGE_SUBSCRIBE. Returns -1 with EINVAL for an empty or over-long
 //  (255 bytes) namespace or topic, or ENOMEM.
 RC_EXPORT int rc_subscribe(rc_client_t *client, const char *ns,
-                           const char *topic) RC_NONNULL(1, 2, 3);
+                           const char *topic) RC_NONNULL(1, 2, 3) RC_WUR;
 
 //  Subscribe and wait until the sidecar confirms the subscription is in
 //  effect on it and on every live peer of the mesh ("subscribed
@@ -195,11 +195,11 @@ RC_EXPORT int rc_subscribe(rc_client_t *client, const char *ns,
 //  EINVAL, or the error the sidecar answered (EPERM, EINVAL).
 RC_EXPORT int rc_subscribe_wait(rc_client_t *client, const char *ns,
                                 const char *topic, int timeout_ms)
-    RC_NONNULL(1, 2, 3);
+    RC_NONNULL(1, 2, 3) RC_WUR;
 
 //  Leave (ns, topic). Idempotent. Returns 0, or -1 with EINVAL.
 RC_EXPORT int rc_unsubscribe(rc_client_t *client, const char *ns,
-                             const char *topic) RC_NONNULL(1, 2, 3);
+                             const char *topic) RC_NONNULL(1, 2, 3) RC_WUR;
 
 //  Publish len bytes of data to (ns, topic). flags: RC_TEXT or RC_BINARY,
 //  optionally | RC_ECHO. Returns at once, never blocks: 0 when the message
@@ -213,7 +213,7 @@ RC_EXPORT int rc_unsubscribe(rc_client_t *client, const char *ns,
 //  rc_flush to wait until it is all written.
 RC_EXPORT int rc_publish(rc_client_t *client, const char *ns, const char *topic,
                          const void *data, size_t len, int flags)
-    RC_NONNULL(1, 2, 3);
+    RC_NONNULL(1, 2, 3) RC_WUR;
 
 //  Be present in (ns, topic) under key, with meta (any bytes, up to
 //  64 KiB, copied). Every sidecar of the cluster lists it until
@@ -224,19 +224,19 @@ RC_EXPORT int rc_publish(rc_client_t *client, const char *ns, const char *topic,
 RC_EXPORT int rc_presence_set(rc_client_t *client, const char *ns,
                               const char *topic, const char *key,
                               const void *meta, size_t meta_size)
-    RC_NONNULL(1, 2, 3, 4);
+    RC_NONNULL(1, 2, 3, 4) RC_WUR;
 
 //  Stop being present under key. Idempotent. Returns 0, or -1 (EINVAL).
 RC_EXPORT int rc_presence_clear(rc_client_t *client, const char *ns,
                                 const char *topic, const char *key)
-    RC_NONNULL(1, 2, 3, 4);
+    RC_NONNULL(1, 2, 3, 4) RC_WUR;
 
 //  Call fn for every entry of (ns, topic) across the cluster, as the
 //  sidecar knows it now. Waits up to timeout_ms. Returns the number of
 //  entries, or -1 with ETIMEDOUT, ENOTCONN, EINVAL.
 RC_EXPORT int rc_presence_list(rc_client_t *client, const char *ns,
                                const char *topic, rc_presence_fn *fn, void *arg,
-                               int timeout_ms) RC_NONNULL(1, 2, 3, 4);
+                               int timeout_ms) RC_NONNULL(1, 2, 3, 4) RC_WUR;
 
 //  Wait up to timeout_ms (-1: forever, 0: do not wait) for the next
 //  message. Returns 0 with *msg_p a message the caller owns
@@ -244,7 +244,7 @@ RC_EXPORT int rc_presence_list(rc_client_t *client, const char *ns,
 //  everything else that arrives meanwhile. With on_message set, messages go
 //  to the callback and rc_recv only times out.
 RC_EXPORT int rc_recv(rc_client_t *client, rc_msg_t **msg_p, int timeout_ms)
-    RC_NONNULL(1, 2);
+    RC_NONNULL(1, 2) RC_WUR;
 
 //  A descriptor that polls readable when rc_dispatch has work (input,
 //  output to flush, a reconnect due). Stable for the client's life; do not
@@ -259,7 +259,8 @@ RC_EXPORT int rc_dispatch(rc_client_t *client) RC_NONNULL(1);
 
 //  Wait up to timeout_ms until every buffered byte is written to the
 //  sidecar. Returns 0, or -1 with ETIMEDOUT or ENOTCONN.
-RC_EXPORT int rc_flush(rc_client_t *client, int timeout_ms) RC_NONNULL(1);
+RC_EXPORT int rc_flush(rc_client_t *client, int timeout_ms)
+    RC_NONNULL(1) RC_WUR;
 
 //  Current connection state.
 RC_EXPORT rc_state_t rc_state(const rc_client_t *client) RC_NONNULL(1);
@@ -280,7 +281,7 @@ RC_EXPORT const char *rc_channel(const rc_client_t *client) RC_NONNULL(1);
 //  ETIMEDOUT, ENOTCONN, EINVAL (unknown question).
 RC_EXPORT int rc_query(rc_client_t *client, const char *what, const char *arg,
                        rc_reply_t **reply_p, int timeout_ms)
-    RC_NONNULL(1, 2, 4);
+    RC_NONNULL(1, 2, 4) RC_WUR;
 
 //  A reply is rows of (key, value) strings, borrowed from the reply.
 RC_EXPORT size_t rc_reply_size(const rc_reply_t *reply) RC_NONNULL(1);

@@ -582,3 +582,18 @@ int wire_decode(wire_decoder_t *self, const uint8_t *body, size_t len,
     }
     return 0;
 }
+
+size_t wire_topic_key(char out[WIRE_TOPIC_KEY_MAX], const char *ns,
+                      size_t ns_len, const char *topic, size_t topic_len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (ns_len > WIRE_MAX_NAME || topic_len > WIRE_MAX_NAME) {
+        return 0;
+    }
+    out[0] = hex[ns_len >> 4];
+    out[1] = hex[ns_len & 15];
+    memcpy(out + 2, ns, ns_len);
+    memcpy(out + 2 + ns_len, topic, topic_len);
+    out[2 + ns_len + topic_len] = 0;
+    return 2 + ns_len + topic_len;
+}

@@ -122,8 +122,7 @@ void wire_buf_free(wire_buf_t *self);
 
 //  At least the bytes wire_encode appends for frame, unless it has rows
 //  (REPLY), which grow the buffer as they go.
-size_t wire_frame_bound(const wire_frame_t *frame)
-    __attribute__((nonnull));
+size_t wire_frame_bound(const wire_frame_t *frame) __attribute__((nonnull));
 
 //  Append one frame (prefix and body) to buf. Returns 0, or -1 with EINVAL
 //  for an unknown type or ENOMEM.
@@ -159,6 +158,17 @@ const char *wire_decoder_error(const wire_decoder_t *self);
 //  array's table from its header alone, so every decoder of untrusted
 //  msgpack (frames, envelopes, gossip) calls this before msgpack_unpack.
 bool wire_msgpack_bounded(const uint8_t *p, size_t len);
+
+//  The one key of a (namespace, topic) pair, on both sides (library
+//  subscriptions and sequences, registry, routing-key cache, presence):
+//  the namespace's length as two hex digits, the namespace, the topic, a
+//  NUL. The length makes ("a", "bc") and ("ab", "c") different keys
+//  whatever bytes the names hold, and the key is a C string (hash tables
+//  keyed by strings). Returns the key's length (the NUL excluded), or 0
+//  when a name is over WIRE_MAX_NAME bytes.
+#define WIRE_TOPIC_KEY_MAX (2 + 2 * WIRE_MAX_NAME + 1)
+size_t wire_topic_key(char out[WIRE_TOPIC_KEY_MAX], const char *ns,
+                      size_t ns_len, const char *topic, size_t topic_len);
 
 //  Name of a frame type ("PUB"), or "?" for an unknown one.
 const char *wire_type_name(int type);

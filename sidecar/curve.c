@@ -4,6 +4,7 @@
 #include "curve.h"
 
 #include <czmq.h>
+#include <sodium.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -204,9 +205,7 @@ static void s_path_of(curve_t *self, const uint8_t key[CURVE_KEY_SIZE],
                       char *path, size_t size)
 {
     char hex[2 * CURVE_KEY_SIZE + 1];
-    for (int i = 0; i < CURVE_KEY_SIZE; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", key[i]);
-    }
+    sodium_bin2hex(hex, sizeof hex, key, CURVE_KEY_SIZE);
     snprintf(path, size, "%s/%s", self->dir, hex);
 }
 

@@ -9,6 +9,7 @@
 */
 
 #include "dedup.h"
+#include "wire.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -424,28 +425,19 @@ void seqtrack_destroy(seqtrack_t **self_p)
     *self_p = NULL;
 }
 
-//  The stream's key: SipHash-128 of instance || u8 len || ns || u8 len ||
-//  topic. The length bytes keep ("a", "bc") and ("ab", "c") apart.
+//  The stream's key: SipHash-128 of instance || wire_topic_key (ns, topic)
+//  (its length prefix keeps ("a", "bc") and ("ab", "c") apart).
 static void s_stream_key(const seqtrack_t *self,
                          const uint8_t instance[DEDUP_ID_SIZE], const char *ns,
                          size_t ns_len, const char *topic, size_t topic_len,
                          uint8_t key[DEDUP_ID_SIZE])
 {
-    uint8_t buf[DEDUP_ID_SIZE + 2 * (1 + SEQTRACK_NAME_MAX)];
-    size_t len = 0;
+    uint8_t buf[DEDUP_ID_SIZE + WIRE_TOPIC_KEY_MAX];
     memcpy(buf, instance, DEDUP_ID_SIZE);
-    len += DEDUP_ID_SIZE;
-    buf[len++] = (uint8_t)ns_len;
-    if (ns_len > 0) {
-        memcpy(buf + len, ns, ns_len);
-        len += ns_len;
-    }
-    buf[len++] = (uint8_t)topic_len;
-    if (topic_len > 0) {
-        memcpy(buf + len, topic, topic_len);
-        len += topic_len;
-    }
-    crypto_shorthash_siphashx24(key, buf, len, self->table.hash_key);
+    size_t len = wire_topic_key((char *)buf + DEDUP_ID_SIZE, ns, ns_len, topic,
+                                topic_len);
+    crypto_shorthash_siphashx24(key, buf, DEDUP_ID_SIZE + len,
+                                self->table.hash_key);
 }
 
 int seqtrack_observe(seqtrack_t *self,

@@ -91,17 +91,20 @@ void presence_destroy(presence_t **self_p)
 
 static bool s_in_topic(const entry_t *e, wire_str_t ns, wire_str_t topic);
 
-//  "nodehex\x01ns\x01topic\x01key": names hold no control characters.
+//  nodehex, wire_topic_key (ns, topic), "\x01", key: names hold no
+//  control characters.
 static char *s_key(const uint8_t node[16], const char *ns, size_t ns_len,
                    const char *topic, size_t topic_len, const char *key,
                    size_t key_len)
 {
-    char hex[IDS_HEX_SIZE];
-    ids_hex(node, hex);
-    char *k = malloc(32 + ns_len + topic_len + key_len + 4);
+    char *k = malloc(IDS_HEX_SIZE + WIRE_TOPIC_KEY_MAX + 1 + key_len);
     if (k) {
-        sprintf(k, "%s\x01%.*s\x01%.*s\x01%.*s", hex, (int)ns_len, ns,
-                (int)topic_len, topic, (int)key_len, key);
+        ids_hex(node, k);
+        size_t n = IDS_HEX_SIZE - 1;
+        n += wire_topic_key(k + n, ns, ns_len, topic, topic_len);
+        k[n++] = '\x01';
+        memcpy(k + n, key, key_len);
+        k[n + key_len] = 0;
     }
     return k;
 }

@@ -2,6 +2,7 @@
     memberships by (topic, client) pointer pair, so leave is O(1) even for a
     client in 20,000 topics or a topic with 20,000 clients. */
 #include "registry.h"
+#include "wire.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -110,28 +111,14 @@ void registry_set_hooks(registry_t *self, registry_hook_fn *on_first,
     self->hook_arg = arg;
 }
 
-//  Key of (ns, topic) into buf (at least ns_len + topic_len + 2 bytes).
-//  Names never hold control characters, so \x01 cannot be forged.
-static void s_key(char *buf, const char *ns, size_t ns_len, const char *topic,
-                  size_t topic_len)
-{
-    memcpy(buf, ns, ns_len);
-    buf[ns_len] = '\x01';
-    memcpy(buf + ns_len + 1, topic, topic_len);
-    buf[ns_len + 1 + topic_len] = 0;
-}
-
-#define KEY_MAX 520
-
 registry_topic_t *registry_lookup(registry_t *self, const char *ns,
                                   size_t ns_len, const char *topic,
                                   size_t topic_len)
 {
-    if (ns_len + topic_len + 2 > KEY_MAX) {
+    char key[WIRE_TOPIC_KEY_MAX];
+    if (!wire_topic_key(key, ns, ns_len, topic, topic_len)) {
         return NULL;
     }
-    char key[KEY_MAX];
-    s_key(key, ns, ns_len, topic, topic_len);
     return zhashx_lookup(self->topics, key);
 }
 
@@ -140,17 +127,16 @@ static registry_topic_t *s_topic_new(registry_t *self, const char *ns,
                                      size_t topic_len)
 {
     registry_topic_t *t = calloc(1, sizeof *t);
-    char *key = malloc(ns_len + topic_len + 2);
-    if (!t || !key) {
+    char *key = malloc(WIRE_TOPIC_KEY_MAX);
+    if (!t || !key || !wire_topic_key(key, ns, ns_len, topic, topic_len)) {
         free(t);
         free(key);
         return NULL;
     }
-    s_key(key, ns, ns_len, topic, topic_len);
     t->key = key;
-    t->ns = key; // "ns\x01topic": ns is key[0..ns_len)
+    t->ns = key + 2; // wire_topic_key: "LL" ns topic
     t->ns_len = ns_len;
-    t->topic = key + ns_len + 1;
+    t->topic = key + 2 + ns_len;
     t->topic_len = topic_len;
     if (zhashx_insert(self->topics, key, t)) {
         s_topic_free(t);
@@ -162,7 +148,7 @@ static registry_topic_t *s_topic_new(registry_t *self, const char *ns,
 int registry_join(registry_t *self, registry_client_t *client, const char *ns,
                   size_t ns_len, const char *topic, size_t topic_len)
 {
-    if (ns_len + topic_len + 2 > KEY_MAX) {
+    if (ns_len > WIRE_MAX_NAME || topic_len > WIRE_MAX_NAME) {
         errno = EINVAL;
         return -1;
     }

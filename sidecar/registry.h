@@ -24,7 +24,7 @@ typedef struct registry_t registry_t;
 typedef struct registry_sub_t registry_sub_t;
 
 typedef struct {
-    char *key;                // ns "\x01" topic, unique
+    char *key;                // wire_topic_key (ns, topic): unique
     const char *ns;           // borrowed from key storage
     const char *topic;        //
     size_t ns_len;            //

@@ -1,5 +1,6 @@
 /*  rkeys: see rkeys.h. */
 #include "rkeys.h"
+#include "wire.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -75,15 +76,11 @@ int rkeys_get(rkeys_t *self, const char *ns, size_t ns_len, const char *topic,
         errno = EINVAL;
         return -1;
     }
-    //  The namespace's length says where it ends, whatever bytes the
-    //  names hold: ("a", "bc") and ("ab", "c") are different keys.
-    static const char hex[] = "0123456789abcdef";
-    char key[2 + 2 * S_NAME_MAX + 1];
-    key[0] = hex[ns_len >> 4];
-    key[1] = hex[ns_len & 15];
-    memcpy(key + 2, ns, ns_len);
-    memcpy(key + 2 + ns_len, topic, topic_len);
-    key[2 + ns_len + topic_len] = '\0';
+    char key[WIRE_TOPIC_KEY_MAX];
+    if (!wire_topic_key(key, ns, ns_len, topic, topic_len)) {
+        errno = EINVAL;
+        return -1;
+    }
     s_entry_t *entry = zhashx_lookup(self->cache, key);
     if (!entry) {
         char ns_z[S_NAME_MAX + 1], topic_z[S_NAME_MAX + 1];

@@ -128,6 +128,19 @@ else
     bad "include circle: $cycle"
 fi
 
+# 4. libroomcast.so exports only the API (-fvisibility=hidden, RC_EXPORT)
+so=${ROOMCAST_LIB:-$top/build/release/libroomcast.so}
+if [ $self_test -eq 1 ] && [ -f "$so" ]; then
+    others=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {print $3}' |
+        grep -v '^rc_' | grep -v '^_' | tr '\n' ' ')
+    n=$(nm -D --defined-only "$so" | awk '$2 == "T"' | grep -c ' rc_')
+    if [ -z "$others" ] && [ "$n" -gt 0 ]; then
+        ok "libroomcast.so exports only rc_* ($n functions)"
+    else
+        bad "libroomcast.so exports more than rc_*: $others"
+    fi
+fi
+
 # the checker must be able to fail: plant a forbidden include in a copy
 if [ $self_test -eq 1 ]; then
     tmp=$(mktemp -d)

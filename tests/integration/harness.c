@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -383,9 +384,7 @@ int write_key(const char *path)
         return -1;
     }
     char hex[66];
-    for (int i = 0; i < 32; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", key[i]);
-    }
+    sodium_bin2hex(hex, 65, key, 32);
     hex[64] = '\n';
     ssize_t w = write(fd, hex, 65);
     close(fd);

@@ -209,9 +209,7 @@ static int s_left(const forge_t *self)
 
 static void s_hex(const uint8_t *data, size_t len, char *out)
 {
-    for (size_t i = 0; i < len; i++) {
-        snprintf(out + 2 * i, 3, "%02x", data[i]);
-    }
+    sodium_bin2hex(out, 2 * len + 1, data, len);
 }
 
 static void s_say(const char *key, const char *fmt, ...)

@@ -53,10 +53,15 @@ static void *s_publisher(void *arg)
                 fprintf(stderr, "rc_bench: publish: %s\n", rc_strerror(errno));
                 exit(1);
             }
-            rc_flush(c, 10);
+            if (rc_flush(c, 10) && errno != ETIMEDOUT) {
+                fprintf(stderr, "rc_bench: flush: %s\n", rc_strerror(errno));
+                exit(1);
+            }
         }
     }
-    rc_flush(c, 10000);
+    if (rc_flush(c, 10000)) {
+        fprintf(stderr, "rc_bench: final flush: %s\n", rc_strerror(errno));
+    }
     free(data);
     rc_close(&c);
     return NULL;
@@ -86,7 +91,9 @@ int main(int argc, char **argv)
     long seen = 0;
     while (s_received < s_count && s_now() - idle_since < 2.0) {
         rc_msg_t *m;
-        rc_recv(sub, &m, 100); // callbacks count; nothing queues
+        if (rc_recv(sub, &m, 100) == 0) { // callbacks count; nothing queues
+            rc_msg_destroy(&m);
+        }
         if (s_received != seen) {
             seen = s_received;
             idle_since = s_now();

@@ -146,7 +146,10 @@ static void s_publish(rc_client_t *c, char *data, size_t size, uint32_t index)
             fprintf(stderr, "rc_fanout: publish: %s\n", rc_strerror(errno));
             exit(1);
         }
-        rc_flush(c, 10);
+        if (rc_flush(c, 10) && errno != ETIMEDOUT) {
+            fprintf(stderr, "rc_fanout: flush: %s\n", rc_strerror(errno));
+            exit(1);
+        }
     }
 }
 
@@ -242,7 +245,9 @@ int main(int argc, char **argv)
         for (long m = 0; m < count; m++) {
             s_publish(pub, data, size, (uint32_t)m);
         }
-        rc_flush(pub, 10000);
+        if (rc_flush(pub, 10000)) {
+            fprintf(stderr, "rc_fanout: flush: %s\n", rc_strerror(errno));
+        }
         s_drain(count * per_msg);
         long flood = s_delivered();
         double end = 0;
@@ -259,7 +264,9 @@ int main(int argc, char **argv)
         for (long m = 0; m < paced; m++) {
             sent_at[m] = s_now();
             s_publish(pub, data, size, (uint32_t)(count + m));
-            rc_flush(pub, 1000);
+            if (rc_flush(pub, 1000)) {
+                fprintf(stderr, "rc_fanout: flush: %s\n", rc_strerror(errno));
+            }
             while (s_now() - sent_at[m] < PACED_US / 1e6) {
                 usleep(100);
             }

@@ -149,7 +149,9 @@ int main(int argc, char **argv)
         }
     }
     if (s_echo_ready > 0 && rc_publish(c, NS, "ping", "", 0, RC_BINARY) == 0) {
-        rc_flush(c, 1000);
+        if (rc_flush(c, 1000)) {
+            fprintf(stderr, "rc_pingpong: flush: %s\n", rc_strerror(errno));
+        }
     }
     atomic_store(&s_stop, 1); // in case the 0-byte ping is lost
     pthread_join(echo, NULL);
