@@ -99,8 +99,8 @@ static int s_open(const fixture_t *fx, const uint8_t *rkey,
                   const uint8_t *sealed, size_t len)
 {
     envelope_opened_t opened;
-    if (envelope_open(fx->rk, rkey, KEYRING_RKEY_SIZE, sealed, len,
-                      MIB, &opened) != 0) {
+    if (envelope_open(fx->rk, rkey, KEYRING_RKEY_SIZE, sealed, len, MIB,
+                      &opened) != 0) {
         int err = errno;
         assert_null(opened.block_);
         envelope_opened_release(&opened); // harmless on a failed open
@@ -151,8 +151,8 @@ static void s_round_trip(fixture_t *fx, const envelope_t *env,
     assert_true(len <= ENVELOPE_MAX_SEALED(env->payload_len));
 
     envelope_opened_t opened;
-    assert_int_equal(envelope_open(fx->rk, rkey, sizeof rkey, sealed,
-                                   len, max_payload, &opened),
+    assert_int_equal(envelope_open(fx->rk, rkey, sizeof rkey, sealed, len,
+                                   max_payload, &opened),
                      0);
     //  The opened message owns its memory: the frame can go.
     memset(sealed, 0, len);
@@ -362,16 +362,14 @@ static void test_rotation_opens_with_the_extra_key(void **state)
         keyring_routing_keys(new_old, CHANNEL, "chat", "room1", rkeys), 2);
     assert_memory_equal(rkeys[1], fx->rkey, KEYRING_RKEY_SIZE);
     envelope_opened_t opened;
-    assert_int_equal(s_open_with(new_old, CHANNEL, fx->rkey,
-                                   KEYRING_RKEY_SIZE, sealed, len, MIB,
-                                   &opened),
+    assert_int_equal(s_open_with(new_old, CHANNEL, fx->rkey, KEYRING_RKEY_SIZE,
+                                 sealed, len, MIB, &opened),
                      0);
     assert_int_equal(opened.key_index, 1);
     s_assert_same(&opened.env, &fx->env);
     envelope_opened_release(&opened);
-    assert_int_equal(s_open_with(new_only, CHANNEL, fx->rkey,
-                                   KEYRING_RKEY_SIZE, sealed, len, MIB,
-                                   &opened),
+    assert_int_equal(s_open_with(new_only, CHANNEL, fx->rkey, KEYRING_RKEY_SIZE,
+                                 sealed, len, MIB, &opened),
                      -1);
     assert_int_equal(errno, EBADMSG);
     free(sealed);
@@ -381,9 +379,8 @@ static void test_rotation_opens_with_the_extra_key(void **state)
     assert_int_equal(envelope_seal(new_old, &fx->env, rkeys[0], &sealed, &len),
                      0);
     assert_int_equal(s_open(fx, rkeys[0], sealed, len), EBADMSG);
-    assert_int_equal(s_open_with(new_only, CHANNEL, rkeys[0],
-                                   KEYRING_RKEY_SIZE, sealed, len, MIB,
-                                   &opened),
+    assert_int_equal(s_open_with(new_only, CHANNEL, rkeys[0], KEYRING_RKEY_SIZE,
+                                 sealed, len, MIB, &opened),
                      0);
     assert_int_equal(opened.key_index, 0);
     envelope_opened_release(&opened);
@@ -455,9 +452,9 @@ static void test_routing_key_is_bound_to_the_body(void **state)
         }
         uint8_t rkey[KEYRING_RKEY_SIZE + 1] = {0};
         memcpy(rkey, fx->rkey, KEYRING_RKEY_SIZE);
-        assert_int_equal(envelope_open(fx->rk, rkey, rkey_len,
-                                       sealed, len, MIB, &opened),
-                         -1);
+        assert_int_equal(
+            envelope_open(fx->rk, rkey, rkey_len, sealed, len, MIB, &opened),
+            -1);
         assert_int_equal(errno, EBADMSG);
     }
     free(sealed);
@@ -496,9 +493,8 @@ static void test_cached_routing_keys_keep_names_apart(void **state)
         env.ns_len = strlen(names[i][0]);
         env.topic = names[i][1];
         env.topic_len = strlen(names[i][1]);
-        assert_int_equal(envelope_seal(fx->ring, &env, rkey[i], &sealed[i],
-                                       &len[i]),
-                         0);
+        assert_int_equal(
+            envelope_seal(fx->ring, &env, rkey[i], &sealed[i], &len[i]), 0);
     }
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < 2; i++) {
@@ -513,9 +509,8 @@ static void test_cached_routing_keys_keep_names_apart(void **state)
         env.ns_len = strlen(names[i][0]);
         env.topic = names[i][1];
         env.topic_len = strlen(names[i][1]);
-        assert_int_equal(envelope_seal(fx->ring, &env, rkey[1 - i], &forged,
-                                       &flen),
-                         0);
+        assert_int_equal(
+            envelope_seal(fx->ring, &env, rkey[1 - i], &forged, &flen), 0);
         assert_int_equal(s_open(fx, rkey[1 - i], forged, flen), EPROTO);
         free(forged);
         free(sealed[i]);
@@ -535,8 +530,7 @@ static void test_other_channel_is_refused(void **state)
     assert_int_equal(s_open(fx, staging, sealed, len), EPROTO);
     envelope_opened_t opened;
     assert_int_equal(s_open_with(fx->ring, "staging", staging,
-                                   KEYRING_RKEY_SIZE, sealed, len, MIB,
-                                   &opened),
+                                 KEYRING_RKEY_SIZE, sealed, len, MIB, &opened),
                      0);
     envelope_opened_release(&opened);
     free(sealed);
@@ -642,8 +636,8 @@ static int s_open_raw(fixture_t *fx, const void *body, size_t len,
                                   sealed + 1, cap - 1, &sealed_len),
                      0);
     envelope_opened_t opened;
-    int rc = envelope_open(fx->rk, rkey, sizeof rkey, sealed,
-                           1 + sealed_len, 32, &opened);
+    int rc = envelope_open(fx->rk, rkey, sizeof rkey, sealed, 1 + sealed_len,
+                           32, &opened);
     int err = rc == 0 ? 0 : errno;
     envelope_opened_release(&opened);
     free(sealed);
@@ -757,8 +751,8 @@ static void test_payload_over_the_limit_is_refused(void **state)
     assert_int_equal(envelope_seal(fx->ring, &fx->env, fx->rkey, &sealed, &len),
                      0);
     envelope_opened_t opened;
-    assert_int_equal(envelope_open(fx->rk, fx->rkey,
-                                   KEYRING_RKEY_SIZE, sealed, len, 4, &opened),
+    assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, sealed,
+                                   len, 4, &opened),
                      -1);
     assert_int_equal(errno, EMSGSIZE);
     free(sealed);
@@ -767,8 +761,8 @@ static void test_payload_over_the_limit_is_refused(void **state)
     size_t huge = ENVELOPE_MAX_SEALED(10) + 1;
     uint8_t *junk = calloc(1, huge);
     junk[0] = ENVELOPE_FORMAT;
-    assert_int_equal(envelope_open(fx->rk, fx->rkey,
-                                   KEYRING_RKEY_SIZE, junk, huge, 10, &opened),
+    assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, junk,
+                                   huge, 10, &opened),
                      -1);
     assert_int_equal(errno, EMSGSIZE);
     free(junk);
