@@ -80,6 +80,7 @@ struct rc_client_t {
     size_t out_sent; // bytes of out already written
     bool want_out;   // EPOLLOUT registered
     wire_decoder_t *decoder;
+    bool welcomed;           // a WELCOME came before: the next one is a return
     zhashx_t *subs;          // key -> sub_t
     zhashx_t *pubseq;        // key -> uint64_t last sequence published
     zhashx_t *presence;      // key -> sub_t with key and meta: our entries
@@ -384,6 +385,8 @@ static void s_try_reconnect(rc_client_t *self)
 
 typedef void(handler_fn)(rc_client_t *self, const wire_frame_t *f);
 
+static void s_gaps_after_reconnect(rc_client_t *self);
+
 static void s_on_welcome(rc_client_t *self, const wire_frame_t *f)
 {
     s_hex((const uint8_t *)f->node.ptr, WIRE_ID_SIZE, self->node_hex);
@@ -394,6 +397,10 @@ static void s_on_welcome(rc_client_t *self, const wire_frame_t *f)
     self->backoff_ms = self->opts.reconnect_min_ms;
     snprintf(self->detail, sizeof self->detail, "connected");
     s_status_changed(self);
+    if (self->welcomed) {
+        s_gaps_after_reconnect(self);
+    }
+    self->welcomed = true;
 }
 
 static void s_copy_name(char *dst, wire_str_t s)
@@ -523,7 +530,22 @@ static void s_on_gap(rc_client_t *self, const wire_frame_t *f)
     s_copy_name(ns, f->ns);
     s_copy_name(topic, f->topic);
     s_hex((const uint8_t *)f->id.ptr, WIRE_ID_SIZE, origin);
-    self->opts.on_gap(self, ns, topic, origin, f->count, self->opts.arg);
+    rc_gap_t gap = {ns, topic, origin, f->count, (rc_gap_reason_t)f->code};
+    self->opts.on_gap(self, &gap, self->opts.arg);
+}
+
+//  Back after losing the sidecar: every topic this client holds may have
+//  missed messages meanwhile (how many, nobody can say).
+static void s_gaps_after_reconnect(rc_client_t *self)
+{
+    if (!self->opts.on_gap) {
+        return;
+    }
+    for (sub_t *sub = zhashx_first(self->subs); sub;
+         sub = zhashx_next(self->subs)) {
+        rc_gap_t gap = {sub->ns, sub->topic, "", 0, RC_GAP_RECONNECT};
+        self->opts.on_gap(self, &gap, self->opts.arg);
+    }
 }
 
 static void s_on_suback(rc_client_t *self, const wire_frame_t *f)
@@ -1302,6 +1324,12 @@ const char *rc_stage_name(rc_stage_t stage)
     static const char *names[] = {"connect", "subscribe", "publish",
                                   "delivery"};
     return (unsigned)stage < 4 ? names[stage] : "?";
+}
+
+const char *rc_gap_reason_name(rc_gap_reason_t reason)
+{
+    static const char *names[] = {"mesh", "slow", "reconnect", "origin_gone"};
+    return (unsigned)reason < 4 ? names[reason] : "?";
 }
 
 const char *rc_state_name(rc_state_t state)

@@ -105,8 +105,31 @@ typedef void(rc_error_fn)(rc_client_t *client, rc_stage_t stage, int err,
                           const char *text, void *arg);
 typedef void(rc_status_fn)(rc_client_t *client, const rc_status_t *status,
                            void *arg);
-typedef void(rc_gap_fn)(rc_client_t *client, const char *ns, const char *topic,
-                        const char *origin_hex, uint64_t missed, void *arg);
+//  Why messages were lost (rc_gap_t.reason).
+typedef enum {
+    RC_GAP_MESH = 0,       // lost between sidecars and not repaired
+    RC_GAP_SLOW = 1,       // dropped at this client's queue budget on the
+                           // sidecar: the app read too slowly
+    RC_GAP_RECONNECT = 2,  // this client lost its sidecar (it restarted, or
+                           // the connection broke): what was published to
+                           // the topic meanwhile is lost
+    RC_GAP_ORIGIN_GONE = 3 // the publisher's sidecar died before re-sending
+} rc_gap_reason_t;
+
+//  A loss the app is told of: messages of (ns, topic) it was owed and will
+//  not get. origin_hex is the publishing instance (32 hex digits), or ""
+//  when the loss is not one publisher's (RC_GAP_RECONNECT); missed is the
+//  number lost, 0 when it cannot be known (RC_GAP_RECONNECT). Borrowed for
+//  the call.
+typedef struct {
+    const char *ns;
+    const char *topic;
+    const char *origin_hex;
+    uint64_t missed;
+    rc_gap_reason_t reason;
+} rc_gap_t;
+
+typedef void(rc_gap_fn)(rc_client_t *client, const rc_gap_t *gap, void *arg);
 
 //  A presence entry: someone (key, with meta) is or is no longer in a
 //  topic, on the sidecar node. Strings and meta are borrowed for the call.
@@ -151,7 +174,10 @@ typedef struct {
     int reconnect_max_ms;        // backoff cap (default 2000)
     size_t send_budget;          // bytes buffered toward the sidecar before
                                  // rc_publish fails with EAGAIN (default 8 MiB)
-    bool gaps;                   // ask for GAP notices (on_gap)
+    bool gaps;                   // ask for GAP notices (on_gap): every
+                                 // loss, with its reason; without it a
+                                 // slow-consumer drop is an on_error
+                                 // (RC_STAGE_DELIVERY, ENOBUFS)
     rc_message_fn *on_message;   // messages; when NULL they queue for rc_recv
     rc_error_fn *on_error;       // failures, with a stage
     rc_status_fn *on_status;     // state and health changes
@@ -313,6 +339,8 @@ RC_EXPORT const char *rc_strerror(int err);
 
 //  Name of a stage ("subscribe") or a state ("connected"). Static.
 RC_EXPORT const char *rc_stage_name(rc_stage_t stage);
+//  "mesh", "slow", "reconnect", "origin_gone" (static strings).
+RC_EXPORT const char *rc_gap_reason_name(rc_gap_reason_t reason);
 RC_EXPORT const char *rc_state_name(rc_state_t state);
 
 #ifdef __cplusplus

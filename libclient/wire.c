@@ -18,7 +18,8 @@
       10 QUERY    C->S  req U, what S, arg S
       11 REPLY    S->C  req U, rows R
       12 STATUS   S->C  readable b, writable b, live_peers U, detail S
-      13 GAP      S->C  namespace S, topic S, origin_instance I, missed U
+      13 GAP      S->C  namespace S, topic S, origin_instance I, missed U,
+                        reason U (wire_gap_reason_t)
       14 SUBACK   S->C  req U, namespace S, topic S, everywhere b
       15 PSET     C->S  req U, namespace S, topic S, key S, meta B
       16 PCLEAR   C->S  req U, namespace S, topic S, key S
@@ -102,7 +103,7 @@ static const schema_t s_schema[WIRE_TYPE_MAX] = {
     [WIRE_STATUS] = {"STATUS",
                      4,
                      {BOOL(readable), BOOL(writable), U(count), S(text)}},
-    [WIRE_GAP] = {"GAP", 4, {S(ns), S(topic), I(id), U(count)}},
+    [WIRE_GAP] = {"GAP", 5, {S(ns), S(topic), I(id), U(count), U(code)}},
     [WIRE_SUBACK] = {"SUBACK", 4, {U(req), S(ns), S(topic), BOOL(everywhere)}},
     [WIRE_PSET] = {"PSET", 5, {U(req), S(ns), S(topic), S(arg), B(meta)}},
     [WIRE_PCLEAR] = {"PCLEAR", 4, {U(req), S(ns), S(topic), S(arg)}},

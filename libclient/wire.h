@@ -55,6 +55,14 @@ typedef enum {
 #define WIRE_HF_MEMBERS  0x04 // send MEMBER events
 
 //  ERR codes. The numbers are the protocol.
+//  Why a GAP notice says messages were lost (GAP's code field).
+typedef enum {
+    WIRE_GAP_MESH = 0,       // lost between sidecars, not repaired
+    WIRE_GAP_SLOW = 1,       // dropped at this app's queue budget
+    WIRE_GAP_RECONNECT = 2,  // the app lost its sidecar (library-made)
+    WIRE_GAP_ORIGIN_GONE = 3 // the origin died before it could re-send
+} wire_gap_reason_t;
+
 typedef enum {
     WIRE_E_PROTO = 1,    // not the protocol; the connection is closed
     WIRE_E_TOOBIG = 2,   // frame or payload over the limit
@@ -83,7 +91,7 @@ typedef struct {
     uint64_t version;       // HELLO, WELCOME
     uint64_t flags;         // HELLO, PUB, MSG
     uint64_t seq;           // PUB, MSG: per (publisher, topic) sequence
-    uint64_t code;          // ERR
+    uint64_t code;          // ERR: wire_err_t; GAP: wire_gap_reason_t
     uint64_t count;         // GAP: missed; STATUS: live peers; MEMBER: state
     uint64_t max_payload;   // WELCOME
     uint64_t token;         // PING, PONG

@@ -8,6 +8,7 @@
 #ifndef RCD_CONN_H
 #define RCD_CONN_H
 
+#include "gapbook.h"
 #include "outq.h"
 #include "registry.h"
 #include "wire.h"
@@ -33,6 +34,8 @@ struct conn_t {
     uint64_t closing_since; //
     uint64_t slow_since;    // first drop of the current over-budget spell
     uint64_t dropped;       // messages dropped for this client
+    gapbook_t *owed;        // drops not reported yet, per stream (GAPs)
+    uint64_t owed_drops;    // drops not reported yet (apps without GAPs)
     uint64_t published;     //
     uint32_t hello_flags;   // WIRE_HF_*
     uint8_t instance[16];   // from HELLO

@@ -26,6 +26,7 @@ struct server_t {
     const config_t *cfg;
     stats_t *stats;
     server_io_t io;
+    wire_decoder_t *decoder; // reads back a dropped MSG for its GAP
     int listen_fd;
     int reserve_fd;       // spare descriptor to refuse clients at EMFILE
     bool listening_owner; // we created the socket file
@@ -48,6 +49,7 @@ static void s_conn_io(loop_t *loop, int fd, uint32_t events, void *arg);
 
 static void s_conn_free(conn_t *conn)
 {
+    gapbook_destroy(&conn->owed);
     outq_clear(&conn->out);
     wire_buf_free(&conn->in);
     free(conn);
@@ -142,6 +144,66 @@ void server_close_with(server_t *self, conn_t *conn, wire_err_t code,
 
 static void s_close_slow(server_t *self, conn_t *conn);
 
+#define GAPBOOK_STREAMS 4096 // per slow app; more are counted together
+
+//  A message for conn was dropped: it is owed a report, per stream when it
+//  asked for GAP notices.
+static void s_owe(server_t *self, conn_t *conn, const outbuf_t *buf)
+{
+    wire_frame_t f;
+    if (!(conn->hello_flags & WIRE_HF_GAPS) ||
+        (!conn->owed && !(conn->owed = gapbook_new(GAPBOOK_STREAMS))) ||
+        wire_decode(self->decoder, buf->data + WIRE_PREFIX,
+                    buf->len - WIRE_PREFIX, &f) ||
+        f.type != WIRE_MSG) {
+        conn->owed_drops++;
+        return;
+    }
+    gapbook_add(conn->owed, f.ns, f.topic, (const uint8_t *)f.id.ptr, 1);
+}
+
+typedef struct {
+    server_t *server;
+    conn_t *conn;
+} owed_ctx_t;
+
+static void s_gap_notice(void *arg, wire_str_t ns, wire_str_t topic,
+                         const uint8_t *instance, uint64_t missed)
+{
+    owed_ctx_t *ctx = arg;
+    wire_frame_t gap = {.type = WIRE_GAP,
+                        .ns = ns,
+                        .topic = topic,
+                        .id = {(const char *)instance, WIRE_ID_SIZE},
+                        .count = missed,
+                        .code = WIRE_GAP_SLOW};
+    server_send(ctx->server, ctx->conn, &gap);
+}
+
+//  conn caught up after drops: tell it what it lost, one GAP per stream
+//  (or one ERR when it did not ask for GAPs), after what did get through.
+static void s_report_drops(server_t *self, conn_t *conn)
+{
+    owed_ctx_t ctx = {self, conn};
+    if (conn->owed && gapbook_total(conn->owed)) {
+        conn->owed_drops += gapbook_drain(conn->owed, s_gap_notice, &ctx);
+    }
+    if (conn->owed_drops) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "%llu messages dropped: this app read too slowly (its queue "
+                 "was over --queue-budget)%s",
+                 (unsigned long long)conn->owed_drops,
+                 conn->hello_flags & WIRE_HF_GAPS
+                     ? " on more topics than GAP notices name"
+                     : "; ask for GAP notices to learn which topics");
+        wire_frame_t err = {
+            .type = WIRE_ERR, .code = WIRE_E_SLOW, .text = wire_str(text)};
+        server_send(self, conn, &err);
+        conn->owed_drops = 0;
+    }
+}
+
 //  The budget policy (see server.h).
 void server_deliver(void *arg, void *member, outbuf_t *buf)
 {
@@ -167,6 +229,7 @@ void server_deliver(void *arg, void *member, outbuf_t *buf)
         case OUTQ_DROP:
             self->stats->dropped_slow++;
             conn->dropped++;
+            s_owe(self, conn, buf);
             if (!was_slow) {
                 log_warn("client_slow", "client=%llu queued=%zu budget=%zu",
                          (unsigned long long)conn->id, conn->out.bytes,
@@ -208,6 +271,10 @@ static void s_flush(server_t *self, conn_t *conn)
     }
     self->stats->bytes_out += (uint64_t)(before - conn->out.bytes);
     outq_caught_up(&conn->out, self->cfg->queue_budget, &conn->slow_since);
+    if (!conn->slow_since && (conn->owed_drops || conn->owed)) {
+        s_report_drops(self, conn);
+        gapbook_destroy(&conn->owed); // most apps are never slow again
+    }
     if (conn->out.bytes == 0 && conn->closing) {
         s_close(self, conn, "closed after error");
         return;
@@ -546,7 +613,8 @@ server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
     self->listen_fd = -1;
     self->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     self->io = *io;
-    if (loop_add_idle(loop, s_idle, self)) {
+    self->decoder = wire_decoder_new();
+    if (!self->decoder || loop_add_idle(loop, s_idle, self)) {
         server_destroy(&self);
         return NULL;
     }
@@ -580,6 +648,7 @@ void server_destroy(server_t **self_p)
         close(self->reserve_fd);
     }
     loop_cancel_timer(self->loop, self->sweep_timer);
+    wire_decoder_destroy(&self->decoder);
     free(self->allow_uids);
     free(self->allow_gids);
     free(self);

@@ -115,11 +115,21 @@ export interface Status {
   detail: string;
 }
 
+/** Why messages were lost: between sidecars and not repaired ("mesh"),
+ *  dropped at this client's queue budget because it read too slowly
+ *  ("slow"), published while this client had lost its sidecar
+ *  ("reconnect"), or the publisher's sidecar died first ("origin_gone"). */
+export type GapReason = "mesh" | "slow" | "reconnect" | "origin_gone";
+
+/** Messages of a topic this client was owed and will not get. */
 export interface Gap {
   namespace: string;
   topic: string;
+  /** The publishing instance (hex), or "" when not one publisher's. */
   origin: string;
+  /** How many, or 0 when it cannot be known ("reconnect"). */
   missed: number;
+  reason: GapReason;
 }
 
 /** A presence entry: someone (key, with meta) is, or no longer is, in a

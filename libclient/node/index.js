@@ -115,6 +115,7 @@ export class Client extends EventEmitter {
   #maxPayload = wire.DEFAULT_MAX_PAYLOAD;
   #status = { readable: false, writable: false, livePeers: 0, detail: "" };
   #subs = new Map();     // key -> {namespace, topic, req, everywhere, waiters}
+  #welcomed = false;     // a WELCOME came before: the next is a return
   #pubseq = new Map();   // key -> last sequence published
   #presence = new Map(); // ns/topic/key -> our entry {namespace, topic, key, meta}
   #noPresence = false;   // this sidecar answered a presence frame with ERR 3
@@ -405,6 +406,17 @@ export class Client extends EventEmitter {
     this.#lastError = null;
     this.#status.detail = "connected";
     this.#emitStatus();
+    if (this.#welcomed && this.#opts.gaps) {
+      // back after losing the sidecar: every topic may have missed
+      // messages meanwhile, how many nobody can say
+      for (const sub of this.#subs.values()) {
+        this.emit("gap", {
+          namespace: sub.namespace, topic: sub.topic, origin: "",
+          missed: 0, reason: "reconnect",
+        });
+      }
+    }
+    this.#welcomed = true;
   }
 
   #onMsg(f) {
@@ -526,7 +538,7 @@ export class Client extends EventEmitter {
   #onGap(f) {
     this.emit("gap", {
       namespace: f.namespace, topic: f.topic, origin: hex(f.origin),
-      missed: f.missed,
+      missed: Number(f.missed), reason: wire.GAP_REASONS[f.reason] ?? "mesh",
     });
   }
 

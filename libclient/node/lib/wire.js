@@ -18,7 +18,8 @@
       10 QUERY    C->S  req U, what S, arg S
       11 REPLY    S->C  req U, rows R
       12 STATUS   S->C  readable b, writable b, live_peers U, detail S
-      13 GAP      S->C  namespace S, topic S, origin_instance I, missed U
+      13 GAP      S->C  namespace S, topic S, origin_instance I, missed U,
+                        reason U (GAP_REASONS)
       14 SUBACK   S->C  req U, namespace S, topic S, everywhere b
       15 PSET     C->S  req U, namespace S, topic S, key S, meta B
       16 PCLEAR   C->S  req U, namespace S, topic S, key S
@@ -48,6 +49,8 @@ export const T = Object.freeze({
 export const F_BINARY = 0x01; // PUB/MSG: payload is binary (else text)
 export const F_ECHO = 0x02;   // PUB: deliver to the publisher too; MSG: own copy
 export const HF_GAPS = 0x01;  // HELLO: send GAP notices
+// GAP reason codes, by number (wire.h wire_gap_reason_t)
+export const GAP_REASONS = ["mesh", "slow", "reconnect", "origin_gone"];
 export const HF_PRESENCE = 0x02; // HELLO: send PEVENTs of the subscribed topics
 export const HF_MEMBERS = 0x04;  // HELLO: send MEMBER events
 export const E_BADTYPE = 3;      // ERR: unknown frame type
@@ -67,7 +70,7 @@ const SCHEMA = {
   [T.STATUS]: [["readable", "b"], ["writable", "b"], ["livePeers", "U"],
                ["detail", "S"]],
   [T.GAP]: [["namespace", "S"], ["topic", "S"], ["origin", "I"],
-            ["missed", "U"]],
+            ["missed", "U"], ["reason", "U"]],
   [T.SUBACK]: [["req", "U"], ["namespace", "S"], ["topic", "S"],
                ["everywhere", "b"]],
   [T.PEVENT]: [["namespace", "S"], ["topic", "S"], ["key", "S"], ["meta", "B"],

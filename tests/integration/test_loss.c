@@ -1,0 +1,201 @@
+/*  Loss is never silent: every message an app was owed and will not get
+    is reported to that app, with a reason. One test per cause the app's
+    own sidecar can see: its queue budget (slow consumer), and its sidecar
+    restarting under it. (Losses between sidecars: test_mesh.) */
+#include "harness.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+typedef struct {
+    long long received;
+    long long missed[4]; // by rc_gap_reason_t
+    int gaps[4];         // notices, by reason
+    char last_topic[64];
+    int errors_slow; // on_error ENOBUFS at delivery
+    long long error_count;
+    int last_state;
+    bool saw_down;
+} tally_t;
+
+static void s_on_message(rc_client_t *c, const rc_msg_t *msg, void *arg)
+{
+    (void)c;
+    (void)msg;
+    ((tally_t *)arg)->received++;
+}
+
+static void s_on_gap(rc_client_t *c, const rc_gap_t *gap, void *arg)
+{
+    (void)c;
+    tally_t *t = arg;
+    assert_true((unsigned)gap->reason < 4);
+    t->gaps[gap->reason]++;
+    t->missed[gap->reason] += (long long)gap->missed;
+    snprintf(t->last_topic, sizeof t->last_topic, "%s", gap->topic);
+}
+
+static void s_on_error(rc_client_t *c, rc_stage_t stage, int err,
+                       const char *text, void *arg)
+{
+    (void)c;
+    tally_t *t = arg;
+    if (stage == RC_STAGE_DELIVERY && err == ENOBUFS) {
+        t->errors_slow++;
+        t->error_count += atoll(text); // "N messages dropped: ..."
+    }
+}
+
+static void s_on_status(rc_client_t *c, const rc_status_t *st, void *arg)
+{
+    (void)c;
+    tally_t *t = arg;
+    t->last_state = st->state;
+    t->saw_down |= st->state == RC_DISCONNECTED;
+}
+
+static rc_client_t *s_client(const rcd_t *d, tally_t *t, bool gaps)
+{
+    rc_options_t o;
+    rc_options_init(&o);
+    o.gaps = gaps;
+    o.on_message = s_on_message;
+    o.on_gap = s_on_gap;
+    o.on_error = s_on_error;
+    o.on_status = s_on_status;
+    o.reconnect_max_ms = 200;
+    o.arg = t;
+    return rcd_client(d, &o);
+}
+
+#define FLOOD 6000
+#define SIZE  1024
+
+typedef struct {
+    tally_t *t;
+    long long want;
+    bool gaps;
+} done_t;
+
+static bool s_all_accounted(void *arg)
+{
+    done_t *d = arg;
+    long long told = d->gaps ? d->t->missed[RC_GAP_SLOW] : d->t->error_count;
+    return d->t->received + told >= d->want;
+}
+
+//  An app that stops reading while a publisher floods: what its queue
+//  budget dropped comes back as GAP notices (reason slow) once it reads
+//  again, per topic, or as one error when it did not ask for GAPs; the
+//  messages it got plus what it was told of make up every message sent.
+static void s_slow_consumer(bool gaps)
+{
+    rcd_t d;
+    const char *extra[] = {
+        "--max-payload", "4096", "--queue-budget", "65536", "--slow-grace",
+        "60000",         NULL};
+    assert_int_equal(rcd_start(&d, "itest", extra), 0);
+    tally_t t = {0};
+    rc_client_t *sub = s_client(&d, &t, gaps);
+    rc_client_t *pub = rcd_client(&d, NULL);
+    assert_non_null(sub);
+    assert_non_null(pub);
+    assert_int_equal(rc_subscribe_wait(sub, "ns", "room", 5000), 0);
+    assert_int_equal(rc_subscribe_wait(sub, "ns", "hall", 5000), 0);
+    char payload[SIZE];
+    memset(payload, 'x', sizeof payload);
+    //  the subscriber reads nothing meanwhile
+    for (int i = 0; i < FLOOD; i++) {
+        const char *topic = i % 2 ? "room" : "hall";
+        while (rc_publish(pub, "ns", topic, payload, SIZE, RC_TEXT)) {
+            assert_int_equal(errno, EAGAIN);
+            assert_true(rc_flush(pub, 1000) == 0 || errno == ETIMEDOUT);
+        }
+    }
+    assert_int_equal(rc_flush(pub, 10000), 0);
+    long long dropped = query_counter(pub, "dropped_slow");
+    assert_true(dropped > 0); // the budget did drop: the case is real
+    done_t done = {&t, FLOOD, gaps};
+    rc_client_t *both[] = {sub, NULL};
+    assert_true(wait_for(s_all_accounted, &done, both, 20000));
+    if (gaps) {
+        assert_int_equal(t.missed[RC_GAP_SLOW], dropped);
+        assert_true(t.gaps[RC_GAP_SLOW] >= 1);
+        assert_true(t.gaps[RC_GAP_SLOW] <= 2 * 8); // per topic, not per drop
+        assert_int_equal(t.errors_slow, 0);
+    } else {
+        assert_int_equal(t.error_count, dropped);
+        assert_int_equal(t.gaps[RC_GAP_SLOW], 0);
+    }
+    assert_int_equal(t.received + dropped, FLOOD);
+    assert_int_equal(rc_state(sub), RC_CONNECTED); // told, not cut off
+    rc_close(&sub);
+    rc_close(&pub);
+    assert_int_equal(rcd_stop(&d, SIGTERM), 0);
+    rcd_cleanup(&d);
+}
+
+static void test_slow_consumer_is_told_with_gaps(void **state)
+{
+    (void)state;
+    s_slow_consumer(true);
+}
+
+static void test_slow_consumer_is_told_without_gaps(void **state)
+{
+    (void)state;
+    s_slow_consumer(false);
+}
+
+static bool s_reconnect_gap(void *arg)
+{
+    tally_t *t = arg;
+    return t->gaps[RC_GAP_RECONNECT] >= 2 && t->last_state == RC_CONNECTED;
+}
+
+//  The subscriber's own sidecar is killed and restarted: what was
+//  published meanwhile is lost, and the app is told for every topic it
+//  holds (reason reconnect, count unknown) once it is back.
+static void test_sidecar_restart_is_told(void **state)
+{
+    (void)state;
+    rcd_t d;
+    assert_int_equal(rcd_start(&d, "itest", NULL), 0);
+    tally_t t = {0};
+    rc_client_t *sub = s_client(&d, &t, true);
+    assert_non_null(sub);
+    assert_int_equal(rc_subscribe_wait(sub, "ns", "room", 5000), 0);
+    assert_int_equal(rc_subscribe_wait(sub, "ns", "hall", 5000), 0);
+    assert_int_equal(t.gaps[RC_GAP_RECONNECT], 0);
+    assert_int_equal(rcd_stop(&d, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(rcd_restart(&d, "itest", NULL), 0);
+    rc_client_t *both[] = {sub, NULL};
+    assert_true(wait_for(s_reconnect_gap, &t, both, 10000));
+    assert_true(t.saw_down);
+    assert_int_equal(t.gaps[RC_GAP_RECONNECT], 2);   // one per topic
+    assert_int_equal(t.missed[RC_GAP_RECONNECT], 0); // unknown
+    rc_close(&sub);
+    assert_int_equal(rcd_stop(&d, SIGTERM), 0);
+    rcd_cleanup(&d);
+}
+
+int main(void)
+{
+    harness_deadline(120);
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slow_consumer_is_told_with_gaps),
+        cmocka_unit_test(test_slow_consumer_is_told_without_gaps),
+        cmocka_unit_test(test_sidecar_restart_is_told),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
