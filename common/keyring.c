@@ -489,3 +489,10 @@ int keyring_fingerprint(const keyring_t *self, size_t index,
                    KEYRING_FINGERPRINT_LEN / 2);
     return 0;
 }
+
+void keyring_swap(keyring_t *self, keyring_t *other)
+{
+    keyring_t tmp = *self;
+    *self = *other;
+    *other = tmp;
+}

@@ -98,6 +98,10 @@ int keyring_generate_file(const char *path, char *err,
 //  Number of keys in the ring: 0, 1 or 2.
 size_t keyring_size(const keyring_t *self);
 
+//  Exchange the keys (and nonce state) of two rings, so that every holder
+//  of self sees other's keys from now on (SIGHUP's key rotation).
+void keyring_swap(keyring_t *self, keyring_t *other);
+
 //  Seal plain under the current key with ad as associated data (ad may be
 //  NULL when ad_len is 0). Writes nonce(24) || ciphertext || tag(16) to out,
 //  plain_len + KEYRING_SEAL_OVERHEAD bytes, and sets *out_len. Nonces never

@@ -774,6 +774,13 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint)
     return 0;
 }
 
+void mesh_rekey(mesh_t *self, keyring_t **ring_p)
+{
+    keyring_swap(self->ring, *ring_p);
+    keyring_destroy(ring_p);
+    rkeys_reset(self->rkeys);
+}
+
 void mesh_send_presence(mesh_t *self, const uint8_t *body, size_t len)
 {
     if (self->alone) {

@@ -94,6 +94,11 @@ void mesh_interest(mesh_t *self, const char *ns, size_t ns_len,
 //  it already, else true with *marker set to what io->confirmed must reach.
 bool mesh_sub_wait(mesh_t *self, uint64_t *marker);
 
+//  Rotate the cluster keys (SIGHUP): ring's keys replace ours in place
+//  (gossip, which borrows our ring, follows). ring is taken. The caller
+//  withdraws interest before and renews it after, as routing keys change.
+void mesh_rekey(mesh_t *self, keyring_t **ring_p);
+
 //  Send a presence body to every other sidecar.
 void mesh_send_presence(mesh_t *self, const uint8_t *body, size_t len);
 

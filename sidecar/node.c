@@ -682,6 +682,63 @@ void node_stop(node_t *self)
     server_shutdown(self->server);
 }
 
+//  Whether two rings hold the same keys, in the same order.
+static bool s_same_keys(const keyring_t *a, const keyring_t *b)
+{
+    if (keyring_size(a) != keyring_size(b)) {
+        return false;
+    }
+    for (size_t i = 0; i < keyring_size(a); i++) {
+        char fa[KEYRING_FINGERPRINT_LEN + 1], fb[KEYRING_FINGERPRINT_LEN + 1];
+        if (keyring_fingerprint(a, i, fa) || keyring_fingerprint(b, i, fb) ||
+            strcmp(fa, fb) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void s_interest_all(node_t *self, bool on)
+{
+    for (registry_topic_t *t = registry_first(self->registry); t;
+         t = registry_next(self->registry)) {
+        mesh_interest(self->mesh, t->ns, t->ns_len, t->topic, t->topic_len, on);
+    }
+}
+
+int node_reload(node_t *self, const config_t *fresh, char *err, size_t errlen)
+{
+    keyring_t *ring = NULL;
+    if (self->mesh && !(ring = s_load_keys(fresh, err, errlen))) {
+        return -1;
+    }
+    if (log_set_level(fresh->log_level)) {
+        keyring_destroy(&ring);
+        snprintf(err, errlen, "--log-level: unknown level '%s'",
+                 fresh->log_level);
+        return -1;
+    }
+    const char *keys = "none";
+    if (ring && s_same_keys(ring, mesh_keyring(self->mesh))) {
+        keys = "unchanged";
+        keyring_destroy(&ring);
+    } else if (ring) {
+        keys = "rotated";
+        s_interest_all(self, false);
+        mesh_rekey(self->mesh, &ring);
+        s_interest_all(self, true);
+    }
+    char fp[KEYRING_FINGERPRINT_LEN + 1] = "-";
+    if (self->mesh && keyring_fingerprint(mesh_keyring(self->mesh), 0, fp)) {
+        fp[0] = 0;
+    }
+    log_info("reloaded",
+             "log_level=%s keys=%s key_fingerprint=%s note=\"other settings "
+             "take effect at the next start\"",
+             fresh->log_level, keys, fp);
+    return 0;
+}
+
 const char *node_id(const node_t *self)
 {
     return self->id_hex;

@@ -38,6 +38,13 @@ void node_destroy(node_t **self_p);
 //  SIGTERM: announce leave, refuse new clients, flush, stop the loop.
 void node_stop(node_t *self);
 
+//  SIGHUP: apply what can change without a restart from fresh settings
+//  (read again from flags, environment and file): the log level, and the
+//  cluster key files (rotation; subscriptions move to the new routing
+//  keys). Logs what it did. Returns 0, or -1 with err filled (the old
+//  settings stay in force).
+int node_reload(node_t *self, const config_t *fresh, char *err, size_t errlen);
+
 //  Our node id as 32 hex digits (borrowed).
 const char *node_id(const node_t *self);
 

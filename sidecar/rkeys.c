@@ -58,6 +58,11 @@ void rkeys_destroy(rkeys_t **self_p)
     }
 }
 
+void rkeys_reset(rkeys_t *self)
+{
+    zhashx_purge(self->cache);
+}
+
 const keyring_t *rkeys_ring(const rkeys_t *self)
 {
     return self->ring;

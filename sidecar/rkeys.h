@@ -34,6 +34,9 @@ void rkeys_destroy(rkeys_t **self_p);
 //  The ring the keys are derived from.
 const keyring_t *rkeys_ring(const rkeys_t *self);
 
+//  The ring's keys changed: forget every cached routing key.
+void rkeys_reset(rkeys_t *self);
+
 //  What keyring_routing_keys gives for (channel, ns, topic), from the
 //  cache when it can. Names are ns_len and topic_len bytes, not NUL
 //  terminated, at most 255 bytes each and holding no NUL. Returns the number

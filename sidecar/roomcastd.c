@@ -17,15 +17,46 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+typedef struct {
+    node_t *node;
+    int argc;
+    char **argv;
+} daemon_t;
+
+//  SIGHUP: read the settings again and apply what can change now.
+static void s_reload(daemon_t *d)
+{
+    config_t fresh;
+    char err[512];
+    int rc = config_load(&fresh, d->argc, d->argv, err, sizeof err);
+    if (rc != CONFIG_OK) {
+        log_warn("reload_failed",
+                 "error=\"%s\" note=\"running on with the "
+                 "settings in force\"",
+                 rc == CONFIG_ERROR ? err : "no settings to read");
+    } else if (node_reload(d->node, &fresh, err, sizeof err)) {
+        log_warn("reload_failed",
+                 "error=\"%s\" note=\"running on with the "
+                 "settings in force\"",
+                 err);
+    }
+    config_free(&fresh);
+}
+
 static void s_on_signal(loop_t *loop, int fd, uint32_t events, void *arg)
 {
     (void)loop;
     (void)events;
-    node_t **node = arg;
+    daemon_t *d = arg;
     struct signalfd_siginfo info;
-    if (read(fd, &info, sizeof info) == (ssize_t)sizeof info && *node) {
-        log_info("signal", "signal=%s", strsignal((int)info.ssi_signo));
-        node_stop(*node);
+    if (read(fd, &info, sizeof info) != (ssize_t)sizeof info || !d->node) {
+        return;
+    }
+    log_info("signal", "signal=%s", strsignal((int)info.ssi_signo));
+    if (info.ssi_signo == SIGHUP) {
+        s_reload(d);
+    } else {
+        node_stop(d->node);
     }
 }
 
@@ -62,19 +93,19 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
     stats_t stats = {0};
     loop_t *loop = loop_new();
-    node_t *node = NULL;
+    daemon_t d = {NULL, argc, argv};
     int status = 1;
-    if (!loop || sfd < 0 ||
-        loop_add_fd(loop, sfd, EPOLLIN, s_on_signal, &node)) {
+    if (!loop || sfd < 0 || loop_add_fd(loop, sfd, EPOLLIN, s_on_signal, &d)) {
         log_error("startup_failed", "error=\"%s\"", strerror(errno));
         goto done;
     }
-    node = node_new(loop, &cfg, &stats, err, sizeof err);
+    node_t *node = d.node = node_new(loop, &cfg, &stats, err, sizeof err);
     if (!node) {
         log_error("startup_failed", "error=\"%s\"", err);
         status = 2;
@@ -96,7 +127,7 @@ int main(int argc, char **argv)
         log_error("loop_failed", "error=\"%s\"", strerror(errno));
     }
 done:
-    node_destroy(&node);
+    node_destroy(&d.node);
     if (sfd >= 0) {
         close(sfd);
     }
