@@ -102,8 +102,13 @@ int fanout_deliver(fanout_t *self, const msg_t *msg, void *origin)
     }
     size_t reached = 0;
     if (!self->head && topic->count <= self->slice) {
-        //  the common case: whole room now, no copy of the member list
-        for (size_t i = 0; i < topic->count; i++) {
+        //  the common case: whole room now, no copy of the member list.
+        //  Walked from the end because a delivery may close its member
+        //  (the server's write failed) and take it out of the topic: the
+        //  registry then moves the last member, already served, into its
+        //  place, and frees the topic with its last member, which only
+        //  happens at i == 0, after which the topic is not read again.
+        for (size_t i = topic->count; i-- > 0;) {
             void *member = registry_member(topic, i);
             if (member != origin) {
                 self->io.deliver(self->io.arg, member, buf);

@@ -25,6 +25,8 @@ typedef struct fanout_t fanout_t;
 typedef struct {
     void *arg;
     //  Queue buf (a reference is taken by the callee if it keeps it).
+    //  It may take member out of its topics (a connection closed because
+    //  a write failed): the other members are still served once each.
     void (*deliver)(void *arg, void *member, outbuf_t *buf);
     //  Keep member alive across slices; release undoes one hold.
     void (*hold)(void *arg, void *member);

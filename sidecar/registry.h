@@ -9,7 +9,9 @@
 
     Every operation is O(1) but leave_all, which is O(memberships of that
     client). Members of a topic are a dense array, so a fanout walks it
-    without chasing pointers.
+    without chasing pointers; a leave moves the last member into the place
+    of the one that left (so a walk from the end survives a member leaving
+    during its own turn).
 
     THREAD SAFETY: one thread.
 */

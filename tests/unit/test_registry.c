@@ -345,6 +345,33 @@ static void test_members_stay_dense(void **state)
     registry_destroy(&r);
 }
 
+//  A leave moves the last member into the place of the one that left, and
+//  nothing else moves: a walk from the end (fanout's) survives the member
+//  of the current turn leaving.
+static void test_a_leave_moves_the_last_member_into_its_place(void **state)
+{
+    (void)state;
+    registry_t *r = registry_new();
+    conn_t conns[5];
+    for (int i = 0; i < 5; i++) {
+        s_conn_init(&conns[i], i);
+        assert_int_equal(s_join(r, &conns[i], "chat", "room"), 1);
+    }
+    registry_topic_t *t = s_lookup(r, "chat", "room");
+    assert_int_equal(s_leave(r, &conns[1], "chat", "room"), 1);
+    const conn_t *expect[] = {&conns[0], &conns[4], &conns[2], &conns[3]};
+    assert_int_equal(t->count, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_ptr_equal(registry_member(t, i), expect[i]);
+    }
+    assert_int_equal(s_leave(r, &conns[3], "chat", "room"), 1); // the last
+    assert_int_equal(t->count, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_ptr_equal(registry_member(t, i), expect[i]);
+    }
+    registry_destroy(&r);
+}
+
 // --- randomized against a model ----------------------------------------------
 
 #define CLIENTS 50
@@ -528,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_leave_all_cleans_every_topic_of_a_client),
         cmocka_unit_test(test_iterate_topics),
         cmocka_unit_test(test_members_stay_dense),
+        cmocka_unit_test(test_a_leave_moves_the_last_member_into_its_place),
         cmocka_unit_test(test_random_operations_match_a_model),
     };
     return cmocka_run_group_tests_name("registry", tests, NULL, NULL);

@@ -1,0 +1,657 @@
+/*  Unit tests: presence (who is in a room, cluster-wide).
+
+    Two sidecars, a and b, each with its own presence_t and a fake
+    presence_io_t that keeps the bodies it sends (its outbox) and the
+    events it reports. The test is the network between them: it passes a's
+    bodies to b with presence_on_remote, in order, out of order, or not at
+    all.
+*/
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <msgpack.h>
+
+#include "presence.h"
+#include "wire.h"
+
+#define CHANNEL "test-channel"
+#define RAW(s)                                                                 \
+    {                                                                          \
+        s, sizeof s - 1                                                        \
+    }
+#define MAX_BODIES 64
+#define MAX_EVENTS 64
+
+//  One event a sidecar reported to its apps.
+typedef struct {
+    uint8_t node[16];
+    char text[600]; // "ns/topic/key=meta"
+    bool present;
+} event_t;
+
+//  One body a sidecar sent to the others.
+typedef struct {
+    uint8_t *data;
+    size_t len;
+} body_t;
+
+typedef struct {
+    const char *name;
+    presence_t *p;
+    uint8_t id[16];
+    body_t sent[MAX_BODIES]; // outbox
+    size_t nsent;
+    size_t passed; // bodies s_pass handed on so far
+    event_t events[MAX_EVENTS];
+    size_t nevents;
+    size_t seen; // events the test looked at
+} side_t;
+
+typedef struct {
+    side_t a, b;
+} fixture_t;
+
+//  Three apps of a sidecar: presence only compares the pointers.
+static const int s_alice, s_bob, s_carol;
+#define ALICE ((const void *)&s_alice)
+#define BOB   ((const void *)&s_bob)
+#define CAROL ((const void *)&s_carol)
+
+// --- the fake io
+// ----------------------------------------------------------------
+
+static void s_io_send(void *arg, const uint8_t *body, size_t len)
+{
+    side_t *side = arg;
+    assert_true(side->nsent < MAX_BODIES);
+    body_t *b = &side->sent[side->nsent++];
+    b->data = malloc(len);
+    assert_non_null(b->data);
+    memcpy(b->data, body, len);
+    b->len = len;
+}
+
+static void s_io_event(void *arg, const presence_entry_t *e, bool present)
+{
+    side_t *side = arg;
+    assert_true(side->nevents < MAX_EVENTS);
+    event_t *ev = &side->events[side->nevents++];
+    memcpy(ev->node, e->node, 16);
+    snprintf(ev->text, sizeof ev->text, "%s/%s/%s=%.*s", e->ns, e->topic,
+             e->key, (int)e->meta_len, (const char *)e->meta);
+    ev->present = present;
+}
+
+static void s_side_init(side_t *side, const char *name)
+{
+    side->name = name;
+    memset(side->id, 0, 16);
+    snprintf((char *)side->id, 16, "node-%s", name);
+    presence_io_t io = {.arg = side, .send = s_io_send, .event = s_io_event};
+    side->p = presence_new(&io, side->id, CHANNEL);
+    assert_non_null(side->p);
+}
+
+static void s_side_fini(side_t *side)
+{
+    presence_destroy(&side->p);
+    presence_destroy(&side->p); // twice is fine
+    assert_null(side->p);
+    for (size_t i = 0; i < side->nsent; i++) {
+        free(side->sent[i].data);
+    }
+}
+
+static int s_setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    s_side_init(&fx->a, "a");
+    s_side_init(&fx->b, "b");
+    *state = fx;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *fx = *state;
+    s_side_fini(&fx->a);
+    s_side_fini(&fx->b);
+    free(fx);
+    return 0;
+}
+
+// --- helpers
+// --------------------------------------------------------------------
+
+static int s_set(side_t *side, const void *owner, const char *ns,
+                 const char *topic, const char *key, const char *meta)
+{
+    return presence_set(side->p, owner, wire_str(ns), wire_str(topic),
+                        wire_str(key), wire_str(meta));
+}
+
+static int s_clear(side_t *side, const void *owner, const char *ns,
+                   const char *topic, const char *key)
+{
+    return presence_clear(side->p, owner, wire_str(ns), wire_str(topic),
+                          wire_str(key));
+}
+
+//  The next event side reported: text ("ns/topic/key=meta") is there
+//  (present) or gone, set by an app of origin.
+static void s_expect_event(side_t *side, const side_t *origin, const char *text,
+                           bool present)
+{
+    if (side->seen >= side->nevents) {
+        fail_msg("%s: expected event %s %s, got none", side->name, text,
+                 present ? "there" : "gone");
+    }
+    const event_t *ev = &side->events[side->seen++];
+    assert_string_equal(ev->text, text);
+    assert_int_equal(ev->present, present);
+    assert_memory_equal(ev->node, origin->id, 16);
+}
+
+//  Events come in hash order when several go at once: the next n events,
+//  sorted, as "+text -text ...".
+static int s_cmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static const char *s_next_events(side_t *side, size_t n)
+{
+    static char out[2048];
+    char *items[MAX_EVENTS];
+    char texts[MAX_EVENTS][sizeof side->events[0].text + 1];
+    assert_true(side->seen + n <= side->nevents);
+    for (size_t i = 0; i < n; i++) {
+        const event_t *ev = &side->events[side->seen++];
+        snprintf(texts[i], sizeof texts[i], "%c%s", ev->present ? '+' : '-',
+                 ev->text);
+        items[i] = texts[i];
+    }
+    qsort(items, n, sizeof items[0], s_cmp);
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(out + len, sizeof out - len, "%s%s",
+                                i ? " " : "", items[i]);
+    }
+    return out;
+}
+
+static void s_no_more_events(const side_t *side)
+{
+    if (side->seen != side->nevents) {
+        fail_msg("%s: unexpected event %s", side->name,
+                 side->events[side->seen].text);
+    }
+}
+
+//  Hand every body from sent since the last pass to to, in order.
+static void s_pass(side_t *from, side_t *to)
+{
+    for (; from->passed < from->nsent; from->passed++) {
+        const body_t *b = &from->sent[from->passed];
+        assert_int_equal(presence_on_remote(to->p, b->data, b->len), 0);
+    }
+}
+
+//  The network loses what from sent since the last pass.
+static void s_lose(side_t *from)
+{
+    from->passed = from->nsent;
+}
+
+//  Hand from's i-th body (0 the first it ever sent) to to.
+static void s_pass_one(side_t *from, size_t i, side_t *to)
+{
+    assert_true(i < from->nsent);
+    assert_int_equal(
+        presence_on_remote(to->p, from->sent[i].data, from->sent[i].len), 0);
+}
+
+typedef struct {
+    const side_t *sides[2];
+    char *items[MAX_EVENTS];
+    char texts[MAX_EVENTS][700];
+    size_t n;
+} list_t;
+
+static void s_list_entry(void *arg, const presence_entry_t *e)
+{
+    list_t *list = arg;
+    assert_true(list->n < MAX_EVENTS);
+    const char *who = "?";
+    for (int i = 0; i < 2; i++) {
+        if (memcmp(e->node, list->sides[i]->id, 16) == 0) {
+            who = list->sides[i]->name;
+        }
+    }
+    char *text = list->texts[list->n];
+    snprintf(text, sizeof list->texts[0], "%s/%s/%s=%.*s@%s", e->ns, e->topic,
+             e->key, (int)e->meta_len, (const char *)e->meta, who);
+    list->items[list->n++] = text;
+}
+
+//  What side lists for (ns, topic), sorted: "ns/topic/key=meta@node ...".
+static const char *s_list(fixture_t *fx, side_t *side, const char *ns,
+                          const char *topic)
+{
+    static char out[4096];
+    static list_t list;
+    list = (list_t){.sides = {&fx->a, &fx->b}};
+    presence_list(side->p, wire_str(ns), wire_str(topic), s_list_entry, &list);
+    qsort(list.items, list.n, sizeof list.items[0], s_cmp);
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < list.n; i++) {
+        len += (size_t)snprintf(out + len, sizeof out - len, "%s%s",
+                                i ? " " : "", list.items[i]);
+    }
+    return out;
+}
+
+// --- local changes -----------------------------------------------------------
+
+//  Set and clear report an event to the local apps and send a delta to
+//  the other sidecars; a delta is what presence.h says it is.
+static void test_set_and_clear_report_events_and_deltas(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a;
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "here"), 0);
+    s_expect_event(a, a, "chat/lobby/alice=here", true);
+    s_no_more_events(a);
+    assert_int_equal(a->nsent, 1);
+
+    //  [channel, node, "d", version, op (1 set), ns, topic, key, meta]
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    assert_int_equal(msgpack_unpack_next(&up, (const char *)a->sent[0].data,
+                                         a->sent[0].len, NULL),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(up.data.type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(up.data.via.array.size, 9);
+    const msgpack_object *f = up.data.via.array.ptr;
+    assert_memory_equal(f[0].via.str.ptr, CHANNEL, strlen(CHANNEL));
+    assert_memory_equal(f[1].via.bin.ptr, a->id, 16);
+    assert_memory_equal(f[2].via.str.ptr, "d", 1);
+    assert_int_equal(f[3].via.u64, 1);
+    assert_int_equal(f[4].via.u64, 1);
+    assert_memory_equal(f[7].via.str.ptr, "alice", 5);
+    assert_int_equal(f[8].type, MSGPACK_OBJECT_BIN);
+    assert_memory_equal(f[8].via.bin.ptr, "here", 4);
+    msgpack_unpacked_destroy(&up);
+
+    //  the same again: nothing new to tell the apps, a delta all the same
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "here"), 0);
+    s_no_more_events(a);
+    assert_int_equal(a->nsent, 2);
+    //  new meta: the apps hear it
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "away"), 0);
+    s_expect_event(a, a, "chat/lobby/alice=away", true);
+    assert_int_equal(a->nsent, 3);
+
+    assert_int_equal(s_clear(a, ALICE, "chat", "lobby", "alice"), 0);
+    s_expect_event(a, a, "chat/lobby/alice=away", false);
+    s_no_more_events(a);
+    assert_int_equal(a->nsent, 4);
+    assert_string_equal(s_list(fx, a, "chat", "lobby"), "");
+}
+
+//  A key one app holds is not another app's to set.
+static void test_a_key_another_owner_holds_is_eexist(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a;
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "desk-1", "alice"), 0);
+    s_expect_event(a, a, "chat/lobby/desk-1=alice", true);
+
+    errno = 0;
+    assert_int_equal(s_set(a, BOB, "chat", "lobby", "desk-1", "bob"), -1);
+    assert_int_equal(errno, EEXIST);
+    s_no_more_events(a);
+    assert_int_equal(a->nsent, 1); // nothing sent for a refusal
+
+    //  the same key in another topic is another entry
+    assert_int_equal(s_set(a, BOB, "chat", "kitchen", "desk-1", "bob"), 0);
+    s_expect_event(a, a, "chat/kitchen/desk-1=bob", true);
+    //  once alice clears it, bob may take it
+    assert_int_equal(s_clear(a, ALICE, "chat", "lobby", "desk-1"), 0);
+    s_expect_event(a, a, "chat/lobby/desk-1=alice", false);
+    assert_int_equal(s_set(a, BOB, "chat", "lobby", "desk-1", "bob"), 0);
+    s_expect_event(a, a, "chat/lobby/desk-1=bob", true);
+    s_no_more_events(a);
+}
+
+//  Only the app that set an entry clears it.
+static void test_clearing_what_the_owner_does_not_own_is_enoent(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a, *b = &fx->b;
+    errno = 0;
+    assert_int_equal(s_clear(a, ALICE, "chat", "lobby", "alice"), -1);
+    assert_int_equal(errno, ENOENT);
+
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "here"), 0);
+    s_expect_event(a, a, "chat/lobby/alice=here", true);
+    errno = 0;
+    assert_int_equal(s_clear(a, BOB, "chat", "lobby", "alice"), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_string_equal(s_list(fx, a, "chat", "lobby"),
+                        "chat/lobby/alice=here@a");
+
+    //  an entry of another sidecar's app is not ours to clear
+    assert_int_equal(s_set(b, CAROL, "chat", "lobby", "carol", "there"), 0);
+    s_pass(b, a);
+    s_expect_event(a, b, "chat/lobby/carol=there", true);
+    errno = 0;
+    assert_int_equal(s_clear(a, CAROL, "chat", "lobby", "carol"), -1);
+    assert_int_equal(errno, ENOENT);
+
+    assert_int_equal(s_clear(a, ALICE, "chat", "lobby", "alice"), 0);
+    s_expect_event(a, a, "chat/lobby/alice=here", false);
+    errno = 0;
+    assert_int_equal(s_clear(a, ALICE, "chat", "lobby", "alice"), -1);
+    assert_int_equal(errno, ENOENT);
+    s_no_more_events(a);
+    assert_int_equal(a->nsent, 2); // the set and the one clear
+}
+
+//  An app that disconnects takes its entries with it, each one told to
+//  the local apps and to the other sidecars.
+static void test_owner_gone_clears_its_entries(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a, *b = &fx->b;
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "1"), 0);
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice-phone", "2"), 0);
+    assert_int_equal(s_set(a, ALICE, "chat", "kitchen", "alice", "3"), 0);
+    assert_int_equal(s_set(a, BOB, "chat", "lobby", "bob", "4"), 0);
+    s_pass(a, b);
+    assert_string_equal(s_next_events(a, 4),
+                        "+chat/kitchen/alice=3 +chat/lobby/alice-phone=2 "
+                        "+chat/lobby/alice=1 +chat/lobby/bob=4");
+    assert_int_equal(b->nevents, 4);
+    b->seen = 4;
+
+    presence_owner_gone(a->p, ALICE);
+    assert_string_equal(s_next_events(a, 3),
+                        "-chat/kitchen/alice=3 -chat/lobby/alice-phone=2 "
+                        "-chat/lobby/alice=1");
+    s_no_more_events(a);
+    assert_int_equal(a->nsent, 4 + 3);
+
+    s_pass(a, b);
+    assert_string_equal(s_next_events(b, 3),
+                        "-chat/kitchen/alice=3 -chat/lobby/alice-phone=2 "
+                        "-chat/lobby/alice=1");
+    s_no_more_events(b);
+    assert_string_equal(s_list(fx, b, "chat", "lobby"), "chat/lobby/bob=4@a");
+    assert_string_equal(s_list(fx, a, "chat", "lobby"), "chat/lobby/bob=4@a");
+
+    presence_owner_gone(a->p, CAROL); // had nothing
+    s_no_more_events(a);
+    assert_int_equal(a->nsent, 7);
+}
+
+// --- remote changes
+// -----------------------------------------------------------
+
+//  A delta from another sidecar is applied: b's apps see a's entries
+//  come and go, under a's node id.
+static void test_a_delta_from_another_node_is_applied(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a, *b = &fx->b;
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "here"), 0);
+    assert_int_equal(s_set(b, BOB, "chat", "lobby", "bob", "there"), 0);
+    s_pass(a, b);
+    s_pass(b, a);
+    b->seen = 1; // its own
+    s_expect_event(b, a, "chat/lobby/alice=here", true);
+    s_no_more_events(b);
+    assert_string_equal(s_list(fx, b, "chat", "lobby"),
+                        "chat/lobby/alice=here@a chat/lobby/bob=there@b");
+    char on_b[256];
+    snprintf(on_b, sizeof on_b, "%s", s_list(fx, b, "chat", "lobby"));
+    assert_string_equal(s_list(fx, a, "chat", "lobby"), on_b);
+
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "away"), 0);
+    assert_int_equal(s_clear(a, ALICE, "chat", "lobby", "alice"), 0);
+    s_pass(a, b);
+    s_expect_event(b, a, "chat/lobby/alice=away", true);
+    s_expect_event(b, a, "chat/lobby/alice=away", false);
+    s_no_more_events(b);
+    assert_string_equal(s_list(fx, b, "chat", "lobby"),
+                        "chat/lobby/bob=there@b");
+    assert_int_equal(b->nsent, 1); // b does not echo what it learns
+}
+
+//  A snapshot replaces what b knows of a wholesale: new entries come,
+//  missing ones go, unchanged ones are not told again.
+static void test_a_snapshot_from_another_node_is_applied(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a, *b = &fx->b;
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "1"), 0);
+    assert_int_equal(s_set(a, BOB, "chat", "lobby", "bob", "2"), 0);
+    assert_int_equal(s_set(a, CAROL, "chat", "kitchen", "carol", "3"), 0);
+    s_lose(a); // b joined late: it heard none of it
+    assert_int_equal(s_set(b, CAROL, "chat", "lobby", "b-carol", "b"), 0);
+    b->seen = 1;
+
+    presence_snapshot(a->p);
+    assert_int_equal(a->nsent, 4);
+    s_pass(a, b);
+    assert_string_equal(s_next_events(b, 3),
+                        "+chat/kitchen/carol=3 +chat/lobby/alice=1 "
+                        "+chat/lobby/bob=2");
+    s_no_more_events(b);
+
+    //  a's changes are lost again; the next snapshot settles them
+    assert_int_equal(s_clear(a, BOB, "chat", "lobby", "bob"), 0);
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "1b"), 0);
+    assert_int_equal(s_set(a, BOB, "chat", "hall", "bob", "5"), 0);
+    s_lose(a);
+    presence_snapshot(a->p);
+    s_pass(a, b);
+    assert_string_equal(s_next_events(b, 3),
+                        "+chat/hall/bob=5 +chat/lobby/alice=1b "
+                        "-chat/lobby/bob=2");
+    s_no_more_events(b);
+    assert_string_equal(s_list(fx, b, "chat", "lobby"),
+                        "chat/lobby/alice=1b@a chat/lobby/b-carol=b@b");
+
+    //  a snapshot carries only the sender's own entries: a, knowing b's
+    //  entry, does not send it back as its own
+    s_lose(a);
+    a->seen = a->nevents;
+    presence_snapshot(b->p);
+    s_pass(b, a); // b's delta, then its snapshot: one new entry
+    s_expect_event(a, b, "chat/lobby/b-carol=b", true);
+    s_no_more_events(a);
+    presence_snapshot(a->p);
+    s_pass(a, b);
+    s_no_more_events(b);
+    assert_string_equal(s_list(fx, b, "chat", "lobby"),
+                        "chat/lobby/alice=1b@a chat/lobby/b-carol=b@b");
+}
+
+//  A delta that is not the next version means one was missed: it and the
+//  ones after it are ignored until the next snapshot brings b up to date.
+static void test_an_out_of_order_delta_waits_for_a_snapshot(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a, *b = &fx->b;
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "x", "1"), 0); // v1
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "y", "2"), 0); // v2
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "z", "3"), 0); // v3
+
+    s_pass_one(a, 1, b); // v2 before v1: ignored
+    s_no_more_events(b);
+    s_pass_one(a, 0, b); // v1: applied
+    s_expect_event(b, a, "chat/lobby/x=1", true);
+    s_pass_one(a, 2, b); // v3 after v1: v2 was missed, ignored
+    s_no_more_events(b);
+    s_pass_one(a, 0, b); // v1 again: a duplicate, ignored
+    s_no_more_events(b);
+    assert_string_equal(s_list(fx, b, "chat", "lobby"), "chat/lobby/x=1@a");
+
+    presence_snapshot(a->p); // v3
+    s_pass_one(a, 3, b);
+    assert_string_equal(s_next_events(b, 2), "+chat/lobby/y=2 +chat/lobby/z=3");
+    s_no_more_events(b);
+
+    //  back in step: the next delta (v4) applies
+    assert_int_equal(s_clear(a, ALICE, "chat", "lobby", "x"), 0);
+    s_pass_one(a, 4, b);
+    s_expect_event(b, a, "chat/lobby/x=1", false);
+    //  an older snapshot arriving late changes nothing
+    s_pass_one(a, 3, b);
+    s_no_more_events(b);
+    assert_string_equal(s_list(fx, b, "chat", "lobby"),
+                        "chat/lobby/y=2@a chat/lobby/z=3@a");
+}
+
+//  A sidecar that died or left takes its entries with it; others' stay.
+//  If it comes back, its next snapshot brings them back.
+static void test_node_gone_removes_that_node_s_entries(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a, *b = &fx->b;
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "1"), 0);
+    assert_int_equal(s_set(a, ALICE, "chat", "kitchen", "alice", "2"), 0);
+    assert_int_equal(s_set(b, BOB, "chat", "lobby", "bob", "3"), 0);
+    s_pass(a, b);
+    b->seen = b->nevents;
+
+    presence_node_gone(b->p, a->id);
+    assert_string_equal(s_next_events(b, 2),
+                        "-chat/kitchen/alice=2 -chat/lobby/alice=1");
+    s_no_more_events(b);
+    assert_string_equal(s_list(fx, b, "chat", "lobby"), "chat/lobby/bob=3@b");
+    assert_int_equal(b->nsent, 1); // a's entries are not b's to announce
+
+    presence_node_gone(b->p, a->id); // again: nothing left
+    s_no_more_events(b);
+
+    //  a was only unreachable: its deltas no longer follow from what b
+    //  knows, its snapshot does
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "1b"), 0);
+    s_pass(a, b);
+    s_no_more_events(b);
+    presence_snapshot(a->p);
+    s_pass(a, b);
+    assert_string_equal(s_next_events(b, 2),
+                        "+chat/kitchen/alice=2 +chat/lobby/alice=1b");
+}
+
+//  presence_list names the entries of one (namespace, topic), every
+//  sidecar's, and no other topic's.
+static void test_list_lists_one_topic_only(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a, *b = &fx->b;
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "1"), 0);
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby2", "alice", "2"), 0);
+    assert_int_equal(s_set(a, ALICE, "chat2", "lobby", "alice", "3"), 0);
+    assert_int_equal(s_set(a, ALICE, "cha", "tlobby", "alice", "4"), 0);
+    assert_int_equal(s_set(a, ALICE, "chat", "lobb", "alice", "5"), 0);
+    assert_int_equal(s_set(b, BOB, "chat", "lobby", "bob", ""), 0);
+    assert_int_equal(s_set(b, BOB, "chat", "lobby3", "bob", "6"), 0);
+    s_pass(b, a);
+
+    assert_string_equal(s_list(fx, a, "chat", "lobby"),
+                        "chat/lobby/alice=1@a chat/lobby/bob=@b");
+    assert_string_equal(s_list(fx, a, "chat", "lobby2"),
+                        "chat/lobby2/alice=2@a");
+    assert_string_equal(s_list(fx, a, "cha", "tlobby"), "cha/tlobby/alice=4@a");
+    assert_string_equal(s_list(fx, a, "chat", "nowhere"), "");
+}
+
+//  What a sidecar sent, back through a proxy, changes nothing; bodies
+//  that do not parse are refused with EPROTO and change nothing either.
+static void test_own_bodies_and_garbage_change_nothing(void **state)
+{
+    fixture_t *fx = *state;
+    side_t *a = &fx->a, *b = &fx->b;
+    assert_int_equal(s_set(a, ALICE, "chat", "lobby", "alice", "1"), 0);
+    a->seen = 1;
+    s_pass_one(a, 0, a);
+    s_no_more_events(a);
+
+    //  a's delta as another channel would send it
+    presence_t *other = presence_new(
+        &(presence_io_t){.arg = b, .send = s_io_send, .event = s_io_event},
+        (const uint8_t *)"node-other-chan", "other-channel");
+    assert_non_null(other);
+    size_t sent = b->nsent;
+    assert_int_equal(presence_set(other, ALICE, wire_str("chat"),
+                                  wire_str("lobby"), wire_str("x"),
+                                  wire_str("y")),
+                     0);
+    presence_destroy(&other);
+    assert_int_equal(b->nsent, sent + 1);
+    b->seen = b->nevents; // other's own event
+    errno = 0;
+    assert_int_equal(
+        presence_on_remote(a->p, b->sent[sent].data, b->sent[sent].len), -1);
+    assert_int_equal(errno, EPROTO);
+
+    const struct {
+        const char *body;
+        size_t len;
+    } garbage[] = {
+        RAW("\xc1"),                 // not msgpack
+        RAW("\x93\xa1x\xa1y\xa1z"),  // too few fields
+        RAW("\xdd\xff\xff\xff\xff"), // 4 billion fields
+        RAW("\x95\xactest-channel\xc4\x10node-zzzzzzzzzzz\xa1"
+            "s\x01\x91\x01"), // a snapshot of a number
+        //  [CHANNEL, node, "d", 1, 1, "chat", "lo\tbby", "k", ""]
+        RAW("\x99\xactest-channel\xc4\x10node-zzzzzzzzzzz\xa1"
+            "d\x01\x01\xa4"
+            "chat\xa6lo\tbby\xa1k\xc4\x00"),
+    };
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        errno = 0;
+        assert_int_equal(presence_on_remote(a->p,
+                                            (const uint8_t *)garbage[i].body,
+                                            garbage[i].len),
+                         -1);
+        assert_int_equal(errno, EPROTO);
+    }
+    s_no_more_events(a);
+    assert_string_equal(s_list(fx, a, "chat", "lobby"), "chat/lobby/alice=1@a");
+}
+
+#define CASE(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CASE(test_set_and_clear_report_events_and_deltas),
+        CASE(test_a_key_another_owner_holds_is_eexist),
+        CASE(test_clearing_what_the_owner_does_not_own_is_enoent),
+        CASE(test_owner_gone_clears_its_entries),
+        CASE(test_a_delta_from_another_node_is_applied),
+        CASE(test_a_snapshot_from_another_node_is_applied),
+        CASE(test_an_out_of_order_delta_waits_for_a_snapshot),
+        CASE(test_node_gone_removes_that_node_s_entries),
+        CASE(test_list_lists_one_topic_only),
+        CASE(test_own_bodies_and_garbage_change_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
