@@ -19,6 +19,7 @@
 #define PACKET_MAX 1400 // plaintext; sealed + 40 fits 1472
 #define RESOLVE_MS 5000 // re-resolve seeds this often while alone
 #define MAX_SEEDS  64
+#define WARN_MS    5000 // while not joined, or packets do not open: say so
 
 typedef struct {
     char name[256]; // host name or "dns" name
@@ -46,6 +47,11 @@ struct gossip_t {
     size_t nseeds;
     uint8_t ad[64 + 256];
     size_t ad_len;
+    uint64_t started;   // loop ms
+    uint64_t warned_at; // last not_joined / undecryptable warning
+    uint64_t bad_since; // packets that did not open since that warning
+    uint64_t in_since;  // packets received since that warning
+    char bad_from[80];  // the last sender of one
 };
 
 // --- addresses
@@ -205,10 +211,14 @@ static void s_on_packet(loop_t *loop, int fd, uint32_t events, void *arg)
             break;
         }
         self->stats->gossip_in++;
+        self->in_since++;
         size_t plain_len;
         if (keyring_open(self->ring, self->ad, self->ad_len, buf, (size_t)len,
                          plain, sizeof plain, &plain_len, NULL)) {
             self->stats->gossip_undecryptable++;
+            self->bad_since++;
+            s_format_addr((struct sockaddr *)&sa, self->bad_from,
+                          sizeof self->bad_from);
             continue;
         }
         char from[80];
@@ -306,6 +316,33 @@ static void s_resolve_collect(gossip_t *self)
     s_rearm(self);
 }
 
+//  An isolated sidecar must never look fine: every WARN_MS, say that the
+//  seeds have not answered (and what came instead), and that packets that
+//  do not open arrive (another cluster key or channel), with the sender.
+static void s_warn(gossip_t *self, uint64_t now, bool alone)
+{
+    if (now - self->warned_at < WARN_MS) {
+        return;
+    }
+    if (self->bad_since) {
+        log_warn("gossip_undecryptable",
+                 "packets=%llu from=%s hint=\"sealed with another cluster key "
+                 "or channel: check --key-file and --channel on both\"",
+                 (unsigned long long)self->bad_since, self->bad_from);
+    }
+    if (alone && self->nseeds && now - self->started >= WARN_MS) {
+        log_warn("not_joined",
+                 "seeds=%zu waited_ms=%llu packets_in=%llu undecryptable=%llu "
+                 "hint=\"no seed answered: check --join, that a sidecar "
+                 "listens there, and the cluster key\"",
+                 self->nseeds, (unsigned long long)(now - self->started),
+                 (unsigned long long)self->in_since,
+                 (unsigned long long)self->bad_since);
+    }
+    self->warned_at = now;
+    self->bad_since = self->in_since = 0;
+}
+
 static void s_on_resolve_timer(loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
@@ -314,6 +351,7 @@ static void s_on_resolve_timer(loop_t *loop, int timer_id, void *arg)
     s_resolve_collect(self);
     uint64_t now = loop_clock_ms();
     bool alone = swim_count(self->swim, SWIM_ALIVE) <= 1;
+    s_warn(self, now, alone);
     if (alone && now - self->resolved_at >= RESOLVE_MS) {
         self->resolved_at = now;
         self->alone_when_resolved = true;
@@ -473,6 +511,7 @@ gossip_t *gossip_new(loop_t *loop, const gossip_config_t *cfg,
     self->alone_when_resolved = true;
     s_resolve_start(self);
     self->resolved_at = self->rejoined_at = loop_clock_ms();
+    self->started = self->warned_at = loop_clock_ms();
     self->resolve_timer =
         loop_add_timer(loop, 50, true, s_on_resolve_timer, self);
     log_info("gossip_started", "bind=%s address=%s seeds=%zu probe_ms=%u",

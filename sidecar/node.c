@@ -317,13 +317,26 @@ static int s_on_mesh_presence(void *arg, const uint8_t *body, size_t len)
 // --- peers and membership
 // -----------------------------------------------------
 
+//  Health is true: with seeds, peers or proxies configured, a sidecar
+//  that hears nobody is not "a cluster of one" but not joined yet, and
+//  neither readable nor writable (an isolated or wrong-key sidecar never
+//  looks ready).
 static void s_on_mesh_health(void *arg, const mesh_health_t *h)
 {
     node_t *self = arg;
+    const config_t *cfg = self->cfg;
+    bool expect_peers =
+        cfg->joins.count || cfg->peers.count || cfg->proxies.count;
     log_info("mesh_health", "readable=%s writable=%s live_peers=%u",
              h->readable ? "true" : "false", h->writable ? "true" : "false",
              h->live_peers);
-    s_set_health(self, h->readable, h->writable, h->live_peers, h->detail);
+    if (expect_peers && h->live_peers == 0) {
+        s_set_health(self, false, false, 0,
+                     "not joined: no peer heard yet (check --join or --peer, "
+                     "the cluster key and the channel)");
+    } else {
+        s_set_health(self, h->readable, h->writable, h->live_peers, h->detail);
+    }
 }
 
 static void s_on_peer_up(void *arg, const uint8_t node[16])

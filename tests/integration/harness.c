@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -417,4 +418,48 @@ bool wait_live_peers(const char *socket, long long n, int timeout_ms)
 {
     live_t l = {socket, n};
     return wait_for(s_live, &l, NULL, timeout_ms);
+}
+
+//  Send raw bytes to 127.0.0.1:port, return the whole answer (or "").
+char *http_request(int port, const char *request)
+{
+    static char answer[1 << 20];
+    answer[0] = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return answer;
+    }
+    if (send(fd, request, strlen(request), MSG_NOSIGNAL) !=
+        (ssize_t)strlen(request)) {
+        close(fd);
+        return answer;
+    }
+    size_t len = 0;
+    long long deadline = now_ms() + 5000;
+    while (len < sizeof answer - 1 && now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        poll(&p, 1, 100);
+        ssize_t n =
+            recv(fd, answer + len, sizeof answer - 1 - len, MSG_DONTWAIT);
+        if (n == 0) {
+            break;
+        }
+        if (n > 0) {
+            len += (size_t)n;
+        }
+    }
+    answer[len] = 0;
+    close(fd);
+    return answer;
+}
+
+char *http_get(int port, const char *path)
+{
+    char req[256];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    return http_request(port, req);
 }

@@ -75,6 +75,13 @@ long long sidecar_counter(const char *socket, const char *name);
 //  heartbeats). Returns true, or false after timeout_ms.
 bool wait_live_peers(const char *socket, long long n, int timeout_ms);
 
+//  Send raw bytes to 127.0.0.1:port and return the whole answer read
+//  within 5 s ("" when nothing answers). The buffer is static: valid until
+//  the next call.
+char *http_request(int port, const char *request);
+//  GET path from 127.0.0.1:port (HTTP/1.1), as http_request.
+char *http_get(int port, const char *path);
+
 //  Bound the whole test binary's run time.
 void harness_deadline(unsigned seconds);
 

@@ -18,51 +18,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-//  Send raw bytes to 127.0.0.1:port, return the whole answer (or "").
-static char *s_http(int port, const char *request)
-{
-    static char answer[1 << 20];
-    answer[0] = 0;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        close(fd);
-        return answer;
-    }
-    assert_int_equal(send(fd, request, strlen(request), MSG_NOSIGNAL),
-                     (ssize_t)strlen(request));
-    size_t len = 0;
-    long long deadline = now_ms() + 5000;
-    while (len < sizeof answer - 1 && now_ms() < deadline) {
-        struct pollfd p = {fd, POLLIN, 0};
-        poll(&p, 1, 100);
-        ssize_t n =
-            recv(fd, answer + len, sizeof answer - 1 - len, MSG_DONTWAIT);
-        if (n == 0) {
-            break;
-        }
-        if (n > 0) {
-            len += (size_t)n;
-        }
-    }
-    answer[len] = 0;
-    close(fd);
-    return answer;
-}
-
-static char *s_get(int port, const char *path)
-{
-    char req[256];
-    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-    return s_http(port, req);
-}
-
 //  The value of a sample line "name value" in a /metrics answer, or -1.
 static long long s_metric(int port, const char *sample)
 {
-    char *body = s_get(port, "/metrics");
+    char *body = http_get(port, "/metrics");
     char want[200];
     snprintf(want, sizeof want, "\n%s ", sample);
     char *at = strstr(body, want);
@@ -77,8 +36,8 @@ typedef struct {
 static bool s_ready_is(void *arg)
 {
     ready_t *r = arg;
-    return strncmp(s_get(r->port, "/readyz"), r->status, strlen(r->status)) ==
-           0;
+    return strncmp(http_get(r->port, "/readyz"), r->status,
+                   strlen(r->status)) == 0;
 }
 
 static void test_metrics_follow_traffic_and_readyz_follows_peers(void **st)
@@ -99,7 +58,7 @@ static void test_metrics_follow_traffic_and_readyz_follows_peers(void **st)
     assert_int_equal(rcd_start(&a, "opstest", ea), 0);
     assert_int_equal(rcd_start(&b, "opstest", eb), 0);
     assert_true(wait_live_peers(a.socket, 1, 10000));
-    assert_non_null(strstr(s_get(port, "/healthz"), "200 OK"));
+    assert_non_null(strstr(http_get(port, "/healthz"), "200 OK"));
     ready_t ready = {port, "HTTP/1.1 200"};
     assert_true(wait_for(s_ready_is, &ready, NULL, 5000));
 
@@ -130,7 +89,7 @@ static void test_metrics_follow_traffic_and_readyz_follows_peers(void **st)
     assert_int_equal(s_metric(port, "roomcast_topics"), 1);
     assert_int_equal(s_metric(port, "roomcast_mesh_peers{state=\"live\"}"), 1);
     assert_non_null(
-        strstr(s_get(port, "/metrics"),
+        strstr(http_get(port, "/metrics"),
                "roomcast_fanout_duration_seconds_bucket{le=\"+Inf\"}"));
 
     //  the peer dies: not readable, not writable, 503 with the reason
@@ -138,18 +97,19 @@ static void test_metrics_follow_traffic_and_readyz_follows_peers(void **st)
     ready_t unready = {port, "HTTP/1.1 503"};
     assert_true(wait_for(s_ready_is, &unready, NULL, 5000));
     assert_int_equal(s_metric(port, "roomcast_readable"), 0);
-    assert_non_null(strstr(s_get(port, "/healthz"), "200 OK")); // still up
+    assert_non_null(strstr(http_get(port, "/healthz"), "200 OK")); // still up
     //  back: ready again
     assert_int_equal(rcd_restart(&b, "opstest", eb), 0);
     assert_true(wait_for(s_ready_is, &ready, NULL, 10000));
 
     //  strict parsing: bad requests get 400, the endpoint keeps serving
-    assert_non_null(strstr(s_http(port, "GET /metrics\r\n\r\n"), " 400 "));
-    assert_non_null(strstr(s_http(port, "BLAH\r\n\r\n"), " 400 "));
     assert_non_null(
-        strstr(s_http(port, "POST /metrics HTTP/1.1\r\n\r\n"), " 405 "));
-    assert_non_null(strstr(s_get(port, "/nope"), " 404 "));
-    assert_non_null(strstr(s_get(port, "/healthz"), "200 OK"));
+        strstr(http_request(port, "GET /metrics\r\n\r\n"), " 400 "));
+    assert_non_null(strstr(http_request(port, "BLAH\r\n\r\n"), " 400 "));
+    assert_non_null(
+        strstr(http_request(port, "POST /metrics HTTP/1.1\r\n\r\n"), " 405 "));
+    assert_non_null(strstr(http_get(port, "/nope"), " 404 "));
+    assert_non_null(strstr(http_get(port, "/healthz"), "200 OK"));
 
     rc_close(&pub);
     rc_close(&sub);
