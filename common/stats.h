@@ -25,6 +25,7 @@ typedef struct {
     uint64_t subscribes;           // SUB that joined a topic
     uint64_t unsubscribes;         // UNSUB that left a topic
     uint64_t queries;              // QUERY answered
+    uint64_t presence_refused;     // PSET refused (budget, key taken)
     uint64_t fanouts;              // messages fanned out (local or mesh)
     uint64_t env_sent;             // envelopes published to the mesh
     uint64_t env_received;         // envelopes opened and delivered

@@ -11,9 +11,8 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define TICK_MS        500   // housekeeping period
-#define WAIT_MAX_MS    30000 // a confirmation nobody gives is forgotten
-#define SNAPSHOT_TICKS 5     // presence anti-entropy every this many ticks
+#define TICK_MS     500   // housekeeping period
+#define WAIT_MAX_MS 30000 // a confirmation nobody gives is forgotten
 
 // --- health
 // -------------------------------------------------------------------
@@ -236,11 +235,15 @@ static void s_on_pset(void *arg, conn_t *conn, const wire_frame_t *f)
 {
     node_t *self = arg;
     if (presence_set(self->presence, conn, f->ns, f->topic, f->arg, f->meta)) {
+        self->stats->presence_refused++;
         session_err(self->session, conn, f->req,
                     errno == EEXIST ? WIRE_E_DENIED : WIRE_E_LIMIT,
                     "PSET refused: %s",
-                    errno == EEXIST ? "another app holds that key"
-                                    : "sidecar out of memory");
+                    errno == EEXIST   ? "another app holds that key"
+                    : errno == ENOSPC ? "over the presence budget (10,000 "
+                                        "entries or 8 MiB per app, 200,000 "
+                                        "entries or 64 MiB per sidecar)"
+                                      : "sidecar out of memory");
     }
 }
 
@@ -495,8 +498,8 @@ static void s_on_tick(loop_t *loop, int timer_id, void *arg)
     if (self->waiters) {
         s_check_waiters(self, 0); // the app left, or it waited too long
     }
-    if (self->mesh && self->ticks % SNAPSHOT_TICKS == 0) {
-        presence_snapshot(self->presence); // anti-entropy
+    if (self->mesh) {
+        presence_tick(self->presence); // anti-entropy
     }
 }
 
@@ -658,7 +661,7 @@ node_t *node_new(loop_t *loop, const config_t *cfg, stats_t *stats, char *err,
     self->registry = registry_new();
     self->session = session_new(&sc, &sio, stats);
     self->server = server_new(loop, cfg, stats, &vio);
-    self->presence = presence_new(&pio, self->id, cfg->channel);
+    self->presence = presence_new(&pio, self->id, cfg->channel, NULL);
     fanout_io_t fio = {self->server, server_deliver, server_hold,
                        server_release};
     self->fanout =

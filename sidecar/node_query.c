@@ -123,6 +123,7 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     COUNTER(gossip_undecryptable);
     COUNTER(gossip_bad);
     COUNTER(curve_refused);
+    COUNTER(presence_refused);
 #undef COUNTER
     return 0;
 }

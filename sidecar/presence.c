@@ -1,6 +1,7 @@
 /*  presence: see presence.h. One table of every entry known, local and
     remote, keyed by (node, ns, topic, key); small per-node records of the
-    last version applied. Listing a topic walks the table: presence lists
+    last version applied (and of a snapshot coming in chunks); per-app
+    usage for the budgets. Listing a topic walks the table: presence lists
     are occasional, deliveries never touch it. */
 #include "presence.h"
 #include "ids.h"
@@ -20,16 +21,30 @@ typedef struct {
 } entry_t;
 
 typedef struct {
-    uint64_t version; // last applied from that node
+    uint64_t version;  // last applied from that node
+    uint64_t asked;    // the version we last asked a snapshot of
+    uint64_t incoming; // version of the snapshot coming in chunks (0: none)
+    uint64_t next;     // the chunk expected next
+    zhashx_t *keep;    // keys the incoming snapshot holds so far
 } origin_t;
+
+typedef struct {
+    size_t entries;
+    size_t bytes;
+} usage_t;
 
 struct presence_t {
     presence_io_t io;
+    presence_limits_t limits;
     uint8_t node[16];
     char channel[256];
     zhashx_t *entries; // key string -> entry_t
     zhashx_t *origins; // node hex -> origin_t
+    zhashx_t *owners;  // owner pointer as text -> usage_t
+    usage_t local;     // all our apps
     uint64_t version;  // ours
+    bool snapshot_due; // a peer asked since the last tick
+    uint64_t ticks;    // presence_tick calls
     msgpack_sbuffer sbuf;
 };
 
@@ -52,24 +67,93 @@ static void s_free(void **item)
     *item = NULL;
 }
 
+static void s_origin_free(void **item)
+{
+    origin_t *o = *item;
+    if (o) {
+        zhashx_destroy(&o->keep);
+        free(o);
+        *item = NULL;
+    }
+}
+
+//  What an entry counts against the budgets.
+static size_t s_size(const entry_t *e)
+{
+    return strlen(e->ns) + strlen(e->topic) + strlen(e->key) + e->meta_len +
+           sizeof *e;
+}
+
+static usage_t *s_usage(presence_t *self, const void *owner, bool create)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%p", owner);
+    usage_t *u = zhashx_lookup(self->owners, name);
+    if (!u && create && (u = calloc(1, sizeof *u))) {
+        zhashx_insert(self->owners, name, u);
+    }
+    return u;
+}
+
+//  A local entry comes (sign 1) or goes (-1): the budgets follow.
+static void s_account(presence_t *self, const entry_t *e, int sign)
+{
+    if (!e->owner) {
+        return; // remote entries are their sidecar's budget
+    }
+    usage_t *u = s_usage(self, e->owner, sign > 0);
+    size_t size = s_size(e);
+    if (sign > 0) {
+        self->local.entries++;
+        self->local.bytes += size;
+        if (u) {
+            u->entries++;
+            u->bytes += size;
+        }
+        return;
+    }
+    self->local.entries--;
+    self->local.bytes -= size;
+    if (u && --u->entries == 0) {
+        char name[32];
+        snprintf(name, sizeof name, "%p", e->owner);
+        zhashx_delete(self->owners, name);
+    } else if (u) {
+        u->bytes -= size;
+    }
+}
+
 presence_t *presence_new(const presence_io_t *io, const uint8_t node_id[16],
-                         const char *channel)
+                         const char *channel, const presence_limits_t *limits)
 {
     presence_t *self = calloc(1, sizeof *self);
     if (!self) {
         return NULL;
     }
     self->io = *io;
+    presence_limits_t none = {0};
+    self->limits = limits ? *limits : none;
+#define DEFAULT(field, value)                                                  \
+    if (!self->limits.field) {                                                 \
+        self->limits.field = value;                                            \
+    }
+    DEFAULT(app_entries, 10000);
+    DEFAULT(app_bytes, 8u << 20);
+    DEFAULT(entries, 200000);
+    DEFAULT(bytes, 64u << 20);
+#undef DEFAULT
     memcpy(self->node, node_id, 16);
     snprintf(self->channel, sizeof self->channel, "%s", channel);
     self->entries = zhashx_new();
     self->origins = zhashx_new();
-    if (!self->entries || !self->origins) {
+    self->owners = zhashx_new();
+    if (!self->entries || !self->origins || !self->owners) {
         presence_destroy(&self);
         return NULL;
     }
     zhashx_set_destructor(self->entries, s_entry_free);
-    zhashx_set_destructor(self->origins, s_free);
+    zhashx_set_destructor(self->origins, s_origin_free);
+    zhashx_set_destructor(self->owners, s_free);
     msgpack_sbuffer_init(&self->sbuf);
     return self;
 }
@@ -80,6 +164,7 @@ void presence_destroy(presence_t **self_p)
         presence_t *self = *self_p;
         zhashx_destroy(&self->entries);
         zhashx_destroy(&self->origins);
+        zhashx_destroy(&self->owners);
         msgpack_sbuffer_destroy(&self->sbuf);
         free(self);
         *self_p = NULL;
@@ -164,6 +249,10 @@ static int s_put(presence_t *self, const uint8_t node[16], wire_str_t ns,
     bool same =
         old && old->meta_len == e->meta_len &&
         (e->meta_len == 0 || memcmp(old->meta, e->meta, e->meta_len) == 0);
+    if (old) {
+        s_account(self, old, -1);
+    }
+    s_account(self, e, 1);
     zhashx_update(self->entries, k, e); // frees the old one
     free(k);
     if (!same) {
@@ -177,6 +266,7 @@ static void s_remove(presence_t *self, const char *k)
     entry_t *e = zhashx_lookup(self->entries, k);
     if (e) {
         s_event(self, e, false);
+        s_account(self, e, -1);
         zhashx_delete(self->entries, k);
     }
 }
@@ -219,31 +309,87 @@ static void s_send_delta(presence_t *self, bool set, wire_str_t ns,
                   self->sbuf.size);
 }
 
+//  Pack and send the entries [from, to) of list as chunk n of a snapshot.
+static void s_send_chunk(presence_t *self, entry_t **list, size_t from,
+                         size_t to, uint64_t n, bool last)
+{
+    msgpack_packer pk;
+    s_pack_head(self, &pk, 7, "s");
+    msgpack_pack_uint64(&pk, n);
+    if (last) {
+        msgpack_pack_true(&pk);
+    } else {
+        msgpack_pack_false(&pk);
+    }
+    msgpack_pack_array(&pk, (uint32_t)(to - from));
+    for (size_t i = from; i < to; i++) {
+        entry_t *e = list[i];
+        msgpack_pack_array(&pk, 4);
+        s_pack_str(&pk, e->ns, strlen(e->ns));
+        s_pack_str(&pk, e->topic, strlen(e->topic));
+        s_pack_str(&pk, e->key, strlen(e->key));
+        msgpack_pack_bin_with_body(&pk, e->meta, e->meta_len);
+    }
+    self->io.send(self->io.arg, (const uint8_t *)self->sbuf.data,
+                  self->sbuf.size);
+}
+
 void presence_snapshot(presence_t *self)
 {
+    self->snapshot_due = false;
     if (!self->io.send) {
+        return;
+    }
+    entry_t **list = malloc((self->local.entries + 1) * sizeof *list);
+    if (!list) {
+        self->snapshot_due = true; // next tick, with memory
         return;
     }
     size_t n = 0;
     for (entry_t *e = zhashx_first(self->entries); e;
          e = zhashx_next(self->entries)) {
-        n += memcmp(e->node, self->node, 16) == 0;
-    }
-    msgpack_packer pk;
-    s_pack_head(self, &pk, 5, "s");
-    msgpack_pack_array(&pk, (uint32_t)n);
-    for (entry_t *e = zhashx_first(self->entries); e;
-         e = zhashx_next(self->entries)) {
-        if (memcmp(e->node, self->node, 16) == 0) {
-            msgpack_pack_array(&pk, 4);
-            s_pack_str(&pk, e->ns, strlen(e->ns));
-            s_pack_str(&pk, e->topic, strlen(e->topic));
-            s_pack_str(&pk, e->key, strlen(e->key));
-            msgpack_pack_bin_with_body(&pk, e->meta, e->meta_len);
+        if (e->owner && n < self->local.entries) {
+            list[n++] = e;
         }
     }
+    //  cut where a chunk's entries pass PRESENCE_CHUNK_BYTES (an entry at
+    //  least per chunk; an empty table is one empty chunk)
+    size_t from = 0, bytes = 0;
+    uint64_t chunk = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t size = s_size(list[i]);
+        if (i > from && bytes + size > PRESENCE_CHUNK_BYTES) {
+            s_send_chunk(self, list, from, i, chunk++, false);
+            from = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    s_send_chunk(self, list, from, n, chunk, true);
+    free(list);
+}
+
+void presence_tick(presence_t *self)
+{
+    if (!self->io.send) {
+        return;
+    }
+    if (self->snapshot_due) {
+        presence_snapshot(self);
+    }
+    if (self->ticks++ % PRESENCE_SUMMARY_TICKS) {
+        return;
+    }
+    msgpack_packer pk;
+    s_pack_head(self, &pk, 4, "v");
     self->io.send(self->io.arg, (const uint8_t *)self->sbuf.data,
                   self->sbuf.size);
+}
+
+void presence_usage(const presence_t *self, size_t *entries, size_t *bytes)
+{
+    *entries = self->local.entries;
+    *bytes = self->local.bytes;
 }
 
 // --- local changes
@@ -258,6 +404,20 @@ int presence_set(presence_t *self, const void *owner, wire_str_t ns,
     free(k);
     if (old && old->owner != owner) {
         errno = EEXIST; // another app of ours holds that key
+        return -1;
+    }
+    entry_t probe = {.ns = (char *)"",
+                     .topic = (char *)"",
+                     .key = (char *)"",
+                     .meta_len = ns.len + topic.len + key.len + meta.len};
+    size_t size = s_size(&probe), old_size = old ? s_size(old) : 0;
+    usage_t *u = s_usage(self, owner, false);
+    usage_t app = u ? *u : (usage_t){0, 0};
+    if ((!old && (app.entries + 1 > self->limits.app_entries ||
+                  self->local.entries + 1 > self->limits.entries)) ||
+        app.bytes - old_size + size > self->limits.app_bytes ||
+        self->local.bytes - old_size + size > self->limits.bytes) {
+        errno = ENOSPC;
         return -1;
     }
     if (s_put(self, self->node, ns, topic, key, meta, owner)) {
@@ -382,11 +542,28 @@ static bool s_bin(const msgpack_object *o, wire_str_t *out)
     return true;
 }
 
-static int s_apply_snapshot(presence_t *self, const uint8_t *node,
-                            const msgpack_object *list)
+//  One chunk of a snapshot from node: its entries go in at once; the last
+//  chunk of a version that came whole and in order removes what the
+//  snapshot no longer holds. A chunk out of order drops the snapshot (the
+//  next summary asks again). Returns 0, or -1 when it does not parse.
+static int s_apply_chunk(presence_t *self, const uint8_t *node,
+                         origin_t *origin, uint64_t version, uint64_t chunk,
+                         bool last, const msgpack_object *list)
 {
-    zhashx_t *keep = zhashx_new();
-    int rc = 0;
+    if (version <= origin->version && origin->version) {
+        return 0; // we hold this version (or newer) already
+    }
+    if (chunk == 0) {
+        zhashx_destroy(&origin->keep);
+        origin->keep = zhashx_new();
+        origin->incoming = version;
+        origin->next = 0;
+    }
+    if (!origin->keep || origin->incoming != version || origin->next != chunk) {
+        zhashx_destroy(&origin->keep); // a chunk went missing: drop it
+        origin->incoming = 0;
+        return 0;
+    }
     for (uint32_t i = 0; i < list->via.array.size; i++) {
         const msgpack_object *item = &list->via.array.ptr[i];
         wire_str_t ns, topic, key, meta;
@@ -395,22 +572,43 @@ static int s_apply_snapshot(presence_t *self, const uint8_t *node,
             !s_str(&item->via.array.ptr[1], &topic) ||
             !s_str(&item->via.array.ptr[2], &key) ||
             !s_bin(&item->via.array.ptr[3], &meta)) {
-            rc = -1;
-            break;
+            zhashx_destroy(&origin->keep);
+            origin->incoming = 0;
+            return -1;
         }
         char *k =
             s_key(node, ns.ptr, ns.len, topic.ptr, topic.len, key.ptr, key.len);
         if (k) {
-            zhashx_insert(keep, k, (void *)1);
+            zhashx_insert(origin->keep, k, (void *)1);
             free(k);
         }
         s_put(self, node, ns, topic, key, meta, NULL);
     }
-    if (rc == 0) {
-        s_drop_node(self, node, keep); // what the snapshot no longer has
+    origin->next++;
+    if (last) {
+        s_drop_node(self, node, origin->keep); // what it no longer has
+        zhashx_destroy(&origin->keep);
+        origin->incoming = 0;
+        origin->version = version;
     }
-    zhashx_destroy(&keep);
-    return rc;
+    return 0;
+}
+
+//  A summary: when our copy of node's entries is behind, ask for a
+//  snapshot (once per version).
+static void s_on_summary(presence_t *self, const uint8_t *node,
+                         origin_t *origin, uint64_t version)
+{
+    if (version <= origin->version || version <= origin->asked ||
+        !self->io.send) {
+        return;
+    }
+    origin->asked = version;
+    msgpack_packer pk;
+    s_pack_head(self, &pk, 5, "r");
+    msgpack_pack_bin_with_body(&pk, node, 16);
+    self->io.send(self->io.arg, (const uint8_t *)self->sbuf.data,
+                  self->sbuf.size);
 }
 
 int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
@@ -424,7 +622,7 @@ int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
         goto done;
     }
     const msgpack_object *o = &up.data;
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 5) {
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 4) {
         goto done;
     }
     const msgpack_object *a = o->via.array.ptr;
@@ -453,14 +651,20 @@ int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
     }
     uint64_t version = a[3].via.u64;
     char kind = a[2].via.str.ptr[0];
-    if (kind == 's' && o->via.array.size == 5 &&
-        a[4].type == MSGPACK_OBJECT_ARRAY) {
-        if (version >= origin->version) {
-            rc = s_apply_snapshot(self, node, &a[4]);
-            origin->version = version;
-        } else {
-            rc = 0;
-        }
+    uint32_t n = o->via.array.size;
+    if (kind == 's' && n == 7 && a[4].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        a[5].type == MSGPACK_OBJECT_BOOLEAN &&
+        a[6].type == MSGPACK_OBJECT_ARRAY) {
+        rc = s_apply_chunk(self, node, origin, version, a[4].via.u64,
+                           a[5].via.boolean, &a[6]);
+    } else if (kind == 'v' && n == 4) {
+        s_on_summary(self, node, origin, version);
+        rc = 0;
+    } else if (kind == 'r' && n == 5 && a[4].type == MSGPACK_OBJECT_BIN &&
+               a[4].via.bin.size == 16) {
+        //  coalesced: one snapshot at the next tick, however many ask
+        self->snapshot_due |= memcmp(a[4].via.bin.ptr, self->node, 16) == 0;
+        rc = 0;
     } else if (kind == 'd' && o->via.array.size == 9 &&
                a[4].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         wire_str_t ns, topic, key, meta;

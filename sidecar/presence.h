@@ -3,12 +3,21 @@
     An app sets presence (namespace, topic, key, meta) and clears it; each
     sidecar owns the entries of its own apps, with one version counter per
     sidecar. Changes go to the other sidecars as deltas over the sealed
-    mesh control channel, and every few heartbeats (and when a peer
-    appears) as a full snapshot, so a sidecar that missed a delta or
-    joined late converges: a delta that is not the next version is ignored
-    until the next snapshot replaces that sidecar's entries wholesale. The
-    entries of an app vanish when it disconnects; those of a sidecar when
-    it dies or leaves (membership or heartbeats say so).
+    mesh control channel. Anti-entropy costs a few bytes: every tick a
+    sidecar announces its version (a summary); a peer whose copy is behind
+    (it missed a delta, or joined late) asks for a snapshot, which goes out
+    at most once per tick, and also whenever a peer appears. A snapshot is
+    cut into chunks of at most PRESENCE_CHUNK_BYTES of entries (one entry
+    at least), so no control message comes near a link's message limit
+    whatever the table holds; the receiver replaces that sidecar's entries
+    once the last chunk of one version came in order (a chunk missing:
+    that snapshot is dropped, the next summary asks again). The entries of
+    an app vanish when it disconnects; those of a sidecar when it dies or
+    leaves.
+
+    Budgets: an app may hold at most app_entries entries and app_bytes
+    bytes (names and meta), the sidecar's apps together entries and bytes;
+    past them presence_set fails with ENOSPC and the table is unchanged.
 
     Apps that subscribed to a topic and asked for presence events
     (WIRE_HF_PRESENCE) get a PEVENT for every entry that comes or goes.
@@ -16,7 +25,10 @@
     Wire (mesh control, prefix "PR", body sealed like every control):
       delta     [channel, node, "d", version, op (1 set, 0 clear), ns,
                  topic, key, meta]
-      snapshot  [channel, node, "s", version, [[ns, topic, key, meta]...]]
+      summary   [channel, node, "v", version]
+      request   [channel, node, "r", version, target node]
+      snapshot  [channel, node, "s", version, chunk (from 0), last (bool),
+                 [[ns, topic, key, meta]...]]
 
     THREAD SAFETY: one thread, the loop's.
 */
@@ -51,14 +63,25 @@ typedef struct {
     void (*event)(void *arg, const presence_entry_t *e, bool present);
 } presence_io_t;
 
+#define PRESENCE_CHUNK_BYTES   (60 * 1024) // entries per snapshot chunk
+#define PRESENCE_SUMMARY_TICKS 5           // ticks between summaries
+
+//  Budgets (0: the default in brackets).
+typedef struct {
+    size_t app_entries; // per app [10,000]
+    size_t app_bytes;   // per app [8 MiB]
+    size_t entries;     // all our apps [200,000]
+    size_t bytes;       // all our apps [64 MiB]
+} presence_limits_t;
+
 presence_t *presence_new(const presence_io_t *io, const uint8_t node_id[16],
-                         const char *channel);
+                         const char *channel, const presence_limits_t *limits);
 void presence_destroy(presence_t **self_p);
 
 //  An app (owner, any pointer that names it) sets or clears its entry
-//  (ns, topic, key). Returns 0, or -1 with ENOMEM or EEXIST (set: another
-//  app of ours holds the key) or ENOENT (clear of an entry owner does not
-//  own).
+//  (ns, topic, key). Returns 0, or -1 with ENOMEM, EEXIST (set: another
+//  app of ours holds the key), ENOSPC (set: over a budget) or ENOENT
+//  (clear of an entry owner does not own).
 int presence_set(presence_t *self, const void *owner, wire_str_t ns,
                  wire_str_t topic, wire_str_t key, wire_str_t meta);
 int presence_clear(presence_t *self, const void *owner, wire_str_t ns,
@@ -76,7 +99,14 @@ void presence_list(presence_t *self, wire_str_t ns, wire_str_t topic,
 int presence_on_remote(presence_t *self, const uint8_t *body, size_t len);
 //  A sidecar died or left: its entries vanish.
 void presence_node_gone(presence_t *self, const uint8_t node[16]);
-//  Send our full snapshot now (a peer appeared, or periodically).
+//  Send our full snapshot now, in chunks (a peer appeared).
 void presence_snapshot(presence_t *self);
+//  Once per tick (the coordinator's, 500 ms): send the snapshot that peers
+//  asked for since the last tick (once, however many asked), and every
+//  PRESENCE_SUMMARY_TICKS announce our version.
+void presence_tick(presence_t *self);
+
+//  Entries and bytes our apps hold, for metrics.
+void presence_usage(const presence_t *self, size_t *entries, size_t *bytes);
 
 #endif

@@ -97,7 +97,7 @@ static void s_side_init(side_t *side, const char *name)
     memset(side->id, 0, 16);
     snprintf((char *)side->id, 16, "node-%s", name);
     presence_io_t io = {.arg = side, .send = s_io_send, .event = s_io_event};
-    side->p = presence_new(&io, side->id, CHANNEL);
+    side->p = presence_new(&io, side->id, CHANNEL, NULL);
     assert_non_null(side->p);
 }
 
@@ -596,7 +596,7 @@ static void test_own_bodies_and_garbage_change_nothing(void **state)
     //  a's delta as another channel would send it
     presence_t *other = presence_new(
         &(presence_io_t){.arg = b, .send = s_io_send, .event = s_io_event},
-        (const uint8_t *)"node-other-chan", "other-channel");
+        (const uint8_t *)"node-other-chan", "other-channel", NULL);
     assert_non_null(other);
     size_t sent = b->nsent;
     assert_int_equal(presence_set(other, ALICE, wire_str("chat"),
@@ -618,8 +618,8 @@ static void test_own_bodies_and_garbage_change_nothing(void **state)
         RAW("\xc1"),                 // not msgpack
         RAW("\x93\xa1x\xa1y\xa1z"),  // too few fields
         RAW("\xdd\xff\xff\xff\xff"), // 4 billion fields
-        RAW("\x95\xactest-channel\xc4\x10node-zzzzzzzzzzz\xa1"
-            "s\x01\x91\x01"), // a snapshot of a number
+        RAW("\x97\xactest-channel\xc4\x10node-zzzzzzzzzzz\xa1"
+            "s\x01\x00\xc3\x91\x01"), // a snapshot of a number
         //  [CHANNEL, node, "d", 1, 1, "chat", "lo\tbby", "k", ""]
         RAW("\x99\xactest-channel\xc4\x10node-zzzzzzzzzzz\xa1"
             "d\x01\x01\xa4"
@@ -639,6 +639,244 @@ static void test_own_bodies_and_garbage_change_nothing(void **state)
 
 #define CASE(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
+// --- big tables, anti-entropy, budgets (their own small world)
+// ----------------------------------------------------------------
+
+//  A sidecar whose outbox grows as needed and whose events are counted.
+typedef struct {
+    presence_t *p;
+    uint8_t id[16];
+    body_t *out;
+    size_t nout, cap;
+    long present, gone; // events
+} big_t;
+
+static void s_big_send(void *arg, const uint8_t *body, size_t len)
+{
+    big_t *b = arg;
+    if (b->nout == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 16;
+        b->out = realloc(b->out, b->cap * sizeof *b->out);
+        assert_non_null(b->out);
+    }
+    b->out[b->nout].data = malloc(len);
+    assert_non_null(b->out[b->nout].data);
+    memcpy(b->out[b->nout].data, body, len);
+    b->out[b->nout++].len = len;
+}
+
+static void s_big_event(void *arg, const presence_entry_t *e, bool present)
+{
+    (void)e;
+    big_t *b = arg;
+    *(present ? &b->present : &b->gone) += 1;
+}
+
+static void s_big_init(big_t *b, const char *name,
+                       const presence_limits_t *limits)
+{
+    memset(b, 0, sizeof *b);
+    snprintf((char *)b->id, 16, "big-%s", name);
+    presence_io_t io = {.arg = b, .send = s_big_send, .event = s_big_event};
+    b->p = presence_new(&io, b->id, CHANNEL, limits);
+    assert_non_null(b->p);
+}
+
+static void s_big_drop_outbox(big_t *b)
+{
+    for (size_t i = 0; i < b->nout; i++) {
+        free(b->out[i].data);
+    }
+    b->nout = 0;
+}
+
+static void s_big_fini(big_t *b)
+{
+    s_big_drop_outbox(b);
+    free(b->out);
+    presence_destroy(&b->p);
+}
+
+//  Hand from's outbox to to, skipping body number skip (SIZE_MAX: none).
+static void s_big_pass(big_t *from, big_t *to, size_t skip)
+{
+    for (size_t i = 0; i < from->nout; i++) {
+        if (i != skip) {
+            assert_int_equal(
+                presence_on_remote(to->p, from->out[i].data, from->out[i].len),
+                0);
+        }
+    }
+    s_big_drop_outbox(from);
+}
+
+static void s_count_entry(void *arg, const presence_entry_t *e)
+{
+    (void)e;
+    (*(long *)arg)++;
+}
+
+static long s_big_count(big_t *b, const char *topic)
+{
+    long n = 0;
+    presence_list(b->p, wire_str("chat"), wire_str(topic), s_count_entry, &n);
+    return n;
+}
+
+//  3,000 entries of 1 KiB meta: the snapshot goes as chunks that each
+//  stay near PRESENCE_CHUNK_BYTES (far under a link's message limit), and
+//  applies whole; a snapshot with a chunk lost removes nothing and the
+//  next one completes it.
+static void test_a_big_table_goes_in_chunks(void **state)
+{
+    (void)state;
+    big_t a, b;
+    s_big_init(&a, "a", NULL);
+    s_big_init(&b, "b", NULL);
+    char meta[1024], key[32];
+    memset(meta, 'm', sizeof meta - 1);
+    meta[sizeof meta - 1] = 0;
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "user-%d", i);
+        assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
+                                      wire_str("lobby"), wire_str(key),
+                                      wire_str(meta)),
+                         0);
+    }
+    s_big_drop_outbox(&a); // b missed every delta
+    presence_snapshot(a.p);
+    assert_true(a.nout > 40);
+    for (size_t i = 0; i < a.nout; i++) {
+        assert_true(a.out[i].len < PRESENCE_CHUNK_BYTES + 4096);
+    }
+    size_t chunks = a.nout;
+    s_big_pass(&a, &b, 1); // chunk 1 lost: that snapshot is dropped
+    long partial = s_big_count(&b, "lobby");
+    assert_true(partial > 0 && partial < 3000); // chunk 0 came in
+    presence_snapshot(a.p);
+    assert_int_equal(a.nout, chunks);
+    s_big_pass(&a, &b, SIZE_MAX);
+    assert_int_equal(s_big_count(&b, "lobby"), 3000);
+    assert_int_equal(b.present, 3000);
+    assert_int_equal(b.gone, 0);
+    s_big_fini(&a);
+    s_big_fini(&b);
+}
+
+//  Anti-entropy is a summary: a peer that is behind asks, and one
+//  snapshot goes out at the next tick however many asked.
+static void test_a_summary_brings_a_late_peer_up_to_date(void **state)
+{
+    (void)state;
+    big_t a, b, c;
+    s_big_init(&a, "a", NULL);
+    s_big_init(&b, "b", NULL);
+    s_big_init(&c, "c", NULL);
+    assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
+                                  wire_str("lobby"), wire_str("alice"),
+                                  wire_str("hi")),
+                     0);
+    s_big_drop_outbox(&a); // the delta was lost
+    presence_tick(a.p);    // a summary (the first tick's)
+    assert_int_equal(a.nout, 1);
+    assert_true(a.out[0].len < 64); // a few bytes, whatever the table
+    body_t summary = {malloc(a.out[0].len), a.out[0].len};
+    memcpy(summary.data, a.out[0].data, summary.len);
+    s_big_pass(&a, &b, SIZE_MAX);
+    assert_int_equal(presence_on_remote(c.p, summary.data, summary.len), 0);
+    assert_int_equal(b.nout, 1); // b asks
+    assert_int_equal(c.nout, 1); // so does c
+    assert_int_equal(presence_on_remote(b.p, summary.data, summary.len), 0);
+    assert_int_equal(b.nout, 1); // once per version
+    s_big_pass(&b, &a, SIZE_MAX);
+    s_big_pass(&c, &a, SIZE_MAX);
+    assert_int_equal(a.nout, 0); // nothing before the tick
+    presence_tick(a.p);
+    assert_int_equal(a.nout, 1); // one snapshot (one chunk), no summary
+    body_t snap = {malloc(a.out[0].len), a.out[0].len};
+    memcpy(snap.data, a.out[0].data, snap.len);
+    s_big_pass(&a, &b, SIZE_MAX);
+    assert_int_equal(presence_on_remote(c.p, snap.data, snap.len), 0);
+    assert_int_equal(s_big_count(&b, "lobby"), 1);
+    assert_int_equal(s_big_count(&c, "lobby"), 1);
+    //  in step now: the next summary asks nothing
+    for (int i = 0; i < PRESENCE_SUMMARY_TICKS; i++) {
+        presence_tick(a.p);
+    }
+    assert_int_equal(a.nout, 1);
+    s_big_pass(&a, &b, SIZE_MAX);
+    assert_int_equal(b.nout, 0);
+    free(summary.data);
+    free(snap.data);
+    s_big_fini(&a);
+    s_big_fini(&b);
+    s_big_fini(&c);
+}
+
+//  Past an app's or the sidecar's budget a set is refused (ENOSPC) and
+//  changes nothing; clearing or leaving makes room again.
+static void test_budgets_refuse_and_free(void **state)
+{
+    (void)state;
+    presence_limits_t limits = {
+        .app_entries = 3, .app_bytes = 4096, .entries = 5, .bytes = 1 << 20};
+    big_t a;
+    s_big_init(&a, "a", &limits);
+    char key[16];
+    for (int i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
+                                      wire_str("t"), wire_str(key),
+                                      wire_str("m")),
+                         0);
+    }
+    errno = 0;
+    assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"), wire_str("t"),
+                                  wire_str("k3"), wire_str("m")),
+                     -1);
+    assert_int_equal(errno, ENOSPC);
+    //  replacing an entry is no new entry
+    assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"), wire_str("t"),
+                                  wire_str("k0"), wire_str("m2")),
+                     0);
+    //  but its bytes count: meta past the app's bytes is refused
+    char big[5000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    errno = 0;
+    assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"), wire_str("t"),
+                                  wire_str("k0"), wire_str(big)),
+                     -1);
+    assert_int_equal(errno, ENOSPC);
+    //  the sidecar's budget: Bob gets two, not three
+    assert_int_equal(presence_set(a.p, BOB, wire_str("chat"), wire_str("t"),
+                                  wire_str("b0"), wire_str("m")),
+                     0);
+    assert_int_equal(presence_set(a.p, BOB, wire_str("chat"), wire_str("t"),
+                                  wire_str("b1"), wire_str("m")),
+                     0);
+    assert_int_equal(presence_set(a.p, BOB, wire_str("chat"), wire_str("t"),
+                                  wire_str("b2"), wire_str("m")),
+                     -1);
+    assert_int_equal(errno, ENOSPC);
+    size_t entries, bytes;
+    presence_usage(a.p, &entries, &bytes);
+    assert_int_equal(entries, 5);
+    assert_int_equal(s_big_count(&a, "t"), 5);
+    //  Alice leaves: room for Bob again
+    presence_owner_gone(a.p, ALICE);
+    assert_int_equal(presence_set(a.p, BOB, wire_str("chat"), wire_str("t"),
+                                  wire_str("b2"), wire_str("m")),
+                     0);
+    presence_usage(a.p, &entries, &bytes);
+    assert_int_equal(entries, 3);
+    presence_owner_gone(a.p, BOB);
+    presence_usage(a.p, &entries, &bytes);
+    assert_int_equal(entries, 0);
+    assert_int_equal(bytes, 0);
+    s_big_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -652,6 +890,9 @@ int main(void)
         CASE(test_node_gone_removes_that_node_s_entries),
         CASE(test_list_lists_one_topic_only),
         CASE(test_own_bodies_and_garbage_change_nothing),
+        cmocka_unit_test(test_a_big_table_goes_in_chunks),
+        cmocka_unit_test(test_a_summary_brings_a_late_peer_up_to_date),
+        cmocka_unit_test(test_budgets_refuse_and_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
