@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -243,6 +244,54 @@ static int s_request_line(const char *buf, size_t n, size_t *i,
     return PARSE_NEXT;
 }
 
+static bool s_name_is(const char *name, size_t len, const char *want)
+{
+    return len == strlen(want) && strncasecmp(name, want, len) == 0;
+}
+
+//  The headers that say how long a body is. We take no body, so the one
+//  framing we accept is at most one Content-Length of plain digits (its
+//  value checked against the method at the end of the head) and no
+//  Transfer-Encoding: anything else could be read as a body, or as a
+//  second request, by a proxy in front of us. PARSE_NEXT or BAD.
+static int s_framing(const char *name, size_t name_len, const char *value,
+                     size_t value_len, http_request_t *out)
+{
+    if (s_name_is(name, name_len, "transfer-encoding")) {
+        return s_bad(out, "Transfer-Encoding: a request carries no body here");
+    }
+    if (!s_name_is(name, name_len, "content-length")) {
+        return PARSE_NEXT;
+    }
+    if (out->content_length >= 0) {
+        return s_bad(out, "Content-Length given twice");
+    }
+    while (value_len && (*value == ' ' || *value == '\t')) {
+        value++;
+        value_len--;
+    }
+    while (value_len &&
+           (value[value_len - 1] == ' ' || value[value_len - 1] == '\t')) {
+        value_len--;
+    }
+    if (value_len == 0) {
+        return s_bad(out, "Content-Length is not a number");
+    }
+    int64_t length = 0;
+    for (size_t k = 0; k < value_len; k++) {
+        if (value[k] < '0' || value[k] > '9') {
+            return s_bad(out, "Content-Length is not a number");
+        }
+        int digit = value[k] - '0';
+        if (length > (INT64_MAX - digit) / 10) {
+            return s_bad(out, "Content-Length too large");
+        }
+        length = length * 10 + digit;
+    }
+    out->content_length = length;
+    return PARSE_NEXT;
+}
+
 //  One header line or the empty line at *i; PARSE_NEXT with *i past it,
 //  else a parse result (DONE after the empty line).
 static int s_header(const char *buf, size_t n, size_t *i, http_request_t *out)
@@ -271,22 +320,33 @@ static int s_header(const char *buf, size_t n, size_t *i, http_request_t *out)
     if (name >= n) {
         return HTTP_PARSE_MORE;
     }
+    size_t start = *i;
     *i = s_span(buf, n, name + 1, s_value_char);
+    size_t value_end = *i;
     int crlf = s_crlf(buf, n, i);
     if (crlf < 0) {
         return s_bad(out, "bad header value (a control byte or bare LF)");
     }
-    return crlf == 0 ? HTTP_PARSE_MORE : PARSE_NEXT;
+    if (crlf == 0) {
+        return HTTP_PARSE_MORE;
+    }
+    return s_framing(buf + start, name - start, buf + name + 1,
+                     value_end - name - 1, out);
 }
 
 int http_parse_head(const char *buf, size_t len, http_request_t *out)
 {
-    *out = (http_request_t){.method = HTTP_OTHER};
+    *out = (http_request_t){.method = HTTP_OTHER, .content_length = -1};
     size_t n = len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD;
     size_t i = 0;
     int rc = s_request_line(buf, n, &i, out);
     while (rc == PARSE_NEXT) {
         rc = s_header(buf, n, &i, out);
+    }
+    if (rc == HTTP_PARSE_DONE && out->method != HTTP_OTHER &&
+        out->content_length > 0) {
+        rc = s_bad(out, "a GET or HEAD carries no body (Content-Length "
+                        "must be 0)");
     }
     if (rc == HTTP_PARSE_DONE) {
         return rc;

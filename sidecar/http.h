@@ -27,6 +27,14 @@
       header       = 1*tchar ":" *( HTAB / SP / %x21-7E / %x80-FF ) CRLF
       head         = request-line *header CRLF   ; at most HTTP_MAX_HEADERS
 
+    Body framing, strict because we take no body and may sit behind a
+    proxy that would read the framing another way (request smuggling): a
+    Transfer-Encoding header, a Content-Length that is not 1*DIGIT (with
+    optional spaces around) or too large for 63 bits, a second
+    Content-Length (even equal, even in another case), and on a GET or
+    HEAD any Content-Length but 0 all get 400. Header names are compared
+    without case.
+
     The handler sees the path as sent up to the first '?' (the query is
     stripped; no percent-decoding).
 
@@ -112,13 +120,14 @@ typedef enum {
 } http_method_t;
 
 typedef struct {
-    http_method_t method; //
-    const char *path;     // into buf, starts with '/', no '?'; not NUL-ended
-    size_t path_len;      //
-    int minor;            // HTTP/1.<minor>: 0 or 1
-    size_t headers;       // header lines
-    size_t head_len;      // bytes up to and including the empty line
-    const char *error;    // why, when HTTP_PARSE_BAD (static string)
+    http_method_t method;   //
+    const char *path;       // into buf, starts with '/', no '?'; not NUL-ended
+    size_t path_len;        //
+    int minor;              // HTTP/1.<minor>: 0 or 1
+    size_t headers;         // header lines
+    size_t head_len;        // bytes up to and including the empty line
+    int64_t content_length; // -1 when absent
+    const char *error;      // why, when HTTP_PARSE_BAD (static string)
 } http_request_t;
 
 #define HTTP_PARSE_BAD  (-1) // not HTTP as above, or over HTTP_MAX_HEAD: 400
