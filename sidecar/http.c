@@ -34,6 +34,7 @@ struct http_conn_t {
     http_t *http;        //
     int fd;              //
     int timer;           // the deadline
+    uint64_t accepted;   // loop time of the accept
     conn_state_t state;  //
     char *in;            // the head so far
     size_t in_len;       //
@@ -57,9 +58,11 @@ struct http_t {
     int pause_timer;     // accept paused (EMFILE) until it fires; 0 if none
     http_handler_fn *fn; //
     void *arg;           //
-    uint64_t timeout_ms; //
-    http_conn_t *conns;  //
-    size_t nconns;       //
+    uint64_t timeout_ms; // accept to the last byte of the reply
+    uint64_t head_timeout_ms; // accept to the end of the head
+    http_conn_t *conns;       // oldest first
+    http_conn_t *newest;      //
+    size_t nconns;            //
 };
 
 // --- replies -----------------------------------------------------------------
@@ -376,6 +379,8 @@ static void s_conn_close(http_conn_t *conn)
     }
     if (conn->next) {
         conn->next->prev = conn->prev;
+    } else {
+        self->newest = conn->prev;
     }
     self->nconns--;
     http_reply_free(&conn->reply);
@@ -481,6 +486,22 @@ static void s_send(http_conn_t *conn)
     }
 }
 
+//  The head is in: the deadline moves from the head's (short: a probe or
+//  a scraper sends its head at once) to the whole exchange's.
+static int s_rearm(http_conn_t *conn)
+{
+    http_t *self = conn->http;
+    uint64_t elapsed = loop_now(self->loop) - conn->accepted;
+    if (self->timeout_ms <= self->head_timeout_ms ||
+        elapsed >= self->timeout_ms) {
+        return 0; // the head's deadline is already the whole one
+    }
+    loop_cancel_timer(self->loop, conn->timer);
+    conn->timer = loop_add_timer(self->loop, self->timeout_ms - elapsed, false,
+                                 s_expire, conn);
+    return conn->timer > 0 ? 0 : -1;
+}
+
 //  The head is parsed (rc DONE or BAD): build the reply and send it.
 static void s_respond(http_conn_t *conn, int rc, const http_request_t *req)
 {
@@ -522,6 +543,10 @@ static void s_respond(http_conn_t *conn, int rc, const http_request_t *req)
     assert(n > 0 && (size_t)n < sizeof conn->out_head);
     conn->out_head_len = (size_t)n;
     conn->out_body_len = head ? 0 : r->len;
+    if (s_rearm(conn)) {
+        s_conn_close(conn);
+        return;
+    }
     conn->sent = 0;
     conn->state = CONN_WRITING;
     free(conn->in); // the path is not needed any more
@@ -671,6 +696,25 @@ static void s_pause(http_t *self)
     }
 }
 
+//  Full: the oldest connection that is not being answered (idle, slow, or
+//  draining after its reply) makes room for the new one, else the oldest.
+//  A crowd of idle connections then only pushes itself out, and a new
+//  probe is answered instead of refused.
+static void s_evict(http_t *self)
+{
+    http_conn_t *victim = self->conns;
+    for (http_conn_t *c = self->conns; c; c = c->next) {
+        if (c->state != CONN_WRITING) {
+            victim = c;
+            break;
+        }
+    }
+    log_debug("http_evicted", "conns=%zu state=%d age_ms=%llu", self->nconns,
+              (int)victim->state,
+              (unsigned long long)(loop_now(self->loop) - victim->accepted));
+    s_conn_close(victim);
+}
+
 static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
 {
     (void)events;
@@ -685,14 +729,14 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
             return; // EAGAIN, or a connection that died in the backlog
         }
         if (self->nconns >= HTTP_MAX_CONNS) {
-            log_debug("http_refused", "conns=%zu", self->nconns);
-            close(cfd);
-            continue;
+            s_evict(self);
         }
+        uint64_t deadline = self->timeout_ms < self->head_timeout_ms
+                                ? self->timeout_ms
+                                : self->head_timeout_ms;
         http_conn_t *conn = calloc(1, sizeof *conn);
         int timer =
-            conn ? loop_add_timer(loop, self->timeout_ms, false, s_expire, conn)
-                 : -1;
+            conn ? loop_add_timer(loop, deadline, false, s_expire, conn) : -1;
         if (timer < 0 || loop_add_fd(loop, cfd, EPOLLIN, s_conn_io, conn)) {
             if (timer > 0) {
                 loop_cancel_timer(loop, timer);
@@ -704,14 +748,20 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
         conn->http = self;
         conn->fd = cfd;
         conn->timer = timer;
+        conn->accepted = loop_now(loop);
         conn->state = CONN_READING;
         http_reply_init(&conn->reply);
-        conn->next = self->conns;
-        if (self->conns) {
-            self->conns->prev = conn;
+        conn->prev = self->newest;
+        if (self->newest) {
+            self->newest->next = conn;
+        } else {
+            self->conns = conn;
         }
-        self->conns = conn;
+        self->newest = conn;
         self->nconns++;
+        //  a probe's request is usually here already: answered now, it
+        //  never holds a slot
+        s_read_head(conn);
     }
 }
 
@@ -848,6 +898,7 @@ http_t *http_new(loop_t *loop, const char *addr, http_handler_fn *fn, void *arg,
     self->fn = fn;
     self->arg = arg;
     self->timeout_ms = HTTP_TIMEOUT_MS;
+    self->head_timeout_ms = HTTP_HEAD_TIMEOUT_MS;
     return self;
 }
 
@@ -874,7 +925,8 @@ int http_port(const http_t *self)
     return self->port;
 }
 
-void http_set_timeout_ms(http_t *self, uint64_t timeout_ms)
+void http_set_timeouts_ms(http_t *self, uint64_t head_ms, uint64_t total_ms)
 {
-    self->timeout_ms = timeout_ms;
+    self->head_timeout_ms = head_ms;
+    self->timeout_ms = total_ms;
 }

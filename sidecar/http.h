@@ -10,10 +10,14 @@
       - a request line or header that is not exactly the grammar below, or a
         head over HTTP_MAX_HEAD bytes, gets 400; a method other than GET or
         HEAD gets 405; HEAD gets GET's headers without the body;
-      - a connection idle or unfinished after the timeout (default
-        HTTP_TIMEOUT_MS) is closed without a reply;
-      - at most HTTP_MAX_CONNS connections are open; more are closed at
-        accept;
+      - a connection whose head is not whole HTTP_HEAD_TIMEOUT_MS after
+        accept (idle, or slow), or whose reply is not out HTTP_TIMEOUT_MS
+        after accept, is closed without a reply;
+      - at most HTTP_MAX_CONNS connections are open; when a new one comes,
+        the oldest that is not being answered (idle, slow, or draining)
+        is closed to make room, so idle connections push out only each
+        other and a probe is never refused; the head already waiting on a
+        new connection is read and answered at accept;
       - after an error reply, or when the client sent more than the head
         (a body, a second request), the write side is shut and what still
         comes is read and dropped until the client closes or the timeout,
@@ -50,10 +54,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_MAX_HEAD    8192 // bytes of request line + headers + CRLF
-#define HTTP_MAX_HEADERS 100  // header lines in one head
-#define HTTP_MAX_CONNS   64   // open connections; more are closed at accept
-#define HTTP_TIMEOUT_MS  5000 // from accept to the last byte of the reply
+#define HTTP_MAX_HEAD        8192 // bytes of request line + headers + CRLF
+#define HTTP_MAX_HEADERS     100  // header lines in one head
+#define HTTP_MAX_CONNS       256  // open connections; then the oldest idle goes
+#define HTTP_TIMEOUT_MS      5000 // from accept to the last byte of the reply
+#define HTTP_HEAD_TIMEOUT_MS 2000 // from accept to the end of the head
 
 // --- replies -----------------------------------------------------------------
 
@@ -106,9 +111,11 @@ void http_destroy(http_t **self_p);
 //  The port bound (the one picked when addr asked for port 0).
 int http_port(const http_t *self) __attribute__((nonnull));
 
-//  How long a connection may live, from accept to its last reply byte
-//  (default HTTP_TIMEOUT_MS). Applies to connections accepted after.
-void http_set_timeout_ms(http_t *self, uint64_t timeout_ms)
+//  How long a connection may take from accept to the end of its head
+//  (default HTTP_HEAD_TIMEOUT_MS) and to the last byte of its reply
+//  (default HTTP_TIMEOUT_MS; the head's deadline is never later). Applies
+//  to connections accepted after.
+void http_set_timeouts_ms(http_t *self, uint64_t head_ms, uint64_t total_ms)
     __attribute__((nonnull));
 
 // --- the parser --------------------------------------------------------------

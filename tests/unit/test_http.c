@@ -98,7 +98,7 @@ static void s_start(fixture_t *fx, const char *addr, uint64_t timeout_ms)
         fail_msg("http_new(%s): %s", addr, err);
     }
     if (timeout_ms) {
-        http_set_timeout_ms(fx->http, timeout_ms);
+        http_set_timeouts_ms(fx->http, timeout_ms, timeout_ms);
     }
     fx->port = http_port(fx->http);
     assert_true(fx->port > 0);
@@ -696,48 +696,67 @@ static void test_idle_connection_times_out(void **state)
     s_check_timeout(fx, "GET /no-line-end", 300);
 }
 
-static void test_connection_limit(void **state)
+//  With no timeout given, a head must be whole HTTP_HEAD_TIMEOUT_MS after
+//  accept, well before the whole exchange's HTTP_TIMEOUT_MS.
+static void test_head_deadline_is_short(void **state)
+{
+    fixture_t *fx = *state;
+    s_start(fx, "127.0.0.1:0", 0);
+    uint64_t t0 = loop_clock_ms();
+    s_check_timeout(fx, "GET / HTTP/1.1\r\nHost: slow", HTTP_HEAD_TIMEOUT_MS);
+    assert_true(loop_clock_ms() - t0 < HTTP_TIMEOUT_MS);
+}
+
+//  Whether fd was closed by the server without a byte, within ms.
+static bool s_closed_silently(int fd, int ms)
+{
+    if (!s_readable(fd, ms)) {
+        return false;
+    }
+    char byte;
+    ssize_t r = recv(fd, &byte, 1, MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno == ECONNRESET);
+}
+
+//  Full, the endpoint makes room for a newcomer by closing the oldest
+//  connection that has not sent a whole head: a crowd of idle or slow
+//  connections can only push itself out, never keep a probe away.
+static void test_full_endpoint_evicts_oldest_idle(void **state)
 {
     fixture_t *fx = *state;
     s_start(fx, "127.0.0.1:0", 60000); // nothing times out in this test
-    int fds[HTTP_MAX_CONNS + 1];
-    for (int i = 0; i <= HTTP_MAX_CONNS; i++) {
+    static int fds[HTTP_MAX_CONNS];
+    for (int i = 0; i < HTTP_MAX_CONNS; i++) {
         fds[i] = s_connect(fx->port, 0);
-    }
-    //  one of them (the last accepted) is closed at once, the others wait
-    struct pollfd pfd[HTTP_MAX_CONNS + 1];
-    for (int i = 0; i <= HTTP_MAX_CONNS; i++) {
-        pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
-    }
-    assert_int_equal(poll(pfd, HTTP_MAX_CONNS + 1, WAIT_MS), 1);
-    int refused = -1;
-    for (int i = 0; i <= HTTP_MAX_CONNS; i++) {
-        if (pfd[i].revents) {
-            refused = i;
+        if (i % 2) { // half of them slow, half silent
+            s_send_all(fds[i], "GET / HTTP/1.1\r\nHost: sl", 24);
         }
     }
+    //  three newcomers, one after the other: each is served, and each
+    //  time the oldest of the crowd is the one closed (and comes back, the
+    //  youngest now, so the endpoint is full again)
+    for (int k = 0; k < 3; k++) {
+        response_t r;
+        s_get(fx->port, "GET /echo/probe HTTP/1.1\r\n\r\n", &r);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "/echo/probe");
+        s_free(&r);
+        assert_true(s_closed_silently(fds[k], WAIT_MS));
+        close(fds[k]);
+        fds[k] = s_connect(fx->port, 0);
+    }
+    //  the rest are still open and still served
+    for (int i = 3; i < HTTP_MAX_CONNS; i++) {
+        assert_false(s_readable(fds[i], 0));
+    }
+    s_send_all(fds[3], "ow\r\n\r\n", 6);
     response_t r;
-    s_read_all(fds[refused], &r);
-    assert_int_equal(r.len, 0);
-    s_free(&r);
-    close(fds[refused]);
-
-    //  the ones held are served; each one served frees its slot
-    int held = refused == 0 ? 1 : 0;
-    s_send_all(fds[held], "GET / HTTP/1.1\r\n\r\n", 18);
-    s_read_all(fds[held], &r);
+    s_read_all(fds[3], &r);
     s_parse(&r);
     assert_int_equal(r.status, 200);
     s_free(&r);
-    close(fds[held]);
-    s_get(fx->port, "GET / HTTP/1.1\r\n\r\n", &r);
-    assert_int_equal(r.status, 200);
-    s_free(&r);
-
-    for (int i = 0; i <= HTTP_MAX_CONNS; i++) {
-        if (i != refused && i != held) {
-            close(fds[i]);
-        }
+    for (int i = 0; i < HTTP_MAX_CONNS; i++) {
+        close(fds[i]);
     }
 }
 
@@ -908,7 +927,8 @@ int main(void)
         T(test_parser_body_framing),
         T(test_eof_inside_head_gets_400),
         T(test_idle_connection_times_out),
-        T(test_connection_limit),
+        T(test_head_deadline_is_short),
+        T(test_full_endpoint_evicts_oldest_idle),
         T(test_out_of_descriptors_pauses_accept),
         T(test_addresses),
         T(test_reply_buffer),
