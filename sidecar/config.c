@@ -97,7 +97,8 @@ static const opt_t s_opts[] = {
      "Proxy mode: publish to PORT, subscribe at PORT+1.",
      "ROOMCAST_PROXIES"},
     {"key-file", T_LIST, OFF(key_files), "", "PATH",
-     "Cluster key file (roomcastctl keygen), mode 0600;\n"
+     "Cluster key file (roomcastctl keygen), mode 0600\n"
+     "(0640 and 0440 accepted: the group may read);\n"
      "required with peers or proxies. A second --key-file\n"
      "is still accepted from others during a rotation.",
      NULL},
