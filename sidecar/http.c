@@ -1,6 +1,7 @@
-/*  http: see http.h. One small struct per connection, in a list; each has
-    one loop timer, its deadline, so an idle or slow client costs nothing
-    until it expires. */
+/*  http: see http.h. One small struct per connection, in a list (oldest
+    first, so the one to evict is found at once); each has one loop timer,
+    its deadline, so an idle or slow client costs nothing until it
+    expires. */
 #include "http.h"
 #include "log.h"
 

@@ -42,6 +42,13 @@
     The handler sees the path as sent up to the first '?' (the query is
     stripped; no percent-decoding).
 
+    Why not libmicrohttpd (0.9.75, external epoll mode, strictest
+    options): it answers 200 to a duplicated or conflicting Content-Length,
+    Transfer-Encoding on a GET, obs-fold, bare LF, control bytes in the
+    path, absolute-form and HTTP/1.2; at its connection limit it stops
+    accepting instead of closing an idle connection, so probes wait
+    behind a crowd; and its idle timeout is in whole seconds.
+
     THREAD SAFETY: an http_t belongs to the loop's thread. http_parse_head
     and the http_reply_ functions are pure and may be used anywhere.
 */
