@@ -577,9 +577,14 @@ int config_parse_text(config_t *cfg, const char *text, const char *origin,
         if (save) {
             *save++ = 0;
         }
-        char *hash = strchr(line, '#');
-        if (hash) {
-            *hash = 0;
+        //  a comment starts a line or follows a blank: '#' is a Z85
+        //  character, so a peer's @KEY may hold one
+        for (char *hash = strchr(line, '#'); hash;
+             hash = strchr(hash + 1, '#')) {
+            if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
+                *hash = 0;
+                break;
+            }
         }
         char *s = s_trim(line);
         if (!*s) {

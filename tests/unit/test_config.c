@@ -631,6 +631,15 @@ static void test_endpoint_errors_say_where(void **state)
                      -1);
     s_assert_err_has(fx, "test.conf:2");
     s_assert_err_has(fx, "nope");
+    //  '#' is a Z85 character: inside a value it is not a comment
+#define HASH_KEY "K8N@K6zf?-MV#T]8#OKaPmyupblWbFR?/4Vd?7*<"
+    assert_int_equal(s_parse(fx, "peer = tcp://10.0.0.2:7440@" HASH_KEY
+                                 " # peer B\n# a comment\nzone = a#b\t#c\n"),
+                     0);
+    assert_int_equal(fx->cfg.peers.count, 1);
+    assert_string_equal(fx->cfg.peers.items[0],
+                        "tcp://10.0.0.2:7440@" HASH_KEY);
+    assert_string_equal(fx->cfg.zone, "a#b");
     //  empty means "none" where the default is none
     assert_int_equal(s_parse(fx, "bind =\nhttp =\ngossip =\nadvertise =\n"), 0);
 }
