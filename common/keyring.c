@@ -235,14 +235,17 @@ static int s_check_mode(const char *path, int fd, char *err, size_t errlen)
         return -1;
     }
     //  Others get nothing and the group may at most read: a Kubernetes
-    //  Secret mounted for a non-root user with fsGroup is 0440, which is
-    //  the one group permission a key file may have.
+    //  Secret mounted for a non-root user with fsGroup is 0440 (or 0640),
+    //  and read is the one group permission a key file may have.
     unsigned mode = (unsigned)st.st_mode & 07777;
     if (mode & 037) {
+        const char *what = (mode & 007)   ? "open to others"
+                           : (mode & 020) ? "writable by its group"
+                                          : "executable by its group";
         s_set_err(err, errlen,
-                  "key file %s is %s (mode %04o); run: chmod 600 %s", path,
-                  (mode & 007) ? "open to others" : "writable by its group",
-                  mode, path);
+                  "key file %s is %s (mode %04o): only its owner may write "
+                  "it, only its owner and group read it; run: chmod 600 %s",
+                  path, what, mode, path);
         errno = EACCES;
         return -1;
     }

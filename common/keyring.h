@@ -83,8 +83,9 @@ int keyring_add(keyring_t *self,
 //  returns -1 with errno set (ENOENT, EACCES: group/other mode bits, EINVAL:
 //  not a regular file, bad size or bad hex, ENOSPC, ...) and, when err is
 //  not NULL, a one-line message for the operator in err (errlen bytes, NUL
-//  terminated), e.g. "key file /k is open to others (mode 0644); run:
-//  chmod 600 /k".
+//  terminated), e.g. "key file /k is open to others (mode 0644): only its
+//  owner may write it, only its owner and group read it; run: chmod 600
+//  /k".
 int keyring_load_file(keyring_t *self, const char *path, char *err,
                       size_t errlen) KEYRING_WUR;
 

@@ -1,12 +1,14 @@
 /*  config: see config.h. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 typedef enum { T_STR, T_SIZE, T_MS, T_COUNT, T_LIST } opt_type_t;
 
@@ -95,7 +97,8 @@ static const opt_t s_opts[] = {
      "Proxy mode: publish to PORT, subscribe at PORT+1.",
      "ROOMCAST_PROXIES"},
     {"key-file", T_LIST, OFF(key_files), "", "PATH",
-     "Cluster key file (roomcastctl keygen), mode 0600;\n"
+     "Cluster key file (roomcastctl keygen), mode 0600\n"
+     "(0640 and 0440 accepted: the group may read);\n"
      "required with peers or proxies. A second --key-file\n"
      "is still accepted from others during a rotation.",
      NULL},
@@ -244,19 +247,255 @@ static int s_list_set(config_list_t *list, const char *value)
     return 0;
 }
 
+// --- addresses ---------------------------------------------------------------
+
+static const char *s_addr_usage(config_addr_t kind)
+{
+    switch (kind) {
+        case CONFIG_ADDR_BIND:
+            return "tcp://HOST:PORT, HOST an address, a name or *, e.g. "
+                   "tcp://0.0.0.0:7440";
+        case CONFIG_ADDR_CONNECT:
+            return "tcp://HOST:PORT, e.g. tcp://10.0.0.5:7440";
+        case CONFIG_ADDR_PEER:
+            return "tcp://HOST:PORT or tcp://HOST:PORT@KEY, KEY the peer's "
+                   "40-character Z85 public key";
+        case CONFIG_ADDR_PROXY:
+            return "tcp://HOST:PORT or tcp://HOST:PORT@KEY, PORT 1-65534 "
+                   "(the proxy's backend is PORT+1)";
+        case CONFIG_ADDR_FRONTEND:
+            return "tcp://HOST:PORT, PORT 1-65534 (the backend is PORT+1 "
+                   "unless --backend), e.g. tcp://0.0.0.0:7450";
+        case CONFIG_ADDR_HTTP:
+            return "HOST:PORT, HOST an IP address, localhost or empty for "
+                   "every interface, e.g. 127.0.0.1:9464 or :9464";
+        case CONFIG_ADDR_GOSSIP:
+            return "HOST:PORT, HOST an IP address or empty for every "
+                   "interface, e.g. 10.0.0.5:7441";
+        case CONFIG_ADDR_SEED:
+            return "HOST:PORT or dns:NAME:PORT, e.g. dns:roomcast-seeds:7441";
+        default:
+            return "an address";
+    }
+}
+
+static bool s_addr_is_zmq(config_addr_t kind)
+{
+    return kind == CONFIG_ADDR_BIND || kind == CONFIG_ADDR_CONNECT ||
+           kind == CONFIG_ADDR_PEER || kind == CONFIG_ADDR_PROXY ||
+           kind == CONFIG_ADDR_FRONTEND;
+}
+
+//  PORT, the text after the last ':'. 0 or -1 with why.
+static int s_check_port(config_addr_t kind, const char *port, char *why,
+                        size_t whylen)
+{
+    unsigned most = kind == CONFIG_ADDR_PROXY || kind == CONFIG_ADDR_FRONTEND
+                        ? 65534
+                        : 65535;
+    unsigned least = kind == CONFIG_ADDR_HTTP ? 0 : 1;
+    size_t len = strlen(port), digits = strspn(port, "0123456789");
+    if (len == 0 || digits != len) {
+        snprintf(why, whylen, "the port '%.100s' is not a number", port);
+        return -1;
+    }
+    unsigned long n = digits > 6 ? 1000000 : strtoul(port, NULL, 10);
+    if (n < least || n > most) {
+        snprintf(why, whylen, "the port %.100s is out of range %u-%u", port,
+                 least, most);
+        return -1;
+    }
+    return 0;
+}
+
+//  HOST, without the port. 0 or -1 with why.
+static int s_check_host(config_addr_t kind, const char *host, char *why,
+                        size_t whylen)
+{
+    size_t len = strlen(host);
+    unsigned char buf[16];
+    bool any_ok = kind == CONFIG_ADDR_HTTP || kind == CONFIG_ADDR_GOSSIP;
+    bool name_ok = kind != CONFIG_ADDR_HTTP && kind != CONFIG_ADDR_GOSSIP;
+    if (len == 0) {
+        if (any_ok) {
+            return 0;
+        }
+        snprintf(why, whylen, "the host is empty");
+        return -1;
+    }
+    if (host[0] == '[') {
+        char inner[64];
+        if (host[len - 1] != ']' || len - 2 >= sizeof inner) {
+            snprintf(why, whylen, "the host '%.100s' has no closing ']'", host);
+            return -1;
+        }
+        snprintf(inner, sizeof inner, "%.*s", (int)(len - 2), host + 1);
+        if (inet_pton(AF_INET6, inner, buf) != 1) {
+            snprintf(why, whylen, "the host '%.100s' is not an IPv6 address",
+                     host);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(host, "*") == 0) {
+        if (kind == CONFIG_ADDR_BIND || kind == CONFIG_ADDR_FRONTEND) {
+            return 0;
+        }
+        snprintf(why, whylen,
+                 "the host '*' (every interface) is only for a bind");
+        return -1;
+    }
+    if (strchr(host, ':')) {
+        snprintf(why, whylen,
+                 "the host '%.100s' needs brackets if it is an IPv6 "
+                 "address ([::1])",
+                 host);
+        return -1;
+    }
+    if (strspn(host, "0123456789.") == len) {
+        if (inet_pton(AF_INET, host, buf) != 1) {
+            snprintf(why, whylen, "the host '%.100s' is not an IPv4 address",
+                     host);
+            return -1;
+        }
+        return 0;
+    }
+    if (kind == CONFIG_ADDR_HTTP && strcmp(host, "localhost") == 0) {
+        return 0;
+    }
+    static const char name_chars[] = "abcdefghijklmnopqrstuvwxyz"
+                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789.-_";
+    if (!name_ok || len > 253 || strspn(host, name_chars) != len) {
+        snprintf(why, whylen, "the host '%.100s' is not %s", host,
+                 name_ok ? "an IP address or a host name"
+                         : "an IP address: no name lookup here");
+        return -1;
+    }
+    return 0;
+}
+
+//  The reason, without the usage. 0 or -1.
+static int s_check_addr(config_addr_t kind, const char *value, char *why,
+                        size_t whylen)
+{
+    char text[512];
+    const char *rest = value;
+    if (s_addr_is_zmq(kind)) {
+        if (strncmp(value, "tcp://", 6) != 0) {
+            snprintf(why, whylen, "not a tcp:// endpoint");
+            return -1;
+        }
+        rest = value + 6;
+    } else if (kind == CONFIG_ADDR_SEED && strncmp(value, "dns:", 4) == 0) {
+        rest = value + 4;
+    }
+    if (strlen(rest) >= sizeof text) {
+        snprintf(why, whylen, "too long");
+        return -1;
+    }
+    snprintf(text, sizeof text, "%s", rest);
+    //  Z85 has '@' and ':' in its alphabet: a key is the last 40 characters
+    size_t len = strlen(text);
+    char *at =
+        len > 41 && text[len - 41] == '@' ? text + len - 41 : strchr(text, '@');
+    if (at) {
+        uint8_t key[32];
+        if (kind != CONFIG_ADDR_PEER && kind != CONFIG_ADDR_PROXY) {
+            snprintf(why, whylen,
+                     "a public key (@KEY) only goes with a "
+                     "peer or a proxy");
+            return -1;
+        }
+        if (strlen(at + 1) != 40 || !zmq_z85_decode(key, at + 1)) {
+            snprintf(why, whylen,
+                     "the public key after '@' is not 40 Z85 characters");
+            return -1;
+        }
+        *at = 0;
+    }
+    char *colon = strrchr(text, ':');
+    char *bracket = strrchr(text, ']');
+    if (!colon || (bracket && colon < bracket)) {
+        snprintf(why, whylen, "no :PORT");
+        return -1;
+    }
+    *colon = 0;
+    if (s_check_port(kind, colon + 1, why, whylen) ||
+        s_check_host(kind, text, why, whylen)) {
+        return -1;
+    }
+    return 0;
+}
+
+int config_check_addr(config_addr_t kind, const char *value, char *why,
+                      size_t whylen)
+{
+    char reason[256];
+    if (s_check_addr(kind, value, reason, sizeof reason) == 0) {
+        return 0;
+    }
+    snprintf(why, whylen, "%s (expected %s)", reason, s_addr_usage(kind));
+    return -1;
+}
+
+//  The settings that hold addresses, and what kind.
+static config_addr_t s_addr_kind(const opt_t *opt)
+{
+    static const struct {
+        const char *name;
+        config_addr_t kind;
+    } kinds[] = {
+        {"bind", CONFIG_ADDR_BIND}, {"advertise", CONFIG_ADDR_CONNECT},
+        {"peer", CONFIG_ADDR_PEER}, {"proxy", CONFIG_ADDR_PROXY},
+        {"http", CONFIG_ADDR_HTTP}, {"gossip", CONFIG_ADDR_GOSSIP},
+        {"join", CONFIG_ADDR_SEED},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(opt->name, kinds[i].name) == 0) {
+            return kinds[i].kind;
+        }
+    }
+    return CONFIG_ADDR_NONE;
+}
+
+//  An address setting's value, item by item for a list. 0 or -1 with err.
+static int s_check_value(const opt_t *opt, const char *value,
+                         const char *origin, char *err, size_t errlen)
+{
+    char why[512];
+    config_addr_t kind = s_addr_kind(opt);
+    if (kind == CONFIG_ADDR_NONE || !*value ||
+        config_check_addr(kind, value, why, sizeof why) == 0) {
+        return 0;
+    }
+    snprintf(err, errlen, "%s: bad value '%s' for %s: %s", origin, value,
+             opt->name, why);
+    return -1;
+}
+
 static int s_set(config_t *cfg, const opt_t *opt, const char *value,
                  const char *origin, char *err, size_t errlen)
 {
     char *at = (char *)cfg + opt->offset;
     uint64_t n = 0;
     if (opt->type == T_LIST) {
-        if (s_list_set((config_list_t *)at, value)) {
+        config_list_t *list = (config_list_t *)at;
+        if (s_list_set(list, value)) {
             snprintf(err, errlen, "out of memory");
             return -1;
+        }
+        for (size_t i = 0; i < list->count; i++) {
+            if (s_check_value(opt, list->items[i], origin, err, errlen)) {
+                return -1;
+            }
         }
         return 0;
     }
     if (opt->type == T_STR) {
+        if (s_check_value(opt, value, origin, err, errlen)) {
+            return -1;
+        }
         char *copy = strdup(value);
         if (!copy) {
             snprintf(err, errlen, "out of memory");
@@ -338,9 +577,14 @@ int config_parse_text(config_t *cfg, const char *text, const char *origin,
         if (save) {
             *save++ = 0;
         }
-        char *hash = strchr(line, '#');
-        if (hash) {
-            *hash = 0;
+        //  a comment starts a line or follows a blank: '#' is a Z85
+        //  character, so a peer's @KEY may hold one
+        for (char *hash = strchr(line, '#'); hash;
+             hash = strchr(hash + 1, '#')) {
+            if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
+                *hash = 0;
+                break;
+            }
         }
         char *s = s_trim(line);
         if (!*s) {
@@ -525,6 +769,9 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
         size_t index = (size_t)(opt - s_opts);
         if (opt->type == T_LIST && flag_seen[index]) {
             config_list_t *list = (config_list_t *)((char *)cfg + opt->offset);
+            if (s_check_value(opt, value, "command line", err, errlen)) {
+                return CONFIG_ERROR;
+            }
             if (s_list_add(list, value, strlen(value))) {
                 snprintf(err, errlen, "out of memory");
                 return CONFIG_ERROR;

@@ -57,6 +57,30 @@ typedef struct {
     char *config_file;             // where settings were read from, or NULL
 } config_t;
 
+//  What an address setting holds; config_load checks every one at start.
+typedef enum {
+    CONFIG_ADDR_NONE = 0, // not an address
+    CONFIG_ADDR_BIND,     // tcp://HOST:PORT; HOST may be * (every interface)
+    CONFIG_ADDR_CONNECT,  // tcp://HOST:PORT, HOST not * (--advertise)
+    CONFIG_ADDR_PEER,     // tcp://HOST:PORT or tcp://HOST:PORT@KEY (--peer)
+    CONFIG_ADDR_PROXY,    // like PEER, PORT at most 65534 (PORT+1: backend)
+    CONFIG_ADDR_FRONTEND, // like BIND, PORT at most 65534 (proxy --frontend)
+    CONFIG_ADDR_HTTP,     // HOST:PORT; HOST an IP, localhost or empty (all
+                          // interfaces); PORT 0 picks a free port
+    CONFIG_ADDR_GOSSIP,   // HOST:PORT; HOST an IP address or empty
+    CONFIG_ADDR_SEED      // HOST:PORT or dns:NAME:PORT (--join)
+} config_addr_t;
+
+//  Whether value is a well-formed address of that kind: "tcp://" for the
+//  ZeroMQ endpoints; a non-empty HOST (an IPv4 address, an IPv6 address in
+//  brackets, or a host name; empty only where it means every interface);
+//  PORT decimal 1-65535 (0 only for HTTP); KEY 40 Z85 characters that
+//  decode (PEER and PROXY only). Names are not resolved. Returns 0, or -1
+//  with why filled with one line (the reason, then "expected ..."), which
+//  does not name the option.
+int config_check_addr(config_addr_t kind, const char *value, char *why,
+                      size_t whylen) __attribute__((nonnull(2, 3)));
+
 //  Outcome of config_load.
 #define CONFIG_OK    0
 #define CONFIG_EXIT  1  // --help or --version printed: exit 0

@@ -1,6 +1,7 @@
-/*  http: see http.h. One small struct per connection, in a list; each has
-    one loop timer, its deadline, so an idle or slow client costs nothing
-    until it expires. */
+/*  http: see http.h. One small struct per connection, in a list (oldest
+    first, so the one to evict is found at once); each has one loop timer,
+    its deadline, so an idle or slow client costs nothing until it
+    expires. */
 #include "http.h"
 #include "log.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -33,6 +35,7 @@ struct http_conn_t {
     http_t *http;        //
     int fd;              //
     int timer;           // the deadline
+    uint64_t accepted;   // loop time of the accept
     conn_state_t state;  //
     char *in;            // the head so far
     size_t in_len;       //
@@ -56,9 +59,11 @@ struct http_t {
     int pause_timer;     // accept paused (EMFILE) until it fires; 0 if none
     http_handler_fn *fn; //
     void *arg;           //
-    uint64_t timeout_ms; //
-    http_conn_t *conns;  //
-    size_t nconns;       //
+    uint64_t timeout_ms; // accept to the last byte of the reply
+    uint64_t head_timeout_ms; // accept to the end of the head
+    http_conn_t *conns;       // oldest first
+    http_conn_t *newest;      //
+    size_t nconns;            //
 };
 
 // --- replies -----------------------------------------------------------------
@@ -243,6 +248,54 @@ static int s_request_line(const char *buf, size_t n, size_t *i,
     return PARSE_NEXT;
 }
 
+static bool s_name_is(const char *name, size_t len, const char *want)
+{
+    return len == strlen(want) && strncasecmp(name, want, len) == 0;
+}
+
+//  The headers that say how long a body is. We take no body, so the one
+//  framing we accept is at most one Content-Length of plain digits (its
+//  value checked against the method at the end of the head) and no
+//  Transfer-Encoding: anything else could be read as a body, or as a
+//  second request, by a proxy in front of us. PARSE_NEXT or BAD.
+static int s_framing(const char *name, size_t name_len, const char *value,
+                     size_t value_len, http_request_t *out)
+{
+    if (s_name_is(name, name_len, "transfer-encoding")) {
+        return s_bad(out, "Transfer-Encoding: a request carries no body here");
+    }
+    if (!s_name_is(name, name_len, "content-length")) {
+        return PARSE_NEXT;
+    }
+    if (out->content_length >= 0) {
+        return s_bad(out, "Content-Length given twice");
+    }
+    while (value_len && (*value == ' ' || *value == '\t')) {
+        value++;
+        value_len--;
+    }
+    while (value_len &&
+           (value[value_len - 1] == ' ' || value[value_len - 1] == '\t')) {
+        value_len--;
+    }
+    if (value_len == 0) {
+        return s_bad(out, "Content-Length is not a number");
+    }
+    int64_t length = 0;
+    for (size_t k = 0; k < value_len; k++) {
+        if (value[k] < '0' || value[k] > '9') {
+            return s_bad(out, "Content-Length is not a number");
+        }
+        int digit = value[k] - '0';
+        if (length > (INT64_MAX - digit) / 10) {
+            return s_bad(out, "Content-Length too large");
+        }
+        length = length * 10 + digit;
+    }
+    out->content_length = length;
+    return PARSE_NEXT;
+}
+
 //  One header line or the empty line at *i; PARSE_NEXT with *i past it,
 //  else a parse result (DONE after the empty line).
 static int s_header(const char *buf, size_t n, size_t *i, http_request_t *out)
@@ -271,22 +324,33 @@ static int s_header(const char *buf, size_t n, size_t *i, http_request_t *out)
     if (name >= n) {
         return HTTP_PARSE_MORE;
     }
+    size_t start = *i;
     *i = s_span(buf, n, name + 1, s_value_char);
+    size_t value_end = *i;
     int crlf = s_crlf(buf, n, i);
     if (crlf < 0) {
         return s_bad(out, "bad header value (a control byte or bare LF)");
     }
-    return crlf == 0 ? HTTP_PARSE_MORE : PARSE_NEXT;
+    if (crlf == 0) {
+        return HTTP_PARSE_MORE;
+    }
+    return s_framing(buf + start, name - start, buf + name + 1,
+                     value_end - name - 1, out);
 }
 
 int http_parse_head(const char *buf, size_t len, http_request_t *out)
 {
-    *out = (http_request_t){.method = HTTP_OTHER};
+    *out = (http_request_t){.method = HTTP_OTHER, .content_length = -1};
     size_t n = len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD;
     size_t i = 0;
     int rc = s_request_line(buf, n, &i, out);
     while (rc == PARSE_NEXT) {
         rc = s_header(buf, n, &i, out);
+    }
+    if (rc == HTTP_PARSE_DONE && out->method != HTTP_OTHER &&
+        out->content_length > 0) {
+        rc = s_bad(out, "a GET or HEAD carries no body (Content-Length "
+                        "must be 0)");
     }
     if (rc == HTTP_PARSE_DONE) {
         return rc;
@@ -316,6 +380,8 @@ static void s_conn_close(http_conn_t *conn)
     }
     if (conn->next) {
         conn->next->prev = conn->prev;
+    } else {
+        self->newest = conn->prev;
     }
     self->nconns--;
     http_reply_free(&conn->reply);
@@ -421,6 +487,22 @@ static void s_send(http_conn_t *conn)
     }
 }
 
+//  The head is in: the deadline moves from the head's (short: a probe or
+//  a scraper sends its head at once) to the whole exchange's.
+static int s_rearm(http_conn_t *conn)
+{
+    http_t *self = conn->http;
+    uint64_t elapsed = loop_now(self->loop) - conn->accepted;
+    if (self->timeout_ms <= self->head_timeout_ms ||
+        elapsed >= self->timeout_ms) {
+        return 0; // the head's deadline is already the whole one
+    }
+    loop_cancel_timer(self->loop, conn->timer);
+    conn->timer = loop_add_timer(self->loop, self->timeout_ms - elapsed, false,
+                                 s_expire, conn);
+    return conn->timer > 0 ? 0 : -1;
+}
+
 //  The head is parsed (rc DONE or BAD): build the reply and send it.
 static void s_respond(http_conn_t *conn, int rc, const http_request_t *req)
 {
@@ -462,6 +544,10 @@ static void s_respond(http_conn_t *conn, int rc, const http_request_t *req)
     assert(n > 0 && (size_t)n < sizeof conn->out_head);
     conn->out_head_len = (size_t)n;
     conn->out_body_len = head ? 0 : r->len;
+    if (s_rearm(conn)) {
+        s_conn_close(conn);
+        return;
+    }
     conn->sent = 0;
     conn->state = CONN_WRITING;
     free(conn->in); // the path is not needed any more
@@ -611,6 +697,25 @@ static void s_pause(http_t *self)
     }
 }
 
+//  Full: the oldest connection that is not being answered (idle, slow, or
+//  draining after its reply) makes room for the new one, else the oldest.
+//  A crowd of idle connections then only pushes itself out, and a new
+//  probe is answered instead of refused.
+static void s_evict(http_t *self)
+{
+    http_conn_t *victim = self->conns;
+    for (http_conn_t *c = self->conns; c; c = c->next) {
+        if (c->state != CONN_WRITING) {
+            victim = c;
+            break;
+        }
+    }
+    log_debug("http_evicted", "conns=%zu state=%d age_ms=%llu", self->nconns,
+              (int)victim->state,
+              (unsigned long long)(loop_now(self->loop) - victim->accepted));
+    s_conn_close(victim);
+}
+
 static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
 {
     (void)events;
@@ -625,14 +730,14 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
             return; // EAGAIN, or a connection that died in the backlog
         }
         if (self->nconns >= HTTP_MAX_CONNS) {
-            log_debug("http_refused", "conns=%zu", self->nconns);
-            close(cfd);
-            continue;
+            s_evict(self);
         }
+        uint64_t deadline = self->timeout_ms < self->head_timeout_ms
+                                ? self->timeout_ms
+                                : self->head_timeout_ms;
         http_conn_t *conn = calloc(1, sizeof *conn);
         int timer =
-            conn ? loop_add_timer(loop, self->timeout_ms, false, s_expire, conn)
-                 : -1;
+            conn ? loop_add_timer(loop, deadline, false, s_expire, conn) : -1;
         if (timer < 0 || loop_add_fd(loop, cfd, EPOLLIN, s_conn_io, conn)) {
             if (timer > 0) {
                 loop_cancel_timer(loop, timer);
@@ -644,14 +749,20 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
         conn->http = self;
         conn->fd = cfd;
         conn->timer = timer;
+        conn->accepted = loop_now(loop);
         conn->state = CONN_READING;
         http_reply_init(&conn->reply);
-        conn->next = self->conns;
-        if (self->conns) {
-            self->conns->prev = conn;
+        conn->prev = self->newest;
+        if (self->newest) {
+            self->newest->next = conn;
+        } else {
+            self->conns = conn;
         }
-        self->conns = conn;
+        self->newest = conn;
         self->nconns++;
+        //  a probe's request is usually here already: answered now, it
+        //  never holds a slot
+        s_read_head(conn);
     }
 }
 
@@ -788,6 +899,7 @@ http_t *http_new(loop_t *loop, const char *addr, http_handler_fn *fn, void *arg,
     self->fn = fn;
     self->arg = arg;
     self->timeout_ms = HTTP_TIMEOUT_MS;
+    self->head_timeout_ms = HTTP_HEAD_TIMEOUT_MS;
     return self;
 }
 
@@ -814,7 +926,8 @@ int http_port(const http_t *self)
     return self->port;
 }
 
-void http_set_timeout_ms(http_t *self, uint64_t timeout_ms)
+void http_set_timeouts_ms(http_t *self, uint64_t head_ms, uint64_t total_ms)
 {
-    self->timeout_ms = timeout_ms;
+    self->head_timeout_ms = head_ms;
+    self->timeout_ms = total_ms;
 }

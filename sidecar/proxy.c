@@ -1,5 +1,6 @@
 /*  proxy: see proxy.h. */
 #include "proxy.h"
+#include "config.h"
 #include "curve.h"
 #include "log.h"
 
@@ -118,6 +119,21 @@ int proxy_main(int argc, char **argv)
                 s_usage(stderr);
                 return 2;
         }
+    }
+    char why[512];
+    const char *bad = NULL;
+    if (frontend &&
+        config_check_addr(backend_arg ? CONFIG_ADDR_BIND : CONFIG_ADDR_FRONTEND,
+                          frontend, why, sizeof why)) {
+        bad = "--frontend";
+    } else if (backend_arg && config_check_addr(CONFIG_ADDR_BIND, backend_arg,
+                                                why, sizeof why)) {
+        bad = "--backend";
+    }
+    if (bad) {
+        fprintf(stderr, "roomcastd proxy: bad value '%s' for %s: %s\n",
+                bad[2] == 'f' ? frontend : backend_arg, bad + 2, why);
+        return 2;
     }
     char backend[300];
     const char *colon = frontend ? strrchr(frontend, ':') : NULL;

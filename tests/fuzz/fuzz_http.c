@@ -3,8 +3,9 @@
     The input is the bytes read so far on a connection; http_parse_head
     must answer BAD (with a reason), MORE or DONE, read nothing outside the
     buffer, and keep its promises: a DONE head is a whole head that parses
-    the same alone and is MORE one byte short; a MORE stays MORE for every
-    prefix; a BAD stays BAD whatever follows. */
+    the same alone and is MORE one byte short, with no Transfer-Encoding
+    and, for GET and HEAD, no Content-Length but 0; a MORE stays MORE for
+    every prefix; a BAD stays BAD whatever follows. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,25 @@ static int s_parse(const uint8_t *data, size_t size, http_request_t *req)
     return rc;
 }
 
+//  Whether a line of head[0, len) starts with "Transfer-Encoding:", in
+//  any case.
+static int s_has_transfer_encoding(const char *head, size_t len)
+{
+    static const char name[] = "\r\ntransfer-encoding:";
+    size_t n = sizeof name - 1;
+    for (size_t i = 0; i + n <= len; i++) {
+        size_t k = 0;
+        while (k < n &&
+               (head[i + k] | (name[k] >= 'a' ? 0x20 : 0)) == name[k]) {
+            k++;
+        }
+        if (k == n) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void s_check_done(const uint8_t *data, size_t size,
                          const http_request_t *req)
 {
@@ -51,6 +71,12 @@ static void s_check_done(const uint8_t *data, size_t size,
             __builtin_trap();
         }
     }
+    //  a head we answer has no body framing but one Content-Length: 0
+    if (req->content_length < -1 ||
+        (req->method != HTTP_OTHER && req->content_length > 0) ||
+        s_has_transfer_encoding(start, req->head_len)) {
+        __builtin_trap();
+    }
     int get = memcmp(data, "GET ", 4) == 0,
         head = memcmp(data, "HEAD ", 5) == 0;
     if ((req->method == HTTP_GET) != get ||
@@ -62,6 +88,7 @@ static void s_check_done(const uint8_t *data, size_t size,
         alone.head_len != req->head_len || alone.path != req->path ||
         alone.path_len != req->path_len || alone.method != req->method ||
         alone.minor != req->minor || alone.headers != req->headers ||
+        alone.content_length != req->content_length ||
         s_parse(data, req->head_len - 1, &short_one) != HTTP_PARSE_MORE) {
         __builtin_trap();
     }

@@ -502,6 +502,148 @@ static void test_checks_across_settings(void **state)
     assert_string_equal(fx->cfg.name, "edge-1");
 }
 
+// --- addresses and endpoints
+// ---------------------------------------------------
+
+//  A CurveZMQ public key from the ZeroMQ guide: 40 Z85 characters, '@'
+//  among them.
+#define KEY "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+//  One option with one value on the command line (plus what it needs to
+//  be accepted at all).
+static int s_load_one(fixture_t *fx, const char *flag, const char *value)
+{
+    return s_load(fx, "--channel", "x", "--key-file", "/k", "--bind",
+                  "tcp://127.0.0.1:7440", "--gossip", "127.0.0.1:7441", flag,
+                  value, NULL);
+}
+
+static void test_endpoints_are_checked(void **state)
+{
+    fixture_t *fx = *state;
+    const struct {
+        const char *flag, *value, *why;
+    } bad[] = {
+        {"--bind", "tcp://127.0.0.1:87536", "port"},
+        {"--bind", "tcp://127.0.0.1:65536", "port"},
+        {"--bind", "tcp://127.0.0.1:0", "port"},
+        {"--bind", "tcp://127.0.0.1:*", "port"},
+        {"--bind", "tcp://127.0.0.1:", "port"},
+        {"--bind", "tcp://127.0.0.1:74x0", "port"},
+        {"--bind", "tcp://127.0.0.1:-1", "port"},
+        {"--bind", "tcp://127.0.0.1", "tcp://HOST:PORT"},
+        {"--bind", "127.0.0.1:7440", "tcp://"},
+        {"--bind", "udp://127.0.0.1:7440", "tcp://"},
+        {"--bind", "ipc:///tmp/x", "tcp://"},
+        {"--bind", "tcp://:7440", "host"},
+        {"--bind", "tcp://10.0.0.5:7440@" KEY, "key"},
+        {"--bind", "tcp://999.1.1.1:7440", "host"},
+        {"--bind", "tcp://10.0.0.1;10.0.0.2:7440", "host"},
+        {"--advertise", "tcp://*:7440", "host"},
+        {"--advertise", "tcp://10.0.0.5:99999", "port"},
+        {"--peer", "not-an-endpoint", "tcp://"},
+        {"--peer", "tcp://10.0.0.2:7440@short", "key"},
+        {"--peer",
+         "tcp://10.0.0.2:7440@~q:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "key"},
+        {"--peer", "tcp://[::1:7440", "host"},
+        {"--peer", "tcp://[zz::1]:7440", "host"},
+        {"--peer", "tcp://*:7440", "host"},
+        {"--proxy", "tcp://proxy1:65535", "port"},
+        {"--proxy", "tcp://proxy1", "tcp://HOST:PORT"},
+        {"--gossip", "10.0.0.1:99999", "port"},
+        {"--gossip", "10.0.0.1", "HOST:PORT"},
+        {"--gossip", "10.0.0.1:0", "port"},
+        {"--gossip", "host.example:7441", "host"},
+        {"--gossip", "tcp://10.0.0.1:7441", "host"},
+        {"--join", "10.0.0.1:0", "port"},
+        {"--join", "10.0.0.1:70000", "port"},
+        {"--join", ":7441", "host"},
+        {"--join", "dns::7441", "host"},
+        {"--join", "dns:svc", "HOST:PORT"},
+        {"--join", "seed.example", "HOST:PORT"},
+        {"--http", "127.0.0.1:65536", "port"},
+        {"--http", "127.0.0.1", "HOST:PORT"},
+        {"--http", "example.com:9464", "host"},
+        {"--http", "127.0.0.1:http", "port"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (s_load_one(fx, bad[i].flag, bad[i].value) != CONFIG_ERROR) {
+            fail_msg("%s %s was accepted", bad[i].flag, bad[i].value);
+        }
+        //  one line that names the option, the value and what is wrong
+        s_assert_err_has(fx, bad[i].flag + 2);
+        s_assert_err_has(fx, bad[i].value);
+        s_assert_err_has(fx, bad[i].why);
+        assert_null(strchr(fx->err, '\n'));
+    }
+    const struct {
+        const char *flag, *value;
+    } good[] = {
+        {"--bind", "tcp://0.0.0.0:7440"},
+        {"--bind", "tcp://*:7440"},
+        {"--bind", "tcp://[::]:7440"},
+        {"--bind", "tcp://eth0:1"},
+        {"--bind", "tcp://127.0.0.1:65535"},
+        {"--advertise", "tcp://10.0.0.5:7440"},
+        {"--advertise", "tcp://node-1.example.com:7440"},
+        {"--peer", "tcp://10.0.0.2:7440@" KEY},
+        {"--peer", "tcp://[fd00::2]:7440"},
+        {"--peer", "tcp://roomcast-b:7440"},
+        {"--proxy", "tcp://proxy1:65534@" KEY},
+        {"--gossip", "10.0.0.5:7441"},
+        {"--gossip", ":7441"},
+        {"--gossip", "0.0.0.0:7441"},
+        {"--gossip", "[::1]:7441"},
+        {"--join", "10.0.0.1:7441"},
+        {"--join", "dns:roomcast-seeds.default.svc:7441"},
+        {"--join", "seed.example:7441"},
+        {"--join", "[fd00::1]:7441"},
+        {"--http", "127.0.0.1:9464"},
+        {"--http", ":9464"},
+        {"--http", "[::1]:9464"},
+        {"--http", "localhost:9464"},
+        {"--http", "127.0.0.1:0"}, // any free port: the log says which
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (s_load_one(fx, good[i].flag, good[i].value) != CONFIG_OK) {
+            fail_msg("%s %s: %s", good[i].flag, good[i].value, fx->err);
+        }
+    }
+}
+
+//  The same checks for the environment and the file, which say where the
+//  bad value came from; each item of a list is checked.
+static void test_endpoint_errors_say_where(void **state)
+{
+    fixture_t *fx = *state;
+    setenv("ROOMCAST_PEERS", "tcp://10.0.0.2:7440, tcp://10.0.0.3:70000", 1);
+    assert_int_equal(s_load(fx, "--channel", "x", "--key-file", "/k", NULL),
+                     CONFIG_ERROR);
+    s_assert_err_has(fx, "ROOMCAST_PEERS");
+    s_assert_err_has(fx, "tcp://10.0.0.3:70000");
+    unsetenv("ROOMCAST_PEERS");
+    //  a repeated flag: the second one is checked too
+    assert_int_equal(s_load(fx, "--channel", "x", "--key-file", "/k", "--peer",
+                            "tcp://a:1", "--peer", "tcp://b", NULL),
+                     CONFIG_ERROR);
+    s_assert_err_has(fx, "tcp://b");
+    assert_int_equal(s_parse(fx, "channel = x\njoin = 10.0.0.1:7441, nope\n"),
+                     -1);
+    s_assert_err_has(fx, "test.conf:2");
+    s_assert_err_has(fx, "nope");
+    //  '#' is a Z85 character: inside a value it is not a comment
+#define HASH_KEY "K8N@K6zf?-MV#T]8#OKaPmyupblWbFR?/4Vd?7*<"
+    assert_int_equal(s_parse(fx, "peer = tcp://10.0.0.2:7440@" HASH_KEY
+                                 " # peer B\n# a comment\nzone = a#b\t#c\n"),
+                     0);
+    assert_int_equal(fx->cfg.peers.count, 1);
+    assert_string_equal(fx->cfg.peers.items[0],
+                        "tcp://10.0.0.2:7440@" HASH_KEY);
+    assert_string_equal(fx->cfg.zone, "a#b");
+    //  empty means "none" where the default is none
+    assert_int_equal(s_parse(fx, "bind =\nhttp =\ngossip =\nadvertise =\n"), 0);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
 
 int main(void)
@@ -524,6 +666,8 @@ int main(void)
         TEST(test_flag_values),
         TEST(test_config_flag_without_value_is_an_error),
         TEST(test_checks_across_settings),
+        TEST(test_endpoints_are_checked),
+        TEST(test_endpoint_errors_say_where),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -633,7 +633,8 @@ static void test_load_refuses_files_open_to_others(void **state)
     assert_int_equal(s_load(fx, path), EACCES);
     char expect[300];
     snprintf(expect, sizeof expect,
-             "key file %s is open to others (mode 0644); "
+             "key file %s is open to others (mode 0644): only its owner "
+             "may write it, only its owner and group read it; "
              "run: chmod 600 %s",
              path, path);
     assert_string_equal(fx->err, expect);
@@ -649,6 +650,42 @@ static void test_load_refuses_files_open_to_others(void **state)
     for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
         path = s_file(fx, "k", s_hex, 64, accepted[i]);
         assert_int_equal(s_load(fx, path), 0);
+    }
+}
+
+//  The rule README states: others get nothing, the group may read (a
+//  Kubernetes Secret with defaultMode 0440 or 0640 and fsGroup), only the
+//  owner writes; the error names what is wrong.
+static void test_load_key_file_modes(void **state)
+{
+    fixture_t *fx = *state;
+    const struct {
+        mode_t mode;
+        const char *refusal; // NULL: accepted
+    } cases[] = {
+        {0600, NULL},
+        {0640, NULL},
+        {0440, NULL},
+        {0400, NULL},
+        {0644, "is open to others (mode 0644)"},
+        {0666, "is open to others (mode 0666)"},
+        {0604, "is open to others (mode 0604)"},
+        {0641, "is open to others (mode 0641)"},
+        {0660, "is writable by its group (mode 0660)"},
+        {0620, "is writable by its group (mode 0620)"},
+        {0610, "is executable by its group (mode 0610)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = s_file(fx, "k", s_hex, 64, cases[i].mode);
+        if (!cases[i].refusal) {
+            assert_int_equal(s_load(fx, path), 0);
+            continue;
+        }
+        assert_int_equal(s_load(fx, path), EACCES);
+        if (!strstr(fx->err, cases[i].refusal)) {
+            fail_msg("mode %04o: '%s'", (unsigned)cases[i].mode, fx->err);
+        }
+        assert_non_null(strstr(fx->err, "only its owner and group read it"));
     }
 }
 
@@ -810,6 +847,8 @@ int main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_load_refuses_files_open_to_others,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_load_key_file_modes, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_load_accepts_hex_and_raw_forms,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_load_refuses_bad_contents, s_setup,
