@@ -5,7 +5,10 @@
     configuration. */
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -167,6 +170,47 @@ static void test_proxy_refuses_bad_endpoints(void **state)
     s_refused(fx, backend, "backend", "port 99999", NULL);
 }
 
+//  What is wrong at run time (a gossip or HTTP port already taken) exits
+//  2 too, and nothing says the mesh started before the error (issue 19
+//  item 9: mesh_started used to come first).
+static void test_a_taken_port_fails_before_anything_starts(void **state)
+{
+    fixture_t *fx = *state;
+    int udp = socket(AF_INET, SOCK_DGRAM, 0),
+        tcp = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(udp, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(udp, (struct sockaddr *)&a, &alen), 0);
+    char gossip[32], http[32], bind_ep[64];
+    snprintf(gossip, sizeof gossip, "127.0.0.1:%d", ntohs(a.sin_port));
+    a.sin_port = 0;
+    assert_int_equal(bind(tcp, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(tcp, 1), 0);
+    assert_int_equal(getsockname(tcp, (struct sockaddr *)&a, &alen), 0);
+    snprintf(http, sizeof http, "127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(bind_ep, sizeof bind_ep, "tcp://127.0.0.1:%d", free_port());
+    const char *cases[][2] = {{"--gossip", gossip}, {"--http", http}};
+    for (int i = 0; i < 2; i++) {
+        const char *argv[] = {"--channel",  "cfgerr",    "--socket", fx->sock,
+                              "--key-file", fx->key,     "--bind",   bind_ep,
+                              cases[i][0],  cases[i][1], NULL};
+        assert_int_equal(rcd_run(argv, fx->err), 2);
+        FILE *f = fopen(fx->err, "r");
+        assert_non_null(f);
+        char out[8192];
+        size_t len = fread(out, 1, sizeof out - 1, f);
+        fclose(f);
+        out[len] = 0;
+        if (!strstr(out, "startup_failed") || strstr(out, "mesh_started")) {
+            fail_msg("%s %s: '%s'", cases[i][0], cases[i][1], out);
+        }
+    }
+    close(udp);
+    close(tcp);
+}
+
 int main(void)
 {
     harness_deadline(60);
@@ -174,6 +218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_bad_addresses_exit_2),
         T(test_errors_say_where_the_value_came_from),
+        T(test_a_taken_port_fails_before_anything_starts),
         T(test_proxy_refuses_bad_endpoints),
     };
 #undef T
