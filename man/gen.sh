@@ -331,15 +331,16 @@ md2man() {
     /^```/ { if (code) { print ".EE"; code = 0 } else { print ".EX"; code = 1 }; next }
     code { s = $0; gsub(/\\/, "\\e", s); sub(/^[.\047]/, "\\\\&&", s); print s; next }
     /^# / { next }
-    /^## / { s = substr($0, 4); print ".SH " toupper(inline(s)); next }
-    /^### / { print ".SS " inline(substr($0, 5)); next }
-    /^- / { print ".IP \\(bu 2"; print inline(substr($0, 3)); next }
+    BEGIN { head = 1 }
+    /^## / { s = substr($0, 4); print ".SH " toupper(inline(s)); head = 1; next }
+    /^### / { print ".SS " inline(substr($0, 5)); head = 1; next }
+    /^- / { print ".IP \\(bu 2"; print inline(substr($0, 3)); head = 0; next }
     /^[0-9]+\. / { n = $0; sub(/\..*/, "", n); print ".IP " n ". 4"; s = $0; sub(/^[0-9]+\. /, "", s); print inline(s); next }
     NF == 0 { blank = 1; next }
     {
         s = $0; lead = (s ~ /^  /); sub(/^ +/, "", s)
-        if (blank && !lead) print ".PP"
-        blank = 0
+        if (blank && !lead && !head) print ".PP"
+        blank = 0; head = 0
         print inline(s)
     }
     END { if (code) print ".EE" }' "$1"

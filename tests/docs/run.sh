@@ -187,7 +187,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     bad "node and npm are needed (apt-get install nodejs npm)"
     finish
 fi
-npmq() { timeout 300 npm --no-audit --no-fund --loglevel=error "$@"; }
+npmq() { timeout 300 npm --no-audit --no-fund --prefer-offline --loglevel=error "$@"; }
 
 # The install command as docs/node.md gives it, from a copy of the sources
 # as a fresh clone has them (no node_modules).
