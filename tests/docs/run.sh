@@ -121,11 +121,48 @@ grep -c '^| `--' docs/configuration.md | {
         bad "the option reference has $rows rows, --help $opts options"
 }
 
-# every row of a real sidecar's status (and its query list) is documented
+# every row of a real sidecar's status, every query and every metric it
+# exports are documented
 sock=$tmp/s.sock
-"$ROOMCASTD" --channel docs --socket "$sock" 2>"$tmp/rcd.log" &
-pids+=($!)
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+for _ in 1 2 3; do # another port if this one is taken
+    port=$((20000 + RANDOM % 20000))
+    "$ROOMCASTD" --channel docs --socket "$sock" --http "127.0.0.1:$port" \
+        2>"$tmp/rcd.log" &
+    pids+=($!)
+    for _ in $(seq 50); do
+        [ -S "$sock" ] || kill -0 "${pids[-1]}" 2>/dev/null || break
+        [ -S "$sock" ] && break
+        sleep 0.1
+    done
+    [ -S "$sock" ] && break
+done
+# GET /metrics, once the HTTP port answers (it opens after the socket)
+get_metrics() {
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+    cat <&3
+    exec 3<&-
+}
+for _ in $(seq 50); do
+    get_metrics >"$tmp/metrics.txt" 2>/dev/null && break
+    sleep 0.1
+done
+if grep -q '^# TYPE' "$tmp/metrics.txt" 2>/dev/null; then
+    missing=""
+    metrics=$(awk '$1 == "#" && $2 == "TYPE" { sub(/^roomcast_/, "", $3); print $3 }' "$tmp/metrics.txt")
+    for m in $metrics; do
+        grep -q "\`${m}[\`{]" docs/operations.md || missing="$missing $m"
+    done
+    if [ -z "$metrics" ]; then
+        bad "no metrics from the sidecar's /metrics (log: $(tail -2 "$tmp/rcd.log"))"
+    elif [ -z "$missing" ]; then
+        ok "docs/operations.md names all $(wc -w <<<"$metrics") exported metrics"
+    else
+        bad "metrics not in docs/operations.md:$missing"
+    fi
+else
+    bad "cannot reach the sidecar's HTTP port $port (log: $(tail -2 "$tmp/rcd.log"))"
+fi
 if "$ROOMCASTCTL" -s "$sock" status >"$tmp/status.txt" 2>&1; then
     missing=""
     while read -r key _; do
