@@ -144,7 +144,11 @@ tp_list() {
             env = tail; sub(/;.*/, "", env)
             def = tail; sub(/^[^;]*; default: /, "", def)
         }
-        print ".TP"; print "\\fB" esc($2) "\\fR"; print esc(text)
+        # flags and command words bold, metavariables (NAME, [PATTERN]) italic
+        n = split($2, w, " "); term = ""
+        for (i = 1; i <= n; i++)
+            term = term (i > 1 ? " " : "") (w[i] ~ /^\[?[A-Z]/ ? "\\fI" : "\\fB") esc(w[i]) "\\fR"
+        print ".TP"; print term; print esc(text)
         if (tail != "") {
             print ".br"
             print "Environment \\fB" esc(env) "\\fR; default: " esc(def) "."
