@@ -30,7 +30,7 @@ FUZZ_SECONDS ?= 300
 PKGS := libzmq libczmq libsodium msgpack
 DEBS := build-essential pkg-config libzmq3-dev libczmq-dev libsodium-dev \
         libmsgpack-dev libcmocka-dev clang libclang-rt-14-dev clang-format \
-        iproute2 procps systemd shellcheck mandoc
+        iproute2 procps systemd shellcheck mandoc groff-base man-db
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
