@@ -1297,7 +1297,8 @@ const char *rc_strerror(int err)
         case EMSGSIZE:
             return "payload over the sidecar's size limit";
         case EINVAL:
-            return "invalid argument (empty or over-long name?)";
+            return "invalid argument: a name empty, over 255 bytes or with "
+                   "a control character, a bad flag, or an unknown query";
         case ETIMEDOUT:
             return "timed out";
         case ENOBUFS:

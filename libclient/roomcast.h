@@ -23,7 +23,7 @@
     reconnects with exponential backoff and restores every subscription;
     the application sees status changes, never a crash. Messages published
     while disconnected are not queued: rc_publish fails with ENOTCONN
-    (delivery is at-most-once, see README "Semantics").
+    (delivery is at-most-once: roomcast(7), docs/design.md).
 
     THREAD SAFETY: a client belongs to one thread at a time. Calls on one
     client from two threads at once need the caller's own lock. Different
@@ -304,7 +304,21 @@ RC_EXPORT const char *rc_channel(const rc_client_t *client) RC_NONNULL(1);
 //  pattern or ""), "numsub" (arg: "NAMESPACE\tTOPIC"), "clients", "peers",
 //  "members", "presence" (arg: "NAMESPACE\tTOPIC"). Waits up to timeout_ms.
 //  Returns 0 with *reply_p (caller owns, rc_reply_destroy), or -1 with
-//  ETIMEDOUT, ENOTCONN, EINVAL (unknown question).
+//  ETIMEDOUT, ENOTCONN, EINVAL (unknown question). Rows (key: value):
+//    status    one per field: node_id, name, channel, version, mode,
+//              socket, readable, writable, live_peers, health, clients,
+//              topics, subscriptions, then counters (decimal numbers)
+//    topics    "NAMESPACE\tTOPIC": local subscribers
+//    numsub    the arg: local subscribers (one row)
+//    clients   connection id: "name=N pid=P uid=U gid=G topics=N
+//              queued=BYTES published=N dropped=N age_s=S"
+//    peers     node id (hex): "name=N endpoint=E state=live|down
+//              heard_us=true|false last_ms=MS received=N missed=N";
+//              "link": a configured endpoint
+//    members   node id (hex): "name=N state=alive|suspect|dead|left
+//              incarnation=N endpoint=E gossip=HOST:PORT zone=Z"
+//    presence  entry key: "node=HEX meta=TEXT" or "node=HEX meta=[N bytes]"
+//  Every status field and counter: docs/c-api.md, "Query replies".
 RC_EXPORT int rc_query(rc_client_t *client, const char *what, const char *arg,
                        rc_reply_t **reply_p, int timeout_ms)
     RC_NONNULL(1, 2, 4) RC_WUR;

@@ -39,22 +39,28 @@ static const opt_t s_opts[] = {
      "Group owning the app socket (default: unchanged).", NULL},
     {"allow-uid", T_LIST, OFF(allow_uids), "", "USER",
      "Only apps running as USER (name or uid) may connect\n"
-     "(repeatable; with --allow-gid, either may match;\n"
-     "default: anyone the socket mode lets in).",
+     "(repeatable; env and file: comma-separated; with\n"
+     "--allow-gid, either may match; default: anyone the\n"
+     "socket mode lets in).",
      NULL},
     {"allow-gid", T_LIST, OFF(allow_gids), "", "GROUP",
      "Only apps whose primary group is GROUP (name or gid)\n"
-     "may connect (repeatable).",
+     "may connect (repeatable; env and file: comma-\n"
+     "separated).",
      NULL},
     {"name", T_STR, OFF(name), "", "NAME",
      "Node name shown to peers and by roomcastctl\n"
      "(default: the host name).",
      NULL},
     {"max-payload", T_SIZE, OFF(max_payload), "1MiB", "BYTES",
-     "Largest message payload accepted (suffixes KiB, MiB).", NULL},
+     "Largest message payload accepted, 1 byte to 64MiB\n"
+     "(suffixes KiB, MiB). --queue-budget must be at\n"
+     "least this.",
+     NULL},
     {"queue-budget", T_SIZE, OFF(queue_budget), "8MiB", "BYTES",
      "Bytes queued toward one app before its messages are\n"
-     "dropped and counted (slow consumer).",
+     "dropped and counted (slow consumer). Must be at\n"
+     "least --max-payload, else roomcastd refuses to start.",
      NULL},
     {"slow-grace", T_MS, OFF(slow_grace_ms), "5000", "MS",
      "An app over its queue budget this long is closed as\n"
@@ -97,10 +103,15 @@ static const opt_t s_opts[] = {
      "Proxy mode: publish to PORT, subscribe at PORT+1.",
      "ROOMCAST_PROXIES"},
     {"key-file", T_LIST, OFF(key_files), "", "PATH",
-     "Cluster key file (roomcastctl keygen), mode 0600\n"
-     "(0640 and 0440 accepted: the group may read);\n"
-     "required with peers or proxies. A second --key-file\n"
-     "is still accepted from others during a rotation.",
+     "Cluster key file (roomcastctl keygen), mode 0600
+"
+     "(0640 and 0440 accepted: the group may read);
+"
+     "required with --bind, --peer, --proxy and --gossip.
+"
+     "A second --key-file is still accepted from others
+"
+     "during a rotation (env and file: comma-separated).",
      NULL},
     {"curve-cert", T_STR, OFF(curve_cert), "", "FILE",
      "CurveZMQ secret certificate (roomcastctl keygen --curve\n"
@@ -124,7 +135,8 @@ static const opt_t s_opts[] = {
     {"join", T_LIST, OFF(joins), "", "SEED",
      "A gossip seed: HOST:PORT, or dns:NAME:PORT for every\n"
      "A/AAAA record of NAME (a headless Service), resolved\n"
-     "again while alone (repeatable).",
+     "again while alone (repeatable; env and file: comma-\n"
+     "separated).",
      "ROOMCAST_JOIN"},
     {"zone", T_STR, OFF(zone), "", "ZONE",
      "Zone (rack, availability zone) shown to members.", NULL},
@@ -699,7 +711,7 @@ void config_usage(FILE *out)
                  "on a bad\n"
                  "option or setting.\n"
                  "\n"
-                 "See also: roomcastctl(1), README.md.\n");
+                 "See also: roomcastd(8), roomcastctl(1), roomcast(7).\n");
 }
 
 int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)

@@ -27,7 +27,8 @@ r3=${PIPESTATUS[0]}
 
 # Suites outside C: each script prints "<suite>: N passed, N failed" last.
 extra=""
-for script in tests/layering.sh tests/node/run.sh tests/deploy/check.sh tests/chaos/run.sh; do
+for script in tests/layering.sh tests/node/run.sh tests/deploy/check.sh \
+    tests/docs/run.sh tests/chaos/run.sh; do
     [ -x "$script" ] || continue
     name=$(basename "$(dirname "$script")")
     [ "$name" = tests ] && name=$(basename "$script" .sh)

@@ -50,7 +50,18 @@ export type ErrorCode =
   | "ENOTSUP"         // the sidecar does not have this feature (presence)
   | "ECANCELED";      // the client was closed or the topic unsubscribed
 
+export interface RoomcastErrorOptions {
+  /** Where it happened (default "connect"). */
+  stage?: Stage;
+  /** The sidecar's ERR code (PROTOCOL.md), when the sidecar sent one. */
+  sidecarCode?: number;
+  /** The underlying error, kept as Error.cause. */
+  cause?: unknown;
+}
+
 export declare class RoomcastError extends Error {
+  /** code: an errno name; message: defaults to strerror(code). */
+  constructor(code: ErrorCode, message?: string, options?: RoomcastErrorOptions);
   name: "RoomcastError";
   code: ErrorCode;
   /** Where it happened (as crossws's onError stages, plus connect). */

@@ -31,7 +31,7 @@ const MESSAGES = {
   ENOTCONN: "not connected to the sidecar (reconnecting)",
   EAGAIN: "send buffer full: the sidecar is not keeping up",
   EMSGSIZE: "payload over the sidecar's size limit",
-  EINVAL: "invalid argument (empty or over-long name?)",
+  EINVAL: "invalid argument: a name empty, over 255 bytes or with a control character, a bad flag or payload, or an unknown query",
   ETIMEDOUT: "timed out",
   ENOBUFS: "closed by the sidecar as a slow consumer",
   ESHUTDOWN: "the sidecar is shutting down",

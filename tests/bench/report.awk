@@ -7,7 +7,8 @@
 #   lat SYSTEM SIZE RUN P50_US P99_US P999_US
 #   fan mesh SIZE RUN DELIVERIES_PER_S SPREAD_P50 SPREAD_P99 SPREAD_MAX
 #       LAST_P50 LAST_P99 DELIVERED EXPECTED
-#   mem KEY RUN KIB          (idle, idle_mesh, c1000, c10000, topics100k)
+#   mem KEY RUN KIB          (idle, idle_mesh, idle_mesh_peer, c1000, c10000,
+#                            topics100k, topics100k_mesh, topics100k_mesh_peer)
 #   cpu KEY RUN INSTRUCTIONS (rc_a, rc_b, rc_e2e, redis: per message)
 # Systems: zmq, redis, rc_local, rc_mesh, rc_proxy.
 
@@ -159,6 +160,10 @@ END {
     c1 = median("mem c1000"); c10 = median("mem c10000"); tp = median("mem topics100k")
     per_client = (c10 != "" && idle != "") ? (c10 - idle) / 10000 : ""
     per_topic = (tp != "" && idle != "") ? (tp - idle) * 1024 / 100000 : ""
+    idlep = median("mem idle_mesh_peer")
+    tm = median("mem topics100k_mesh"); tmp = median("mem topics100k_mesh_peer")
+    per_topic_m = (tm != "" && idlem != "") ? (tm - idlem) * 1024 / 100000 : ""
+    per_topic_p = (tmp != "" && idlep != "") ? (tmp - idlep) * 1024 / 100000 : ""
     ok1 = idle != "" && idle < 8192; ok2 = idlem != "" && idlem < 8192
     ok3 = per_client != "" && per_client < 16
     target("roomcastd idle RSS (no peers) < 8 MiB", idle, 8192, ok1, "KiB")
@@ -169,8 +174,10 @@ END {
     row("roomcastd RSS, 1,000 connected clients (1 topic each)", mib(c1), "-", "-", "", "", "", "")
     row("roomcastd RSS, 10,000 connected clients (1 topic each)", mib(c10), "-", "-", "", "", "", "")
     row("RSS per connected client (10,000 vs idle)", per_client == "" ? "-" : sprintf("%.2f KiB", per_client), "-", "-", "", "", "< 16 KiB", met(ok3))
-    row("roomcastd RSS, 100,000 subscribed topics (10 clients)", mib(tp), "-", "-", "", "", "", "")
-    row("RSS per subscribed topic", per_topic == "" ? "-" : sprintf("%.0f B", per_topic), "-", "-", "", "", "", "")
+    row("roomcastd RSS, 100,000 subscribed topics (10 clients), a lone sidecar (no peers)", mib(tp), "-", "-", "", "", "", "")
+    row("RSS per subscribed topic, a lone sidecar (no peers)", per_topic == "" ? "-" : sprintf("%.0f B", per_topic), "-", "-", "", "", "", "")
+    row("RSS per subscribed topic in a mesh of two: the subscribers' sidecar", per_topic_m == "" ? "-" : sprintf("%.0f B", per_topic_m), "-", "-", "", "", "", "")
+    row("RSS per subscribed topic in a mesh of two: each peer (holds the subscription)", per_topic_p == "" ? "-" : sprintf("%.0f B", per_topic_p), "-", "-", "", "", "", "")
     # CPU
     e2e = median("cpu rc_e2e"); rr = median("cpu redis")
     row("instructions per relayed message (user space, callgrind), 64 B, end to end mesh: sidecar A + B (Redis: redis-server)", sig3(e2e), sig3(rr), "-", ratio(e2e, rr), "", "", "")
@@ -203,9 +210,10 @@ END {
     if ("fan dps" in vals)
         printf "  \"fanout\": {\"size\": 64, \"sidecars\": 4, \"apps_per_sidecar\": 50, \"deliveries_per_s\": %s, \"spread_us\": {\"p50\": %s, \"p99\": %s, \"max\": %s}, \"publish_to_last_us\": {\"p50\": %s, \"p99\": %s}, \"delivered\": %s, \"expected\": %s, \"runs_deliveries_per_s\": %s},\n", \
             num(median("fan dps")), num(median("fan s50")), num(median("fan s99")), num(median("fan smax")), num(median("fan l50")), num(median("fan l99")), num(fd), num(fe), runs_json("fan dps") > json
-    printf "  \"memory_kib\": {\"idle\": %s, \"idle_mesh\": %s, \"clients_1000\": %s, \"clients_10000\": %s, \"topics_100000\": %s, \"per_client\": %s, \"per_topic_bytes\": %s},\n", \
-        num(idle), num(idlem), num(c1), num(c10), num(tp), \
-        per_client == "" ? "null" : sprintf("%.2f", per_client), per_topic == "" ? "null" : sprintf("%.0f", per_topic) > json
+    printf "  \"memory_kib\": {\"idle\": %s, \"idle_mesh\": %s, \"idle_mesh_peer\": %s, \"clients_1000\": %s, \"clients_10000\": %s, \"topics_100000\": %s, \"topics_100000_mesh\": %s, \"topics_100000_mesh_peer\": %s, \"per_client\": %s, \"per_topic_bytes\": %s, \"per_topic_bytes_mesh\": %s, \"per_topic_bytes_mesh_peer\": %s},\n", \
+        num(idle), num(idlem), num(idlep), num(c1), num(c10), num(tp), num(tm), num(tmp), \
+        per_client == "" ? "null" : sprintf("%.2f", per_client), per_topic == "" ? "null" : sprintf("%.0f", per_topic), \
+        per_topic_m == "" ? "null" : sprintf("%.0f", per_topic_m), per_topic_p == "" ? "null" : sprintf("%.0f", per_topic_p) > json
     printf "  \"instructions_per_message\": {\"size\": 64, \"roomcast_e2e_mesh\": %s, \"sidecar_a\": %s, \"sidecar_b\": %s, \"redis_server\": %s, \"runs_e2e\": %s},\n", \
         num(e2e), num(median("cpu rc_a")), num(median("cpu rc_b")), num(rr), ("cpu rc_e2e" in vals) ? runs_json("cpu rc_e2e") : "[]" > json
     printf "  \"targets\": [\n%s\n  ],\n  \"targets_met\": %d,\n  \"targets_total\": %d\n}\n", tjson, nmet, ntargets > json

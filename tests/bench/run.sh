@@ -352,6 +352,14 @@ for ((run = 1; run <= RUNS; run++)); do
     sleep 1
     kib=$(rss_kib "$PID_A")
     record mem idle_mesh "$run" "$kib"
+    record mem idle_mesh_peer "$run" "$(rss_kib "$PID_B")"
+    # what a topic costs in a mesh: the subscribing apps' sidecar (A) and
+    # the peer that holds the subscription (B), both sides measured
+    hold "$T/A.sock" 10 10000 1
+    sleep 1
+    record mem topics100k_mesh "$run" "$(rss_kib "$PID_A")"
+    record mem topics100k_mesh_peer "$run" "$(rss_kib "$PID_B")"
+    release 1
     stop_all
 done
 printf '  %-12s %s KiB (last run)\n' idle_mesh "$kib" >&2

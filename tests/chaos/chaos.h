@@ -6,8 +6,8 @@
     received: per (receiver, publisher instance, topic), the set of
     sequence numbers seen.
 
-    Accounting rules (the contract in README "Semantics" and "Delivery
-    across hosts"):
+    Accounting rules (the contract in docs/design.md and "Delivery across
+    hosts" in docs/cluster.md):
       - duplicate: a (publisher instance, topic, sequence) that one
         receiver sees twice. Never allowed.
       - reorder: an older sequence after a newer one from the same

@@ -138,7 +138,7 @@ static bool s_view(void *arg)
 
 //  N sidecars from one seed: all alive everywhere; kill -9 one: dead
 //  everywhere; restart it: alive again (a new node id, a higher
-//  incarnation) with its mesh links. Prints the times for the README.
+//  incarnation) with its mesh links. Prints the times for docs/cluster.md.
 static void s_membership_case(int n)
 {
     gcluster_t *c = &s_c;

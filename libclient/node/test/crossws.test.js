@@ -157,3 +157,29 @@ test("with no sidecar the publish path never throws: errors go to onError with t
   await sleep(50);
   assert.equal(lonely.errors.length, 2, "close adds no error");
 });
+
+//  docs/node.md: the sidecar's payload limit (--max-payload, 1 MiB by
+//  default) applies to the envelope [1, namespace, topic, data], which adds
+//  9 bytes plus the namespace and topic (names under 32 bytes, data over
+//  64 KiB); a larger message reaches crossws's onError as EMSGSIZE.
+test("the payload limit includes the envelope: the largest message crosses, one byte more is EMSGSIZE", async () => {
+  const sender = A.drivers[0];
+  const limit = sender.client.maxPayload;
+  assert.equal(limit, 1024 * 1024);
+  const got = [];
+  const probe = B.sync({ id: "probe" });
+  await probe.subscribe((m) => got.push(m));
+  const namespace = "/chat";
+  const topic = "room";
+  const largest = limit - 9 - namespace.length - topic.length;
+  assert.equal(sender.publish({ namespace, topic, data: "x".repeat(largest) }), undefined);
+  assert.equal(sender.publish({ namespace, topic, data: new Uint8Array(largest) }), undefined);
+  await waitFor("the two largest messages", () => got.length === 2);
+  assert.equal(got[0].data.length, largest);
+  assert.equal(got[1].data.length, largest);
+  for (const data of ["x".repeat(largest + 1), new Uint8Array(largest + 1)]) {
+    await assert.rejects(sender.publish({ namespace, topic, data }),
+                         { code: "EMSGSIZE", stage: "publish" });
+  }
+  await probe.close();
+});
