@@ -103,14 +103,10 @@ static const opt_t s_opts[] = {
      "Proxy mode: publish to PORT, subscribe at PORT+1.",
      "ROOMCAST_PROXIES"},
     {"key-file", T_LIST, OFF(key_files), "", "PATH",
-     "Cluster key file (roomcastctl keygen), mode 0600
-"
-     "(0640 and 0440 accepted: the group may read);
-"
-     "required with --bind, --peer, --proxy and --gossip.
-"
-     "A second --key-file is still accepted from others
-"
+     "Cluster key file (roomcastctl keygen), mode 0600\n"
+     "(0640 and 0440 accepted: the group may read);\n"
+     "required with --bind, --peer, --proxy and --gossip.\n"
+     "A second --key-file is still accepted from others\n"
      "during a rotation (env and file: comma-separated).",
      NULL},
     {"curve-cert", T_STR, OFF(curve_cert), "", "FILE",
