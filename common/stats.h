@@ -11,40 +11,43 @@
 extern const uint64_t stats_fanout_bounds_us[STATS_FANOUT_BUCKETS];
 
 typedef struct {
-    uint64_t clients_accepted;     // connections accepted
-    uint64_t clients_refused;      // refused (limit, shutdown)
-    uint64_t publishes;            // PUB frames accepted
-    uint64_t deliveries;           // MSG frames queued to a client
-    uint64_t dropped_slow;         // MSG not queued: client over budget
-    uint64_t closed_slow;          // clients closed as slow consumers
-    uint64_t closed_proto;         // clients closed for protocol errors
-    uint64_t errors_sent;          // ERR frames sent
-    uint64_t bad_frames;           // frames that did not decode or validate
-    uint64_t bytes_in;             // from clients
-    uint64_t bytes_out;            // to clients
-    uint64_t subscribes;           // SUB that joined a topic
-    uint64_t unsubscribes;         // UNSUB that left a topic
-    uint64_t queries;              // QUERY answered
-    uint64_t presence_refused;     // PSET refused (budget, key taken)
-    uint64_t fanouts;              // messages fanned out (local or mesh)
-    uint64_t env_sent;             // envelopes published to the mesh
-    uint64_t env_received;         // envelopes opened and delivered
-    uint64_t env_undecryptable;    // did not open (other key, tampered)
-    uint64_t env_malformed;        // opened but did not parse
-    uint64_t env_duplicates;       // dropped: seen already (two proxies)
-    uint64_t env_own;              // dropped: our own, come back
-    uint64_t env_stale;            // dropped: older than one delivered
-    uint64_t gaps;                 // streams that skipped sequences
-    uint64_t missed;               // messages those gaps skipped
-    uint64_t control_received;     // heartbeats and acks
-    uint64_t control_bad;          // control frames that did not open
-    uint64_t mesh_send_failed;     // zmq_send refused (HWM, no memory)
-    uint64_t gossip_in;            // gossip datagrams received
-    uint64_t gossip_out;           // gossip datagrams sent
-    uint64_t gossip_undecryptable; // did not open (other key, forged)
-    uint64_t gossip_bad;           // opened but not SWIM
-    uint64_t curve_refused;        // TCP handshakes refused (unknown key)
-    uint64_t fanout_us_sum;        // total fanout time
+    uint64_t clients_accepted;      // connections accepted
+    uint64_t clients_refused;       // refused (limit, shutdown)
+    uint64_t publishes;             // PUB frames accepted
+    uint64_t deliveries;            // MSG frames queued to a client
+    uint64_t dropped_slow;          // MSG not queued: client over budget
+    uint64_t closed_slow;           // clients closed as slow consumers
+    uint64_t closed_proto;          // clients closed for protocol errors
+    uint64_t errors_sent;           // ERR frames sent
+    uint64_t bad_frames;            // frames that did not decode or validate
+    uint64_t bytes_in;              // from clients
+    uint64_t bytes_out;             // to clients
+    uint64_t subscribes;            // SUB that joined a topic
+    uint64_t unsubscribes;          // UNSUB that left a topic
+    uint64_t queries;               // QUERY answered
+    uint64_t presence_refused;      // PSET refused (budget, key taken)
+    uint64_t closed_partial;        // closed: a frame incomplete too long
+    uint64_t closed_partial_budget; // closed: --partial-budget full
+    uint64_t partial_bytes;         // gauge: held in incomplete frames
+    uint64_t fanouts;               // messages fanned out (local or mesh)
+    uint64_t env_sent;              // envelopes published to the mesh
+    uint64_t env_received;          // envelopes opened and delivered
+    uint64_t env_undecryptable;     // did not open (other key, tampered)
+    uint64_t env_malformed;         // opened but did not parse
+    uint64_t env_duplicates;        // dropped: seen already (two proxies)
+    uint64_t env_own;               // dropped: our own, come back
+    uint64_t env_stale;             // dropped: older than one delivered
+    uint64_t gaps;                  // streams that skipped sequences
+    uint64_t missed;                // messages those gaps skipped
+    uint64_t control_received;      // heartbeats and acks
+    uint64_t control_bad;           // control frames that did not open
+    uint64_t mesh_send_failed;      // zmq_send refused (HWM, no memory)
+    uint64_t gossip_in;             // gossip datagrams received
+    uint64_t gossip_out;            // gossip datagrams sent
+    uint64_t gossip_undecryptable;  // did not open (other key, forged)
+    uint64_t gossip_bad;            // opened but not SWIM
+    uint64_t curve_refused;         // TCP handshakes refused (unknown key)
+    uint64_t fanout_us_sum;         // total fanout time
     uint64_t fanout_hist[STATS_FANOUT_BUCKETS]; // by duration (not cumulative)
 } stats_t;
 

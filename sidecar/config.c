@@ -66,6 +66,14 @@ static const opt_t s_opts[] = {
      "An app over its queue budget this long is closed as\n"
      "a slow consumer.",
      NULL},
+    {"frame-timeout", T_MS, OFF(frame_timeout_ms), "10000", "MS",
+     "An app whose frame stays incomplete this long is\n"
+     "closed (an unfinished frame pins its bytes).",
+     NULL},
+    {"partial-budget", T_SIZE, OFF(partial_budget), "64MiB", "BYTES",
+     "Bytes all apps together may hold in incomplete frames;\n"
+     "an app that would go past it is closed with an error.",
+     NULL},
     {"max-clients", T_COUNT, OFF(max_clients), "100000", "N",
      "Connected apps at once; more are refused with an\n"
      "error.",

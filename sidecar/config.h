@@ -23,17 +23,19 @@ typedef struct {
 } config_list_t;
 
 typedef struct {
-    char *channel;            // cluster scope; required
-    char *socket_path;        // app socket
-    char *socket_group;       // group of the app socket ("" = unchanged)
-    config_list_t allow_uids; // apps allowed by uid (user names or numbers)
-    config_list_t allow_gids; // apps allowed by gid (group names or numbers)
-    char *name;               // node name (default: host name)
-    size_t max_payload;       // bytes per message
-    size_t queue_budget;      // bytes queued per client before drops
-    uint64_t slow_grace_ms;   // over budget this long: closed
-    size_t max_clients;       // connected apps at once
-    size_t fanout_slice;      // members per fanout step
+    char *channel;             // cluster scope; required
+    char *socket_path;         // app socket
+    char *socket_group;        // group of the app socket ("" = unchanged)
+    config_list_t allow_uids;  // apps allowed by uid (user names or numbers)
+    config_list_t allow_gids;  // apps allowed by gid (group names or numbers)
+    char *name;                // node name (default: host name)
+    size_t max_payload;        // bytes per message
+    size_t queue_budget;       // bytes queued per client before drops
+    uint64_t slow_grace_ms;    // over budget this long: closed
+    uint64_t frame_timeout_ms; // an incomplete frame this old: closed
+    size_t partial_budget;     // bytes in incomplete frames, all apps
+    size_t max_clients;        // connected apps at once
+    size_t fanout_slice;       // members per fanout step
     uint64_t shutdown_timeout_ms; // flush deadline on SIGTERM
     char *log_level;              // error, warn, info, debug
     char *http;                   // metrics and probes HOST:PORT ("" = off)

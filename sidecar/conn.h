@@ -42,6 +42,7 @@ struct conn_t {
     char name[64];          // from HELLO
     struct ucred cred;      // peer pid, uid, gid
     wire_buf_t in;          // a partial frame, if any
+    uint64_t partial_since; // loop ms the partial frame began (0: none)
     outq_t out;             // frames to write
     registry_client_t reg;  // topics joined
 };

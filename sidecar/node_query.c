@@ -124,6 +124,9 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     COUNTER(gossip_bad);
     COUNTER(curve_refused);
     COUNTER(presence_refused);
+    COUNTER(closed_partial);
+    COUNTER(closed_partial_budget);
+    COUNTER(partial_bytes);
 #undef COUNTER
     return 0;
 }

@@ -55,6 +55,51 @@ static void s_conn_free(conn_t *conn)
     free(conn);
 }
 
+// --- incomplete frames
+// ---------------------------------------------------------
+
+static void s_close(server_t *self, conn_t *conn, const char *why);
+
+//  Room for want more bytes of conn's partial frame, within the daemon's
+//  --partial-budget (an unfinished frame pins its bytes: 200 apps sending
+//  all but the last bytes of 1 MiB frames would otherwise hold 200 MiB).
+//  Returns 0, or -1 with conn closing.
+static int s_partial_reserve(server_t *self, conn_t *conn, size_t want)
+{
+    size_t before = conn->in.cap;
+    size_t need = conn->in.len + want > before ? conn->in.len + want : before;
+    if (self->stats->partial_bytes - before + need >
+        self->cfg->partial_budget) {
+        self->stats->closed_partial_budget++;
+        log_warn("client_partial_budget", "client=%llu held=%llu budget=%zu",
+                 (unsigned long long)conn->id,
+                 (unsigned long long)self->stats->partial_bytes,
+                 self->cfg->partial_budget);
+        server_close_with(self, conn, WIRE_E_LIMIT,
+                          "the sidecar's memory for incomplete frames "
+                          "(--partial-budget) is full: connection closed");
+        return -1;
+    }
+    if (wire_buf_reserve(&conn->in, want)) {
+        s_close(self, conn, "out of memory");
+        return -1;
+    }
+    self->stats->partial_bytes += conn->in.cap - before;
+    if (!conn->partial_since) {
+        conn->partial_since = loop_now(self->loop);
+    }
+    return 0;
+}
+
+//  conn holds no partial frame any more: its buffer goes (idle apps hold
+//  none).
+static void s_partial_release(server_t *self, conn_t *conn)
+{
+    self->stats->partial_bytes -= conn->in.cap;
+    wire_buf_free(&conn->in);
+    conn->partial_since = 0;
+}
+
 void server_hold(void *arg, void *member)
 {
     (void)arg;
@@ -96,6 +141,7 @@ static void s_close(server_t *self, conn_t *conn, const char *why)
     close(conn->fd);
     conn->fd = -1;
     outq_clear(&conn->out);
+    s_partial_release(self, conn);
     if (conn->prev) {
         conn->prev->next = conn->next;
     } else {
@@ -331,8 +377,7 @@ static void s_read(server_t *self, conn_t *conn)
             dst = self->scratch; // the common case: no partial frame
             room = sizeof self->scratch;
         } else {
-            if (wire_buf_reserve(&conn->in, READ_CHUNK)) {
-                s_close(self, conn, "out of memory");
+            if (s_partial_reserve(self, conn, READ_CHUNK)) {
                 return;
             }
             dst = conn->in.data + conn->in.len;
@@ -364,8 +409,7 @@ static void s_read(server_t *self, conn_t *conn)
         if (dst == self->scratch) {
             if ((size_t)used < len) {
                 //  keep the partial frame for the next read
-                if (wire_buf_reserve(&conn->in, len - (size_t)used)) {
-                    s_close(self, conn, "out of memory");
+                if (s_partial_reserve(self, conn, len - (size_t)used)) {
                     return;
                 }
                 memcpy(conn->in.data, data + used, len - (size_t)used);
@@ -374,8 +418,8 @@ static void s_read(server_t *self, conn_t *conn)
         } else {
             conn->in.len = len;
             wire_buf_consume(&conn->in, (size_t)used);
-            if (conn->in.len == 0 && conn->in.cap > READ_CHUNK) {
-                wire_buf_free(&conn->in); // idle clients hold no buffer
+            if (conn->in.len == 0) {
+                s_partial_release(self, conn);
             }
         }
     }
@@ -581,6 +625,15 @@ static void s_sweep(loop_t *loop, int timer_id, void *arg)
         if (conn->closing && !self->shutting_down &&
             now - conn->closing_since >= CLOSE_LINGER_MS) {
             s_close(self, conn, "did not read its last frames");
+        } else if (!conn->closing && conn->partial_since &&
+                   now - conn->partial_since >= self->cfg->frame_timeout_ms) {
+            self->stats->closed_partial++;
+            log_info("client_partial_timeout", "client=%llu held=%zu",
+                     (unsigned long long)conn->id, conn->in.len);
+            s_partial_release(self, conn); // its bytes go now, not at close
+            server_close_with(self, conn, WIRE_E_PROTO,
+                              "frame incomplete for longer than "
+                              "--frame-timeout: connection closed");
         } else if (!conn->closing && conn->slow_since &&
                    outq_admit(&conn->out, 0, 0, &conn->slow_since, now,
                               self->cfg->slow_grace_ms) == OUTQ_CLOSE) {
