@@ -752,37 +752,47 @@ int server_listen(server_t *self, char *err, size_t errlen)
         unlink(path); // stale: left by a sidecar that died
         log_info("stale_socket_removed", "socket=%s", path);
     }
+    //  Bound and listening under a temporary name, then renamed: the
+    //  socket file appears only once it accepts (no ECONNREFUSED window),
+    //  with its mode and group already set.
+    struct sockaddr_un tmp = {.sun_family = AF_UNIX};
+    if (snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s.new", path) >=
+        (int)sizeof tmp.sun_path) {
+        tmp = addr; // no room for a suffix: bind in place
+    }
+    unlink(tmp.sun_path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     mode_t old = umask(0117); // the file is born 0660: no window at 0777
-    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&addr, sizeof addr);
+    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&tmp, sizeof tmp);
     umask(old);
-    if (rc || listen(fd, 1024) || chmod(path, 0660)) {
-        snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    self->listening_owner = true;
-    if (*self->cfg->socket_group) {
-        struct group *gr = getgrnam(self->cfg->socket_group);
-        if (!gr || chown(path, (uid_t)-1, gr->gr_gid)) {
-            snprintf(err, errlen, "cannot give %s to group %s: %s", path,
-                     self->cfg->socket_group,
-                     gr ? strerror(errno) : "no such group");
-            close(fd);
-            unlink(path);
-            return -1;
-        }
-    }
-    if (loop_add_fd(self->loop, fd, EPOLLIN, s_accept, self)) {
+    const char *why = NULL;
+    struct group *gr = NULL;
+    if (rc || listen(fd, 1024) || chmod(tmp.sun_path, 0660)) {
+        why = strerror(errno);
+    } else if (*self->cfg->socket_group &&
+               (!(gr = getgrnam(self->cfg->socket_group)) ||
+                chown(tmp.sun_path, (uid_t)-1, gr->gr_gid))) {
+        snprintf(err, errlen, "cannot give %s to group %s: %s", path,
+                 self->cfg->socket_group,
+                 gr ? strerror(errno) : "no such group");
+    } else if (loop_add_fd(self->loop, fd, EPOLLIN, s_accept, self)) {
         snprintf(err, errlen, "cannot watch socket: %s", strerror(errno));
-        close(fd);
-        unlink(path);
-        return -1;
+    } else if (strcmp(tmp.sun_path, path) != 0 && rename(tmp.sun_path, path)) {
+        why = strerror(errno);
+        loop_del_fd(self->loop, fd);
+    } else {
+        self->listening_owner = true;
+        self->listen_fd = fd;
+        return 0;
     }
-    self->listen_fd = fd;
-    return 0;
+    if (why) {
+        snprintf(err, errlen, "cannot listen on %s: %s", path, why);
+    }
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp.sun_path);
+    }
+    return -1;
 }
 
 void server_shutdown(server_t *self)
