@@ -1,18 +1,29 @@
 // Checks of the rendered Kubernetes manifests (tests/deploy/check.sh).
 //
-//   node validate.mjs [--help-file F] [--emit-env F] base.yaml example.yaml hostnetwork.yaml
+//   node validate.mjs [--help-file F] [--emit-env F] NAME=FILE...
+//
+// NAME is one of base, example, hostnetwork, existing-secret, per-pod,
+// monitoring (each a `kubectl kustomize` output); base, example and
+// hostnetwork are required.
 //
 // 1. Schema: every object validates against the Kubernetes API schemas
-//    (kubernetes-models: the OpenAPI schemas compiled to validators).
+//    (kubernetes-models: the OpenAPI schemas compiled to validators; the
+//    Prometheus Operator's for PodMonitor and PrometheusRule).
 // 2. Strict fields: no field the API does not know (typos such as
 //    readOnlyRootFileSystem would be refused by a strict API server, or
 //    dropped by an old one). The schemas above allow unknown fields, so the
 //    manifests are also type-checked with TypeScript against
 //    kubernetes-models' own declarations (excess property checks).
-// 3. The properties the deployment promises (non-root, read-only root,
+// 3. What any workload must get right, in every set: selectors that select
+//    the pod template's labels (workloads, Services, NetworkPolicies), a
+//    pod restartPolicy a controller accepts (not Never or OnFailure),
+//    container restartPolicy only "Always" and only on init containers,
+//    limits never under requests.
+// 4. The properties the deployment promises (non-root, read-only root,
 //    no capabilities, probes, rolling update, scrape annotations, the
-//    socket directory shared with the example app ...), so that an edit
-//    cannot drop one silently.
+//    socket directory shared with the example app, node-agent priority,
+//    tolerations and memory request = limit, the per-pod variant under Pod
+//    Security "restricted" ...), so that an edit cannot drop one silently.
 // Prints "PASS name", "FAIL name: why" or "SKIP name: why", one a line.
 // --emit-env writes the sidecar's effective environment (ConfigMap, then
 // env in order) as JSON for the smoke test.
@@ -26,14 +37,18 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 let helpFile = null;
 let emitEnv = null;
-const files = [];
+const files = {};
 for (let i = 0; i < args.length; i++) {
   if (args[i] === "--help-file") helpFile = args[++i];
   else if (args[i] === "--emit-env") emitEnv = args[++i];
-  else files.push(args[i]);
+  else {
+    const m = /^([a-z-]+)=(.+)$/.exec(args[i]);
+    if (m) files[m[1]] = m[2];
+  }
 }
-if (files.length !== 3) {
-  console.error("usage: validate.mjs [--help-file F] [--emit-env F] base.yaml example.yaml hostnetwork.yaml");
+if (!files.base || !files.example || !files.hostnetwork) {
+  console.error("usage: validate.mjs [--help-file F] [--emit-env F] base=F example=F hostnetwork=F " +
+    "[existing-secret=F] [per-pod=F] [monitoring=F]");
   process.exit(2);
 }
 
@@ -73,16 +88,15 @@ function load(file) {
   return objs;
 }
 
-const sets = {
-  base: load(files[0]),
-  example: load(files[1]),
-  hostnetwork: load(files[2]),
-};
+const sets = Object.fromEntries(Object.entries(files).map(([name, f]) => [name, load(f)]));
 
 // --- 1. schemas -------------------------------------------------------------
 
 function modelPath(o) {
   // "apps/v1" -> kubernetes-models/apps/v1/Kind; "v1" -> kubernetes-models/v1/Kind
+  if (String(o.apiVersion).startsWith("monitoring.coreos.com/")) {
+    return `@kubernetes-models/prometheus-operator/${o.apiVersion}/${o.kind}`;
+  }
   return `kubernetes-models/${o.apiVersion}/${o.kind}`;
 }
 async function schemaErrors(o) {
@@ -189,7 +203,120 @@ await check("validators reject broken manifests (self-test)", async () => {
   assert(errs.some((e) => /selector/.test(e)), "the schema accepted a DaemonSet without a selector");
 });
 
-// --- 3. what the deployment promises -----------------------------------------
+// --- 3. what every workload must get right --------------------------------------
+
+// Kubernetes quantities ("100m", "512Mi", "1G", "0.5") as numbers.
+function qty(q) {
+  const m = /^([+-]?[0-9.]+(?:e[+-]?\d+)?)([a-zA-Z]*)$/.exec(String(q).trim());
+  const unit = { "": 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+    Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+  if (!m || !(m[2] in unit)) throw new Error(`not a quantity: ${q}`);
+  return Number(m[1]) * unit[m[2]];
+}
+function selects(sel, labels) {
+  if (!sel) return false;
+  const ml = Object.entries(sel.matchLabels || {});
+  const me = sel.matchExpressions || [];
+  if (!ml.length && !me.length) return true; // {} selects every pod
+  return ml.every(([k, v]) => labels[k] === v) && me.every((e) => {
+    const v = labels[e.key];
+    if (e.operator === "In") return v !== undefined && e.values.includes(v);
+    if (e.operator === "NotIn") return v === undefined || !e.values.includes(v);
+    if (e.operator === "Exists") return v !== undefined;
+    if (e.operator === "DoesNotExist") return v === undefined;
+    return false;
+  });
+}
+const templates = (objs) => objs.filter((o) => o.spec?.template?.spec)
+  .map((o) => ({ o, labels: o.spec.template.metadata?.labels || {}, spec: o.spec.template.spec }));
+const controllers = new Set(["Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController"]);
+
+function workloadProblems(objs) {
+  const probs = [];
+  const tpls = templates(objs);
+  for (const { o, labels, spec } of tpls) {
+    const sel = o.spec.selector;
+    if (controllers.has(o.kind) && o.kind !== "ReplicationController") {
+      const empty = !sel || (!Object.keys(sel.matchLabels || {}).length && !(sel.matchExpressions || []).length);
+      if (empty) probs.push(`${id(o)}: no selector`);
+      else if (!selects(sel, labels)) probs.push(`${id(o)}: selector ${JSON.stringify(sel.matchLabels || sel.matchExpressions)} does not select its own pod template's labels`);
+    }
+    const rp = spec.restartPolicy ?? "Always";
+    if (controllers.has(o.kind) && rp !== "Always") {
+      probs.push(`${id(o)}: pod restartPolicy ${rp} (a ${o.kind} runs only Always pods)`);
+    }
+    for (const c of spec.containers || []) {
+      if (c.restartPolicy !== undefined) probs.push(`${id(o)} container ${c.name}: restartPolicy is for init containers only`);
+    }
+    for (const c of spec.initContainers || []) {
+      if (c.restartPolicy !== undefined && c.restartPolicy !== "Always") {
+        probs.push(`${id(o)} init container ${c.name}: restartPolicy ${c.restartPolicy} (only Always, a native sidecar)`);
+      }
+    }
+    for (const c of [...(spec.containers || []), ...(spec.initContainers || [])]) {
+      const req = c.resources?.requests || {};
+      const lim = c.resources?.limits || {};
+      for (const [r, l] of Object.entries(lim)) {
+        try {
+          if (r in req && qty(l) < qty(req[r])) probs.push(`${id(o)} ${c.name}: ${r} limit ${l} < request ${req[r]}`);
+        } catch (e) {
+          probs.push(`${id(o)} ${c.name}: ${e.message}`);
+        }
+      }
+    }
+  }
+  if (tpls.length) {
+    for (const o of objs) {
+      if (o.kind === "Service" && o.spec?.selector &&
+        !tpls.some((t) => Object.entries(o.spec.selector).every(([k, v]) => t.labels[k] === v))) {
+        probs.push(`${id(o)}: selector ${JSON.stringify(o.spec.selector)} selects no pod template here`);
+      }
+      if (o.kind === "NetworkPolicy") {
+        if (!tpls.some((t) => selects(o.spec.podSelector, t.labels))) {
+          probs.push(`${id(o)}: podSelector selects no pod template here`);
+        }
+        for (const rule of o.spec.ingress || []) {
+          for (const f of rule.from || []) {
+            if (f.podSelector && !f.namespaceSelector && !tpls.some((t) => selects(f.podSelector, t.labels))) {
+              probs.push(`${id(o)}: an ingress rule admits pods no template here has (${JSON.stringify(f.podSelector.matchLabels)})`);
+            }
+          }
+        }
+      }
+    }
+  }
+  return probs;
+}
+
+for (const [set, objs] of Object.entries(sets)) {
+  await check(`${set}: selectors select their pods, restart policies, limits >= requests`, () => {
+    const probs = workloadProblems(objs);
+    assert(!probs.length, probs.join("; "));
+    return { note: `${templates(objs).length} pod template(s)` };
+  });
+}
+
+await check("workload checks catch a selector/label mismatch, restartPolicy Never, limit < request (self-test)", () => {
+  const base0 = sets.base;
+  const bad = (mutate) => {
+    const copy = structuredClone(base0);
+    mutate(copy.find((o) => o.kind === "DaemonSet"), copy);
+    return workloadProblems(copy).join("; ");
+  };
+  assert(/does not select its own/.test(bad((d) => { d.spec.template.metadata.labels["app.kubernetes.io/name"] = "other"; })),
+    "a pod template whose labels the selector misses was accepted");
+  assert(/restartPolicy Never/.test(bad((d) => { d.spec.template.spec.restartPolicy = "Never"; })),
+    "restartPolicy: Never was accepted");
+  assert(/limit 16Mi < request/.test(bad((d) => { d.spec.template.spec.containers[0].resources.limits.memory = "16Mi"; })),
+    "a memory limit under the request was accepted");
+  assert(/limit 50m < request 100m/.test(bad((d) => { d.spec.template.spec.containers[0].resources.limits.cpu = "50m"; })),
+    "a cpu limit under the request was accepted");
+  assert(/Service\/roomcast-seeds: selector/.test(bad((d, all) => { all.find((o) => o.kind === "Service").spec.selector = { app: "nobody" }; })),
+    "a Service selecting no pod was accepted");
+  assert(qty("1Gi") === 1024 * qty("1Mi") && qty("100m") === 0.1 && qty("1G") === 1e9, "quantities");
+});
+
+// --- 4. what the deployment promises -----------------------------------------
 
 const base = sets.base;
 const one = (objs, kind, pred = () => true) => {
@@ -321,6 +448,35 @@ await check("DaemonSet: resources requested, memory limited", () => {
     assert(r.requests?.cpu && r.requests?.memory, `${c.name}: no cpu and memory requests`);
     assert(r.limits?.memory, `${c.name}: no memory limit`);
   }
+});
+
+// Memory request = limit: what the daemon may use is set aside. CPU: no
+// limit (throttling delays every message), or one equal to the request.
+function memoryEqualsLimit(containers) {
+  for (const c of containers) {
+    const r = c.resources || {};
+    assert(r.requests?.memory && r.limits?.memory && qty(r.requests.memory) === qty(r.limits.memory),
+      `${c.name}: memory request ${r.requests?.memory} is not the limit ${r.limits?.memory}`);
+    assert(r.limits?.cpu === undefined || qty(r.limits.cpu) === qty(r.requests?.cpu ?? 0),
+      `${c.name}: cpu limit ${r.limits?.cpu} is neither absent nor the request`);
+  }
+}
+
+await check("DaemonSet: a node agent: system-node-critical, tolerates every taint, memory request = limit", () => {
+  const out = [];
+  for (const [set, objs] of Object.entries(sets)) {
+    for (const d of objs.filter((o) => o.kind === "DaemonSet")) {
+      const spec = d.spec.template.spec;
+      assert(spec.priorityClassName === "system-node-critical",
+        `${set}: priorityClassName ${spec.priorityClassName} (want system-node-critical: preemption, OOM score -997)`);
+      assert((spec.tolerations || []).some((t) => t.operator === "Exists" && !t.key && !t.effect),
+        `${set}: no toleration of every taint (operator: Exists): nodes whose apps tolerate a taint would have no sidecar`);
+      memoryEqualsLimit([...spec.containers, ...(spec.initContainers || [])]);
+      out.push(set);
+    }
+  }
+  const cpuLimit = sidecar.resources?.limits?.cpu;
+  return { note: `${out.join(", ")}; roomcastd ${sidecar.resources.limits.memory}, cpu ${cpuLimit ? `limit ${cpuLimit}` : "request only (Burstable, stated)"}` };
 });
 
 await check("DaemonSet: Prometheus scrape annotations name the HTTP port and /metrics", () => {
