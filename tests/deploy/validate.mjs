@@ -625,6 +625,14 @@ await check("ROOMCAST_* settings are options roomcastd knows", () => {
   // build has it, roomcastd ignores the variable.
   const coming = new Set(["ROOMCAST_HTTP"]);
   const names = [...sEnv.keys()].filter((k) => k.startsWith("ROOMCAST_"));
+  // and the per-pod sidecar's
+  const pp = sets["per-pod"]?.find((o) => o.kind === "Deployment")?.spec.template.spec;
+  const ppSide = (pp?.initContainers || []).find((c) => c.name === "roomcastd");
+  if (ppSide) {
+    for (const k of effectiveEnv(ppSide, sets["per-pod"], podValues).env.keys()) {
+      if (k.startsWith("ROOMCAST_") && !names.includes(k)) names.push(k);
+    }
+  }
   const unknown = names.filter((k) => !known.has(k) && !coming.has(k));
   assert(!unknown.length, `unknown: ${unknown.join(", ")}`);
   const notYet = names.filter((k) => coming.has(k) && !known.has(k));
@@ -671,6 +679,210 @@ await check("hostNetwork variant: host network with cluster DNS, addresses still
     assert(!/0\.0\.0\.0|\[::\]|^:/.test(env.get(k) || ""), `${k} ${env.get(k)} binds every interface of the node`);
   }
 });
+
+// --- Pod Security "restricted" ----------------------------------------------------
+
+// The checks of the Pod Security Standards, level restricted (which
+// includes baseline), for one pod spec. Returns the violations.
+const restrictedVolumes = new Set(["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+  "persistentVolumeClaim", "projected", "secret"]);
+function restrictedProblems(spec) {
+  const out = [];
+  const psc = spec.securityContext || {};
+  if (spec.hostNetwork || spec.hostPID || spec.hostIPC) out.push("host namespaces");
+  for (const v of spec.volumes || []) {
+    const type = Object.keys(v).find((k) => k !== "name");
+    if (!restrictedVolumes.has(type)) out.push(`volume ${v.name} is ${type}`);
+  }
+  const seccompOk = (sc) => ["RuntimeDefault", "Localhost"].includes(sc?.seccompProfile?.type);
+  if (psc.seccompProfile && !seccompOk(psc)) out.push(`pod seccompProfile ${psc.seccompProfile.type}`);
+  if (psc.runAsUser === 0) out.push("pod runAsUser 0");
+  for (const s of psc.sysctls || []) out.push(`sysctl ${s.name}`);
+  const all = [...(spec.initContainers || []), ...(spec.containers || []), ...(spec.ephemeralContainers || [])];
+  for (const c of all) {
+    const sc = c.securityContext || {};
+    const w = `container ${c.name}`;
+    if (sc.privileged) out.push(`${w}: privileged`);
+    if (sc.allowPrivilegeEscalation !== false) out.push(`${w}: allowPrivilegeEscalation is not false`);
+    if ((sc.runAsNonRoot ?? psc.runAsNonRoot) !== true) out.push(`${w}: runAsNonRoot is not true`);
+    if (sc.runAsUser === 0) out.push(`${w}: runAsUser 0`);
+    if (!seccompOk(sc) && !(sc.seccompProfile === undefined && seccompOk(psc))) out.push(`${w}: no RuntimeDefault/Localhost seccompProfile`);
+    if (!(sc.capabilities?.drop || []).includes("ALL")) out.push(`${w}: capabilities.drop lacks ALL`);
+    const add = (sc.capabilities?.add || []).filter((a) => a !== "NET_BIND_SERVICE");
+    if (add.length) out.push(`${w}: adds ${add.join(",")}`);
+    if ((c.ports || []).some((p) => p.hostPort)) out.push(`${w}: hostPort`);
+    if (sc.procMount && sc.procMount !== "Default") out.push(`${w}: procMount ${sc.procMount}`);
+    if (sc.windowsOptions?.hostProcess) out.push(`${w}: hostProcess`);
+    const se = sc.seLinuxOptions?.type;
+    if (se && !["container_t", "container_init_t", "container_kvm_t"].includes(se)) out.push(`${w}: SELinux type ${se}`);
+  }
+  return out;
+}
+
+await check("Pod Security restricted: the checker refuses the node agent and the hostPath example (self-test)", () => {
+  const d = restrictedProblems(pod).join("; ");
+  assert(/hostPath/.test(d), `the DaemonSet's hostPath was not caught: ${d}`);
+  assert(/socket-dir: runAsNonRoot/.test(d), `the root init container was not caught: ${d}`);
+  const e = restrictedProblems(one(sets.example, "Deployment").spec.template.spec).join("; ");
+  assert(/hostPath/.test(e), "the example app's hostPath was not caught");
+  return { note: `${d.split("; ").length} violations in the node agent` };
+});
+
+// --- the per-pod variant --------------------------------------------------------------
+
+if (sets["per-pod"]) {
+  const pp = sets["per-pod"];
+  const dep = pp.find((o) => o.kind === "Deployment");
+  const spec = dep?.spec?.template?.spec ?? {};
+  const side = (spec.initContainers || []).find((c) => c.name === "roomcastd") || {};
+  const apps = spec.containers || [];
+  const { env: ppEnv } = effectiveEnv(side, pp, podValues);
+  const vols = Object.fromEntries((spec.volumes || []).map((v) => [v.name, v]));
+
+  await check("per-pod: the namespace enforces Pod Security restricted and holds every object", () => {
+    const ns = one(pp, "Namespace");
+    const l = ns.metadata.labels || {};
+    assert(l["pod-security.kubernetes.io/enforce"] === "restricted", `enforce is ${l["pod-security.kubernetes.io/enforce"]}`);
+    const off = pp.filter((o) => o.kind !== "Namespace" && o.metadata.namespace !== ns.metadata.name);
+    assert(!off.length, off.map(id).join(", "));
+    return { note: ns.metadata.name };
+  });
+
+  await check("per-pod: the app pod meets Pod Security restricted (no hostPath, no root, nothing added)", () => {
+    const probs = restrictedProblems(spec);
+    assert(!probs.length, probs.join("; "));
+    for (const c of [...apps, ...(spec.initContainers || [])]) checkContainerSecurity(c, spec.securityContext || {});
+  });
+
+  await check("per-pod: roomcastd is a native sidecar (init, restartPolicy Always) started and probed before the app", () => {
+    assert(side.name, "no init container named roomcastd");
+    assert(side.restartPolicy === "Always", `restartPolicy ${side.restartPolicy}: an init container that never ends blocks the app`);
+    const http = (side.ports || []).find((p) => p.containerPort === portOf(ppEnv.get("ROOMCAST_HTTP")));
+    assert(http, `ROOMCAST_HTTP ${ppEnv.get("ROOMCAST_HTTP")} is on no declared port`);
+    for (const [probe, path] of [["startupProbe", "/healthz"], ["livenessProbe", "/healthz"], ["readinessProbe", "/readyz"]]) {
+      const g = side[probe]?.httpGet;
+      assert(g?.path === path, `${probe} is not GET ${path}`);
+      assert(g.port === http.name || g.port === http.containerPort, `${probe} is not on the HTTP port`);
+    }
+    assert(!/^(127\.|localhost:)/.test(ppEnv.get("ROOMCAST_HTTP")), "HTTP on loopback: the kubelet cannot probe it");
+    memoryEqualsLimit([side]);
+    const grace = spec.terminationGracePeriodSeconds ?? 30;
+    const ms = Number(ppEnv.get("ROOMCAST_SHUTDOWN_TIMEOUT") ?? 5000);
+    assert(grace * 1000 >= ms + 5000, `grace ${grace} s for a ${ms} ms shutdown`);
+  });
+
+  await check("per-pod: the socket is in an emptyDir the app mounts, where ROOMCAST_SOCKET says, in the socket's group", () => {
+    const sock = ppEnv.get("ROOMCAST_SOCKET") || "/run/roomcast/roomcast.sock";
+    const m = (side.volumeMounts || []).find((x) => posix.dirname(sock) === x.mountPath);
+    assert(m, `ROOMCAST_SOCKET ${sock} is in no mount of roomcastd`);
+    assert(vols[m.name]?.emptyDir, `volume ${m.name} is not an emptyDir`);
+    assert(!m.readOnly, "the sidecar's socket directory is read-only");
+    const psc = spec.securityContext || {};
+    const gid = side.securityContext?.runAsGroup ?? psc.runAsGroup;
+    for (const c of apps) {
+      const am = (c.volumeMounts || []).find((x) => x.name === m.name);
+      assert(am, `${c.name} does not mount ${m.name}`);
+      const want = posix.join(am.mountPath, posix.basename(sock));
+      const got = (c.env || []).find((e) => e.name === "ROOMCAST_SOCKET")?.value;
+      assert(got === want, `${c.name}: ROOMCAST_SOCKET ${got}, socket at ${want}`);
+      const groups = [c.securityContext?.runAsGroup ?? psc.runAsGroup, psc.fsGroup, ...(psc.supplementalGroups || [])];
+      assert(groups.includes(gid), `${c.name} is not in the sidecar's group ${gid} (socket mode 0660)`);
+    }
+    return { note: `${m.name} (emptyDir ${vols[m.name].emptyDir.medium || "disk"}) -> ${sock}` };
+  });
+
+  await check("per-pod: the key from the Secret roomcast-keys, read-only, in a mode roomcastd accepts", () => {
+    const kf = (ppEnv.get("ROOMCAST_KEY_FILE") || "").split(",")[0];
+    const m = (side.volumeMounts || []).find((x) => kf.startsWith(x.mountPath + "/"));
+    assert(m && m.readOnly === true, `${kf} is not on a read-only mount`);
+    const v = vols[m.name]?.secret;
+    assert(v?.secretName === "roomcast-keys", `not the Secret roomcast-keys: ${JSON.stringify(vols[m.name])}`);
+    const mode = v.defaultMode ?? 0o644;
+    assert((mode & 0o037) === 0, `mode 0${mode.toString(8)} would be refused by roomcastd`);
+    const gid = side.securityContext?.runAsGroup ?? spec.securityContext?.runAsGroup;
+    assert(!(mode & 0o040) || spec.securityContext?.fsGroup === gid, "group-readable key, but fsGroup is not the sidecar's group");
+    const generated = pp.some((o) => o.kind === "Secret");
+    return { note: generated ? "generated" : "an existing Secret (not rendered)" };
+  });
+
+  await check("per-pod: seeds Service and NetworkPolicy: members join each other, the app's ports stay open", () => {
+    const svc = one(pp, "Service");
+    assert(svc.spec.clusterIP === "None" && svc.spec.publishNotReadyAddresses === true, "seeds not headless with not-ready addresses");
+    const seed = /^dns:([^:]+):(\d+)$/.exec(ppEnv.get("ROOMCAST_JOIN") || "");
+    assert(seed && seed[1] === svc.metadata.name, `ROOMCAST_JOIN ${ppEnv.get("ROOMCAST_JOIN")} is not dns:${svc.metadata.name}:PORT`);
+    const gossip = (side.ports || []).find((p) => p.name === "gossip");
+    assert(Number(seed[2]) === gossip?.containerPort && portOf(ppEnv.get("ROOMCAST_GOSSIP")) === gossip.containerPort,
+      "the seed port, ROOMCAST_GOSSIP and the gossip port differ");
+    assert(portOf(ppEnv.get("ROOMCAST_BIND")) === (side.ports || []).find((p) => p.name === "data")?.containerPort,
+      "ROOMCAST_BIND is not the data port");
+    const np = one(pp, "NetworkPolicy");
+    const rules = np.spec.ingress || [];
+    const open = [];
+    for (const c of [...apps, side]) {
+      for (const p of c.ports || []) {
+        const rule = rules.find((r) => (r.ports || []).some((x) => x.port === p.containerPort && (x.protocol || "TCP") === (p.protocol || "TCP")));
+        assert(rule, `${c.name} port ${p.containerPort}/${p.protocol || "TCP"} is in no ingress rule: the policy cuts it`);
+        if (["data", "gossip"].includes(p.name)) assert(rule.from?.length, `mesh port ${p.containerPort} is open to everyone`);
+        else open.push(p.containerPort);
+      }
+    }
+    return { note: `open: ${open.join(", ")}; mesh ports from members only` };
+  });
+
+  await check("per-pod: images pinned by tag, the same image for the sidecar as the node agent", () => {
+    const img = side.image;
+    assert(/:[^/:@]+$/.test(img) && !img.endsWith(":latest"), `${img} is not pinned`);
+    assert(img === sidecar.image, `per-pod ${img}, node agent ${sidecar.image}`);
+  });
+}
+
+// --- the existing-secret variant ------------------------------------------------------
+
+if (sets["existing-secret"]) {
+  await check("existing-secret: the base without a key file: no Secret rendered, the same DaemonSet and settings", () => {
+    const es = sets["existing-secret"];
+    assert(!es.some((o) => o.kind === "Secret"), "a Secret is rendered: it would overwrite the one you manage");
+    const d = one(es, "DaemonSet");
+    const v = d.spec.template.spec.volumes.find((x) => x.secret);
+    assert(v.secret.secretName === "roomcast-keys", `secretName ${v.secret.secretName}`);
+    const norm = (o) => {
+      const c = structuredClone(o);
+      c.spec.template.spec.volumes.find((x) => x.secret).secret.secretName = "KEY";
+      return JSON.stringify(c);
+    };
+    assert(norm(d) === norm(ds), "the DaemonSet differs from the base's (beyond the Secret's name)");
+    const cm = one(es, "ConfigMap");
+    assert(JSON.stringify(cm.data) === JSON.stringify(one(base, "ConfigMap").data),
+      "its settings differ from deploy/kubernetes/kustomization.yaml's");
+    const kinds = (objs) => objs.filter((o) => o.kind !== "Secret").map(id).sort().join(",");
+    assert(kinds(es) === kinds(base), `objects differ: ${kinds(es)} vs ${kinds(base)}`);
+  });
+}
+
+// --- the monitoring kit against what it monitors ------------------------------------------
+
+if (sets.monitoring) {
+  await check("PodMonitor: selects the node agents and the per-pod sidecars, on a port each declares, job=roomcast", () => {
+    const pm = one(sets.monitoring, "PodMonitor");
+    const ports = pm.spec.podMetricsEndpoints.map((e) => e.port);
+    const targets = [["node agent", ds], ["per-pod", sets["per-pod"]?.find((o) => o.kind === "Deployment")]];
+    const rule = one(sets.monitoring, "PrometheusRule");
+    const jobs = new Set(rule.spec.groups.flatMap((g) => g.rules).flatMap((r) => [...r.expr.matchAll(/job="([^"]+)"/g)].map((m) => m[1])));
+    for (const [what, w] of targets) {
+      if (!w) continue;
+      const t = w.spec.template;
+      assert(selects(pm.spec.selector, t.metadata.labels), `the selector misses the ${what} pods`);
+      const named = [...t.spec.containers, ...(t.spec.initContainers || [])].flatMap((c) => c.ports || []).map((p) => p.name);
+      assert(ports.some((p) => named.includes(p)), `the ${what} pods have none of the ports ${ports.join(", ")}`);
+      const job = t.metadata.labels[pm.spec.jobLabel];
+      assert(job && [...jobs].every((j) => j === job), `job label from ${pm.spec.jobLabel} is ${job}; the rules use job=${[...jobs].join(",")}`);
+      const a = ds.spec.template.metadata.annotations || {};
+      assert(what !== "node agent" || Number(a["prometheus.io/port"]) === containerPort(sidecar, "http").containerPort, "scrape annotation and port disagree");
+    }
+    assert(pm.spec.namespaceSelector?.any === true, "the per-pod sidecars live in app namespaces: namespaceSelector.any");
+    return { note: `ports ${ports.join(", ")}, job ${[...jobs].join(",")}` };
+  });
+}
 
 if (emitEnv) {
   const { env } = effectiveEnv(sidecar, base, { "status.podIP": "127.0.0.1", "spec.nodeName": "smoke-node" });
