@@ -368,10 +368,20 @@ static int s_print_json(rows_kind_t kind, const rc_reply_t *reply)
             printf("%s", i ? "," : "");
             s_json_str(k, strlen(k));
             putchar(':');
+            //  names and text stay strings whatever they hold (a node
+            //  named "42"); the counters and health bits are typed
+            static const char *text[] = {
+                "node_id", "name",   "channel", "version", "mode",
+                "socket",  "health", "added",   "removed", "truncated"};
+            bool is_text = false;
+            for (size_t t = 0; t < sizeof text / sizeof text[0]; t++) {
+                is_text |= strcmp(k, text[t]) == 0;
+            }
             char *end;
             strtoull(v, &end, 10);
             bool number = *v && !*end && (*v != '0' || !v[1]);
-            if (number || !strcmp(v, "true") || !strcmp(v, "false")) {
+            if (!is_text &&
+                (number || !strcmp(v, "true") || !strcmp(v, "false"))) {
                 printf("%s", v);
             } else {
                 s_json_str(v, strlen(v));
