@@ -26,6 +26,9 @@ FUZZ     ?=
 FUZZ_SECONDS ?= 300
 
 PKGS := libzmq libczmq libsodium msgpack
+# prometheus: for promtool (make check tests the alert rules). On a host
+# booted with systemd the package also enables a Prometheus server on :9090;
+# "systemctl disable --now prometheus" if you do not want it.
 DEBS := build-essential pkg-config libzmq3-dev libczmq-dev libsodium-dev \
         libmsgpack-dev libcmocka-dev clang libclang-rt-14-dev clang-format \
         iproute2 procps systemd shellcheck prometheus
