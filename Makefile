@@ -151,7 +151,8 @@ $(BUILD)/roomcast.pc: libclient/roomcast.pc.in Makefile $(BUILD)/prefix.stamp
 # pkg-config's convention for a library used from its build tree: with
 # PKG_CONFIG_PATH=$(BUILD), "pkg-config roomcast" reads this file (it wins
 # over an installed roomcast.pc) and points at the header in libclient/ and
-# the libraries in $(BUILD). Remade when the tree moves (the stamp).
+# the libraries in $(BUILD), with the sanitizers of a SAN=1 build (a program
+# linking that library needs their runtime). Remade when the tree moves.
 $(BUILD)/tree.stamp: FORCE
 	@mkdir -p $(@D)
 	@echo '$(CURDIR) $(abspath $(BUILD))' | cmp -s - $@ || \
@@ -162,7 +163,8 @@ $(BUILD)/roomcast-uninstalled.pc: libclient/roomcast-uninstalled.pc.in Makefile 
 	@mkdir -p $(@D)
 	$(say) GEN $@
 	$(Q)sed -e 's|@TOP@|$(CURDIR)|g' -e 's|@BUILD@|$(abspath $(BUILD))|g' \
-	    -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	    -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@SANITIZE@|$(filter -fsanitize=%,$(LDFLAGS))|g' $< > $@
 
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(RCDA) $(LIBA)
 	@mkdir -p $(@D)
