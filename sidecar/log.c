@@ -183,8 +183,8 @@ static void s_conversion(const char **pp, va_list *ap, text_t *t, bool *integer)
         SPEC_ADD(*p++);
     }
     if (*p == '*') {
-        n +=
-            (size_t)snprintf(spec + n, sizeof spec - n, "%d", va_arg(*ap, int));
+        snprintf(spec + n, sizeof spec - n, "%d", va_arg(*ap, int));
+        n = strlen(spec);
         p++;
     }
     while (*p >= '0' && *p <= '9') {
@@ -193,8 +193,8 @@ static void s_conversion(const char **pp, va_list *ap, text_t *t, bool *integer)
     if (*p == '.') {
         SPEC_ADD(*p++);
         if (*p == '*') {
-            n += (size_t)snprintf(spec + n, sizeof spec - n, "%d",
-                                  va_arg(*ap, int));
+            snprintf(spec + n, sizeof spec - n, "%d", va_arg(*ap, int));
+            n = strlen(spec);
             p++;
         }
         while (*p >= '0' && *p <= '9') {
@@ -278,6 +278,9 @@ static void s_conversion(const char **pp, va_list *ap, text_t *t, bool *integer)
         case 'p':
             snprintf(out, sizeof out, spec, va_arg(*ap, void *));
             break;
+        case 'n': // writes nothing here; its argument is skipped
+            (void)va_arg(*ap, void *);
+            break;
         default: // "%%", or a conversion we do not know: written as is
             snprintf(out, sizeof out, "%s", conv == '%' ? "%" : spec);
     }
@@ -287,6 +290,19 @@ static void s_conversion(const char **pp, va_list *ap, text_t *t, bool *integer)
 #pragma GCC diagnostic pop
 
 // --- the line ----------------------------------------------------------------
+
+//  Whether s is a JSON integer (no padding, no leading zero).
+static bool s_json_integer(const char *s)
+{
+    s += *s == '-';
+    if (*s < '0' || *s > '9' || (*s == '0' && s[1])) {
+        return false;
+    }
+    while (*s >= '0' && *s <= '9') {
+        s++;
+    }
+    return *s == 0;
+}
 
 //  One field: key, then its value formatted from vfmt (vlen bytes).
 static void s_field(text_t *line, log_format_t format, const char *key,
@@ -315,8 +331,8 @@ static void s_field(text_t *line, log_format_t format, const char *key,
         s_put(&f, ",", 1);
         s_quoted(&f, key, klen);
         s_put(&f, ":", 1);
-        bool number =
-            conversions == 1 && integer && !literal && value.len && !value.full;
+        bool number = conversions == 1 && integer && !literal && !value.full &&
+                      s_json_integer(value.buf);
         if (number) {
             s_put(&f, value.buf, value.len);
         } else {

@@ -249,6 +249,9 @@ static void test_json(void **state)
     // a number only when the value is one integer conversion alone
     line = s_render(LOG_JSON, LOGL_INFO, "x", "port=%d addr=%s:%d", 7, "h", 8);
     assert_non_null(strstr(line, "\"port\":7,\"addr\":\"h:8\"}"));
+    // padded or zero-filled integers are not JSON numbers: strings
+    line = s_render(LOG_JSON, LOGL_INFO, "x", "a=%5d b=%03u c=%d", 7, 8u, -9);
+    assert_non_null(strstr(line, "\"a\":\"    7\",\"b\":\"008\",\"c\":-9}"));
 }
 
 static void test_utf8_kept_invalid_replaced(void **state)
