@@ -28,9 +28,13 @@ FUZZ     ?=
 FUZZ_SECONDS ?= 300
 
 PKGS := libzmq libczmq libsodium msgpack
+# prometheus: for promtool (make check tests the alert rules). On a host
+# booted with systemd the package also enables a Prometheus server on :9090;
+# "systemctl disable --now prometheus" if you do not want it.
 DEBS := build-essential pkg-config libzmq3-dev libczmq-dev libsodium-dev \
         libmsgpack-dev libcmocka-dev clang libclang-rt-14-dev clang-format \
-        iproute2 procps systemd shellcheck mandoc groff-base man-db
+        iproute2 procps systemd shellcheck mandoc groff-base man-db \
+        prometheus
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -109,12 +113,13 @@ MAN_PAGES  := $(addprefix $(BUILD)/man/,roomcastd.8 roomcastctl.1 roomcast.3 \
                 roomcast.7)
 
 .PHONY: all build tests deps check demo install uninstall clean lint fuzz \
-        fuzz-build unit integration bench soak man
+        fuzz-build unit integration bench soak man FORCE
 .DEFAULT_GOAL := all
 .SECONDARY:
 
 all: build
-build: $(ROOMCASTD) $(CTL) $(LIBA) $(LIBSO) $(BUILD)/roomcast.pc $(EXAMPLE_BIN)
+build: $(ROOMCASTD) $(CTL) $(LIBA) $(LIBSO) $(BUILD)/libroomcast.so.0 \
+       $(BUILD)/roomcast.pc $(BUILD)/roomcast-uninstalled.pc $(EXAMPLE_BIN)
 tests: build $(UNIT_BIN) $(INTEG_BIN) $(TOOL_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -144,9 +149,42 @@ $(CTL): $(call obj,sidecar/roomcastctl.c) $(RCDA) $(LIBA)
 	$(say) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BUILD)/roomcast.pc: libclient/roomcast.pc.in Makefile
+# The soname, so that programs linked against the build tree run from it
+# (LD_LIBRARY_PATH=$(BUILD)), as they do once installed.
+$(BUILD)/libroomcast.so.0: $(LIBSO)
+	$(Q)ln -sf libroomcast.so $@
+
+# roomcast.pc names PREFIX, which is not a file: the stamp holds the PREFIX
+# of the last build and changes (and so remakes the .pc) only when it does,
+# so "make install PREFIX=/opt/x" after a build for /usr/local installs a
+# .pc for /opt/x.
+$(BUILD)/prefix.stamp: FORCE
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
+FORCE:
+
+$(BUILD)/roomcast.pc: libclient/roomcast.pc.in Makefile $(BUILD)/prefix.stamp
+	@mkdir -p $(@D)
+	$(say) GEN $@
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# pkg-config's convention for a library used from its build tree: with
+# PKG_CONFIG_PATH=$(BUILD), "pkg-config roomcast" reads this file (it wins
+# over an installed roomcast.pc) and points at the header in libclient/ and
+# the libraries in $(BUILD), with the sanitizers of a SAN=1 build (a program
+# linking that library needs their runtime). Remade when the tree moves.
+$(BUILD)/tree.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CURDIR) $(abspath $(BUILD))' | cmp -s - $@ || \
+	    echo '$(CURDIR) $(abspath $(BUILD))' > $@
+
+$(BUILD)/roomcast-uninstalled.pc: libclient/roomcast-uninstalled.pc.in Makefile \
+		$(BUILD)/tree.stamp
+	@mkdir -p $(@D)
+	$(say) GEN $@
+	$(Q)sed -e 's|@TOP@|$(CURDIR)|g' -e 's|@BUILD@|$(abspath $(BUILD))|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@SANITIZE@|$(filter -fsanitize=%,$(LDFLAGS))|g' $< > $@
 
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(RCDA) $(LIBA)
 	@mkdir -p $(@D)

@@ -90,6 +90,8 @@ static const opt_t s_opts[] = {
      "error, warn, info or debug. Logs go to stderr, one\n"
      "line per event.",
      NULL},
+    {"log-format", T_STR, OFF(log_format), "logfmt", "FORMAT",
+     "logfmt or json: one line per event on stderr.", NULL},
     {"http", T_STR, OFF(http), "", "HOST:PORT",
      "Serve /metrics (Prometheus), /healthz and /readyz\n"
      "here, e.g. 127.0.0.1:9464 (off when empty).",

@@ -38,6 +38,7 @@ typedef struct {
     size_t fanout_slice;       // members per fanout step
     uint64_t shutdown_timeout_ms; // flush deadline on SIGTERM
     char *log_level;              // error, warn, info, debug
+    char *log_format;             // logfmt, json
     char *http;                   // metrics and probes HOST:PORT ("" = off)
     char *bind;                   // data socket endpoint ("" = none)
     char *advertise;              // endpoint peers reach us at ("" = bind)

@@ -4,9 +4,14 @@
     with integer arithmetic, so bucket bounds and sums are exact. */
 #include "metrics.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define PREFIX "roomcast_"
 
@@ -190,6 +195,114 @@ static void s_histogram(http_reply_t *r, const stats_t *st)
     http_reply_printf(r, "\n" PREFIX "%s_count %" PRIu64 "\n", name, count);
 }
 
+//  The first line of path starting with prefix, into line. 0 or -1.
+static int s_read_line(const char *path, const char *prefix, char *line,
+                       size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return -1;
+    }
+    int rc = -1;
+    while (fgets(line, (int)size, f)) {
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            rc = 0;
+            break;
+        }
+    }
+    fclose(f);
+    if (rc) {
+        errno = EPROTO;
+    }
+    return rc;
+}
+
+int metrics_process_read(const char *proc, const char *pid,
+                         metrics_process_t *out)
+{
+    char path[512], line[1024];
+    memset(out, 0, sizeof *out);
+    //  pid (comm) state ...: comm may hold spaces and ')', so the fields
+    //  are counted from the last ')'; utime is field 14, rss field 24.
+    snprintf(path, sizeof path, "%s/%s/stat", proc, pid);
+    if (s_read_line(path, "", line, sizeof line)) {
+        return -1;
+    }
+    char *p = strrchr(line, ')');
+    unsigned long long utime, stime, start, vsize, rss;
+    if (!p || sscanf(p + 1,
+                     " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu "
+                     "%*d %*d %*d %*d %*d %*d %llu %llu %llu",
+                     &utime, &stime, &start, &vsize, &rss) != 5) {
+        errno = EPROTO;
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/stat", proc);
+    unsigned long long btime;
+    if (s_read_line(path, "btime ", line, sizeof line) ||
+        sscanf(line, "btime %llu", &btime) != 1) {
+        errno = EPROTO;
+        return -1;
+    }
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    out->cpu_seconds = (double)(utime + stime) / hz;
+    out->start_time = (double)btime + (double)start / hz;
+    out->virtual_bytes = vsize;
+    out->resident_bytes = rss * (uint64_t)sysconf(_SC_PAGESIZE);
+    snprintf(path, sizeof path, "%s/%s/limits", proc, pid);
+    char soft[64];
+    if (s_read_line(path, "Max open files", line, sizeof line) ||
+        sscanf(line, "Max open files %63s", soft) != 1) {
+        errno = EPROTO;
+        return -1;
+    }
+    out->max_fds = strcmp(soft, "unlimited") ? strtoull(soft, NULL, 10) : 0;
+    snprintf(path, sizeof path, "%s/%s/fd", proc, pid);
+    DIR *dir = opendir(path);
+    if (!dir) {
+        return -1;
+    }
+    for (struct dirent *e; (e = readdir(dir));) {
+        out->open_fds += e->d_name[0] != '.';
+    }
+    closedir(dir); // the count included this DIR's own descriptor
+    out->open_fds -= out->open_fds > 0 && strcmp(pid, "self") == 0;
+    return 0;
+}
+
+static void s_process(http_reply_t *r)
+{
+    metrics_process_t p;
+    if (metrics_process_read("/proc", "self", &p)) {
+        return;
+    }
+    http_reply_printf(
+        r,
+        "# HELP process_resident_memory_bytes Resident memory size in "
+        "bytes.\n# TYPE process_resident_memory_bytes gauge\n"
+        "process_resident_memory_bytes %" PRIu64 "\n"
+        "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+        "# TYPE process_virtual_memory_bytes gauge\n"
+        "process_virtual_memory_bytes %" PRIu64 "\n"
+        "# HELP process_cpu_seconds_total Total user and system CPU time "
+        "spent in seconds.\n# TYPE process_cpu_seconds_total counter\n"
+        "process_cpu_seconds_total %.2f\n"
+        "# HELP process_open_fds Number of open file descriptors.\n"
+        "# TYPE process_open_fds gauge\nprocess_open_fds %" PRIu64 "\n"
+        "# HELP process_start_time_seconds Start time of the process since "
+        "unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\n"
+        "process_start_time_seconds %.2f\n",
+        p.resident_bytes, p.virtual_bytes, p.cpu_seconds, p.open_fds,
+        p.start_time);
+    if (p.max_fds) {
+        http_reply_printf(r,
+                          "# HELP process_max_fds Maximum number of open "
+                          "file descriptors.\n# TYPE process_max_fds gauge\n"
+                          "process_max_fds %" PRIu64 "\n",
+                          p.max_fds);
+    }
+}
+
 void metrics_render(const metrics_input_t *in, http_reply_t *reply)
 {
     reply->content_type = METRICS_CONTENT_TYPE;
@@ -223,6 +336,12 @@ void metrics_render(const metrics_input_t *in, http_reply_t *reply)
         s_counter(reply, in->stats, &s_counters[i]);
     }
     s_histogram(reply, in->stats);
+    s_family(reply, "build_info", "gauge",
+             "The build of this roomcastd; the value is always 1.");
+    http_reply_printf(reply, PREFIX "build_info{version=\"");
+    s_label_value(reply, in->version);
+    http_reply_printf(reply, "\"} 1\n");
+    s_process(reply);
 }
 
 int metrics_readyz(bool readable, bool writable, http_reply_t *reply)

@@ -22,6 +22,15 @@
       control_messages_total{result="ok"|"bad"} counter
       mesh_send_failed_total                   counter
       fanout_duration_seconds                  histogram (stats.fanout_hist)
+      build_info{version}                      gauge, always 1
+
+    and the process families every Prometheus client exports (read from
+    /proc at each scrape, left out where /proc cannot be read):
+
+      process_resident_memory_bytes, process_virtual_memory_bytes  gauge
+      process_cpu_seconds_total (user + system)                    counter
+      process_open_fds, process_max_fds                            gauge
+      process_start_time_seconds (since the epoch)                 gauge
 
     The envelope drops appear twice on purpose, as dropped_total (every
     message lost, whatever the cause) and envelopes_total (the mesh side):
@@ -37,6 +46,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -54,6 +64,22 @@ typedef struct {
     const char *node_id;  // 32 hex digits
     const char *channel;  // cluster channel
 } metrics_input_t;
+
+//  The process as /proc shows it.
+typedef struct {
+    uint64_t resident_bytes; // rss pages x page size
+    uint64_t virtual_bytes;  // vsize
+    double cpu_seconds;      // utime + stime
+    double start_time;       // seconds since the epoch
+    uint64_t open_fds;       // entries of fd/
+    uint64_t max_fds;        // "Max open files" soft limit (0: unlimited)
+} metrics_process_t;
+
+//  Read the process PID ("self", or a number) from the proc file system
+//  mounted at proc ("/proc"; tests give a directory of their own). Returns
+//  0, or -1 with errno when a file cannot be read or parsed.
+int metrics_process_read(const char *proc, const char *pid,
+                         metrics_process_t *out) __attribute__((nonnull));
 
 //  Append every metric to reply's body and set its content type. Strings
 //  may hold any byte (label values are escaped); NULL strings render as "".

@@ -75,9 +75,13 @@ static void s_usage(FILE *out)
         "else\n"
         "                         " RC_DEFAULT_SOCKET ")\n"
         "  -n, --namespace NS     namespace of TOPIC (default \"default\")\n"
-        "  -j, --json             machine-readable output (one JSON object "
-        "per\n"
-        "                         line for subscribe)\n"
+        "  -j, --json             typed JSON on stdout: status, numsub, "
+        "publish,\n"
+        "                         peer and keygen give an object; topics,\n"
+        "                         clients, peers, members and presence an "
+        "array\n"
+        "                         of objects; subscribe one object per "
+        "line\n"
         "  -b, --binary           publish: mark the payload binary\n"
         "  -c, --count N          subscribe: exit after N messages\n"
         "  -t, --timeout MS       give up waiting for the sidecar after MS\n"
@@ -121,7 +125,305 @@ static rc_client_t *s_connect(const opts_t *o)
     return c;
 }
 
-static int s_query(const opts_t *o, const char *what, const char *arg)
+// --- --json: the sidecar's rows as typed JSON
+// ----------------------------------
+
+//  The sidecar answers a query with (key, value) rows; list rows carry
+//  their fields in the value as "k1=v1 k2=v2 ..." in a fixed order, values
+//  unescaped. Each list is parsed against its field list: a field whose
+//  type has no spaces ends at the first " next=", free text (names, zone,
+//  meta) at the last one after which the remaining fields still parse, so
+//  a name such as "my node state=dead" stays one name.
+
+typedef enum {
+    V_STR,  // no spaces
+    V_TEXT, // anything
+    V_UINT, // decimal digits
+    V_INT,  // optional '-', digits
+    V_BOOL  // true or false
+} vtype_t;
+
+typedef struct {
+    const char *key;  // in the row
+    const char *json; // in the output
+    vtype_t type;
+    bool dash_null; // "-" means none: null
+} field_t;
+
+typedef struct {
+    const char *ptr;
+    size_t len;
+} span_t;
+
+static bool s_valid(vtype_t type, const char *v, size_t len)
+{
+    if (type == V_TEXT) {
+        return true;
+    }
+    if (type == V_BOOL) {
+        return (len == 4 && !strncmp(v, "true", 4)) ||
+               (len == 5 && !strncmp(v, "false", 5));
+    }
+    if (type == V_INT && len > 0 && *v == '-') {
+        v++;
+        len--;
+    }
+    if (type == V_UINT || type == V_INT) {
+        if (len == 0 || len > 20) {
+            return false;
+        }
+        for (size_t i = 0; i < len; i++) {
+            if (v[i] < '0' || v[i] > '9') {
+                return false;
+            }
+        }
+        return true;
+    }
+    return memchr(v, ' ', len) == NULL;
+}
+
+//  Parse s ("k1=v1 k2=v2 ...") against fields; the values into out.
+static bool s_fields(const char *s, const field_t *f, size_t n, span_t *out)
+{
+    size_t kl = strlen(f->key);
+    if (strncmp(s, f->key, kl) != 0 || s[kl] != '=') {
+        return false;
+    }
+    const char *v = s + kl + 1;
+    if (n == 1) {
+        out->ptr = v;
+        out->len = strlen(v);
+        return s_valid(f->type, v, out->len);
+    }
+    char next[48];
+    snprintf(next, sizeof next, " %s=", f[1].key);
+    const char *at[64];
+    size_t nat = 0;
+    for (const char *p = strstr(v, next); p && nat < 64;
+         p = strstr(p + 1, next)) {
+        at[nat++] = p;
+    }
+    for (size_t k = 0; k < nat; k++) {
+        // free text: the longest value first; the others end at a space
+        const char *end = f->type == V_TEXT ? at[nat - 1 - k] : at[k];
+        if (s_valid(f->type, v, (size_t)(end - v)) &&
+            s_fields(end + 1, f + 1, n - 1, out + 1)) {
+            out->ptr = v;
+            out->len = (size_t)(end - v);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void s_json_value(const field_t *f, const char *v, size_t len)
+{
+    if (f->dash_null && len == 1 && *v == '-') {
+        printf("null");
+    } else if (f->type == V_UINT || f->type == V_INT || f->type == V_BOOL) {
+        printf("%.*s", (int)len, v);
+    } else {
+        s_json_str(v, len);
+    }
+}
+
+static void s_json_key(const char *key, bool *first)
+{
+    printf("%s\"%s\":", *first ? "" : ",", key);
+    *first = false;
+}
+
+//  What a query's rows are.
+typedef enum {
+    R_OBJECT,   // one object: key -> value (status, peer add/remove)
+    R_TOPICS,   // [{namespace, topic, subscribers}]
+    R_NUMSUB,   // {namespace, topic, subscribers}
+    R_CLIENTS,  // [{id, name, pid, ...}]
+    R_PEERS,    // [{kind: "peer", node_id, name, ...} | {kind: "link", ...}]
+    R_MEMBERS,  // [{node_id, name, state, ...}]
+    R_PRESENCE, // [{key, node_id, meta, meta_bytes}]
+} rows_kind_t;
+
+static const field_t s_client_fields[] = {
+    {"name", "name", V_TEXT, true},
+    {"pid", "pid", V_INT, false},
+    {"uid", "uid", V_UINT, false},
+    {"gid", "gid", V_UINT, false},
+    {"topics", "topics", V_UINT, false},
+    {"queued", "queued", V_UINT, false},
+    {"published", "published", V_UINT, false},
+    {"dropped", "dropped", V_UINT, false},
+    {"age_s", "age_s", V_UINT, false},
+};
+static const field_t s_peer_fields[] = {
+    {"name", "name", V_TEXT, false},
+    {"endpoint", "endpoint", V_STR, false},
+    {"state", "state", V_STR, false},
+    {"heard_us", "heard_us", V_BOOL, false},
+    {"last_ms", "last_ms", V_UINT, false},
+    {"received", "received", V_UINT, false},
+    {"missed", "missed", V_UINT, false},
+};
+static const field_t s_member_fields[] = {
+    {"name", "name", V_TEXT, false},
+    {"state", "state", V_STR, false},
+    {"incarnation", "incarnation", V_UINT, false},
+    {"endpoint", "endpoint", V_STR, false},
+    {"gossip", "gossip", V_STR, false},
+    {"zone", "zone", V_TEXT, true},
+};
+static const field_t s_presence_fields[] = {
+    {"node", "node_id", V_STR, false},
+    {"meta", "meta", V_TEXT, false},
+};
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+//  One row of a list as an object; false (and nothing printed) when the
+//  row does not parse.
+static bool s_json_row(rows_kind_t kind, const char *key, const char *value)
+{
+    bool first = true;
+    if (kind == R_TOPICS || kind == R_NUMSUB) {
+        const char *tab = strchr(key, '\t');
+        if (!tab || !s_valid(V_UINT, value, strlen(value))) {
+            return false;
+        }
+        printf("{");
+        s_json_key("namespace", &first);
+        s_json_str(key, (size_t)(tab - key));
+        s_json_key("topic", &first);
+        s_json_str(tab + 1, strlen(tab + 1));
+        s_json_key("subscribers", &first);
+        printf("%s}", value);
+        return true;
+    }
+    if (kind == R_PEERS && strcmp(key, "link") == 0) {
+        printf("{\"kind\":\"link\",\"endpoint\":");
+        s_json_str(value, strlen(value));
+        printf("}");
+        return true;
+    }
+    const field_t *fields = s_presence_fields;
+    size_t n = NFIELDS(s_presence_fields);
+    const char *key_name = "key";
+    if (kind == R_CLIENTS) {
+        fields = s_client_fields;
+        n = NFIELDS(s_client_fields);
+        key_name = "id";
+    } else if (kind == R_PEERS) {
+        fields = s_peer_fields;
+        n = NFIELDS(s_peer_fields);
+        key_name = "node_id";
+    } else if (kind == R_MEMBERS) {
+        fields = s_member_fields;
+        n = NFIELDS(s_member_fields);
+        key_name = "node_id";
+    }
+    span_t spans[16];
+    if ((kind == R_CLIENTS && !s_valid(V_UINT, key, strlen(key))) ||
+        !s_fields(value, fields, n, spans)) {
+        return false;
+    }
+    printf("{");
+    if (kind == R_PEERS) {
+        printf("\"kind\":\"peer\"");
+        first = false;
+    }
+    s_json_key(key_name, &first);
+    if (kind == R_CLIENTS) {
+        printf("%s", key);
+    } else {
+        s_json_str(key, strlen(key));
+    }
+    for (size_t i = 0; i < n; i++) {
+        s_json_key(fields[i].json, &first);
+        unsigned long long bytes;
+        char tail;
+        if (kind == R_PRESENCE && i == 1 &&
+            sscanf(spans[i].ptr, "[%llu bytes%c", &bytes, &tail) == 2 &&
+            tail == ']' && spans[i].ptr[spans[i].len - 1] == ']') {
+            // binary meta: the sidecar gives its size only
+            printf("null,\"meta_bytes\":%llu", bytes);
+            continue;
+        }
+        s_json_value(&fields[i], spans[i].ptr, spans[i].len);
+        if (kind == R_PRESENCE && i == 1) {
+            printf(",\"meta_bytes\":%zu", spans[i].len);
+        }
+    }
+    printf("}");
+    return true;
+}
+
+//  The reply as JSON on stdout. Returns 0, or 1 when a row did not parse
+//  (the sidecar and roomcastctl disagree on a format).
+static int s_print_json(rows_kind_t kind, const rc_reply_t *reply)
+{
+    if (kind == R_OBJECT) {
+        printf("{");
+        for (size_t i = 0; i < rc_reply_size(reply); i++) {
+            const char *k = rc_reply_key(reply, i),
+                       *v = rc_reply_value(reply, i);
+            printf("%s", i ? "," : "");
+            s_json_str(k, strlen(k));
+            putchar(':');
+            //  names and text stay strings whatever they hold (a node
+            //  named "42"); the counters and health bits are typed
+            static const char *text[] = {
+                "node_id", "name",   "channel", "version", "mode",
+                "socket",  "health", "added",   "removed", "truncated"};
+            bool is_text = false;
+            for (size_t t = 0; t < sizeof text / sizeof text[0]; t++) {
+                is_text |= strcmp(k, text[t]) == 0;
+            }
+            char *end;
+            strtoull(v, &end, 10);
+            bool number = *v && !*end && (*v != '0' || !v[1]);
+            if (!is_text &&
+                (number || !strcmp(v, "true") || !strcmp(v, "false"))) {
+                printf("%s", v);
+            } else {
+                s_json_str(v, strlen(v));
+            }
+        }
+        printf("}\n");
+        return 0;
+    }
+    int rc = 0;
+    size_t printed = 0;
+    printf("%s", kind == R_NUMSUB ? "" : "[");
+    for (size_t i = 0; i < rc_reply_size(reply); i++) {
+        const char *k = rc_reply_key(reply, i), *v = rc_reply_value(reply, i);
+        if (strcmp(k, "truncated") == 0) {
+            fprintf(stderr, "roomcastctl: the sidecar left rows out: %s\n", v);
+            continue;
+        }
+        if (kind == R_NUMSUB && printed) {
+            break;
+        }
+        printf("%s", printed ? "," : "");
+        if (!s_json_row(kind, k, v)) {
+            //  an object still, so the output stays JSON
+            printf("{\"unparsed_key\":");
+            s_json_str(k, strlen(k));
+            printf(",\"unparsed\":");
+            s_json_str(v, strlen(v));
+            printf("}");
+            fprintf(stderr,
+                    "roomcastctl: cannot read the sidecar's row "
+                    "'%s': %s\n",
+                    k, v);
+            rc = 1;
+        }
+        printed++;
+    }
+    printf("%s\n", kind == R_NUMSUB ? "" : "]");
+    return rc;
+}
+
+static int s_query(const opts_t *o, const char *what, const char *arg,
+                   rows_kind_t kind)
 {
     rc_client_t *c = s_connect(o);
     if (!c) {
@@ -134,24 +436,9 @@ static int s_query(const opts_t *o, const char *what, const char *arg)
         rc_close(&c);
         return 1;
     }
+    int rc = 0;
     if (o->json) {
-        printf("{");
-        for (size_t i = 0; i < rc_reply_size(reply); i++) {
-            const char *k = rc_reply_key(reply, i),
-                       *v = rc_reply_value(reply, i);
-            printf("%s", i ? "," : "");
-            s_json_str(k, strlen(k));
-            putchar(':');
-            char *end;
-            strtoull(v, &end, 10);
-            bool number = *v && !*end && (*v != '0' || !v[1]);
-            if (number || !strcmp(v, "true") || !strcmp(v, "false")) {
-                printf("%s", v);
-            } else {
-                s_json_str(v, strlen(v));
-            }
-        }
-        printf("}\n");
+        rc = s_print_json(kind, reply);
     } else {
         size_t width = 0;
         for (size_t i = 0; i < rc_reply_size(reply); i++) {
@@ -169,7 +456,7 @@ static int s_query(const opts_t *o, const char *what, const char *arg)
     }
     rc_reply_destroy(&reply);
     rc_close(&c);
-    return 0;
+    return rc;
 }
 
 static int s_publish(const opts_t *o, const char *topic, const char *data)
@@ -199,6 +486,14 @@ static int s_publish(const opts_t *o, const char *topic, const char *data)
             fprintf(stderr, "roomcastctl: publish: %s\n", rc_strerror(errno));
         } else {
             rc = 0;
+            if (o->json) {
+                printf("{\"namespace\":");
+                s_json_str(o->ns, strlen(o->ns));
+                printf(",\"topic\":");
+                s_json_str(topic, strlen(topic));
+                printf(",\"kind\":\"%s\",\"bytes\":%zu}\n",
+                       o->binary ? "binary" : "text", len);
+            }
         }
         rc_close(&c);
     }
@@ -337,36 +632,36 @@ int main(int argc, char **argv)
     const char *cmd = args[0];
     char arg[600];
     if (strcmp(cmd, "status") == 0 && nargs == 1) {
-        return s_query(&o, "status", "");
+        return s_query(&o, "status", "", R_OBJECT);
     }
     if (strcmp(cmd, "clients") == 0 && nargs == 1) {
-        return s_query(&o, "clients", "");
+        return s_query(&o, "clients", "", R_CLIENTS);
     }
     if (strcmp(cmd, "topics") == 0 && nargs <= 2) {
-        return s_query(&o, "topics", nargs == 2 ? args[1] : "");
+        return s_query(&o, "topics", nargs == 2 ? args[1] : "", R_TOPICS);
     }
     if (strcmp(cmd, "numsub") == 0 && nargs == 2) {
         snprintf(arg, sizeof arg, "%s\t%s", o.ns, args[1]);
-        return s_query(&o, "numsub", arg);
+        return s_query(&o, "numsub", arg, R_NUMSUB);
     }
     if (strcmp(cmd, "publish") == 0 && nargs == 3) {
         return s_publish(&o, args[1], args[2]);
     }
     if (strcmp(cmd, "peers") == 0 && nargs == 1) {
-        return s_query(&o, "peers", "");
+        return s_query(&o, "peers", "", R_PEERS);
     }
     if (strcmp(cmd, "presence") == 0 && nargs == 2) {
         snprintf(arg, sizeof arg, "%s\t%s", o.ns, args[1]);
-        return s_query(&o, "presence", arg);
+        return s_query(&o, "presence", arg, R_PRESENCE);
     }
     if (strcmp(cmd, "members") == 0 && nargs == 1) {
-        return s_query(&o, "members", "");
+        return s_query(&o, "members", "", R_MEMBERS);
     }
     if (strcmp(cmd, "peer") == 0 && nargs == 3 &&
         (strcmp(args[1], "add") == 0 || strcmp(args[1], "remove") == 0)) {
         return s_query(&o,
                        strcmp(args[1], "add") == 0 ? "peer-add" : "peer-remove",
-                       args[2]);
+                       args[2], R_OBJECT);
     }
     if (strcmp(cmd, "keygen") == 0 && nargs == 3 &&
         strcmp(args[1], "curve:") == 0) {
@@ -374,6 +669,16 @@ int main(int argc, char **argv)
         if (curve_generate(args[2], err, sizeof err)) {
             fprintf(stderr, "roomcastctl: keygen --curve: %s\n", err);
             return 1;
+        }
+        if (o.json) {
+            printf("{\"public\":");
+            s_json_str(args[2], strlen(args[2]));
+            printf(",\"secret\":");
+            char secret[600];
+            snprintf(secret, sizeof secret, "%s_secret", args[2]);
+            s_json_str(secret, strlen(secret));
+            printf("}\n");
+            return 0;
         }
         printf("wrote a CurveZMQ key pair: %s (public, share it) and "
                "%s_secret (mode 0600, give it to --curve-cert)\n",
@@ -385,6 +690,12 @@ int main(int argc, char **argv)
         if (keyring_generate_file(args[1], err, sizeof err)) {
             fprintf(stderr, "roomcastctl: keygen: %s\n", err);
             return 1;
+        }
+        if (o.json) {
+            printf("{\"key_file\":");
+            s_json_str(args[1], strlen(args[1]));
+            printf("}\n");
+            return 0;
         }
         printf("wrote a new cluster key to %s (mode 0600); give the same "
                "file to every sidecar of the cluster (--key-file)\n",

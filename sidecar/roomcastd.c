@@ -85,6 +85,14 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    if (log_set_format(cfg.log_format)) {
+        fprintf(stderr,
+                "roomcastd: --log-format: unknown format '%s' "
+                "(logfmt, json)\n",
+                cfg.log_format);
+        config_free(&cfg);
+        return 2;
+    }
     //  signals become events of the loop; a client that hangs up must not
     //  kill us with SIGPIPE; czmq must not install handlers of its own
     zsys_handler_set(NULL);
@@ -113,10 +121,9 @@ int main(int argc, char **argv)
     }
     log_info("started",
              "version=%s node_id=%s name=%s channel=%s socket=%s "
-             "max_payload=%zu queue_budget=%zu%s%s",
+             "max_payload=%zu queue_budget=%zu config=%s",
              ROOMCAST_VERSION_STRING, node_id(node), cfg.name, cfg.channel,
              cfg.socket_path, cfg.max_payload, cfg.queue_budget,
-             cfg.config_file ? " config=" : "",
              cfg.config_file ? cfg.config_file : "");
     if (loop_run(loop) == 0) {
         status = 0;

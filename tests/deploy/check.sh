@@ -2,17 +2,26 @@
 # Checks of deploy/ (make check runs it after the C suites; it also runs
 # alone: tests/deploy/check.sh). Offline apart from installing its tools:
 #   kubernetes/  renders with kubectl kustomize (the base, the example app,
-#                the host-network variant); every object validates against
-#                the Kubernetes API schemas and has no unknown field
-#                (kubernetes-models + TypeScript, validate.mjs); the
-#                properties the deployment promises hold; the sidecar's
-#                settings start a real roomcastd (smoke.mjs)
+#                the host-network, existing-secret and per-pod variants,
+#                the monitoring kit); every object validates against the
+#                Kubernetes API schemas and has no unknown field
+#                (kubernetes-models + TypeScript, validate.mjs); selectors,
+#                restart policies and limits are sound; the properties the
+#                deployment promises hold (the per-pod variant meets Pod
+#                Security "restricted"); the sidecar's settings start a
+#                real roomcastd (smoke.mjs)
+#   monitoring   promtool check rules and promtool test rules on the
+#                PrometheusRule (rules.test.yaml); the dashboard parses and
+#                uses only metrics a real roomcastd exports (monitoring.mjs)
+#   roomcastctl  --json of every command against two real sidecars, each
+#                checked against a JSON Schema (ctl-json.mjs)
 #   docker/      Dockerfile lint and rules (dockerfile.mjs), RUN scripts
 #                through shellcheck
 #   systemd/     systemd-analyze verify and security (offline), the unit's
 #                promises, the env file's settings start a real roomcastd
 # Installs what is missing: Debian packages kubernetes-client (kubectl),
-# systemd (systemd-analyze), shellcheck, binutils (readelf), nodejs and npm
+# systemd (systemd-analyze), shellcheck, binutils (readelf), prometheus
+# (promtool), nodejs and npm
 # (only when there is no node/npm at all), then the locked npm packages
 # (npm ci, into tests/deploy/node_modules).
 # Uses build/release/roomcastd and roomcastctl when built ($ROOMCASTD,
@@ -60,13 +69,14 @@ command -v kubectl >/dev/null 2>&1 || need="$need kubernetes-client"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 command -v shellcheck >/dev/null 2>&1 || need="$need shellcheck"
 command -v readelf >/dev/null 2>&1 || need="$need binutils"
+command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 command -v node >/dev/null 2>&1 || need="$need nodejs"
 command -v npm >/dev/null 2>&1 || need="$need npm"
 if [ -n "$need" ]; then
     # shellcheck disable=SC2086
     tests/deps.sh $need || bad "installing the Debian packages:$need"
 fi
-for tool in kubectl systemd-analyze shellcheck node npm; do
+for tool in kubectl systemd-analyze shellcheck promtool node npm; do
     command -v "$tool" >/dev/null 2>&1 || bad "$tool is not installed"
 done
 if ! command -v node >/dev/null 2>&1; then finish; fi
@@ -92,6 +102,7 @@ fi
 
 ROOMCASTD=${ROOMCASTD:-$top/build/release/roomcastd}
 ROOMCASTCTL=${ROOMCASTCTL:-$top/build/release/roomcastctl}
+HOLD_APP=${HOLD_APP:-$top/build/release/tests/tools/hold_app}
 help=""
 if [ -x "$ROOMCASTD" ] && [ -x "$ROOMCASTCTL" ]; then
     help=$tmp/roomcastd-help.txt
@@ -130,7 +141,11 @@ cp deploy/kubernetes/variants/hostnetwork.yaml "$tmp/hostnetwork/"
 printf 'bases:\n  - ../base\npatchesStrategicMerge:\n  - hostnetwork.yaml\n' \
     >"$tmp/hostnetwork/kustomization.yaml"
 rendered=1
-for r in "base:$tmp/base" "example-app:$tmp/base/example-app" "hostnetwork:$tmp/hostnetwork"; do
+# The per-pod variant and existing-secret need no key file: rendered from
+# the repository itself, so a key lying next to them would show.
+for r in "base:$tmp/base" "example:$tmp/base/example-app" "hostnetwork:$tmp/hostnetwork" \
+    "existing-secret:deploy/kubernetes/variants/existing-secret" \
+    "per-pod:deploy/kubernetes/variants/per-pod" "monitoring:deploy/kubernetes/monitoring"; do
     name=${r%%:*}
     dir=${r#*:}
     if kubectl kustomize "$dir" >"$tmp/$name.yaml" 2>"$tmp/$name.err"; then
@@ -143,12 +158,62 @@ done
 if [ "$rendered" -eq 1 ]; then
     args=(--emit-env "$tmp/env.json")
     [ -n "$help" ] && args+=(--help-file "$help")
-    run_node validate.mjs "${args[@]}" "$tmp/base.yaml" "$tmp/example-app.yaml" "$tmp/hostnetwork.yaml"
+    for name in base example hostnetwork existing-secret per-pod monitoring; do
+        args+=("$name=$tmp/$name.yaml")
+    done
+    run_node validate.mjs "${args[@]}"
     if [ -n "$help" ] && [ -s "$tmp/env.json" ]; then
         run_node smoke.mjs "$ROOMCASTD" "$ROOMCASTCTL" "$help" k8s "$tmp/env.json"
     else
         skip "k8s sidecar settings start roomcastd: no roomcastd build"
     fi
+fi
+
+# --- roomcastctl --json, monitoring ----------------------------------------------
+
+echo "== roomcastctl --json"
+if [ -n "$help" ] && [ -x "$HOLD_APP" ]; then
+    run_node ctl-json.mjs "$ROOMCASTD" "$ROOMCASTCTL" "$HOLD_APP" --metrics-out "$tmp/metrics.txt"
+else
+    skip "roomcastctl --json schemas: no roomcastd, roomcastctl or tests/tools/hold_app build"
+fi
+
+echo "== monitoring (promtool $(promtool --version 2>/dev/null | head -n1 | awk '{print $3}'))"
+if [ -s "$tmp/monitoring.yaml" ] && command -v promtool >/dev/null 2>&1; then
+    # promtool reads plain rule files: the PrometheusRule's spec
+    mkdir -p "$tmp/rules"
+    (cd "$here" && node -e '
+        const { parseAllDocuments } = require("yaml");
+        const fs = require("fs");
+        const docs = parseAllDocuments(fs.readFileSync(process.argv[1], "utf8")).map((d) => d.toJS());
+        const rule = docs.find((o) => o && o.kind === "PrometheusRule");
+        fs.writeFileSync(process.argv[2], JSON.stringify(rule.spec, null, 1));
+    ' "$tmp/monitoring.yaml" "$tmp/rules/roomcast-rules.yaml") ||
+        bad "the PrometheusRule's spec could not be written out for promtool"
+    cp "$here/rules.test.yaml" "$tmp/rules/"
+    if out=$(cd "$tmp/rules" && promtool check rules roomcast-rules.yaml 2>&1); then
+        ok "promtool check rules: $(grep -o '[0-9]* rules found' <<<"$out")"
+    else
+        bad "promtool check rules: $out"
+    fi
+    if out=$(cd "$tmp/rules" && promtool test rules rules.test.yaml 2>&1); then
+        ok "promtool test rules: every alert fires and stays quiet as rules.test.yaml expects"
+    else
+        bad "promtool test rules:"
+        echo "$out" | head -40
+    fi
+    # the tests must be able to fail: a rule that never fires
+    sed -i 's/> 0.05/> 1e9/' "$tmp/rules/roomcast-rules.yaml"
+    if (cd "$tmp/rules" && promtool test rules rules.test.yaml >/dev/null 2>&1); then
+        bad "promtool test rules passed with the wrong-key rule disabled (self-test)"
+    else
+        ok "promtool test rules fails when the wrong-key rule cannot fire (self-test)"
+    fi
+    args=(deploy/kubernetes/monitoring/dashboards/roomcast.json "$tmp/monitoring.yaml" "$here/rules.test.yaml")
+    [ -s "$tmp/metrics.txt" ] && args+=("$tmp/metrics.txt")
+    run_node monitoring.mjs "${args[@]/#deploy/$top/deploy}"
+else
+    bad "monitoring: not checked (no promtool, or the kit did not render)"
 fi
 
 # --- docker --------------------------------------------------------------------

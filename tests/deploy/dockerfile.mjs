@@ -15,7 +15,7 @@
 //
 //   node dockerfile.mjs DOCKERFILE REPO_ROOT BASE_YAML RUN_SCRIPT_DIR [ROOMCASTD]
 // Prints "PASS name", "FAIL name: why" or "SKIP name: why", one a line.
-import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from "node:fs";
+import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync, statSync } from "node:fs";
 import { join, dirname, basename } from "node:path";
 import { execFileSync } from "node:child_process";
 import { DockerfileParser } from "dockerfile-ast";
@@ -80,22 +80,108 @@ await check("Dockerfile: the linter catches a broken Dockerfile (self-test)", ()
   assert(lint(broken).length >= 3, `only ${lint(broken).length} problems found in a broken file`);
 });
 
-await check("Dockerfile: multi-stage, every base Debian 12 slim, pinned by tag, never latest", () => {
+// ARGs declared before the first FROM (the only ones FROM can use).
+const globalArgs = {};
+for (const i of instrs) {
+  if (i.getKeyword() === "FROM") break;
+  if (i.getKeyword() === "ARG") {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$/.exec(i.getArgumentsContent().trim());
+    if (m) globalArgs[m[1]] = (m[2] ?? "").replace(/^"(.*)"$/, "$1");
+  }
+}
+const resolve = (v) => (v || "").replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (_, n) => globalArgs[n] ?? "");
+
+await check("Dockerfile: multi-stage, every base Debian 12 slim, pinned by digest (tag kept), never latest", () => {
   assert(stages.length >= 2, `${stages.length} stage(s)`);
   const stageNames = new Set();
+  const digests = new Set();
   for (const f of froms) {
     const name = f.getImageName();
     const tag = f.getImageTag();
-    const digest = f.getImageDigest();
+    const digest = resolve(f.getImageDigest());
     if (stageNames.has(name)) continue; // FROM an earlier stage
     assert(name === "debian", `line ${line(f)}: base ${name} is not debian`);
-    assert(tag || digest, `line ${line(f)}: ${f.getImage()} is not pinned`);
     assert(tag !== "latest", `line ${line(f)}: ${f.getImage()} uses latest`);
     assert(/^(bookworm|12(\.\d+)*)(-\d{8})?-slim$/.test(tag || ""),
       `line ${line(f)}: ${f.getImage()} is not Debian 12 (bookworm) slim`);
+    assert(/^sha256:[0-9a-f]{64}$/.test(digest),
+      `line ${line(f)}: ${f.getImage()} is not pinned by digest (sha256: and 64 hex digits; deploy/docker/pin-base.sh)`);
+    digests.add(digest);
     if (f.getBuildStage()) stageNames.add(f.getBuildStage());
   }
-  return { note: froms.map((f) => f.getImage()).join(", ") };
+  assert(digests.size === 1, `the stages use different bases: ${[...digests].join(", ")}`);
+  return { note: `debian:${froms[0].getImageTag()}@${[...digests][0].slice(0, 19)}...` };
+});
+
+await check("Dockerfile: OCI labels (title, version = Makefile VERSION, revision, created, source, base)", () => {
+  const labels = {};
+  for (const l of of(final, "LABEL")) {
+    for (const p of l.getProperties()) labels[p.getName()] = (p.getValue() || "").replace(/^"(.*)"$/, "$1");
+  }
+  const want = ["title", "description", "version", "revision", "created", "source", "base.name", "base.digest"]
+    .map((k) => `org.opencontainers.image.${k}`);
+  const missing = want.filter((k) => !(k in labels));
+  assert(!missing.length, `missing: ${missing.join(", ")}`);
+  const stageArgs = {};
+  for (const a of of(final, "ARG")) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$/.exec(a.getArgumentsContent().trim());
+    if (m) stageArgs[m[1]] = m[2] ?? globalArgs[m[1]] ?? "";
+  }
+  const value = (v) => v.replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (_, n) => stageArgs[n] ?? "");
+  const mk = /^VERSION\s*:=\s*(\S+)/m.exec(readFileSync(join(root, "Makefile"), "utf8"))?.[1];
+  const version = value(labels["org.opencontainers.image.version"]);
+  assert(version === mk, `image version ${version}, Makefile VERSION ${mk}`);
+  const baseDigest = value(labels["org.opencontainers.image.base.digest"]);
+  assert(baseDigest === resolve(froms[froms.length - 1].getImageDigest()),
+    `base.digest ${baseDigest} is not the FROM digest (ARG DEBIAN_DIGEST not redeclared in the stage?)`);
+  return { note: `version ${version}` };
+});
+
+// .dockerignore as Docker reads it: patterns in order, the last one that
+// matches the path or one of its parent folders wins; "!" lets back in.
+function dockerignore(text) {
+  const rules = text.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")).map((l) => {
+    const neg = l.startsWith("!");
+    const pat = (neg ? l.slice(1) : l).replace(/^\/+/, "").replace(/\/+$/, "");
+    let re = "";
+    for (let i = 0; i < pat.length; i++) {
+      const c = pat[i];
+      if (c === "*" && pat[i + 1] === "*") {
+        re += pat[i + 2] === "/" ? "(.*/)?" : ".*";
+        i += pat[i + 2] === "/" ? 2 : 1;
+      } else if (c === "*") re += "[^/]*";
+      else if (c === "?") re += "[^/]";
+      else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+    }
+    return { neg, re: new RegExp(`^${re}$`) };
+  });
+  return (path) => {
+    const parts = path.split("/");
+    let excluded = false;
+    for (const r of rules) {
+      for (let n = 1; n <= parts.length; n++) {
+        if (r.re.test(parts.slice(0, n).join("/"))) {
+          excluded = !r.neg;
+          break;
+        }
+      }
+    }
+    return excluded;
+  };
+}
+const ignorePath = join(root, ".dockerignore");
+const excluded = existsSync(ignorePath) ? dockerignore(readFileSync(ignorePath, "utf8")) : null;
+
+await check(".dockerignore: keys and build output stay out of the build context", () => {
+  assert(excluded, "no .dockerignore at the repository root (the build context)");
+  const secret = ["deploy/kubernetes/cluster.key", "cluster.key", "sidecar/cluster.key", "discovery/node_secret",
+    "deploy/kubernetes/variants/per-pod/cluster.key", ".git/config", "build/release/roomcastd",
+    "tests/deploy/node_modules/yaml/package.json", "sidecar/build/x.o"];
+  const leaks = secret.filter((p) => !excluded(p));
+  assert(!leaks.length, `sent to the Docker daemon: ${leaks.join(", ")}`);
+  // self-test of the matcher
+  const t = dockerignore("*\n!src/\n**/*.key\n");
+  assert(t("a.c") && !t("src/a.c") && t("src/x.key") && t("deep/src/a.c"), "the .dockerignore reader is wrong (self-test)");
 });
 
 await check("Dockerfile: built with the Makefile into /out, copied from that stage", () => {
@@ -174,21 +260,32 @@ await check("Dockerfile: apt-get with -y --no-install-recommends, lists removed 
   assert(!bad.length, bad.join("; "));
 });
 
-await check("Dockerfile: no ADD; every COPY source exists in the build context", () => {
+await check("Dockerfile: no ADD; every COPY source exists and .dockerignore lets it in", () => {
   const adds = instrs.filter((i) => i.getKeyword() === "ADD");
   assert(!adds.length, `ADD on line ${adds.map(line).join(", ")}: use COPY`);
   const missing = [];
+  const ignored = [];
+  const walk = (rel) => {
+    const abs = join(root, rel);
+    if (!statSync(abs).isDirectory()) return [rel];
+    return readdirSync(abs).flatMap((f) => walk(rel.replace(/\/$/, "") + "/" + f));
+  };
   for (const c of instrs.filter((i) => i.getKeyword() === "COPY" && !i.getFromFlag())) {
     const args = c.getArguments().map((a) => a.getValue());
     for (const src of args.slice(0, -1)) {
+      let files = [];
       if (src.includes("*")) {
         const dir = join(root, dirname(src));
         const re = new RegExp("^" + basename(src).replace(/\./g, "\\.").replace(/\*/g, ".*") + "$");
-        if (!existsSync(dir) || !readdirSync(dir).some((f) => re.test(f))) missing.push(src);
+        files = existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).map((f) => `${dirname(src)}/${f}`) : [];
+        if (!files.length) missing.push(src);
       } else if (!existsSync(join(root, src))) missing.push(src);
+      else files = walk(src);
+      if (excluded) ignored.push(...files.filter((f) => excluded(f) && !/\.(key|pem)$|_secret$|(^|\/)build\//.test(f)));
     }
   }
   assert(!missing.length, `not in the repository: ${missing.join(", ")}`);
+  assert(!ignored.length, `COPY sources .dockerignore leaves out: ${ignored.slice(0, 5).join(", ")}`);
 });
 
 // Libraries: what roomcastd links (DT_NEEDED) must come from the final

@@ -1,18 +1,29 @@
 // Checks of the rendered Kubernetes manifests (tests/deploy/check.sh).
 //
-//   node validate.mjs [--help-file F] [--emit-env F] base.yaml example.yaml hostnetwork.yaml
+//   node validate.mjs [--help-file F] [--emit-env F] NAME=FILE...
+//
+// NAME is one of base, example, hostnetwork, existing-secret, per-pod,
+// monitoring (each a `kubectl kustomize` output); base, example and
+// hostnetwork are required.
 //
 // 1. Schema: every object validates against the Kubernetes API schemas
-//    (kubernetes-models: the OpenAPI schemas compiled to validators).
+//    (kubernetes-models: the OpenAPI schemas compiled to validators; the
+//    Prometheus Operator's for PodMonitor and PrometheusRule).
 // 2. Strict fields: no field the API does not know (typos such as
 //    readOnlyRootFileSystem would be refused by a strict API server, or
 //    dropped by an old one). The schemas above allow unknown fields, so the
 //    manifests are also type-checked with TypeScript against
 //    kubernetes-models' own declarations (excess property checks).
-// 3. The properties the deployment promises (non-root, read-only root,
+// 3. What any workload must get right, in every set: selectors that select
+//    the pod template's labels (workloads, Services, NetworkPolicies), a
+//    pod restartPolicy a controller accepts (not Never or OnFailure),
+//    container restartPolicy only "Always" and only on init containers,
+//    limits never under requests.
+// 4. The properties the deployment promises (non-root, read-only root,
 //    no capabilities, probes, rolling update, scrape annotations, the
-//    socket directory shared with the example app ...), so that an edit
-//    cannot drop one silently.
+//    socket directory shared with the example app, node-agent priority,
+//    tolerations and memory request = limit, the per-pod variant under Pod
+//    Security "restricted" ...), so that an edit cannot drop one silently.
 // Prints "PASS name", "FAIL name: why" or "SKIP name: why", one a line.
 // --emit-env writes the sidecar's effective environment (ConfigMap, then
 // env in order) as JSON for the smoke test.
@@ -26,14 +37,18 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 let helpFile = null;
 let emitEnv = null;
-const files = [];
+const files = {};
 for (let i = 0; i < args.length; i++) {
   if (args[i] === "--help-file") helpFile = args[++i];
   else if (args[i] === "--emit-env") emitEnv = args[++i];
-  else files.push(args[i]);
+  else {
+    const m = /^([a-z-]+)=(.+)$/.exec(args[i]);
+    if (m) files[m[1]] = m[2];
+  }
 }
-if (files.length !== 3) {
-  console.error("usage: validate.mjs [--help-file F] [--emit-env F] base.yaml example.yaml hostnetwork.yaml");
+if (!files.base || !files.example || !files.hostnetwork) {
+  console.error("usage: validate.mjs [--help-file F] [--emit-env F] base=F example=F hostnetwork=F " +
+    "[existing-secret=F] [per-pod=F] [monitoring=F]");
   process.exit(2);
 }
 
@@ -73,16 +88,15 @@ function load(file) {
   return objs;
 }
 
-const sets = {
-  base: load(files[0]),
-  example: load(files[1]),
-  hostnetwork: load(files[2]),
-};
+const sets = Object.fromEntries(Object.entries(files).map(([name, f]) => [name, load(f)]));
 
 // --- 1. schemas -------------------------------------------------------------
 
 function modelPath(o) {
   // "apps/v1" -> kubernetes-models/apps/v1/Kind; "v1" -> kubernetes-models/v1/Kind
+  if (String(o.apiVersion).startsWith("monitoring.coreos.com/")) {
+    return `@kubernetes-models/prometheus-operator/${o.apiVersion}/${o.kind}`;
+  }
   return `kubernetes-models/${o.apiVersion}/${o.kind}`;
 }
 async function schemaErrors(o) {
@@ -189,7 +203,120 @@ await check("validators reject broken manifests (self-test)", async () => {
   assert(errs.some((e) => /selector/.test(e)), "the schema accepted a DaemonSet without a selector");
 });
 
-// --- 3. what the deployment promises -----------------------------------------
+// --- 3. what every workload must get right --------------------------------------
+
+// Kubernetes quantities ("100m", "512Mi", "1G", "0.5") as numbers.
+function qty(q) {
+  const m = /^([+-]?[0-9.]+(?:e[+-]?\d+)?)([a-zA-Z]*)$/.exec(String(q).trim());
+  const unit = { "": 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+    Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+  if (!m || !(m[2] in unit)) throw new Error(`not a quantity: ${q}`);
+  return Number(m[1]) * unit[m[2]];
+}
+function selects(sel, labels) {
+  if (!sel) return false;
+  const ml = Object.entries(sel.matchLabels || {});
+  const me = sel.matchExpressions || [];
+  if (!ml.length && !me.length) return true; // {} selects every pod
+  return ml.every(([k, v]) => labels[k] === v) && me.every((e) => {
+    const v = labels[e.key];
+    if (e.operator === "In") return v !== undefined && e.values.includes(v);
+    if (e.operator === "NotIn") return v === undefined || !e.values.includes(v);
+    if (e.operator === "Exists") return v !== undefined;
+    if (e.operator === "DoesNotExist") return v === undefined;
+    return false;
+  });
+}
+const templates = (objs) => objs.filter((o) => o.spec?.template?.spec)
+  .map((o) => ({ o, labels: o.spec.template.metadata?.labels || {}, spec: o.spec.template.spec }));
+const controllers = new Set(["Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController"]);
+
+function workloadProblems(objs) {
+  const probs = [];
+  const tpls = templates(objs);
+  for (const { o, labels, spec } of tpls) {
+    const sel = o.spec.selector;
+    if (controllers.has(o.kind) && o.kind !== "ReplicationController") {
+      const empty = !sel || (!Object.keys(sel.matchLabels || {}).length && !(sel.matchExpressions || []).length);
+      if (empty) probs.push(`${id(o)}: no selector`);
+      else if (!selects(sel, labels)) probs.push(`${id(o)}: selector ${JSON.stringify(sel.matchLabels || sel.matchExpressions)} does not select its own pod template's labels`);
+    }
+    const rp = spec.restartPolicy ?? "Always";
+    if (controllers.has(o.kind) && rp !== "Always") {
+      probs.push(`${id(o)}: pod restartPolicy ${rp} (a ${o.kind} runs only Always pods)`);
+    }
+    for (const c of spec.containers || []) {
+      if (c.restartPolicy !== undefined) probs.push(`${id(o)} container ${c.name}: restartPolicy is for init containers only`);
+    }
+    for (const c of spec.initContainers || []) {
+      if (c.restartPolicy !== undefined && c.restartPolicy !== "Always") {
+        probs.push(`${id(o)} init container ${c.name}: restartPolicy ${c.restartPolicy} (only Always, a native sidecar)`);
+      }
+    }
+    for (const c of [...(spec.containers || []), ...(spec.initContainers || [])]) {
+      const req = c.resources?.requests || {};
+      const lim = c.resources?.limits || {};
+      for (const [r, l] of Object.entries(lim)) {
+        try {
+          if (r in req && qty(l) < qty(req[r])) probs.push(`${id(o)} ${c.name}: ${r} limit ${l} < request ${req[r]}`);
+        } catch (e) {
+          probs.push(`${id(o)} ${c.name}: ${e.message}`);
+        }
+      }
+    }
+  }
+  if (tpls.length) {
+    for (const o of objs) {
+      if (o.kind === "Service" && o.spec?.selector &&
+        !tpls.some((t) => Object.entries(o.spec.selector).every(([k, v]) => t.labels[k] === v))) {
+        probs.push(`${id(o)}: selector ${JSON.stringify(o.spec.selector)} selects no pod template here`);
+      }
+      if (o.kind === "NetworkPolicy") {
+        if (!tpls.some((t) => selects(o.spec.podSelector, t.labels))) {
+          probs.push(`${id(o)}: podSelector selects no pod template here`);
+        }
+        for (const rule of o.spec.ingress || []) {
+          for (const f of rule.from || []) {
+            if (f.podSelector && !f.namespaceSelector && !tpls.some((t) => selects(f.podSelector, t.labels))) {
+              probs.push(`${id(o)}: an ingress rule admits pods no template here has (${JSON.stringify(f.podSelector.matchLabels)})`);
+            }
+          }
+        }
+      }
+    }
+  }
+  return probs;
+}
+
+for (const [set, objs] of Object.entries(sets)) {
+  await check(`${set}: selectors select their pods, restart policies, limits >= requests`, () => {
+    const probs = workloadProblems(objs);
+    assert(!probs.length, probs.join("; "));
+    return { note: `${templates(objs).length} pod template(s)` };
+  });
+}
+
+await check("workload checks catch a selector/label mismatch, restartPolicy Never, limit < request (self-test)", () => {
+  const base0 = sets.base;
+  const bad = (mutate) => {
+    const copy = structuredClone(base0);
+    mutate(copy.find((o) => o.kind === "DaemonSet"), copy);
+    return workloadProblems(copy).join("; ");
+  };
+  assert(/does not select its own/.test(bad((d) => { d.spec.template.metadata.labels["app.kubernetes.io/name"] = "other"; })),
+    "a pod template whose labels the selector misses was accepted");
+  assert(/restartPolicy Never/.test(bad((d) => { d.spec.template.spec.restartPolicy = "Never"; })),
+    "restartPolicy: Never was accepted");
+  assert(/limit 16Mi < request/.test(bad((d) => { d.spec.template.spec.containers[0].resources.limits.memory = "16Mi"; })),
+    "a memory limit under the request was accepted");
+  assert(/limit 50m < request 100m/.test(bad((d) => { d.spec.template.spec.containers[0].resources.limits.cpu = "50m"; })),
+    "a cpu limit under the request was accepted");
+  assert(/Service\/roomcast-seeds: selector/.test(bad((d, all) => { all.find((o) => o.kind === "Service").spec.selector = { app: "nobody" }; })),
+    "a Service selecting no pod was accepted");
+  assert(qty("1Gi") === 1024 * qty("1Mi") && qty("100m") === 0.1 && qty("1G") === 1e9, "quantities");
+});
+
+// --- 4. what the deployment promises -----------------------------------------
 
 const base = sets.base;
 const one = (objs, kind, pred = () => true) => {
@@ -321,6 +448,35 @@ await check("DaemonSet: resources requested, memory limited", () => {
     assert(r.requests?.cpu && r.requests?.memory, `${c.name}: no cpu and memory requests`);
     assert(r.limits?.memory, `${c.name}: no memory limit`);
   }
+});
+
+// Memory request = limit: what the daemon may use is set aside. CPU: no
+// limit (throttling delays every message), or one equal to the request.
+function memoryEqualsLimit(containers) {
+  for (const c of containers) {
+    const r = c.resources || {};
+    assert(r.requests?.memory && r.limits?.memory && qty(r.requests.memory) === qty(r.limits.memory),
+      `${c.name}: memory request ${r.requests?.memory} is not the limit ${r.limits?.memory}`);
+    assert(r.limits?.cpu === undefined || qty(r.limits.cpu) === qty(r.requests?.cpu ?? 0),
+      `${c.name}: cpu limit ${r.limits?.cpu} is neither absent nor the request`);
+  }
+}
+
+await check("DaemonSet: a node agent: system-node-critical, tolerates every taint, memory request = limit", () => {
+  const out = [];
+  for (const [set, objs] of Object.entries(sets)) {
+    for (const d of objs.filter((o) => o.kind === "DaemonSet")) {
+      const spec = d.spec.template.spec;
+      assert(spec.priorityClassName === "system-node-critical",
+        `${set}: priorityClassName ${spec.priorityClassName} (want system-node-critical: preemption, OOM score -997)`);
+      assert((spec.tolerations || []).some((t) => t.operator === "Exists" && !t.key && !t.effect),
+        `${set}: no toleration of every taint (operator: Exists): nodes whose apps tolerate a taint would have no sidecar`);
+      memoryEqualsLimit([...spec.containers, ...(spec.initContainers || [])]);
+      out.push(set);
+    }
+  }
+  const cpuLimit = sidecar.resources?.limits?.cpu;
+  return { note: `${out.join(", ")}; roomcastd ${sidecar.resources.limits.memory}, cpu ${cpuLimit ? `limit ${cpuLimit}` : "request only (Burstable, stated)"}` };
 });
 
 await check("DaemonSet: Prometheus scrape annotations name the HTTP port and /metrics", () => {
@@ -469,6 +625,14 @@ await check("ROOMCAST_* settings are options roomcastd knows", () => {
   // build has it, roomcastd ignores the variable.
   const coming = new Set(["ROOMCAST_HTTP"]);
   const names = [...sEnv.keys()].filter((k) => k.startsWith("ROOMCAST_"));
+  // and the per-pod sidecar's
+  const pp = sets["per-pod"]?.find((o) => o.kind === "Deployment")?.spec.template.spec;
+  const ppSide = (pp?.initContainers || []).find((c) => c.name === "roomcastd");
+  if (ppSide) {
+    for (const k of effectiveEnv(ppSide, sets["per-pod"], podValues).env.keys()) {
+      if (k.startsWith("ROOMCAST_") && !names.includes(k)) names.push(k);
+    }
+  }
   const unknown = names.filter((k) => !known.has(k) && !coming.has(k));
   assert(!unknown.length, `unknown: ${unknown.join(", ")}`);
   const notYet = names.filter((k) => coming.has(k) && !known.has(k));
@@ -515,6 +679,210 @@ await check("hostNetwork variant: host network with cluster DNS, addresses still
     assert(!/0\.0\.0\.0|\[::\]|^:/.test(env.get(k) || ""), `${k} ${env.get(k)} binds every interface of the node`);
   }
 });
+
+// --- Pod Security "restricted" ----------------------------------------------------
+
+// The checks of the Pod Security Standards, level restricted (which
+// includes baseline), for one pod spec. Returns the violations.
+const restrictedVolumes = new Set(["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+  "persistentVolumeClaim", "projected", "secret"]);
+function restrictedProblems(spec) {
+  const out = [];
+  const psc = spec.securityContext || {};
+  if (spec.hostNetwork || spec.hostPID || spec.hostIPC) out.push("host namespaces");
+  for (const v of spec.volumes || []) {
+    const type = Object.keys(v).find((k) => k !== "name");
+    if (!restrictedVolumes.has(type)) out.push(`volume ${v.name} is ${type}`);
+  }
+  const seccompOk = (sc) => ["RuntimeDefault", "Localhost"].includes(sc?.seccompProfile?.type);
+  if (psc.seccompProfile && !seccompOk(psc)) out.push(`pod seccompProfile ${psc.seccompProfile.type}`);
+  if (psc.runAsUser === 0) out.push("pod runAsUser 0");
+  for (const s of psc.sysctls || []) out.push(`sysctl ${s.name}`);
+  const all = [...(spec.initContainers || []), ...(spec.containers || []), ...(spec.ephemeralContainers || [])];
+  for (const c of all) {
+    const sc = c.securityContext || {};
+    const w = `container ${c.name}`;
+    if (sc.privileged) out.push(`${w}: privileged`);
+    if (sc.allowPrivilegeEscalation !== false) out.push(`${w}: allowPrivilegeEscalation is not false`);
+    if ((sc.runAsNonRoot ?? psc.runAsNonRoot) !== true) out.push(`${w}: runAsNonRoot is not true`);
+    if (sc.runAsUser === 0) out.push(`${w}: runAsUser 0`);
+    if (!seccompOk(sc) && !(sc.seccompProfile === undefined && seccompOk(psc))) out.push(`${w}: no RuntimeDefault/Localhost seccompProfile`);
+    if (!(sc.capabilities?.drop || []).includes("ALL")) out.push(`${w}: capabilities.drop lacks ALL`);
+    const add = (sc.capabilities?.add || []).filter((a) => a !== "NET_BIND_SERVICE");
+    if (add.length) out.push(`${w}: adds ${add.join(",")}`);
+    if ((c.ports || []).some((p) => p.hostPort)) out.push(`${w}: hostPort`);
+    if (sc.procMount && sc.procMount !== "Default") out.push(`${w}: procMount ${sc.procMount}`);
+    if (sc.windowsOptions?.hostProcess) out.push(`${w}: hostProcess`);
+    const se = sc.seLinuxOptions?.type;
+    if (se && !["container_t", "container_init_t", "container_kvm_t"].includes(se)) out.push(`${w}: SELinux type ${se}`);
+  }
+  return out;
+}
+
+await check("Pod Security restricted: the checker refuses the node agent and the hostPath example (self-test)", () => {
+  const d = restrictedProblems(pod).join("; ");
+  assert(/hostPath/.test(d), `the DaemonSet's hostPath was not caught: ${d}`);
+  assert(/socket-dir: runAsNonRoot/.test(d), `the root init container was not caught: ${d}`);
+  const e = restrictedProblems(one(sets.example, "Deployment").spec.template.spec).join("; ");
+  assert(/hostPath/.test(e), "the example app's hostPath was not caught");
+  return { note: `${d.split("; ").length} violations in the node agent` };
+});
+
+// --- the per-pod variant --------------------------------------------------------------
+
+if (sets["per-pod"]) {
+  const pp = sets["per-pod"];
+  const dep = pp.find((o) => o.kind === "Deployment");
+  const spec = dep?.spec?.template?.spec ?? {};
+  const side = (spec.initContainers || []).find((c) => c.name === "roomcastd") || {};
+  const apps = spec.containers || [];
+  const { env: ppEnv } = effectiveEnv(side, pp, podValues);
+  const vols = Object.fromEntries((spec.volumes || []).map((v) => [v.name, v]));
+
+  await check("per-pod: the namespace enforces Pod Security restricted and holds every object", () => {
+    const ns = one(pp, "Namespace");
+    const l = ns.metadata.labels || {};
+    assert(l["pod-security.kubernetes.io/enforce"] === "restricted", `enforce is ${l["pod-security.kubernetes.io/enforce"]}`);
+    const off = pp.filter((o) => o.kind !== "Namespace" && o.metadata.namespace !== ns.metadata.name);
+    assert(!off.length, off.map(id).join(", "));
+    return { note: ns.metadata.name };
+  });
+
+  await check("per-pod: the app pod meets Pod Security restricted (no hostPath, no root, nothing added)", () => {
+    const probs = restrictedProblems(spec);
+    assert(!probs.length, probs.join("; "));
+    for (const c of [...apps, ...(spec.initContainers || [])]) checkContainerSecurity(c, spec.securityContext || {});
+  });
+
+  await check("per-pod: roomcastd is a native sidecar (init, restartPolicy Always) started and probed before the app", () => {
+    assert(side.name, "no init container named roomcastd");
+    assert(side.restartPolicy === "Always", `restartPolicy ${side.restartPolicy}: an init container that never ends blocks the app`);
+    const http = (side.ports || []).find((p) => p.containerPort === portOf(ppEnv.get("ROOMCAST_HTTP")));
+    assert(http, `ROOMCAST_HTTP ${ppEnv.get("ROOMCAST_HTTP")} is on no declared port`);
+    for (const [probe, path] of [["startupProbe", "/healthz"], ["livenessProbe", "/healthz"], ["readinessProbe", "/readyz"]]) {
+      const g = side[probe]?.httpGet;
+      assert(g?.path === path, `${probe} is not GET ${path}`);
+      assert(g.port === http.name || g.port === http.containerPort, `${probe} is not on the HTTP port`);
+    }
+    assert(!/^(127\.|localhost:)/.test(ppEnv.get("ROOMCAST_HTTP")), "HTTP on loopback: the kubelet cannot probe it");
+    memoryEqualsLimit([side]);
+    const grace = spec.terminationGracePeriodSeconds ?? 30;
+    const ms = Number(ppEnv.get("ROOMCAST_SHUTDOWN_TIMEOUT") ?? 5000);
+    assert(grace * 1000 >= ms + 5000, `grace ${grace} s for a ${ms} ms shutdown`);
+  });
+
+  await check("per-pod: the socket is in an emptyDir the app mounts, where ROOMCAST_SOCKET says, in the socket's group", () => {
+    const sock = ppEnv.get("ROOMCAST_SOCKET") || "/run/roomcast/roomcast.sock";
+    const m = (side.volumeMounts || []).find((x) => posix.dirname(sock) === x.mountPath);
+    assert(m, `ROOMCAST_SOCKET ${sock} is in no mount of roomcastd`);
+    assert(vols[m.name]?.emptyDir, `volume ${m.name} is not an emptyDir`);
+    assert(!m.readOnly, "the sidecar's socket directory is read-only");
+    const psc = spec.securityContext || {};
+    const gid = side.securityContext?.runAsGroup ?? psc.runAsGroup;
+    for (const c of apps) {
+      const am = (c.volumeMounts || []).find((x) => x.name === m.name);
+      assert(am, `${c.name} does not mount ${m.name}`);
+      const want = posix.join(am.mountPath, posix.basename(sock));
+      const got = (c.env || []).find((e) => e.name === "ROOMCAST_SOCKET")?.value;
+      assert(got === want, `${c.name}: ROOMCAST_SOCKET ${got}, socket at ${want}`);
+      const groups = [c.securityContext?.runAsGroup ?? psc.runAsGroup, psc.fsGroup, ...(psc.supplementalGroups || [])];
+      assert(groups.includes(gid), `${c.name} is not in the sidecar's group ${gid} (socket mode 0660)`);
+    }
+    return { note: `${m.name} (emptyDir ${vols[m.name].emptyDir.medium || "disk"}) -> ${sock}` };
+  });
+
+  await check("per-pod: the key from the Secret roomcast-keys, read-only, in a mode roomcastd accepts", () => {
+    const kf = (ppEnv.get("ROOMCAST_KEY_FILE") || "").split(",")[0];
+    const m = (side.volumeMounts || []).find((x) => kf.startsWith(x.mountPath + "/"));
+    assert(m && m.readOnly === true, `${kf} is not on a read-only mount`);
+    const v = vols[m.name]?.secret;
+    assert(v?.secretName === "roomcast-keys", `not the Secret roomcast-keys: ${JSON.stringify(vols[m.name])}`);
+    const mode = v.defaultMode ?? 0o644;
+    assert((mode & 0o037) === 0, `mode 0${mode.toString(8)} would be refused by roomcastd`);
+    const gid = side.securityContext?.runAsGroup ?? spec.securityContext?.runAsGroup;
+    assert(!(mode & 0o040) || spec.securityContext?.fsGroup === gid, "group-readable key, but fsGroup is not the sidecar's group");
+    const generated = pp.some((o) => o.kind === "Secret");
+    return { note: generated ? "generated" : "an existing Secret (not rendered)" };
+  });
+
+  await check("per-pod: seeds Service and NetworkPolicy: members join each other, the app's ports stay open", () => {
+    const svc = one(pp, "Service");
+    assert(svc.spec.clusterIP === "None" && svc.spec.publishNotReadyAddresses === true, "seeds not headless with not-ready addresses");
+    const seed = /^dns:([^:]+):(\d+)$/.exec(ppEnv.get("ROOMCAST_JOIN") || "");
+    assert(seed && seed[1] === svc.metadata.name, `ROOMCAST_JOIN ${ppEnv.get("ROOMCAST_JOIN")} is not dns:${svc.metadata.name}:PORT`);
+    const gossip = (side.ports || []).find((p) => p.name === "gossip");
+    assert(Number(seed[2]) === gossip?.containerPort && portOf(ppEnv.get("ROOMCAST_GOSSIP")) === gossip.containerPort,
+      "the seed port, ROOMCAST_GOSSIP and the gossip port differ");
+    assert(portOf(ppEnv.get("ROOMCAST_BIND")) === (side.ports || []).find((p) => p.name === "data")?.containerPort,
+      "ROOMCAST_BIND is not the data port");
+    const np = one(pp, "NetworkPolicy");
+    const rules = np.spec.ingress || [];
+    const open = [];
+    for (const c of [...apps, side]) {
+      for (const p of c.ports || []) {
+        const rule = rules.find((r) => (r.ports || []).some((x) => x.port === p.containerPort && (x.protocol || "TCP") === (p.protocol || "TCP")));
+        assert(rule, `${c.name} port ${p.containerPort}/${p.protocol || "TCP"} is in no ingress rule: the policy cuts it`);
+        if (["data", "gossip"].includes(p.name)) assert(rule.from?.length, `mesh port ${p.containerPort} is open to everyone`);
+        else open.push(p.containerPort);
+      }
+    }
+    return { note: `open: ${open.join(", ")}; mesh ports from members only` };
+  });
+
+  await check("per-pod: images pinned by tag, the same image for the sidecar as the node agent", () => {
+    const img = side.image;
+    assert(/:[^/:@]+$/.test(img) && !img.endsWith(":latest"), `${img} is not pinned`);
+    assert(img === sidecar.image, `per-pod ${img}, node agent ${sidecar.image}`);
+  });
+}
+
+// --- the existing-secret variant ------------------------------------------------------
+
+if (sets["existing-secret"]) {
+  await check("existing-secret: the base without a key file: no Secret rendered, the same DaemonSet and settings", () => {
+    const es = sets["existing-secret"];
+    assert(!es.some((o) => o.kind === "Secret"), "a Secret is rendered: it would overwrite the one you manage");
+    const d = one(es, "DaemonSet");
+    const v = d.spec.template.spec.volumes.find((x) => x.secret);
+    assert(v.secret.secretName === "roomcast-keys", `secretName ${v.secret.secretName}`);
+    const norm = (o) => {
+      const c = structuredClone(o);
+      c.spec.template.spec.volumes.find((x) => x.secret).secret.secretName = "KEY";
+      return JSON.stringify(c);
+    };
+    assert(norm(d) === norm(ds), "the DaemonSet differs from the base's (beyond the Secret's name)");
+    const cm = one(es, "ConfigMap");
+    assert(JSON.stringify(cm.data) === JSON.stringify(one(base, "ConfigMap").data),
+      "its settings differ from deploy/kubernetes/kustomization.yaml's");
+    const kinds = (objs) => objs.filter((o) => o.kind !== "Secret").map(id).sort().join(",");
+    assert(kinds(es) === kinds(base), `objects differ: ${kinds(es)} vs ${kinds(base)}`);
+  });
+}
+
+// --- the monitoring kit against what it monitors ------------------------------------------
+
+if (sets.monitoring) {
+  await check("PodMonitor: selects the node agents and the per-pod sidecars, on a port each declares, job=roomcast", () => {
+    const pm = one(sets.monitoring, "PodMonitor");
+    const ports = pm.spec.podMetricsEndpoints.map((e) => e.port);
+    const targets = [["node agent", ds], ["per-pod", sets["per-pod"]?.find((o) => o.kind === "Deployment")]];
+    const rule = one(sets.monitoring, "PrometheusRule");
+    const jobs = new Set(rule.spec.groups.flatMap((g) => g.rules).flatMap((r) => [...r.expr.matchAll(/job="([^"]+)"/g)].map((m) => m[1])));
+    for (const [what, w] of targets) {
+      if (!w) continue;
+      const t = w.spec.template;
+      assert(selects(pm.spec.selector, t.metadata.labels), `the selector misses the ${what} pods`);
+      const named = [...t.spec.containers, ...(t.spec.initContainers || [])].flatMap((c) => c.ports || []).map((p) => p.name);
+      assert(ports.some((p) => named.includes(p)), `the ${what} pods have none of the ports ${ports.join(", ")}`);
+      const job = t.metadata.labels[pm.spec.jobLabel];
+      assert(job && [...jobs].every((j) => j === job), `job label from ${pm.spec.jobLabel} is ${job}; the rules use job=${[...jobs].join(",")}`);
+      const a = ds.spec.template.metadata.annotations || {};
+      assert(what !== "node agent" || Number(a["prometheus.io/port"]) === containerPort(sidecar, "http").containerPort, "scrape annotation and port disagree");
+    }
+    assert(pm.spec.namespaceSelector?.any === true, "the per-pod sidecars live in app namespaces: namespaceSelector.any");
+    return { note: `ports ${ports.join(", ")}, job ${[...jobs].join(",")}` };
+  });
+}
 
 if (emitEnv) {
   const { env } = effectiveEnv(sidecar, base, { "status.podIP": "127.0.0.1", "spec.nodeName": "smoke-node" });

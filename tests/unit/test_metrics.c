@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -319,8 +321,8 @@ static void test_every_line_is_exposition_syntax(void **state)
         }
         samples++;
     }
-    assert_int_equal(ntyped, 23);  // + gossip_packets, curve_refused
-    assert_int_equal(samples, 52); // + 4 gossip results + 1
+    assert_int_equal(ntyped, 30);  // + build_info, 6 process_*
+    assert_int_equal(samples, 59); // + 7
     regfree(&sample);
     regfree(&comment);
     http_reply_free(&reply);
@@ -444,6 +446,23 @@ static char *s_get(int port, const char *path)
     return buf;
 }
 
+//  Remove the process_* families from a body, in place.
+static void s_drop_process_lines(char *body)
+{
+    char *out = body;
+    for (char *p = body; *p;) {
+        char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+        if (strncmp(p, "process_", 8) && strncmp(p, "# HELP process_", 15) &&
+            strncmp(p, "# TYPE process_", 15)) {
+            memmove(out, p, len);
+            out += len;
+        }
+        p += len;
+    }
+    *out = '\0';
+}
+
 static void test_scrape_over_http(void **state)
 {
     (void)state;
@@ -460,11 +479,14 @@ static void test_scrape_over_http(void **state)
     in.writable = false;
     http_reply_init(&want);
     metrics_render(&in, &want);
-    const char *body = strstr(resp, "\r\n\r\n") + 4;
-    assert_string_equal(body, want.body);
+    char *body = strstr(resp, "\r\n\r\n") + 4;
     char cl[64];
-    snprintf(cl, sizeof cl, "\r\nContent-Length: %zu\r\n", want.len);
+    snprintf(cl, sizeof cl, "\r\nContent-Length: %zu\r\n", strlen(body));
     assert_non_null(strstr(resp, cl));
+    //  the process_* lines are the serving child's own
+    s_drop_process_lines(body);
+    s_drop_process_lines(want.body);
+    assert_string_equal(body, want.body);
     http_reply_free(&want);
     free(resp);
 
@@ -483,6 +505,103 @@ static void test_scrape_over_http(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
 }
 
+static void test_build_info_and_process(void **state)
+{
+    (void)state;
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    s_expect(&l, "# TYPE roomcast_build_info gauge");
+    s_expect(&l, "roomcast_build_info{version=\"0.1.0\"} 1");
+    s_expect(&l, "# TYPE process_cpu_seconds_total counter");
+    s_expect(&l, "# TYPE process_resident_memory_bytes gauge");
+    double rss = -1, start = -1, fds = -1, max = -1, cpu = -1;
+    for (size_t i = 0; i < l.n; i++) {
+        sscanf(l.lines[i], "process_resident_memory_bytes %lf", &rss);
+        sscanf(l.lines[i], "process_start_time_seconds %lf", &start);
+        sscanf(l.lines[i], "process_open_fds %lf", &fds);
+        sscanf(l.lines[i], "process_max_fds %lf", &max);
+        sscanf(l.lines[i], "process_cpu_seconds_total %lf", &cpu);
+    }
+    //  this test process: some resident memory, started in the last day,
+    //  stdin/out/err open
+    assert_true(rss > 100 * 1024 && rss < 1e10);
+    double now = (double)time(NULL);
+    assert_true(start <= now + 1 && start > now - 86400);
+    assert_true(fds >= 3 && fds < 1000);
+    assert_true(max >= fds);
+    assert_true(cpu >= 0);
+    //  the same count as the kernel's table, minus nothing
+    metrics_process_t p;
+    assert_int_equal(metrics_process_read("/proc", "self", &p), 0);
+    int extra = dup(0);
+    metrics_process_t q;
+    assert_int_equal(metrics_process_read("/proc", "self", &q), 0);
+    assert_int_equal(q.open_fds, p.open_fds + 1);
+    close(extra);
+    http_reply_free(&reply);
+}
+
+static void s_write(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_process_read_parses_proc(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rc-proc-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[512];
+    snprintf(path, sizeof path, "%s/42", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/42/fd", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    s_write(path, "0", "");
+    s_write(path, "1", "");
+    s_write(path, "7", "");
+    s_write(dir, "stat", "cpu  1 2 3\nbtime 1700000000\nprocesses 9\n");
+    long hz = sysconf(_SC_CLK_TCK);
+    long page = sysconf(_SC_PAGESIZE);
+    char stat[512];
+    //  a command name with spaces and ')' in it
+    snprintf(stat, sizeof stat,
+             "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 %ld %ld 0 "
+             "0 20 0 1 0 %ld 123456789 1000 18446744073709551615\n",
+             3 * hz, hz, 50 * hz);
+    snprintf(path, sizeof path, "%s/42", dir);
+    s_write(path, "stat", stat);
+    s_write(path, "limits",
+            "Limit                     Soft Limit           Hard Limit   "
+            "        Units\n"
+            "Max cpu time              unlimited            unlimited    "
+            "        seconds\n"
+            "Max open files            1024                 524288       "
+            "        files\n");
+    metrics_process_t p;
+    assert_int_equal(metrics_process_read(dir, "42", &p), 0);
+    assert_true(p.cpu_seconds > 3.99 && p.cpu_seconds < 4.01);
+    assert_true(p.start_time > 1700000049.99 && p.start_time < 1700000050.01);
+    assert_int_equal(p.virtual_bytes, 123456789);
+    assert_int_equal(p.resident_bytes, 1000 * (uint64_t)page);
+    assert_int_equal(p.max_fds, 1024);
+    assert_int_equal(p.open_fds, 3);
+    //  a stat line cut short is an error, not zeros
+    s_write(path, "stat", "42 (x) S 1 42\n");
+    assert_int_equal(metrics_process_read(dir, "42", &p), -1);
+    assert_int_equal(metrics_process_read(dir, "43", &p), -1);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +611,8 @@ int main(void)
         cmocka_unit_test(test_every_line_is_exposition_syntax),
         cmocka_unit_test(test_readyz),
         cmocka_unit_test(test_scrape_over_http),
+        cmocka_unit_test(test_build_info_and_process),
+        cmocka_unit_test(test_process_read_parses_proc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
