@@ -63,6 +63,7 @@ typedef struct {
     const char *version;  // ROOMCAST_VERSION_STRING
     const char *node_id;  // 32 hex digits
     const char *channel;  // cluster channel
+    const char *detail;   // health in words (e.g. "not joined: ..."), or NULL
 } metrics_input_t;
 
 //  The process as /proc shows it.

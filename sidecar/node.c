@@ -483,7 +483,8 @@ static void s_on_sample(void *arg, metrics_input_t *in)
                           .mode = self->mesh ? mesh_mode(self->mesh) : "local",
                           .version = ROOMCAST_VERSION_STRING,
                           .node_id = self->id_hex,
-                          .channel = self->cfg->channel};
+                          .channel = self->cfg->channel,
+                          .detail = self->health.detail};
 }
 
 // --- housekeeping

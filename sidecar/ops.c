@@ -21,7 +21,10 @@ static int s_handle(void *arg, const char *path, http_reply_t *reply)
     } else if (strcmp(path, "/healthz") == 0) {
         http_reply_printf(reply, "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
-        metrics_readyz(in.readable, in.writable, reply);
+        if (metrics_readyz(in.readable, in.writable, reply) != 200 &&
+            in.detail) {
+            http_reply_printf(reply, "%s\n", in.detail); // e.g. not joined
+        }
     } else {
         reply->status = 404;
         http_reply_printf(reply, "not found: try /metrics, /healthz, "

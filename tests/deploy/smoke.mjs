@@ -191,9 +191,13 @@ try {
     } while (h.status !== 200 && Date.now() - t1 < 3000);
     r = await httpGet(httpPort, "/readyz");
     m = await httpGet(httpPort, "/metrics");
-    const ok = h.status === 200 && r.status === 200 && m.status === 200 && /^# (HELP|TYPE) /m.test(m.body);
+    // alone, a sidecar with seeds or peers configured has not joined: it
+    // must not say ready (health never lies); with none it is a cluster of one
+    const seeded = ["ROOMCAST_JOIN", "ROOMCAST_PEERS", "ROOMCAST_PROXIES"].some((k) => final.get(k));
+    const readyOk = seeded ? r.status === 503 && /not joined/.test(r.body) : r.status === 200;
+    const ok = h.status === 200 && readyOk && m.status === 200 && /^# (HELP|TYPE) /m.test(m.body);
     report(ok ? "PASS" : "FAIL", `${label}: /healthz, /readyz, /metrics answer`,
-      `healthz ${h.status}, readyz ${r.status} (cluster of one), metrics ${m.status}`);
+      `healthz ${h.status}, readyz ${r.status} (${seeded ? "seeds configured, alone: not joined" : "cluster of one"}), metrics ${m.status}`);
   }
 
   const t2 = Date.now();

@@ -141,6 +141,7 @@ static void test_unanswered_seed_is_not_ready(void **state)
     assert_true(strstr(h.last.detail, "not joined") != NULL);
     ready_t r = {n.http_port, "HTTP/1.1 503"};
     assert_true(s_readyz(&r));
+    assert_non_null(strstr(http_get(n.http_port, "/readyz"), "not joined"));
     rc_close(&app);
     s_stop(&n);
     unlink(key);
