@@ -695,7 +695,11 @@ void config_usage(FILE *out)
         char flag[64], env[64];
         snprintf(flag, sizeof flag, "--%s %s", s_opts[i].name, s_opts[i].arg);
         s_env_name(&s_opts[i], env, sizeof env);
-        fprintf(out, "  %-22s ", flag);
+        if (strlen(flag) > 21) { // no room for the two spaces: own line
+            fprintf(out, "  %s\n  %-22s ", flag, "");
+        } else {
+            fprintf(out, "  %-22s ", flag);
+        }
         for (const char *p = s_opts[i].help; *p; p++) {
             fputc(*p, out);
             if (*p == '\n') {
