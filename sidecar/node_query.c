@@ -301,8 +301,17 @@ void node_query(node_t *self, conn_t *conn, const wire_frame_t *f)
     }
     rows_t rows = {.limit = self->cfg->max_payload};
     if (fn(self, conn, arg, &rows)) {
-        session_err(self->session, conn, f->req, WIRE_E_BADQUERY,
-                    "QUERY %s: bad argument '%s'", what, arg);
+        session_err(self->session, conn, f->req, WIRE_E_BADQUERY, "%s '%s': %s",
+                    what, arg,
+                    !self->mesh       ? "this sidecar has no mesh"
+                    : errno == ENOENT ? "no such link (roomcastctl peers "
+                                        "lists them)"
+                    : errno == EEXIST ? "already linked"
+                    : errno == ENOKEY ? "CurveZMQ is on: give the peer's "
+                                        "key, ENDPOINT@KEY"
+                    : errno == EINVAL && strncmp(what, "peer", 4) == 0
+                        ? "not an endpoint (tcp://HOST:PORT)"
+                        : "bad argument");
     } else {
         if (rows.left_out) {
             rows.limit += 64;

@@ -110,11 +110,38 @@ static void s_json_str(const char *s, size_t len)
     putchar('"');
 }
 
+//  The sidecar's last refusal, in its own words (ERR frames reach us
+//  through on_error): printed instead of a bare errno text.
+static char s_refusal[300];
+static int s_refusal_err;
+
+static void s_on_error(rc_client_t *c, rc_stage_t stage, int err,
+                       const char *text, void *arg)
+{
+    (void)c;
+    (void)stage;
+    (void)arg;
+    s_refusal_err = err;
+    snprintf(s_refusal, sizeof s_refusal, "%s", text);
+}
+
+//  Why what failed: the sidecar's words when it refused, else errno's.
+static void s_fail(const char *what)
+{
+    if (*s_refusal) {
+        fprintf(stderr, "roomcastctl: %s: refused by the sidecar: %s (%s)\n",
+                what, s_refusal, rc_strerror(s_refusal_err));
+    } else {
+        fprintf(stderr, "roomcastctl: %s: %s\n", what, rc_strerror(errno));
+    }
+}
+
 static rc_client_t *s_connect(const opts_t *o)
 {
     rc_options_t ro;
     rc_options_init(&ro);
     ro.name = "roomcastctl";
+    ro.on_error = s_on_error;
     ro.connect_timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
     rc_client_t *c = rc_connect(o->socket, &ro);
     if (!c) {
@@ -432,7 +459,7 @@ static int s_query(const opts_t *o, const char *what, const char *arg,
     rc_reply_t *reply;
     if (rc_query(c, what, arg, &reply,
                  o->timeout_ms > 0 ? o->timeout_ms : 5000)) {
-        fprintf(stderr, "roomcastctl: %s: %s\n", what, rc_strerror(errno));
+        s_fail(what);
         rc_close(&c);
         return 1;
     }
@@ -480,10 +507,15 @@ static int s_publish(const opts_t *o, const char *topic, const char *data)
     rc_client_t *c = s_connect(o);
     int rc = 1;
     if (c) {
+        //  The sidecar answers frames in order: once a query sent after
+        //  the PUB is answered, any refusal of the PUB has come in.
+        rc_reply_t *barrier = NULL;
+        int timeout = o->timeout_ms > 0 ? o->timeout_ms : 5000;
         if (rc_publish(c, o->ns, topic, data, len,
                        o->binary ? RC_BINARY : RC_TEXT) ||
-            rc_flush(c, o->timeout_ms > 0 ? o->timeout_ms : 5000)) {
-            fprintf(stderr, "roomcastctl: publish: %s\n", rc_strerror(errno));
+            rc_flush(c, timeout) ||
+            rc_query(c, "status", "", &barrier, timeout) || *s_refusal) {
+            s_fail("publish");
         } else {
             rc = 0;
             if (o->json) {
@@ -495,6 +527,7 @@ static int s_publish(const opts_t *o, const char *topic, const char *data)
                        o->binary ? "binary" : "text", len);
             }
         }
+        rc_reply_destroy(&barrier);
         rc_close(&c);
     }
     free(buf);

@@ -115,12 +115,32 @@ static void test_publish_subscribe_numsub_topics(void **state)
     rc_close(&c);
 }
 
+//  A refusal by the sidecar is an error exit with the sidecar's reason,
+//  never exit 0 (issue 16 item 8): a topic with a control character passes
+//  the library's checks and is refused by the sidecar; removing a link
+//  that is not there says so.
+static void test_refusals_exit_non_zero_with_the_reason(void **state)
+{
+    (void)state;
+    char out[4096];
+    int rc = s_ctl("publish \"$(printf 'ro\\tom')\" x 2>&1", NULL, out,
+                   sizeof out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "refused by the sidecar"));
+    assert_non_null(strstr(out, "control character"));
+    rc = s_ctl("peer remove tcp://127.0.0.1:1 2>&1", NULL, out, sizeof out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "no mesh"));
+    assert_null(strstr(out, "over-long name"));
+}
+
 int main(void)
 {
     harness_deadline(60);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_and_help),
         cmocka_unit_test(test_publish_subscribe_numsub_topics),
+        cmocka_unit_test(test_refusals_exit_non_zero_with_the_reason),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
