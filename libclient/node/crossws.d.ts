@@ -31,8 +31,10 @@ export interface RoomcastSyncDriver {
 
 export interface RoomcastSyncAdapter {
   (ctx: { id: string }): RoomcastSyncDriver;
-  /** Resolves when every driver made so far holds its subscription on its
-   *  sidecar and every live peer (default deadline: subscribeTimeoutMs). */
+  /** Resolves when every open driver is connected and holds its
+   *  subscription on its sidecar and every live peer now (a dead or
+   *  restarted sidecar makes it wait again); rejects with ETIMEDOUT after
+   *  the deadline (default: subscribeTimeoutMs). */
   ready(timeoutMs?: number): Promise<unknown>;
 }
 

@@ -71,7 +71,7 @@ export function roomcast(options = {}) {
     }
   };
 
-  const subscriptions = new Set(); // of every driver made, for ready()
+  const subscribed = new Set(); // clients of the open drivers that subscribed
 
   const factory = ({ id }) => {
     const client = new Client({ name: `crossws ${id}`, ...clientOptions });
@@ -101,8 +101,7 @@ export function roomcast(options = {}) {
           deliver(msg);
         });
         const confirmed = client.subscribe(namespace, channel);
-        subscriptions.add(confirmed);
-        confirmed.catch(() => {}).finally(() => subscriptions.delete(confirmed));
+        subscribed.add(client);
         //  what crossws waits for: bounded, and quiet once closed
         return Promise.race([confirmed, timeout(subscribeTimeoutMs, namespace, channel)])
           .catch((err) => {
@@ -129,16 +128,22 @@ export function roomcast(options = {}) {
 
       close() {
         closed = true;
+        subscribed.delete(client);
         return client.close();
       },
     };
   };
 
-  //  Resolves when every driver made so far holds its subscription on its
-  //  sidecar and on every live peer of the mesh (a readiness check); rejects
-  //  after timeoutMs.
+  //  A readiness check of now, not of the past: resolves when every open
+  //  driver is connected to its sidecar and holds its subscription there
+  //  and on every live peer of the mesh at this moment (a sidecar that
+  //  died or restarted unconfirms it until its new SUB is confirmed);
+  //  rejects after timeoutMs.
   factory.ready = (timeoutMs = subscribeTimeoutMs) =>
-    Promise.race([Promise.all(subscriptions), timeout(timeoutMs, namespace, channel)]);
+    Promise.race([
+      Promise.all([...subscribed].map((c) => c.subscribe(namespace, channel))),
+      timeout(timeoutMs, namespace, channel),
+    ]);
 
   return factory;
 }

@@ -183,3 +183,19 @@ test("the payload limit includes the envelope: the largest message crosses, one 
   }
   await probe.close();
 });
+
+test("ready() says what holds now: it waits while the sidecar is dead and resolves once it is back", async () => {
+  const solo = await cluster.single("ready-solo");
+  const sync = roomcast({ channel: "ready", socket: solo.socket, onError: () => {},
+                          reconnectMinMs: 20, reconnectMaxMs: 100 });
+  const driver = sync({ id: "r1" });
+  await driver.subscribe(() => {});
+  await sync.ready(5000);
+  solo.child.kill("SIGKILL");
+  await waitFor("the driver to see its sidecar gone", async () => driver.client.state !== "connected");
+  await assert.rejects(sync.ready(300), { code: "ETIMEDOUT" });
+  await solo.start();
+  await sync.ready(10000);
+  await driver.close();
+  await assert.doesNotReject(sync.ready(100)); // a closed driver is not waited for
+});
