@@ -11,21 +11,30 @@
 extern const uint64_t stats_fanout_bounds_us[STATS_FANOUT_BUCKETS];
 
 typedef struct {
-    uint64_t clients_accepted;      // connections accepted
-    uint64_t clients_refused;       // refused (limit, shutdown)
-    uint64_t publishes;             // PUB frames accepted
-    uint64_t deliveries;            // MSG frames queued to a client
-    uint64_t dropped_slow;          // MSG not queued: client over budget
-    uint64_t closed_slow;           // clients closed as slow consumers
-    uint64_t closed_proto;          // clients closed for protocol errors
-    uint64_t errors_sent;           // ERR frames sent
-    uint64_t bad_frames;            // frames that did not decode or validate
-    uint64_t bytes_in;              // from clients
-    uint64_t bytes_out;             // to clients
-    uint64_t subscribes;            // SUB that joined a topic
-    uint64_t unsubscribes;          // UNSUB that left a topic
-    uint64_t queries;               // QUERY answered
-    uint64_t presence_refused;      // PSET refused (budget, key taken)
+    uint64_t clients_accepted; // connections accepted
+    uint64_t clients_refused;  // refused (limit, shutdown)
+    uint64_t publishes;        // PUB frames accepted
+    uint64_t deliveries;       // MSG frames queued to a client
+    uint64_t dropped_slow;     // MSG not queued: client over budget
+    uint64_t closed_slow;      // clients closed as slow consumers
+    uint64_t closed_proto;     // clients closed for protocol errors
+    uint64_t errors_sent;      // ERR frames sent
+    uint64_t bad_frames;       // frames that did not decode or validate
+    uint64_t bytes_in;         // from clients
+    uint64_t bytes_out;        // to clients
+    uint64_t subscribes;       // SUB that joined a topic
+    uint64_t unsubscribes;     // UNSUB that left a topic
+    uint64_t queries;          // QUERY answered
+    uint64_t presence_refused; // PSET refused (budget, key taken)
+    //  Frames refused, by kind (each also counts in bad_frames):
+    uint64_t refused_order;         // before HELLO, HELLO twice
+    uint64_t refused_name;          // bad namespace, topic or presence key
+    uint64_t refused_size;          // payload, meta or frame over its limit
+    uint64_t refused_type;          // unknown type, or one the sidecar sends
+    uint64_t refused_flags;         // unknown PUB flag bits
+    uint64_t refused_query;         // unknown QUERY, or a bad argument
+    uint64_t refused_version;       // HELLO of a version we do not speak
+    uint64_t refused_protocol;      // bytes that are not the protocol
     uint64_t closed_partial;        // closed: a frame incomplete too long
     uint64_t closed_partial_budget; // closed: --partial-budget full
     uint64_t partial_bytes;         // gauge: held in incomplete frames
@@ -53,5 +62,8 @@ typedef struct {
 
 //  Count one fanout that took us microseconds.
 void stats_fanout_observe(stats_t *self, uint64_t us);
+
+//  Count a refused frame once, in its kind and in the total.
+#define STATS_REFUSED(st, kind) ((st)->refused_##kind++, (st)->bad_frames++)
 
 #endif

@@ -124,6 +124,14 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     COUNTER(gossip_bad);
     COUNTER(curve_refused);
     COUNTER(presence_refused);
+    COUNTER(refused_order);
+    COUNTER(refused_name);
+    COUNTER(refused_size);
+    COUNTER(refused_type);
+    COUNTER(refused_flags);
+    COUNTER(refused_query);
+    COUNTER(refused_version);
+    COUNTER(refused_protocol);
     COUNTER(closed_partial);
     COUNTER(closed_partial_budget);
     COUNTER(partial_bytes);
@@ -292,7 +300,7 @@ void node_query(node_t *self, conn_t *conn, const wire_frame_t *f)
         }
     }
     if (!fn) {
-        self->stats->bad_frames++;
+        STATS_REFUSED(self->stats, query);
         session_err(self->session, conn, f->req, WIRE_E_BADQUERY,
                     "unknown QUERY '%s' (status, topics, numsub, clients, "
                     "peers, members, presence, peer-add, peer-remove)",
@@ -301,6 +309,7 @@ void node_query(node_t *self, conn_t *conn, const wire_frame_t *f)
     }
     rows_t rows = {.limit = self->cfg->max_payload};
     if (fn(self, conn, arg, &rows)) {
+        STATS_REFUSED(self->stats, query);
         session_err(self->session, conn, f->req, WIRE_E_BADQUERY, "%s '%s': %s",
                     what, arg,
                     !self->mesh       ? "this sidecar has no mesh"

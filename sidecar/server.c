@@ -351,15 +351,16 @@ static ssize_t s_frames(server_t *self, conn_t *conn, const uint8_t *data,
         }
     }
     if (!conn->closing && rc < 0) {
-        self->stats->bad_frames++;
         self->stats->closed_proto++;
         if (errno == EMSGSIZE) {
+            STATS_REFUSED(self->stats, size);
             char why[128];
             snprintf(why, sizeof why,
                      "frame over the limit of %zu bytes: connection closed",
                      max_body);
             server_close_with(self, conn, WIRE_E_TOOBIG, why);
         } else {
+            STATS_REFUSED(self->stats, protocol);
             server_close_with(self, conn, WIRE_E_PROTO,
                               "zero-length frame: not the roomcast protocol");
         }

@@ -62,7 +62,7 @@ static bool s_names_ok(session_t *self, conn_t *conn, const wire_frame_t *f)
         which = "topic";
     }
     if (problem) {
-        self->stats->bad_frames++;
+        STATS_REFUSED(self->stats, name);
         session_err(self, conn, f->req, WIRE_E_BADNAME, "%s %s %s",
                     wire_type_name(f->type), which, problem);
         return false;
@@ -76,7 +76,7 @@ static bool s_names_ok(session_t *self, conn_t *conn, const wire_frame_t *f)
 static void s_hello(session_t *self, conn_t *conn, const wire_frame_t *f)
 {
     if (conn->hello) {
-        self->stats->bad_frames++;
+        STATS_REFUSED(self->stats, order);
         session_err(self, conn, 0, WIRE_E_ORDER, "HELLO sent twice");
         return;
     }
@@ -85,6 +85,7 @@ static void s_hello(session_t *self, conn_t *conn, const wire_frame_t *f)
         snprintf(why, sizeof why,
                  "protocol version %llu not supported (this sidecar: %d)",
                  (unsigned long long)f->version, WIRE_VERSION);
+        STATS_REFUSED(self->stats, version);
         self->stats->closed_proto++;
         self->io.close(self->io.arg, conn, WIRE_E_VERSION, why);
         return;
@@ -124,14 +125,14 @@ static void s_pub(session_t *self, conn_t *conn, const wire_frame_t *f)
         return;
     }
     if (f->payload.len > self->cfg.max_payload) {
-        self->stats->bad_frames++;
+        STATS_REFUSED(self->stats, size);
         session_err(self, conn, f->req, WIRE_E_TOOBIG,
                     "PUB payload of %u bytes is over the limit of %zu",
                     f->payload.len, self->cfg.max_payload);
         return;
     }
     if (f->flags & ~(uint64_t)(WIRE_F_BINARY | WIRE_F_ECHO)) {
-        self->stats->bad_frames++;
+        STATS_REFUSED(self->stats, flags);
         session_err(self, conn, f->req, WIRE_E_PROTO,
                     "PUB flags 0x%llx: unknown bits",
                     (unsigned long long)f->flags);
@@ -144,7 +145,7 @@ static bool s_key_ok(session_t *self, conn_t *conn, const wire_frame_t *f)
 {
     const char *problem = s_name_problem(f->arg);
     if (problem) {
-        self->stats->bad_frames++;
+        STATS_REFUSED(self->stats, name);
         session_err(self, conn, f->req, WIRE_E_BADNAME, "%s presence key %s",
                     wire_type_name(f->type), problem);
         return false;
@@ -158,7 +159,7 @@ static void s_pset(session_t *self, conn_t *conn, const wire_frame_t *f)
         return;
     }
     if (f->meta.len > 65536) {
-        self->stats->bad_frames++;
+        STATS_REFUSED(self->stats, size);
         session_err(self, conn, f->req, WIRE_E_TOOBIG,
                     "PSET meta of %u bytes is over 64 KiB", f->meta.len);
         return;
@@ -214,13 +215,14 @@ void session_frame(session_t *self, conn_t *conn, const uint8_t *body,
     stats_t *st = self->stats;
     wire_frame_t f;
     if (wire_decode(self->decoder, body, len, &f)) {
-        st->bad_frames++;
         if (errno == EBADMSG) {
+            STATS_REFUSED(st, type);
             session_err(self, conn, 0, WIRE_E_BADTYPE, "unknown frame type %d",
                         f.type);
         } else {
             //  not the protocol: nothing later on this stream can be
             //  trusted to be framed right
+            STATS_REFUSED(st, protocol);
             st->closed_proto++;
             char why[160];
             snprintf(why, sizeof why, "bad frame (%s): connection closed",
@@ -231,14 +233,14 @@ void session_frame(session_t *self, conn_t *conn, const uint8_t *body,
     }
     handler_fn *handler = s_handlers[f.type];
     if (!handler) {
-        st->bad_frames++;
+        STATS_REFUSED(st, type);
         session_err(self, conn, f.req, WIRE_E_BADTYPE,
                     "%s is sent by the sidecar, not to it",
                     wire_type_name(f.type));
         return;
     }
     if (!conn->hello && f.type != WIRE_HELLO) {
-        st->bad_frames++;
+        STATS_REFUSED(st, order);
         session_err(self, conn, f.req, WIRE_E_ORDER,
                     "%s before HELLO: say HELLO first", wire_type_name(f.type));
         return;

@@ -89,7 +89,9 @@ const counters = [
   "env_sent", "env_received", "env_undecryptable", "env_malformed", "env_duplicates", "env_own",
   "env_stale", "gaps", "missed", "control_received", "control_bad", "mesh_send_failed", "gossip_in",
   "gossip_out", "gossip_undecryptable", "gossip_bad", "curve_refused", "presence_refused",
-  "closed_partial", "closed_partial_budget", "partial_bytes",
+  "closed_partial", "closed_partial_budget", "partial_bytes", "refused_order", "refused_name",
+  "refused_size", "refused_type", "refused_flags", "refused_query", "refused_version",
+  "refused_protocol",
 ];
 const schemas = {
   status: obj({

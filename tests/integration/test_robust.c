@@ -312,7 +312,7 @@ static void test_sigterm_flushes_and_exits_zero(void **state)
         got++;
         rc_msg_destroy(&m);
     }
-    assert_int_equal(got, 1000); // flushed before exit
+    assert_int_equal(got, 1000);          // flushed before exit
     assert_int_equal(rcd_stop(&d, 0), 0); // exits 0 by itself
     assert_int_equal(stat(d.socket, &st), -1);
     rc_close(&sub);
@@ -427,6 +427,144 @@ static void test_limit_refusal_is_reported(void **state)
     rcd_cleanup(&d);
 }
 
+//  Every refusal is counted once, in its kind (refused_*) and in the
+//  total (bad_frames); a refusal that closes counts closed_proto too.
+typedef struct {
+    const char *kind; // the refused_* counter that must move
+    bool hello;       // say HELLO first
+    bool closes;      // the sidecar closes the connection for it
+    wire_frame_t f;   // what is sent (type 0: raw bytes below)
+    const char *raw;
+    size_t raw_len;
+} refusal_t;
+
+static void test_every_refusal_is_counted_once(void **state)
+{
+    (void)state;
+    rcd_t d;
+    const char *extra[] = {"--max-payload", "8192", NULL};
+    assert_int_equal(rcd_start(&d, "itest", extra), 0);
+    rc_client_t *c = rcd_client(&d, NULL);
+    static char big[9000];
+    memset(big, 'x', sizeof big);
+    static const uint8_t id[16] = {9};
+    const refusal_t cases[] = {
+        {.kind = "order",
+         .hello = false,
+         .closes = false,
+         .f = {.type = WIRE_SUB,
+               .req = 4,
+               .ns = wire_str("n"),
+               .topic = wire_str("t")}},
+        {.kind = "order",
+         .hello = true,
+         .closes = false,
+         .f = {.type = WIRE_HELLO,
+               .version = WIRE_VERSION,
+               .id = {(const char *)id, 16},
+               .name = wire_str("twice")}},
+        {.kind = "name",
+         .hello = true,
+         .closes = false,
+         .f = {.type = WIRE_SUB,
+               .req = 4,
+               .ns = wire_str("n"),
+               .topic = wire_str("a\tb")}},
+        {.kind = "name",
+         .hello = true,
+         .closes = false,
+         .f = {.type = WIRE_PSET,
+               .req = 4,
+               .ns = wire_str("n"),
+               .topic = wire_str("t"),
+               .arg = wire_str("")}},
+        {.kind = "size",
+         .hello = true,
+         .closes = false,
+         .f = {.type = WIRE_PUB,
+               .req = 4,
+               .ns = wire_str("n"),
+               .topic = wire_str("t"),
+               .payload = {big, sizeof big}}},
+        {.kind = "type",
+         .hello = true,
+         .closes = false,
+         .f = {.type = WIRE_MSG,
+               .ns = wire_str("n"),
+               .topic = wire_str("t"),
+               .id = {(const char *)id, 16},
+               .node = {(const char *)id, 16}}},
+        {.kind = "flags",
+         .hello = true,
+         .closes = false,
+         .f = {.type = WIRE_PUB,
+               .req = 4,
+               .ns = wire_str("n"),
+               .topic = wire_str("t"),
+               .flags = 0x80}},
+        {.kind = "query",
+         .hello = true,
+         .closes = false,
+         .f = {.type = WIRE_QUERY,
+               .req = 4,
+               .text = wire_str("frobnicate"),
+               .arg = wire_str("")}},
+        {.kind = "version",
+         .hello = false,
+         .closes = true,
+         .f = {.type = WIRE_HELLO,
+               .version = WIRE_VERSION + 7,
+               .id = {(const char *)id, 16},
+               .name = wire_str("old")}},
+        {.kind = "protocol",
+         .hello = false,
+         .closes = true,
+         .raw = "\x00\x00\x00\x03\xc1\xc1\xc1",
+         .raw_len = 7},
+        {.kind = "protocol",
+         .hello = false,
+         .closes = true,
+         .raw = "\x00\x00\x00\x00",
+         .raw_len = 4},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const refusal_t *r = &cases[i];
+        char name[32];
+        snprintf(name, sizeof name, "refused_%s", r->kind);
+        long long kind0 = query_counter(c, name);
+        long long bad0 = query_counter(c, "bad_frames");
+        long long proto0 = query_counter(c, "closed_proto");
+        raw_reader_t rd = s_reader(s_raw(&d));
+        if (r->hello) {
+            s_raw_hello(rd.fd);
+            assert_int_equal(s_raw_expect(&rd, WIRE_WELCOME, NULL), 1);
+        }
+        if (r->f.type) {
+            s_raw_frame(rd.fd, &r->f);
+        } else {
+            s_raw_send(rd.fd, r->raw, r->raw_len);
+        }
+        uint64_t code = 0;
+        assert_int_equal(s_raw_expect(&rd, WIRE_ERR, &code), 1);
+        if (r->closes) {
+            assert_int_equal(s_raw_expect(&rd, WIRE_ERR, NULL), 0); // closed
+        }
+        s_reader_done(&rd);
+        if (query_counter(c, name) != kind0 + 1 ||
+            query_counter(c, "bad_frames") != bad0 + 1 ||
+            query_counter(c, "closed_proto") != proto0 + r->closes) {
+            fail_msg("case %zu (%s): %s %lld -> %lld, bad_frames %lld -> "
+                     "%lld, closed_proto %lld -> %lld",
+                     i, r->kind, name, kind0, query_counter(c, name), bad0,
+                     query_counter(c, "bad_frames"), proto0,
+                     query_counter(c, "closed_proto"));
+        }
+    }
+    rc_close(&c);
+    assert_int_equal(rcd_stop(&d, SIGTERM), 0);
+    rcd_cleanup(&d);
+}
+
 int main(void)
 {
     harness_deadline(120);
@@ -439,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_startup_errors),
         cmocka_unit_test(test_unix_socket_allowlist),
         cmocka_unit_test(test_limit_refusal_is_reported),
+        cmocka_unit_test(test_every_refusal_is_counted_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
