@@ -123,8 +123,8 @@ static void test_refusals_exit_non_zero_with_the_reason(void **state)
 {
     (void)state;
     char out[4096];
-    int rc = s_ctl("publish \"$(printf 'ro\\tom')\" x 2>&1", NULL, out,
-                   sizeof out);
+    int rc =
+        s_ctl("publish \"$(printf 'ro\\tom')\" x 2>&1", NULL, out, sizeof out);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "refused by the sidecar"));
     assert_non_null(strstr(out, "control character"));
