@@ -169,6 +169,11 @@ demo: deps
 	@$(MAKE) --no-print-directory -j2 build
 	@examples/demo.sh $(BUILD)
 
+.PHONY: demo-socketio
+demo-socketio: deps # two socket.io servers on two sidecars
+	@$(MAKE) --no-print-directory -j2 build
+	@examples/socketio/demo.sh $(BUILD)
+
 soak: deps
 	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests
 	@tests/chaos/soak.sh build/release $(DURATION)
