@@ -182,6 +182,11 @@ bench: deps
 	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests
 	@tests/bench/run.sh build/release
 
+.PHONY: bench-socketio
+bench-socketio: deps # socket.io: @socket.io/redis-adapter vs roomcast
+	@$(MAKE) --no-print-directory -j2 BUILD=build/release build
+	@tests/bench/socketio.sh build/release
+
 unit: tests
 	@tests/run-tests.sh $(BUILD) unit
 
