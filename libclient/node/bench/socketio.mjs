@@ -20,7 +20,7 @@
 import { execFileSync, fork, spawn } from "node:child_process";
 import { createServer } from "node:http";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
@@ -180,55 +180,67 @@ async function phase(pub, sub, cmd) {
   }
 }
 
-async function bench(backend, target) {
+//  CPU seconds used so far by a process of ours (/proc/PID/stat utime +
+//  stime, in clock ticks of 10 ms).
+function cpuOf(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+//  One backend's pair of servers, warmed up: a broadcast from P has
+//  reached S's clients.
+async function setup(backend, target, brokerPids) {
   const sub = start("sub", backend, target);
   await sub.ready;
   const pub = start("pub", backend, target);
   await pub.ready;
-  try {
-    //  warm up: until a broadcast from P reaches S's clients
-    for (let i = 0; ; i++) {
-      await ask(pub.proc, { cmd: "warm" });
-      await sleep(50);
-      if ((await ask(sub.proc, { cmd: "report" })).warm >= CLIENTS) {
-        break;
-      }
-      if (i > 200) {
-        throw new Error(`${backend}: no broadcast crossed in 10 s`);
-      }
+  for (let i = 0; ; i++) {
+    await ask(pub.proc, { cmd: "warm" });
+    await sleep(50);
+    if ((await ask(sub.proc, { cmd: "report" })).warm >= CLIENTS) {
+      break;
     }
-    const burst = [];
-    const paced = [];
-    for (let run = 0; run < RUNS; run++) {
-      const b = await phase(pub.proc, sub.proc, { cmd: "burst", n: BURST });
-      const received = b.got.reduce((x, y) => x + y, 0);
-      burst.push({
-        rate: (received / CLIENTS) / ((b.last - b.done.t0) / 1e6),
-        lost: BURST * CLIENTS - received,
-      });
-      const n = RATE * SECONDS;
-      const p = await phase(pub.proc, sub.proc, { cmd: "paced", n, rate: RATE });
-      const lat = p.lat.sort((x, y) => x - y);
-      paced.push({
-        p50: pct(lat, 0.5) / 1000, p99: pct(lat, 0.99) / 1000,
-        lost: n * CLIENTS - p.got.reduce((x, y) => x + y, 0),
-        sendRate: n / ((p.done.t1 - p.done.t0) / 1e6),
-      });
-      console.error(`  ${backend} run ${run + 1}: burst ${Math.round(burst.at(-1).rate)} msgs/s ` +
-                    `(lost ${burst.at(-1).lost}), paced p50 ${paced.at(-1).p50.toFixed(2)} ms ` +
-                    `p99 ${paced.at(-1).p99.toFixed(2)} ms (lost ${paced.at(-1).lost})`);
+    if (i > 200) {
+      throw new Error(`${backend}: no broadcast crossed in 10 s`);
     }
-    return {
-      rate: median(burst.map((x) => x.rate)),
-      burstLost: burst.reduce((a, x) => a + x.lost, 0),
-      p50: median(paced.map((x) => x.p50)),
-      p99: median(paced.map((x) => x.p99)),
-      pacedLost: paced.reduce((a, x) => a + x.lost, 0),
-    };
-  } finally {
-    pub.proc.kill();
-    sub.proc.kill();
   }
+  const pids = [pub.proc.pid, sub.proc.pid, ...brokerPids];
+  return { backend, pub: pub.proc, sub: sub.proc, pids, burst: [], paced: [] };
+}
+
+//  One run of both phases on one backend.
+async function run(b) {
+  const cpu0 = b.pids.reduce((a, pid) => a + cpuOf(pid), 0);
+  const r = await phase(b.pub, b.sub, { cmd: "burst", n: BURST });
+  const cpu = b.pids.reduce((a, pid) => a + cpuOf(pid), 0) - cpu0;
+  const received = r.got.reduce((x, y) => x + y, 0);
+  b.burst.push({
+    rate: (received / CLIENTS) / ((r.last - r.done.t0) / 1e6),
+    lost: BURST * CLIENTS - received,
+    cpu: (cpu * 1e6) / BURST, // µs of CPU, every process, per broadcast
+  });
+  const n = RATE * SECONDS;
+  const p = await phase(b.pub, b.sub, { cmd: "paced", n, rate: RATE });
+  const lat = p.lat.sort((x, y) => x - y);
+  b.paced.push({
+    p50: pct(lat, 0.5) / 1000, p99: pct(lat, 0.99) / 1000,
+    lost: n * CLIENTS - p.got.reduce((x, y) => x + y, 0),
+  });
+  const [x, y] = [b.burst.at(-1), b.paced.at(-1)];
+  console.error(`  ${b.backend}: burst ${Math.round(x.rate)} msgs/s, ` +
+                `${Math.round(x.cpu)} µs CPU/broadcast (lost ${x.lost}); paced p50 ` +
+                `${y.p50.toFixed(2)} ms, p99 ${y.p99.toFixed(2)} ms (lost ${y.lost})`);
+}
+
+function summary(b) {
+  return {
+    rate: median(b.burst.map((x) => x.rate)),
+    cpu: median(b.burst.map((x) => x.cpu)),
+    burstLost: b.burst.reduce((a, x) => a + x.lost, 0),
+    p50: median(b.paced.map((x) => x.p50)),
+    p99: median(b.paced.map((x) => x.p99)),
+    pacedLost: b.paced.reduce((a, x) => a + x.lost, 0),
+  };
 }
 
 async function main() {
@@ -237,15 +249,15 @@ async function main() {
   const cluster = new Cluster();
   let redis = null;
   let redisVersion = "?";
-  const results = {};
+  const backends = [];
   try {
     const port = await freePort();
-    redis = spawn(process.env.REDIS_SERVER || "redis-server",
-                  ["--port", String(port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no", "--dir", dir,
-                   "--client-output-buffer-limit", "pubsub 0 0 0"],
+    const redisBin = process.env.REDIS_SERVER || "redis-server";
+    redis = spawn(redisBin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", dir,
+                             "--client-output-buffer-limit", "pubsub 0 0 0"],
                   { stdio: "ignore" });
-    const redisUp = new Promise((resolve, reject) => {
+    await new Promise((resolve, reject) => {
       redis.once("error", reject);
       redis.once("exit", (c) => reject(new Error(`redis-server exited (${c})`)));
       const poll = () => {
@@ -254,31 +266,43 @@ async function main() {
       };
       poll();
     });
-    await redisUp;
-    redisVersion = execFileSync(process.env.REDIS_SERVER || "redis-server", ["--version"],
-                                { encoding: "utf8" }).match(/v=(\S+)/)?.[1] || "?";
-    console.error(`redis-server on 127.0.0.1:${port}`);
-    results.redis = await bench("redis", `redis://127.0.0.1:${port}`);
-
+    redisVersion = execFileSync(redisBin, ["--version"], { encoding: "utf8" })
+      .match(/v=(\S+)/)?.[1] || "?";
+    console.error(`redis-server ${redisVersion} on 127.0.0.1:${port}`);
     const [a, b] = await cluster.mesh(["bench-a", "bench-b"]);
     console.error(`roomcastd mesh: ${a.socket}, ${b.socket}`);
-    //  P on sidecar a, S on sidecar b: the broadcast crosses the mesh
-    results.roomcast = await bench("roomcast", `${a.socket}|${b.socket}`);
+    backends.push(await setup("redis", `redis://127.0.0.1:${port}`, [redis.pid]));
+    //  P on sidecar a, S on sidecar b: every broadcast crosses the mesh
+    backends.push(await setup("roomcast", `${a.socket}|${b.socket}`,
+                              [a.child.pid, b.child.pid]));
+    //  the backends take turns, so both see the same machine load
+    for (let i = 0; i < RUNS; i++) {
+      console.error(`run ${i + 1} of ${RUNS}`);
+      for (const be of backends) {
+        await run(be);
+      }
+    }
   } finally {
+    for (const be of backends) {
+      be.pub.kill();
+      be.sub.kill();
+    }
     redis?.kill();
     await cluster.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
-  const row = (name, r) => `| ${name} | ${Math.round(r.rate).toLocaleString("en")} | ` +
-    `${r.burstLost} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.pacedLost} |`;
+  const [r, c] = backends.map(summary);
+  const row = (name, x) => `| ${name} | ${Math.round(x.rate).toLocaleString("en")} | ` +
+    `${Math.round(x.cpu)} | ${x.burstLost} | ${x.p50.toFixed(2)} | ${x.p99.toFixed(2)} | ` +
+    `${x.pacedLost} |`;
   console.log(`${CLIENTS} clients in the room on the receiving server; burst of ` +
               `${BURST.toLocaleString("en")} broadcasts, paced ${RATE}/s for ${SECONDS} s; ` +
-              `median of ${RUNS} runs, lost summed over the runs\n`);
-  console.log("| adapter | burst msgs/s (per client) | burst lost | paced p50 ms | paced p99 ms | paced lost |");
-  console.log("|---|---:|---:|---:|---:|---:|");
-  console.log(row(`@socket.io/redis-adapter 8.3.0 (redis-server ${redisVersion})`,
-                  results.redis));
-  console.log(row("roomcast/socket.io (two roomcastd, mesh)", results.roomcast));
+              `median of ${RUNS} runs taken in turns, lost summed over the runs\n`);
+  console.log("| adapter | burst msgs/s (per client) | CPU µs per broadcast | burst lost | " +
+              "paced p50 ms | paced p99 ms | paced lost |");
+  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  console.log(row(`@socket.io/redis-adapter 8.3.0, redis-server ${redisVersion}`, r));
+  console.log(row("roomcast/socket.io, two roomcastd in a mesh", c));
 }
 
 if (process.argv[2] === "--role") {
