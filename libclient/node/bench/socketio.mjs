@@ -210,14 +210,16 @@ async function setup(backend, target, brokerPids) {
 
 //  One run of both phases on one backend.
 async function run(b) {
-  const cpu0 = b.pids.reduce((a, pid) => a + cpuOf(pid), 0);
+  const cpu0 = b.pids.map(cpuOf);
   const r = await phase(b.pub, b.sub, { cmd: "burst", n: BURST });
-  const cpu = b.pids.reduce((a, pid) => a + cpuOf(pid), 0) - cpu0;
+  const each = b.pids.map((pid, i) => ((cpuOf(pid) - cpu0[i]) * 1e6) / BURST);
+  const cpu = each.reduce((x, y) => x + y, 0); // µs of CPU per broadcast
   const received = r.got.reduce((x, y) => x + y, 0);
   b.burst.push({
     rate: (received / CLIENTS) / ((r.last - r.done.t0) / 1e6),
     lost: BURST * CLIENTS - received,
-    cpu: (cpu * 1e6) / BURST, // µs of CPU, every process, per broadcast
+    cpu,
+    each, // P, S, then the broker's processes
   });
   const n = RATE * SECONDS;
   const p = await phase(b.pub, b.sub, { cmd: "paced", n, rate: RATE });
@@ -228,7 +230,8 @@ async function run(b) {
   });
   const [x, y] = [b.burst.at(-1), b.paced.at(-1)];
   console.error(`  ${b.backend}: burst ${Math.round(x.rate)} msgs/s, ` +
-                `${Math.round(x.cpu)} µs CPU/broadcast (lost ${x.lost}); paced p50 ` +
+                `${Math.round(x.cpu)} µs CPU/broadcast (P, S, broker: ` +
+                `${each.map(Math.round).join(", ")}) (lost ${x.lost}); paced p50 ` +
                 `${y.p50.toFixed(2)} ms, p99 ${y.p99.toFixed(2)} ms (lost ${y.lost})`);
 }
 
@@ -236,6 +239,7 @@ function summary(b) {
   return {
     rate: median(b.burst.map((x) => x.rate)),
     cpu: median(b.burst.map((x) => x.cpu)),
+    each: b.burst[0].each.map((_, i) => median(b.burst.map((x) => x.each[i]))),
     burstLost: b.burst.reduce((a, x) => a + x.lost, 0),
     p50: median(b.paced.map((x) => x.p50)),
     p99: median(b.paced.map((x) => x.p99)),
@@ -293,12 +297,13 @@ async function main() {
   }
   const [r, c] = backends.map(summary);
   const row = (name, x) => `| ${name} | ${Math.round(x.rate).toLocaleString("en")} | ` +
-    `${Math.round(x.cpu)} | ${x.burstLost} | ${x.p50.toFixed(2)} | ${x.p99.toFixed(2)} | ` +
+    `${Math.round(x.cpu)} (${x.each.slice(0, 2).map(Math.round).join(" + ")} + ` +
+    `${Math.round(x.each.slice(2).reduce((u, v) => u + v, 0))}) | ${x.burstLost} | ${x.p50.toFixed(2)} | ${x.p99.toFixed(2)} | ` +
     `${x.pacedLost} |`;
   console.log(`${CLIENTS} clients in the room on the receiving server; burst of ` +
               `${BURST.toLocaleString("en")} broadcasts, paced ${RATE}/s for ${SECONDS} s; ` +
               `median of ${RUNS} runs taken in turns, lost summed over the runs\n`);
-  console.log("| adapter | burst msgs/s (per client) | CPU µs per broadcast | burst lost | " +
+  console.log("| adapter | burst msgs/s (per client) | CPU µs per broadcast (P + S + broker) | burst lost | " +
               "paced p50 ms | paced p99 ms | paced lost |");
   console.log("|---|---:|---:|---:|---:|---:|---:|");
   console.log(row(`@socket.io/redis-adapter 8.3.0, redis-server ${redisVersion}`, r));

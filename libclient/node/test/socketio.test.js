@@ -4,7 +4,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { join } from "node:path";
+import { io as ioc } from "socket.io-client";
 import { connect } from "../index.js";
 import { Cluster, sleep, waitFor } from "./sidecars.js";
 import { IoCluster } from "./ioservers.js";
@@ -31,6 +33,28 @@ after(async () => {
 });
 
 const names = (socks) => socks.map((s) => s.got.length);
+
+test("the server count is two on both, per namespace, and namespaces stay apart", async () => {
+  assert.equal(await A.adapter.serverCount(), 2);
+  assert.equal(await B.adapter.serverCount(), 2);
+  const chatA = A.io.of("/chat");
+  const chatB = B.io.of("/chat");
+  await Promise.all([chatA.adapter.ready(10000), chatB.adapter.ready(10000)]);
+  await waitFor("/chat to count two", async () =>
+    (await chatA.adapter.serverCount()) === 2 && (await chatB.adapter.serverCount()) === 2);
+  assert.equal(chatA.adapter.client, A.adapter.client, "one roomcast client per server");
+  const inChat = ioc(`${B.url}/chat`, { transports: ["websocket"], forceNew: true });
+  const got = [];
+  inChat.on("msg", (m) => got.push(m));
+  await once(inChat, "connect");
+  const inRoot = await client(B, "root");
+  chatA.emit("msg", "to /chat");
+  await waitFor("the /chat message", () => got.length === 1);
+  await sleep(200);
+  inChat.disconnect();
+  assert.deepEqual(got, ["to /chat"]);
+  assert.deepEqual(inRoot.got, [], "not to /");
+});
 
 test("io.to(room).emit reaches the room on both servers, once, and no one else", async () => {
   const a1 = await client(A, "a1", ["r1"]);
