@@ -32,7 +32,7 @@
     binary attachments are msgpack bin, given back as Buffers.
 */
 import { debuglog } from "node:util";
-import { decode, encode } from "@msgpack/msgpack";
+import { Decoder, Encoder } from "@msgpack/msgpack";
 import { ClusterAdapterWithHeartbeat } from "socket.io-adapter";
 import { Client, RoomcastError } from "./index.js";
 
@@ -40,6 +40,13 @@ const ENVELOPE_VERSION = 1;
 const MAX_SPLIT = 16; // rooms of one broadcast sent to their own topics
 const BROADCAST = 3;  // socket.io-adapter MessageType.BROADCAST
 const debug = debuglog("roomcast:socket.io");
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+
+//  True when bytes may hold a msgpack bin (0xc4..0xc6); false is certain.
+function mayHoldBin(bytes) {
+  return bytes.includes(0xc4) || bytes.includes(0xc5) || bytes.includes(0xc6);
+}
 
 //  socket.io's own socket ids (base64id): 20 characters.
 function looksLikeSocketId(room) {
@@ -131,7 +138,7 @@ class Shared {
     }
     let v;
     try {
-      v = m.binary ? decode(m.data) : null;
+      v = m.binary ? decoder.decode(m.data) : null;
     } catch {
       v = null;
     }
@@ -147,7 +154,8 @@ class Shared {
       }
       return;
     }
-    this.adapters.get(v[1].nsp)?.receive(buffers(v[1]), v[2]);
+    const message = mayHoldBin(m.data) ? buffers(v[1]) : v[1];
+    this.adapters.get(v[1].nsp)?.receive(message, v[2]);
   }
 }
 
@@ -280,9 +288,9 @@ export class RoomcastAdapter extends ClusterAdapterWithHeartbeat {
   }
 
   #send(topic, message, k) {
+    //  a view of the encoder's buffer: tryPublish copies it into the frame
     const err = this.#client.tryPublish(this.#ns, topic,
-      encode([ENVELOPE_VERSION, encodable(message), k],
-             { ignoreUndefined: true }));
+      encoder.encodeSharedRef([ENVELOPE_VERSION, encodable(message), k]));
     if (err) {
       this.report(err);
       throw err;
