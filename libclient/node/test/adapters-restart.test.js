@@ -23,6 +23,8 @@ function feathersApp(sidecarSocket) {
   return app;
 }
 
+const bounded = { timeout: 60000 }; // a hang fails its test, not the suite
+
 before(async () => {
   await cluster.mesh(["a", "b"]);
 });
@@ -35,7 +37,7 @@ after(async () => {
   await cluster.cleanup();
 });
 
-test("socket.io and feathers-sync across a sidecar kill and restart", async () => {
+test("socket.io and feathers-sync across a sidecar kill and restart", bounded, async () => {
   const [sa, sb] = cluster.sidecars;
   const A = await ios.server("A", sa.socket);
   const B = await ios.server("B", sb.socket);

@@ -41,6 +41,8 @@ export function app(name, sidecarSocket, options = {}) {
   return a;
 }
 
+const bounded = { timeout: 60000 }; // a hang fails its test, not the suite
+
 before(async () => {
   const [sa, sb] = await cluster.mesh(["a", "b"]);
   A = app("A", sa.socket);
@@ -57,14 +59,14 @@ after(async () => {
 
 const clear = () => apps.forEach((a) => { a.got.length = 0; });
 
-test("app.sync says the adapter, and ready resolved once subscribed everywhere", () => {
+test("app.sync says the adapter, and ready resolved once subscribed everywhere", bounded, () => {
   assert.equal(A.sync.type, "roomcast");
   assert.equal(A.sync.serialize, JSON.stringify);
   assert.equal(A.sync.deserialize, JSON.parse);
   assert.equal(A.sync.client.subscriptions()[0].everywhere, true);
 });
 
-test("service events of one app reach both apps, once, with their context", async () => {
+test("service events of one app reach both apps, once, with their context", bounded, async () => {
   clear();
   await A.service("messages").create({ text: "hello" });
   await B.service("messages").patch(7, { text: "patched on B" });
@@ -88,7 +90,7 @@ test("service events of one app reach both apps, once, with their context", asyn
   assert.deepEqual([A.errors, B.errors], [[], []]);
 });
 
-test("context[SYNC] = false keeps an event on its own app", async () => {
+test("context[SYNC] = false keeps an event on its own app", bounded, async () => {
   clear();
   A.service("messages").hooks({
     after: { create: [(ctx) => { if (ctx.data.local) { ctx[SYNC] = false; } }] },
@@ -101,7 +103,7 @@ test("context[SYNC] = false keeps an event on its own app", async () => {
   assert.deepEqual(B.got.map(([, d]) => d.text), ["everywhere"]);
 });
 
-test("a binary serializer travels as binary: Buffers byte-exact, Dates kept", async () => {
+test("a binary serializer travels as binary: Buffers byte-exact, Dates kept", bounded, async () => {
   clear();
   const sidecars = cluster.sidecars;
   const seen = [];
@@ -129,7 +131,7 @@ test("a binary serializer travels as binary: Buffers byte-exact, Dates kept", as
   assert.deepEqual(A.got.length + B.got.length, 0, "another key, another topic");
 });
 
-test("with no sidecar ready rejects, and the app still sees its own events", async () => {
+test("with no sidecar ready rejects, and the app still sees its own events", bounded, async () => {
   const errors = [];
   const L = app("L", join(cluster.dir, "absent.sock"));
   L.errors = errors;

@@ -18,6 +18,8 @@ const client = (...args) => ios.client(...args);
 let A;
 let B;
 
+const bounded = { timeout: 60000 }; // a hang fails its test, not the suite
+
 before(async () => {
   const [a, b] = await cluster.mesh(["a", "b"]);
   A = await ioServer("A", a.socket);
@@ -34,7 +36,7 @@ after(async () => {
 
 const names = (socks) => socks.map((s) => s.got.length);
 
-test("the server count is two on both, per namespace, and namespaces stay apart", async () => {
+test("the server count is two on both, per namespace, and namespaces stay apart", bounded, async () => {
   assert.equal(await A.adapter.serverCount(), 2);
   assert.equal(await B.adapter.serverCount(), 2);
   const chatA = A.io.of("/chat");
@@ -56,7 +58,7 @@ test("the server count is two on both, per namespace, and namespaces stay apart"
   assert.deepEqual(inRoot.got, [], "not to /");
 });
 
-test("io.to(room).emit reaches the room on both servers, once, and no one else", async () => {
+test("io.to(room).emit reaches the room on both servers, once, and no one else", bounded, async () => {
   const a1 = await client(A, "a1", ["r1"]);
   const b1 = await client(B, "b1", ["r1"]);
   const b2 = await client(B, "b2", ["r1", "r2"]);
@@ -79,7 +81,7 @@ test("io.to(room).emit reaches the room on both servers, once, and no one else",
   assert.deepEqual(B.errors, []);
 });
 
-test("io.emit and io.except reach every server; io.local stays on its own", async () => {
+test("io.emit and io.except reach every server; io.local stays on its own", bounded, async () => {
   const a1 = await client(A, "a1", ["x"]);
   const b1 = await client(B, "b1", ["x"]);
   const b2 = await client(B, "b2");
@@ -100,7 +102,7 @@ test("io.emit and io.except reach every server; io.local stays on its own", asyn
   assert.deepEqual(b2.got[2], ["just b2"]);
 });
 
-test("binary attachments cross byte-exact, nested and at top level", async () => {
+test("binary attachments cross byte-exact, nested and at top level", bounded, async () => {
   const b1 = await client(B, "b1", ["bin"]);
   const big = randomBytes(256 * 1024);
   const small = Buffer.from([0, 1, 2, 253, 254, 255]);
@@ -121,7 +123,7 @@ test("binary attachments cross byte-exact, nested and at top level", async () =>
   assert.ok(Buffer.isBuffer(blob) && blob.equals(big));
 });
 
-test("fetchSockets sees the sockets of both servers, and a remote socket can be used", async () => {
+test("fetchSockets sees the sockets of both servers, and a remote socket can be used", bounded, async () => {
   const a1 = await client(A, "fa1", ["f"]);
   const b1 = await client(B, "fb1", ["f"]);
   await client(B, "fb2");
@@ -141,7 +143,7 @@ test("fetchSockets sees the sockets of both servers, and a remote socket can be 
   assert.ok(all.length >= 3);
 });
 
-test("socketsJoin, socketsLeave and disconnectSockets act on the other server", async () => {
+test("socketsJoin, socketsLeave and disconnectSockets act on the other server", bounded, async () => {
   const b1 = await client(B, "jb1");
   A.io.in(b1.id).socketsJoin(["joined", "also"]);
   await waitFor("b1 in the rooms on B", () =>
@@ -163,7 +165,7 @@ test("socketsJoin, socketsLeave and disconnectSockets act on the other server", 
   assert.equal(await why, "io server disconnect");
 });
 
-test("serverSideEmit with and without acks, and serverSideEmitWithAck", async () => {
+test("serverSideEmit with and without acks, and serverSideEmitWithAck", bounded, async () => {
   const heard = new Promise((r) => B.io.once("note", (...args) => r(args)));
   A.io.serverSideEmit("note", 1, "two", { three: 3 });
   assert.deepEqual(await heard, [1, "two", { three: 3 }]);
@@ -175,7 +177,7 @@ test("serverSideEmit with and without acks, and serverSideEmitWithAck", async ()
   assert.deepEqual(await B.io.serverSideEmitWithAck("hello", "B"), ["A got B"]);
 });
 
-test("serverSideEmit times out when a server does not answer", async () => {
+test("serverSideEmit times out when a server does not answer", bounded, async () => {
   B.io.once("silent", () => {}); // never acks
   const start = Date.now();
   const [err, responses] = await new Promise((resolve) => {
@@ -186,7 +188,7 @@ test("serverSideEmit times out when a server does not answer", async () => {
   assert.ok(Date.now() - start >= 4900, "after the contract's 5 s");
 });
 
-test("emitWithAck collects the acks of clients on both servers, and times out", async () => {
+test("emitWithAck collects the acks of clients on both servers, and times out", bounded, async () => {
   await client(A, "ack-a", ["ack"]);
   await client(B, "ack-b", ["ack"]);
   const answers = await A.io.to("ack").timeout(5000).emitWithAck("ask");
@@ -201,7 +203,7 @@ test("emitWithAck collects the acks of clients on both servers, and times out", 
   assert.ok(Date.now() - start < 3000);
 });
 
-test("1,000 rooms: lazily subscribed where joined, each broadcast delivered once", async () => {
+test("1,000 rooms: lazily subscribed where joined, each broadcast delivered once", bounded, async () => {
   const [sa, sb] = cluster.sidecars;
   const rooms = Array.from({ length: 1000 }, (_, i) => `room-${i}`);
   const b1 = await client(B, "many", rooms);
@@ -223,7 +225,7 @@ test("1,000 rooms: lazily subscribed where joined, each broadcast delivered once
     (await sb.topics("/#r#room-*")).length === 0);
 });
 
-test("a message on the adapter's topics that is not an envelope is a delivery error", async () => {
+test("a message on the adapter's topics that is not an envelope is a delivery error", bounded, async () => {
   const intruder = await connect({ socket: cluster.sidecars[0].socket });
   intruder.publish("socket.io", "/#", "plain text");
   await waitFor("B to report it", () => B.errors.length >= 1);
@@ -233,7 +235,7 @@ test("a message on the adapter's topics that is not an envelope is a delivery er
   B.errors.length = 0;
 });
 
-test("with no sidecar the server keeps running and errors reach the adapter's error event", async () => {
+test("with no sidecar the server keeps running and errors reach the adapter's error event", bounded, async () => {
   const lonely = await ioServer("L", join(cluster.dir, "absent.sock"));
   const c = await client(lonely, "alone");
   lonely.io.emit("msg", "into the void");
