@@ -233,6 +233,11 @@ demo: deps
 	@$(MAKE) --no-print-directory -j2 build
 	@examples/demo.sh $(BUILD)
 
+.PHONY: demo-socketio
+demo-socketio: deps # two socket.io servers on two sidecars
+	@$(MAKE) --no-print-directory -j2 build
+	@examples/socketio/demo.sh $(BUILD)
+
 soak: deps
 	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests
 	@tests/chaos/soak.sh build/release $(DURATION)
@@ -240,6 +245,11 @@ soak: deps
 bench: deps
 	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests
 	@tests/bench/run.sh build/release
+
+.PHONY: bench-socketio
+bench-socketio: deps # socket.io: @socket.io/redis-adapter vs roomcast
+	@$(MAKE) --no-print-directory -j2 BUILD=build/release build
+	@tests/bench/socketio.sh build/release
 
 unit: tests
 	@tests/run-tests.sh $(BUILD) unit

@@ -23,8 +23,11 @@ const MEMBER_STATES = { 1: "alive", 2: "suspect", 3: "dead", 4: "left" };
 
 //  ERR codes (PROTOCOL.md) as the errno names libroomcast gives them.
 const ERR_CODE = {
-  2: "EMSGSIZE", 3: "EBADMSG", 5: "EINVAL", 6: "EPROTONOSUPPORT",
-  7: "ENOBUFS", 8: "ESHUTDOWN", 9: "EINVAL", 10: "ENOSPC", 11: "EACCES",
+  [wire.E.TOOBIG]: "EMSGSIZE", [wire.E.BADTYPE]: "EBADMSG",
+  [wire.E.BADNAME]: "EINVAL", [wire.E.VERSION]: "EPROTONOSUPPORT",
+  [wire.E.SLOW]: "ENOBUFS", [wire.E.SHUTDOWN]: "ESHUTDOWN",
+  [wire.E.BADQUERY]: "EINVAL", [wire.E.LIMIT]: "ENOSPC",
+  [wire.E.DENIED]: "EACCES",
 };
 
 const MESSAGES = {

@@ -53,7 +53,12 @@ export const HF_GAPS = 0x01;  // HELLO: send GAP notices
 export const GAP_REASONS = ["mesh", "slow", "reconnect", "origin_gone"];
 export const HF_PRESENCE = 0x02; // HELLO: send PEVENTs of the subscribed topics
 export const HF_MEMBERS = 0x04;  // HELLO: send MEMBER events
-export const E_BADTYPE = 3;      // ERR: unknown frame type
+//  ERR codes (PROTOCOL.md, wire_err_t in libclient/wire.h).
+export const E = Object.freeze({
+  PROTO: 1, TOOBIG: 2, BADTYPE: 3, ORDER: 4, BADNAME: 5, VERSION: 6,
+  SLOW: 7, SHUTDOWN: 8, BADQUERY: 9, LIMIT: 10, DENIED: 11,
+});
+export const E_BADTYPE = E.BADTYPE; // ERR: unknown frame type
 export const MAX_META = 65536;   // PSET meta
 
 //  Frames a sidecar sends: field names and kinds, in wire order.

@@ -105,6 +105,17 @@ export class Sidecar {
     clearTimeout(timer);
   }
 
+  //  "namespace\ttopic" of the topics with local subscribers matching
+  //  the glob pattern
+  async topics(pattern = "") {
+    const c = await connect({ socket: this.socket, connectTimeoutMs: 1000 });
+    try {
+      return (await c.query("topics", pattern)).map(([key]) => key);
+    } finally {
+      await c.close();
+    }
+  }
+
   async status() {
     const c = await connect({ socket: this.socket, connectTimeoutMs: 1000 });
     try {
