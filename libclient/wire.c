@@ -593,8 +593,12 @@ size_t wire_topic_key(char out[WIRE_TOPIC_KEY_MAX], const char *ns,
     }
     out[0] = hex[ns_len >> 4];
     out[1] = hex[ns_len & 15];
-    memcpy(out + 2, ns, ns_len);
-    memcpy(out + 2 + ns_len, topic, topic_len);
+    if (ns_len) { // memcpy from NULL is undefined even for 0 bytes
+        memcpy(out + 2, ns, ns_len);
+    }
+    if (topic_len) {
+        memcpy(out + 2 + ns_len, topic, topic_len);
+    }
     out[2 + ns_len + topic_len] = 0;
     return 2 + ns_len + topic_len;
 }
