@@ -1,0 +1,306 @@
+/*  meshctl: the mesh's control plane as a state machine
+
+    meshctl_t holds one sidecar's peer table and decides, from what the
+    ZeroMQ adapter (sidecar/mesh.c) tells it and the time it passes in, which
+    links we hear, which peers hear us, when a subscription is confirmed,
+    and the health. It does no I/O: control bodies come out of meshctl_io_t
+    as plaintext msgpack, which the adapter seals under the cluster key and
+    sends (as gossip.c does with what swim.c emits); what the adapter
+    receives and opens goes back in. Given the same inputs and times it does
+    the same thing: tests/unit/test_meshctl.c runs whole meshes on a
+    simulated clock and network (tests/unit/meshctl_sim.h).
+
+    WHO SAYS WHAT
+
+    Gone (the peer left the cluster) is SWIM's to say, through
+    meshctl_member: dead, left or forgotten. Link beats never remove a
+    member. Without gossip (static --peer lists, cfg.gossip false) link
+    silence is the only failure detector: a peer silent for down_after
+    beats is down and gone.
+
+    "We hear P": something authenticated from P within down_after beats: a
+    beat, an ack, or an envelope P originated (meshctl_on_data: data proves
+    life as a beat does).
+
+    "P hears us": P's marker is subscribed on our XPUB (the adapter reports
+    meshctl_on_marker_seen, and meshctl_on_marker_gone when libzmq withdraws
+    it) and P's latest beat does not list us as deaf. A marker carries P's
+    node id; P's SUB sends it only over a link whose handshake is done,
+    after every subscription P made before it (subscriptions travel in
+    order, and a marker sorts last when libzmq resends them on reconnect),
+    and libzmq withdraws it when that link ends. So it proves more than "P
+    gets our beats": P's subscriptions are in place here, our publishes
+    reach P. The deaf list covers what a subscription cannot see: a link
+    that stays connected while what we send no longer arrives.
+
+    WHAT IS SENT WHEN (N peers)
+
+      beat   to all, every beat_ms: who we are, and the peers we expect to
+             hear but do not (our "down" set; at most MESHCTL_DEAF_MAX ids
+             per beat, taking turns when there are more). In a healthy
+             cluster that list is empty, so a beat has a constant size.
+      ack    addressed to P, when our XPUB sees a new marker of P.
+      marker a subscription MK || node || n, made by meshctl_flush (once per
+             loop turn at most) when our subscriptions changed, when a peer
+             we heard before is heard again (it must confirm afresh), and
+             when a confirmation is stuck for retry_ms (at most once per
+             retry_ms, while one is pending). The previous marker is
+             unsubscribed after the new one is subscribed.
+
+    Idle cost per sidecar per beat interval: one beat sent (ZeroMQ copies it
+    to the N links), N beats received, each B bytes, where B does not depend
+    on N (about 50 bytes of plaintext plus the name and endpoint; 49 more
+    sealed with frame 1); no ack, no marker. The heartbeat this replaces
+    carried every peer heard (18 bytes each): N beats of 18 N bytes each, so
+    O(N^2) bytes per sidecar per interval. Receiving a beat is O(log N) (a
+    binary search in the table, sorted by node id); meshctl_tick scans the
+    table once per beat interval, O(N). A beat is not skipped when data
+    flows: ZeroMQ's filtering sends data only to the peers that subscribed,
+    and the sender cannot know which peers got none. A receiver counts data
+    as hearing a peer all the same.
+
+    THE TABLE, BOUNDED AND FORGETTING
+
+    An entry appears when a peer is heard, SWIM reports it alive or suspect,
+    or its marker is seen. Dead and left members (SWIM) stay as tombstones,
+    which late beats cannot revive, until SWIM forgets them or forget_ms has
+    passed; an entry that is neither heard, nor alive or suspect for SWIM,
+    nor subscribed on our XPUB, is dropped forget_ms after anything last
+    happened to it (without gossip: forget_ms after it went silent). The
+    table holds at most max_peers entries (default 4096, as swim.h's
+    SWIM_MEMBERS_MAX). When full, a new entry evicts the oldest tombstone,
+    else the oldest entry that is neither heard nor alive for SWIM; a heard
+    or SWIM-alive one is never evicted, and only when every entry is one of
+    those is the new one not kept (counted in overflows). So the table
+    holds the live cluster plus what went quiet in the last forget_ms.
+
+    Down (roomcastctl, metrics) counts the members SWIM says are alive or
+    suspect whose link we do not hear; without gossip, the peers heard
+    before that went silent, until they are forgotten.
+
+    HEALTH
+
+    With nothing configured (cfg.expect_peers false): "cluster of one",
+    readable and writable. Otherwise readable when we hear a peer, writable
+    when a peer that is alive (heard, or alive or suspect for SWIM) hears
+    us, both false until that is so.
+
+    CONFIRMATIONS
+
+    A SUB made now is in effect everywhere once every peer we hear has
+    acked a marker >= meshctl_marker_for_sub (). A peer heard for the first
+    time acks our current marker by itself: our SUB resends every
+    subscription, the marker last, to a new link. A peer heard again after
+    silence must confirm afresh (its acks are forgotten, a new marker is
+    made). io->confirmed (upto, true) says every marker <= upto is
+    confirmed; io->confirmed (upto, false) that markers <= upto waited
+    longer than confirm_timeout_ms and are given up (a peer never acked).
+
+    WIRE (plaintext msgpack bodies; the adapter seals them under the
+    cluster key, associated data "roomcast/ctl/v1" || frame 1 || channel)
+
+      kind          frame 1 (adapter's)        body
+      MESHCTL_BEAT  HB (8 bytes)               [node bin16, beat uint,
+                    every SUB subscribes HB     name str, endpoint str,
+                                                deaf_total uint,
+                                                [deaf node bin16 ...]]
+      MESHCTL_ACK   AK (8) || to node (16)     [acker node bin16,
+                    only "to" subscribes it     marker uint]
+      marker        a subscription, not a message: MK (8) || node (16) ||
+                    marker (u64 big-endian)
+
+    HB, AK and MK are mesh.c's 8-byte prefixes starting 0xff. beat counts
+    up from 1 per boot (node id): a beat not above the last one seen from
+    that node is a replay or came late, and is ignored (a recorded beat
+    cannot keep a dead peer heard). deaf_total is the size of the sender's
+    down set; the list holds up to MESHCTL_DEAF_MAX of them, in node id
+    order, the next ones on the next beat. A receiver is deaf-listed while
+    it is in the list, or, when deaf_total > MESHCTL_DEAF_MAX, while it was
+    listed within the last ceil (deaf_total / MESHCTL_DEAF_MAX) beats.
+
+    THREAD SAFETY: a meshctl_t belongs to one thread (the event loop). The
+    io callbacks run synchronously inside the calls below; they may call
+    the query functions (meshctl_health, meshctl_counts, meshctl_rows,
+    meshctl_stats, meshctl_size, meshctl_is_confirmed, meshctl_marker_for_sub)
+    and nothing else.
+*/
+#ifndef RCD_MESHCTL_H
+#define RCD_MESHCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MESHCTL_ID_SIZE      16
+#define MESHCTL_NAME_MAX     64  // bytes, NUL excluded
+#define MESHCTL_ENDPOINT_MAX 255 // bytes, NUL excluded
+#define MESHCTL_DEAF_MAX     8   // deaf ids per beat
+#define MESHCTL_BODY_MAX     600 // largest body meshctl emits
+
+//  Control kinds (the adapter maps them to frame 1, see WIRE above).
+typedef enum { MESHCTL_BEAT = 1, MESHCTL_ACK = 2 } meshctl_kind_t;
+
+//  Member states, numbered as swim_state_t.
+typedef enum {
+    MESHCTL_FORGOTTEN = 0,
+    MESHCTL_ALIVE = 1,
+    MESHCTL_SUSPECT = 2,
+    MESHCTL_DEAD = 3,
+    MESHCTL_LEFT = 4
+} meshctl_member_t;
+
+//  Link events.
+typedef enum {
+    MESHCTL_UP = 1,   // we hear the peer (first time or again)
+    MESHCTL_DOWN = 2, // we no longer hear it
+    MESHCTL_GONE = 3  // it is gone (SWIM; without gossip, link silence)
+} meshctl_event_t;
+
+typedef struct {
+    uint32_t beat_ms;            // beat period (--heartbeat), default 500
+    uint32_t down_after;         // beats missed: not heard, default 4
+    uint32_t forget_ms;          // tombstone period, default 60000
+    uint32_t confirm_timeout_ms; // give a confirmation up, default 30000
+    uint32_t retry_ms;           // stuck confirmation: new marker, def. 2000
+    size_t max_peers;            // table cap, default 4096
+    bool gossip;                 // SWIM feeds meshctl_member
+    bool expect_peers;           // peers, proxies or seeds configured
+} meshctl_config_t;
+
+typedef struct {
+    bool readable;      // a peer is heard
+    bool writable;      // an alive peer hears us
+    unsigned live;      // peers heard
+    const char *detail; // "cluster of one", "peers live", ... (static)
+} meshctl_health_t;
+
+typedef struct {
+    void *arg; // passed to every callback
+    //  Send a control body of kind: to all when to is NULL, else to that
+    //  node only. body is valid during the call. Required.
+    void (*send)(void *arg, int kind, const uint8_t *to, const uint8_t *body,
+                 size_t len);
+    //  Subscribe (on) or unsubscribe our marker n (MK || our node || n).
+    //  Required.
+    void (*marker)(void *arg, uint64_t n, bool on);
+    //  A link event (meshctl_event_t) about node; name and endpoint as
+    //  known (may be ""). Optional.
+    void (*peer)(void *arg, const uint8_t *node, const char *name,
+                 const char *endpoint, int event);
+    //  Health changed. Optional.
+    void (*health)(void *arg, const meshctl_health_t *health);
+    //  Markers <= upto are confirmed (ok) or given up (!ok). Optional.
+    void (*confirmed)(void *arg, uint64_t upto, bool ok);
+} meshctl_io_t;
+
+typedef struct {
+    uint64_t beats_sent;
+    uint64_t beats_received; // accepted
+    uint64_t acks_sent;
+    uint64_t acks_received; // accepted
+    uint64_t replays;       // beats not above the last seen, or a tombstone's
+    uint64_t bad;           // bodies that did not decode (EPROTO)
+    uint64_t markers;       // markers made
+    uint64_t retries;       // of them, for a stuck confirmation
+    uint64_t expired;       // confirmations given up
+    uint64_t evicted;       // entries dropped to make room
+    uint64_t overflows;     // entries not kept: table full of live peers
+    uint64_t forgotten;     // entries dropped after forget_ms or by SWIM
+} meshctl_stats_t;
+
+//  One table entry, for roomcastctl. Strings and node are borrowed.
+typedef struct {
+    const uint8_t *node;
+    const char *name;
+    const char *endpoint;
+    const char *state; // "live", "down", "silent", "dead", "left"
+    int member;        // meshctl_member_t, 0 when SWIM said nothing
+    bool hears_us;     // see "P hears us"
+    uint64_t last_ms;  // since heard, UINT64_MAX if never
+    uint64_t acked;    // highest of our markers it acked
+    uint64_t received; // its envelopes (meshctl_on_data)
+    uint64_t missed;   // its messages lost on the way
+} meshctl_row_t;
+
+typedef struct meshctl_t meshctl_t;
+
+//  Fill cfg with the defaults above (gossip and expect_peers false).
+void meshctl_config_defaults(meshctl_config_t *cfg);
+
+//  Create the control plane of node (16 bytes) with this name and data
+//  endpoint (truncated to the maxima). cfg NULL: defaults. io is copied.
+//  Returns NULL with errno EINVAL (a zero period, down_after 0,
+//  max_peers 0, io->send or io->marker NULL) or ENOMEM.
+meshctl_t *meshctl_new(const meshctl_config_t *cfg, const uint8_t *node,
+                       const char *name, const char *endpoint,
+                       const meshctl_io_t *io, uint64_t now)
+    __attribute__((warn_unused_result, nonnull(2, 3, 4, 5)));
+
+//  Destroy and null the pointer; safe on NULL and twice. Sends nothing.
+void meshctl_destroy(meshctl_t **self_p);
+
+//  Run what is due at now (beats, silence, forgetting, confirmation
+//  expiry and retry). Then meshctl_next_deadline () > now.
+void meshctl_tick(meshctl_t *self, uint64_t now) __attribute__((nonnull));
+
+//  When meshctl_tick is next due (absolute ms).
+uint64_t meshctl_next_deadline(const meshctl_t *self) __attribute__((nonnull));
+
+//  End of a loop turn: make the marker that subscription changes or a
+//  reappearing peer asked for, if any. Cheap when there is nothing to do.
+void meshctl_flush(meshctl_t *self, uint64_t now) __attribute__((nonnull));
+
+//  An opened control body of kind (the adapter checked that frame 1 was
+//  that kind's, addressed to us for an ack). Returns 0, or -1 with errno
+//  EPROTO (malformed, counted in bad) or EALREADY (a beat not above the
+//  last seen, or from a dead or left member: ignored, counted in replays).
+int meshctl_on_control(meshctl_t *self, uint64_t now, int kind,
+                       const uint8_t *body, size_t len)
+    __attribute__((nonnull(1)));
+
+//  An envelope that origin node sent reached us (opened, not a duplicate);
+//  missed: messages of it lost on the way (a sequence gap). Proves life.
+void meshctl_on_data(meshctl_t *self, uint64_t now, const uint8_t *node,
+                     uint64_t missed) __attribute__((nonnull));
+
+//  Our XPUB got marker n of node subscribed (answered with an ack) or
+//  withdrawn.
+void meshctl_on_marker_seen(meshctl_t *self, uint64_t now, const uint8_t *node,
+                            uint64_t n) __attribute__((nonnull));
+void meshctl_on_marker_gone(meshctl_t *self, uint64_t now, const uint8_t *node,
+                            uint64_t n) __attribute__((nonnull));
+
+//  SWIM says node is now in state (meshctl_member_t), with this name and
+//  data endpoint (NULL or "" keep what is known).
+void meshctl_member(meshctl_t *self, uint64_t now, const uint8_t *node,
+                    int state, const char *name, const char *endpoint)
+    __attribute__((nonnull(1, 3)));
+
+//  Whether peers are expected (a --peer added at run time turns it on).
+void meshctl_expect_peers(meshctl_t *self, uint64_t now, bool expect)
+    __attribute__((nonnull));
+
+//  Our SUB subscribed something: the next meshctl_flush makes a marker.
+void meshctl_subscriptions_changed(meshctl_t *self) __attribute__((nonnull));
+
+//  The marker a SUB made now must see acked (wait for io->confirmed with
+//  upto >= it, unless meshctl_is_confirmed says it already is).
+uint64_t meshctl_marker_for_sub(const meshctl_t *self) __attribute__((nonnull));
+
+//  Whether marker n is made and acked by every peer we hear.
+bool meshctl_is_confirmed(const meshctl_t *self, uint64_t n)
+    __attribute__((nonnull));
+
+//  Queries.
+void meshctl_health(const meshctl_t *self, meshctl_health_t *health)
+    __attribute__((nonnull));
+void meshctl_counts(const meshctl_t *self, unsigned *live, unsigned *down)
+    __attribute__((nonnull));
+size_t meshctl_size(const meshctl_t *self) __attribute__((nonnull));
+void meshctl_stats(const meshctl_t *self, meshctl_stats_t *stats)
+    __attribute__((nonnull));
+typedef void(meshctl_row_fn)(void *arg, const meshctl_row_t *row);
+void meshctl_rows(const meshctl_t *self, uint64_t now, meshctl_row_fn *fn,
+                  void *arg) __attribute__((nonnull(1, 3)));
+
+#endif
