@@ -2,6 +2,7 @@
     sockets it authenticates (ZAP is an inproc endpoint of the context), so
     every socket of the mesh is made in czmq's context (zsys_init). */
 #include "curve.h"
+#include "log.h"
 
 #include <czmq.h>
 #include <sodium.h>
@@ -259,6 +260,108 @@ size_t curve_refusals(curve_t *self, curve_refusal_fn *fn, void *arg)
         zstr_free(&line);
     }
     return refused;
+}
+
+// --- refusal monitor ---------------------------------------------------------
+
+struct curve_monitor_t {
+    curve_t *curve;
+    loop_t *loop;
+    void *sock;      // monitored
+    void *pair;      // libzmq's monitor events arrive here
+    int fd;          // the pair's ZMQ_FD, watched in loop, or -1
+    uint64_t *count; // refused handshakes
+};
+
+static void s_log_refusal(void *arg, const char *key_z85, const char *address)
+{
+    (void)arg;
+    log_warn("curve_refused",
+             "address=%s key=%s reason=\"not a member's "
+             "key nor in --curve-allow\" note=\"logged once per key\"",
+             address, key_z85);
+}
+
+static void s_drain_monitor(curve_monitor_t *self)
+{
+    for (int n = 0; n < 256; n++) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, self->pair, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        zmq_msg_init(&addr);
+        if (zmq_msg_more(&ev)) {
+            (void)zmq_msg_recv(&addr, self->pair, ZMQ_DONTWAIT);
+        }
+        (*self->count)++;
+        zmq_msg_close(&ev);
+        zmq_msg_close(&addr);
+    }
+}
+
+static void s_on_monitor(loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    s_drain_monitor(arg);
+}
+
+curve_monitor_t *curve_monitor_new(curve_t *curve, void *zctx, void *sock,
+                                   loop_t *loop, uint64_t *refused, char *err,
+                                   size_t errlen)
+{
+    curve_monitor_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    *self = (curve_monitor_t){curve, loop, sock, NULL, -1, refused};
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://roomcast-monitor-%p",
+             (void *)self);
+    int fd;
+    size_t fdlen = sizeof fd;
+    if (zmq_socket_monitor(sock, endpoint,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ||
+        !(self->pair = zmq_socket(zctx, ZMQ_PAIR)) ||
+        zmq_connect(self->pair, endpoint) ||
+        zmq_getsockopt(self->pair, ZMQ_FD, &fd, &fdlen) ||
+        loop_add_fd(loop, fd, EPOLLIN, s_on_monitor, self)) {
+        snprintf(err, errlen, "cannot monitor the data socket");
+        curve_monitor_destroy(&self);
+        return NULL;
+    }
+    self->fd = fd;
+    //  Its ZMQ_FD signals new events only once a receive has found the
+    //  socket empty: s_on_monitor drains to EAGAIN, and so does this.
+    s_drain_monitor(self);
+    return self;
+}
+
+void curve_monitor_turn(curve_monitor_t *self)
+{
+    (void)curve_refusals(self->curve, s_log_refusal, self);
+}
+
+void curve_monitor_destroy(curve_monitor_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    curve_monitor_t *self = *self_p;
+    if (self->fd >= 0) {
+        loop_del_fd(self->loop, self->fd);
+    }
+    zmq_socket_monitor(self->sock, NULL, 0);
+    if (self->pair) {
+        zmq_close(self->pair);
+    }
+    free(self);
+    *self_p = NULL;
 }
 
 int curve_split(const char *spec, char *endpoint, size_t size,

@@ -18,6 +18,8 @@
 #ifndef RCD_CURVE_H
 #define RCD_CURVE_H
 
+#include "loop.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +63,21 @@ int curve_forget(curve_t *self, const uint8_t key[CURVE_KEY_SIZE]);
 typedef void(curve_refusal_fn)(void *arg, const char *key_z85,
                                const char *address);
 size_t curve_refusals(curve_t *self, curve_refusal_fn *fn, void *arg);
+
+//  Refused handshakes on a CURVE server socket (sock, made in czmq's
+//  context zctx): libzmq's monitor events (authentication or protocol
+//  failed) are counted into *refused as they come (the monitor's fd is
+//  watched in loop), and curve_monitor_turn logs the keys zauth refused
+//  (curve_refused, once per key). Returns NULL with err filled.
+typedef struct curve_monitor_t curve_monitor_t;
+curve_monitor_t *curve_monitor_new(curve_t *curve, void *zctx, void *sock,
+                                   loop_t *loop, uint64_t *refused, char *err,
+                                   size_t errlen);
+//  Log what zauth refused since the last call. Call it on every loop turn:
+//  zauth's word on a refusal may come after the monitor's event.
+void curve_monitor_turn(curve_monitor_t *self);
+//  Stop monitoring (before sock is closed); safe on NULL and twice.
+void curve_monitor_destroy(curve_monitor_t **self_p);
 
 //  "tcp://host:port@Z85KEY" -> endpoint and key. Returns 1 when spec has a
 //  key, 0 when it has none (endpoint copied whole), -1 on a bad key.

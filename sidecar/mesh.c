@@ -1,17 +1,18 @@
-/*  mesh: see mesh.h for the design. Wire, on both ZeroMQ sockets:
+/*  mesh: see mesh.h for the design. The ZeroMQ adapter of the control
+    plane (meshctl.c): it owns the sockets, seals and opens, deduplicates
+    and sequence-checks envelopes, and feeds meshctl what it receives and
+    sees; meshctl decides about peers, beats, markers, acks and health.
+    Wire, on both ZeroMQ sockets:
 
       envelope   [routing key (16)] [sealed envelope, envelope.c]
-      heartbeat  [HB (8)]           [seal(msgpack [channel, node, name,
-                                              endpoint, [heard node...],
-                                              beat])]
-      ack        [AK (8) || node]   [seal(msgpack [channel, acker node,
-                                                   marker])]
-
-    Control seals use ad = "roomcast/ctl/v1" || frame 1 || channel. A
-    heartbeat's beat counts up from 1 per boot (node id); a beat not above
-    the last one seen from that node is a replay and is dropped, so a
-    recorded heartbeat cannot keep a dead peer "live".
+      control    [prefix (8) || ...] [seal(body)], bodies in meshctl.h:
+        beat     [HB (8)]            to all (every SUB subscribes HB)
+        ack      [AK (8) || node]    to node (only it subscribes that)
+        presence [PR (8)]            to all (presence.h)
       marker     a subscription to MK (8) || node (16) || u64be marker
+
+    Control seals use ad = "roomcast/ctl/v1" || frame 1 || channel, so a
+    body sealed for one prefix or channel opens under no other.
 
     Control prefixes are 8 bytes starting 0xff: a subscription to a control
     prefix never matches a 16-byte routing key frame and vice versa (but for
@@ -25,6 +26,7 @@
 #include "envelope.h"
 #include "ids.h"
 #include "log.h"
+#include "meshctl.h"
 #include "rkeys.h"
 
 #include <errno.h>
@@ -38,27 +40,13 @@
 #include <zmq.h>
 
 #define PREFIX_LEN  8
-#define MAX_PEERS   1024
 #define DRAIN_BATCH 2048 // messages per socket per loop turn
-#define DOWN_AFTER  4    // heartbeats missed: peer down
+#define MARKER_LEN  (PREFIX_LEN + 16 + 8)
 
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
 static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
 static const uint8_t MK[PREFIX_LEN] = {0xff, 0xff, 'R', 'C', 'm', 'k', 0, 1};
 static const uint8_t PR[PREFIX_LEN] = {0xff, 0xfc, 'R', 'C', 'p', 'r', 0, 1};
-
-typedef struct {
-    uint8_t node[16];
-    char name[64];
-    char endpoint[128];
-    uint64_t last_heard; // loop ms
-    uint64_t acked;      // highest marker of ours it acked
-    bool live;
-    bool heard_us;     // its last heartbeat lists us
-    uint64_t beat;     // its last heartbeat's counter
-    uint64_t received; // its envelopes delivered here
-    uint64_t missed;   // its messages lost on the way (gaps: HWM drops)
-} peer_t;
 
 //  One connection of our SUB: where, and the server key it was made with
 //  (a member restarted on the same address may come back with a new key).
@@ -81,22 +69,16 @@ struct mesh_t {
     bool alone;         // no peer and no proxy configured
     char endpoint[128]; // what peers reach us at
     uint64_t event_id;
-    uint64_t beat;     // heartbeats sent
-    uint64_t marker;   // last marker subscribed
-    bool marker_dirty; // subscriptions changed since
-    peer_t peers[MAX_PEERS];
-    size_t npeers;
-    link_t *links; // endpoints our SUB is connected to
+    meshctl_t *ctl; // peers, beats, markers, acks, health
+    link_t *links;  // endpoints our SUB is connected to
     size_t nlinks;
     dedup_t *dedup;
     seqtrack_t *seqtrack;
-    mesh_health_t health;
-    int hb_timer;
-    msgpack_sbuffer sbuf; // control message bodies
-    curve_t *curve;       // CurveZMQ on every link, or NULL
-    rkeys_t *rkeys;       // routing keys per (ns, topic)
-    void *monitor;        // XPUB events: refused handshakes
-    bool sent;            // sent on the XPUB since the idle turn began
+    int timer;
+    curve_t *curve;           // CurveZMQ on every link, or NULL
+    curve_monitor_t *monitor; // its refusals on our XPUB
+    rkeys_t *rkeys;           // routing keys per (ns, topic)
+    bool sent;                // sent on the XPUB since the idle turn began
 };
 
 static uint64_t s_wall_ms(void)
@@ -147,21 +129,21 @@ static size_t s_control_ad(mesh_t *self, const uint8_t *f1, size_t f1_len,
     return tlen + f1_len + clen;
 }
 
-//  Seal the body in self->sbuf under the control AD and send.
-static void s_send_control(mesh_t *self, const uint8_t *f1, size_t f1_len)
+//  Seal body under the control AD and send it.
+static void s_send_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                           const uint8_t *body, size_t len)
 {
     uint8_t ad[64 + 256];
     size_t ad_len = s_control_ad(self, f1, f1_len, ad);
-    size_t cap = self->sbuf.size + KEYRING_SEAL_OVERHEAD, len;
+    size_t cap = len + KEYRING_SEAL_OVERHEAD, sealed_len;
     uint8_t *sealed = malloc(cap);
-    if (!sealed ||
-        keyring_seal(self->ring, ad, ad_len, (const uint8_t *)self->sbuf.data,
-                     self->sbuf.size, sealed, cap, &len)) {
+    if (!sealed || keyring_seal(self->ring, ad, ad_len, body, len, sealed, cap,
+                                &sealed_len)) {
         free(sealed);
         self->stats->mesh_send_failed++;
         return;
     }
-    s_send2(self, f1, f1_len, sealed, len);
+    s_send2(self, f1, f1_len, sealed, sealed_len);
 }
 
 //  Open a control frame into out (cap bytes). Returns the plaintext length
@@ -217,104 +199,82 @@ void mesh_publish(mesh_t *self, const msg_t *msg)
     s_send2(self, rkeys[0], KEYRING_RKEY_SIZE, sealed, len);
 }
 
-// --- peers and health
-// ---------------------------------------------------------
+// --- the control plane's io (meshctl)
+// -----------------------------------------
 
-static peer_t *s_peer(mesh_t *self, const uint8_t node[16])
+static void s_ctl_send(void *arg, int kind, const uint8_t *to,
+                       const uint8_t *body, size_t len)
 {
-    for (size_t i = 0; i < self->npeers; i++) {
-        if (memcmp(self->peers[i].node, node, 16) == 0) {
-            return &self->peers[i];
-        }
+    mesh_t *self = arg;
+    uint8_t f1[PREFIX_LEN + 16];
+    memcpy(f1, kind == MESHCTL_BEAT ? HB : AK, PREFIX_LEN);
+    if (to) {
+        memcpy(f1 + PREFIX_LEN, to, 16);
     }
-    return NULL;
+    s_send_control(self, f1, PREFIX_LEN + (to ? 16 : 0), body, len);
 }
 
-static void s_update_health(mesh_t *self)
+static void s_marker_bytes(uint8_t mk[MARKER_LEN], const uint8_t node[16],
+                           uint64_t n)
 {
-    mesh_health_t h = {true, true, 0, "cluster of one"};
-    if (!self->alone) {
-        unsigned heard_us = 0;
-        for (size_t i = 0; i < self->npeers; i++) {
-            if (self->peers[i].live) {
-                h.live_peers++;
-                heard_us += self->peers[i].heard_us;
-            }
-        }
-        h.readable = h.live_peers > 0;
-        h.writable = heard_us > 0;
-        h.detail = h.readable && h.writable ? "peers live"
-                   : h.readable             ? "peers do not hear us yet"
-                                            : "no peer heard";
-    }
-    if (h.readable != self->health.readable ||
-        h.writable != self->health.writable ||
-        h.live_peers != self->health.live_peers) {
-        log_info("mesh_health", "readable=%s writable=%s live_peers=%u",
-                 h.readable ? "true" : "false", h.writable ? "true" : "false",
-                 h.live_peers);
-        self->health = h;
-        self->io.health(self->io.arg, &h);
+    memcpy(mk, MK, PREFIX_LEN);
+    memcpy(mk + PREFIX_LEN, node, 16);
+    for (int i = 0; i < 8; i++) {
+        mk[PREFIX_LEN + 16 + i] = (uint8_t)(n >> (56 - 8 * i));
     }
 }
 
-// --- confirmations
-// ------------------------------------------------------------
-
-static bool s_confirmed(mesh_t *self, uint64_t marker)
+//  Our SUB subscribes (or drops) marker n: every peer's XPUB sees it after
+//  every subscription made before it, and acks.
+static void s_ctl_marker(void *arg, uint64_t n, bool on)
 {
-    for (size_t i = 0; i < self->npeers; i++) {
-        if (self->peers[i].live && self->peers[i].acked < marker) {
-            return false;
-        }
-    }
-    return true;
+    mesh_t *self = arg;
+    uint8_t mk[MARKER_LEN];
+    s_marker_bytes(mk, self->node, n);
+    zmq_setsockopt(self->sub, on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, mk,
+                   sizeof mk);
 }
 
-//  The highest marker every live peer acked (UINT64_MAX: no live peer).
-static uint64_t s_confirmed_upto(mesh_t *self)
+static void s_ctl_peer(void *arg, const uint8_t *node, const char *name,
+                       const char *endpoint, int event)
 {
-    uint64_t upto = UINT64_MAX;
-    for (size_t i = 0; i < self->npeers; i++) {
-        if (self->peers[i].live && self->peers[i].acked < upto) {
-            upto = self->peers[i].acked;
-        }
+    mesh_t *self = arg;
+    char hex[IDS_HEX_SIZE];
+    ids_hex(node, hex);
+    if (event == MESHCTL_UP) {
+        log_info("peer_up", "node_id=%s name=%s endpoint=%s", hex, name,
+                 endpoint);
+        self->io.peer_up(self->io.arg, node); // it learns our presence
+    } else if (event == MESHCTL_DOWN) {
+        log_info("peer_down", "node_id=%s name=%s", hex, name);
+        self->io.peer_down(self->io.arg, node);
+    } else {
+        log_debug("peer_gone", "node_id=%s name=%s", hex, name);
     }
-    return upto;
 }
 
-//  Tell io how far confirmations go (after acks, on every heartbeat, when
-//  a peer goes down).
-static void s_check_waiters(mesh_t *self)
+static void s_ctl_health(void *arg, const meshctl_health_t *h)
 {
-    self->io.confirmed(self->io.arg, s_confirmed_upto(self));
+    mesh_t *self = arg;
+    mesh_health_t mh = {h->readable, h->writable, h->live, h->detail};
+    self->io.health(self->io.arg, &mh);
+}
+
+static void s_ctl_confirmed(void *arg, uint64_t upto, bool ok)
+{
+    mesh_t *self = arg;
+    if (ok) {
+        self->io.confirmed(self->io.arg, upto);
+    } else {
+        //  a peer never acked: the waiters expire on their own clock
+        log_debug("confirm_given_up", "marker=%llu", (unsigned long long)upto);
+    }
 }
 
 bool mesh_sub_wait(mesh_t *self, uint64_t *marker)
 {
-    *marker = self->marker_dirty ? self->marker + 1 : self->marker;
-    return self->marker_dirty || !s_confirmed(self, *marker);
-}
-
-//  Subscribe to a fresh marker (and drop the previous one) so every peer
-//  tells us it holds what we subscribed before it.
-static void s_send_marker(mesh_t *self)
-{
-    uint8_t mk[PREFIX_LEN + 16 + 8];
-    memcpy(mk, MK, PREFIX_LEN);
-    memcpy(mk + PREFIX_LEN, self->node, 16);
-    if (self->marker) {
-        for (int i = 0; i < 8; i++) {
-            mk[PREFIX_LEN + 16 + i] = (uint8_t)(self->marker >> (56 - 8 * i));
-        }
-        zmq_setsockopt(self->sub, ZMQ_UNSUBSCRIBE, mk, sizeof mk);
-    }
-    self->marker++;
-    for (int i = 0; i < 8; i++) {
-        mk[PREFIX_LEN + 16 + i] = (uint8_t)(self->marker >> (56 - 8 * i));
-    }
-    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, mk, sizeof mk);
-    self->marker_dirty = false;
+    *marker = meshctl_marker_for_sub(self->ctl);
+    return !meshctl_is_confirmed(self->ctl, *marker);
 }
 
 // --- receiving
@@ -348,13 +308,6 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         self->stats->env_stale++;
     } else {
         self->stats->env_received++;
-        peer_t *from = s_peer(self, e->origin_node);
-        if (from) {
-            from->received++;
-            from->missed += missed;
-            //  heartbeats queue behind data: a flood is proof of life too
-            from->last_heard = loop_now(self->loop);
-        }
         msg_t msg = {
             .ns = {e->ns, (uint32_t)e->ns_len},
             .topic = {e->topic, (uint32_t)e->topic_len},
@@ -369,112 +322,12 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         } else {
             missed = 0;
         }
+        //  beats queue behind data: a flood is proof of life too
+        meshctl_on_data(self->ctl, loop_now(self->loop), e->origin_node,
+                        missed);
         self->io.message(self->io.arg, &msg, missed);
     }
     envelope_opened_release(&o);
-}
-
-//  Decode a control body: [channel, node(16), ...]. Returns the array or
-//  NULL when it is not ours.
-static msgpack_object *s_control_body(mesh_t *self, msgpack_unpacked *up,
-                                      const uint8_t *plain, size_t len,
-                                      size_t fields)
-{
-    if (!wire_msgpack_bounded(plain, len) ||
-        msgpack_unpack_next(up, (const char *)plain, len, NULL) !=
-            MSGPACK_UNPACK_SUCCESS) {
-        return NULL;
-    }
-    msgpack_object *o = &up->data;
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != fields) {
-        return NULL;
-    }
-    msgpack_object *a = o->via.array.ptr;
-    size_t clen = strlen(self->cfg->channel);
-    if (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size != clen ||
-        memcmp(a[0].via.str.ptr, self->cfg->channel, clen) != 0 ||
-        a[1].type != MSGPACK_OBJECT_BIN || a[1].via.bin.size != 16) {
-        return NULL;
-    }
-    return a;
-}
-
-static void s_copy_str(char *dst, size_t size, const msgpack_object *o)
-{
-    if (o->type == MSGPACK_OBJECT_STR) {
-        snprintf(dst, size, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-    }
-}
-
-static void s_on_heartbeat(mesh_t *self, const uint8_t *plain, size_t len)
-{
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    msgpack_object *a = s_control_body(self, &up, plain, len, 6);
-    if (!a || a[4].type != MSGPACK_OBJECT_ARRAY ||
-        a[5].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        self->stats->control_bad++;
-        msgpack_unpacked_destroy(&up);
-        return;
-    }
-    const uint8_t *node = (const uint8_t *)a[1].via.bin.ptr;
-    if (memcmp(node, self->node, 16) == 0) {
-        msgpack_unpacked_destroy(&up); // our own, through a proxy
-        return;
-    }
-    peer_t *p = s_peer(self, node);
-    if (!p && self->npeers < MAX_PEERS) {
-        p = &self->peers[self->npeers++];
-        memset(p, 0, sizeof *p);
-        memcpy(p->node, node, 16);
-    }
-    if (p && a[5].via.u64 <= p->beat) {
-        self->stats->control_bad++; // a replay, or older than one seen
-        p = NULL;
-    }
-    if (p) {
-        bool was_live = p->live;
-        p->beat = a[5].via.u64;
-        s_copy_str(p->name, sizeof p->name, &a[2]);
-        s_copy_str(p->endpoint, sizeof p->endpoint, &a[3]);
-        p->last_heard = loop_now(self->loop);
-        p->live = true;
-        p->heard_us = false;
-        for (uint32_t i = 0; i < a[4].via.array.size; i++) {
-            const msgpack_object *h = &a[4].via.array.ptr[i];
-            if (h->type == MSGPACK_OBJECT_BIN && h->via.bin.size == 16 &&
-                memcmp(h->via.bin.ptr, self->node, 16) == 0) {
-                p->heard_us = true;
-            }
-        }
-        if (!was_live) {
-            char hex[IDS_HEX_SIZE];
-            log_info("peer_up", "node_id=%s name=%s endpoint=%s",
-                     ids_hex(p->node, hex), p->name, p->endpoint);
-            p->acked = 0;
-            self->marker_dirty = true; // it must confirm what we hold
-            self->io.peer_up(self->io.arg, p->node); // and learn ours
-        }
-        s_update_health(self);
-    }
-    msgpack_unpacked_destroy(&up);
-}
-
-static void s_on_ack(mesh_t *self, const uint8_t *plain, size_t len)
-{
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    msgpack_object *a = s_control_body(self, &up, plain, len, 3);
-    if (!a || a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        self->stats->control_bad++;
-    } else {
-        peer_t *p = s_peer(self, (const uint8_t *)a[1].via.bin.ptr);
-        if (p && a[2].via.u64 > p->acked && a[2].via.u64 <= self->marker) {
-            p->acked = a[2].via.u64;
-            s_check_waiters(self);
-        }
-    }
-    msgpack_unpacked_destroy(&up);
 }
 
 static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
@@ -488,15 +341,22 @@ static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
         return;
     }
     self->stats->control_received++;
+    int kind = 0;
     if (f1_len == PREFIX_LEN && memcmp(f1, HB, PREFIX_LEN) == 0) {
-        s_on_heartbeat(self, plain, (size_t)len);
+        kind = MESHCTL_BEAT;
     } else if (f1_len == PREFIX_LEN + 16 && memcmp(f1, AK, PREFIX_LEN) == 0 &&
                memcmp(f1 + PREFIX_LEN, self->node, 16) == 0) {
-        s_on_ack(self, plain, (size_t)len);
+        kind = MESHCTL_ACK;
     } else if (f1_len == PREFIX_LEN && memcmp(f1, PR, PREFIX_LEN) == 0) {
         if (self->io.presence(self->io.arg, plain, (size_t)len)) {
             self->stats->control_bad++;
         }
+        return;
+    }
+    //  malformed, or a replayed or late beat: counted, never trusted
+    if (kind && meshctl_on_control(self->ctl, loop_now(self->loop), kind, plain,
+                                   (size_t)len)) {
+        self->stats->control_bad++;
     }
 }
 
@@ -542,8 +402,8 @@ static int s_drain_sub(mesh_t *self)
     return n;
 }
 
-//  The XPUB gives us subscriptions: answer markers with an ack. Returns
-//  the subscriptions handled.
+//  The XPUB gives us subscriptions: a peer's marker coming (meshctl acks
+//  it) or going (its link to us ended). Returns the subscriptions handled.
 static int s_drain_xpub(mesh_t *self)
 {
     int n = 0;
@@ -553,24 +413,19 @@ static int s_drain_xpub(mesh_t *self)
         if (len < 0) {
             break;
         }
-        if (len == 1 + PREFIX_LEN + 16 + 8 && buf[0] == 1 &&
+        if (len == 1 + MARKER_LEN && buf[0] <= 1 &&
             memcmp(buf + 1, MK, PREFIX_LEN) == 0) {
+            const uint8_t *node = buf + 1 + PREFIX_LEN;
             uint64_t marker = 0;
             for (int i = 0; i < 8; i++) {
-                marker = marker << 8 | buf[1 + PREFIX_LEN + 16 + i];
+                marker = marker << 8 | node[16 + i];
             }
-            uint8_t f1[PREFIX_LEN + 16];
-            memcpy(f1, AK, PREFIX_LEN);
-            memcpy(f1 + PREFIX_LEN, buf + 1 + PREFIX_LEN, 16);
-            msgpack_packer pk;
-            msgpack_sbuffer_clear(&self->sbuf);
-            msgpack_packer_init(&pk, &self->sbuf, msgpack_sbuffer_write);
-            msgpack_pack_array(&pk, 3);
-            msgpack_pack_str_with_body(&pk, self->cfg->channel,
-                                       strlen(self->cfg->channel));
-            msgpack_pack_bin_with_body(&pk, self->node, 16);
-            msgpack_pack_uint64(&pk, marker);
-            s_send_control(self, f1, sizeof f1);
+            uint64_t now = loop_now(self->loop);
+            if (buf[0] == 1) {
+                meshctl_on_marker_seen(self->ctl, now, node, marker);
+            } else {
+                meshctl_on_marker_gone(self->ctl, now, node, marker);
+            }
         }
     }
     return n;
@@ -586,22 +441,16 @@ static bool s_readable(void *socket)
            (events & ZMQ_POLLIN);
 }
 
-static void s_log_refusal(void *arg, const char *key_z85, const char *address);
-
 static bool s_idle(loop_t *loop, void *arg)
 {
-    (void)loop;
     mesh_t *self = arg;
-    if (self->marker_dirty && !self->alone) {
-        s_send_marker(self);
-    }
     //  ZMQ_FD is edge-triggered: look on every turn, not only on wake-ups.
     //  One ZMQ_EVENTS per socket and turn, and a receive only when it says
     //  so: every libzmq call that finds nothing costs a poll(2) and a
     //  getpid(2). A drain that ends in EAGAIN has looked at its socket; one
-    //  more turn is needed only when a batch stopped at its limit, when we
-    //  sent on the XPUB after looking at it (a send may take the signal of
-    //  input that came meanwhile), or when a marker is still to go.
+    //  more turn is needed only when a batch stopped at its limit, or when
+    //  we sent on the XPUB after looking at it (a send may take the signal
+    //  of input that came meanwhile).
     self->sent = false;
     bool more = false;
     if (s_readable(self->xpub)) {
@@ -614,12 +463,12 @@ static bool s_idle(loop_t *loop, void *arg)
             self->io.received(self->io.arg); // deliveries go out this turn
         }
     }
-    if (self->curve) {
-        //  what zauth logged about a refusal may come after the monitor's
-        //  event: looked at on every turn
-        (void)curve_refusals(self->curve, s_log_refusal, self);
+    //  the marker subscription changes of this turn, once
+    meshctl_flush(self->ctl, loop_now(loop));
+    if (self->monitor) {
+        curve_monitor_turn(self->monitor);
     }
-    return more || self->sent || (self->marker_dirty && !self->alone);
+    return more || self->sent;
 }
 
 static void s_on_zmq_fd(loop_t *loop, int fd, uint32_t events, void *arg)
@@ -630,45 +479,17 @@ static void s_on_zmq_fd(loop_t *loop, int fd, uint32_t events, void *arg)
     (void)arg; // the idle hook right after this batch drains both sockets
 }
 
-static void s_heartbeat(loop_t *loop, int timer_id, void *arg)
+//  meshctl's clock: beats, silence, forgetting, given-up confirmations.
+static void s_on_timer(loop_t *loop, int timer_id, void *arg)
 {
     (void)timer_id;
     mesh_t *self = arg;
     uint64_t now = loop_now(loop);
-    msgpack_packer pk;
-    msgpack_sbuffer_clear(&self->sbuf);
-    msgpack_packer_init(&pk, &self->sbuf, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 6);
-    msgpack_pack_str_with_body(&pk, self->cfg->channel,
-                               strlen(self->cfg->channel));
-    msgpack_pack_bin_with_body(&pk, self->node, 16);
-    msgpack_pack_str_with_body(&pk, self->cfg->name, strlen(self->cfg->name));
-    msgpack_pack_str_with_body(&pk, self->endpoint, strlen(self->endpoint));
-    size_t live = 0;
-    for (size_t i = 0; i < self->npeers; i++) {
-        peer_t *p = &self->peers[i];
-        if (p->live &&
-            now - p->last_heard > DOWN_AFTER * self->cfg->heartbeat_ms) {
-            char hex[IDS_HEX_SIZE];
-            log_info("peer_down", "node_id=%s name=%s silent_ms=%llu",
-                     ids_hex(p->node, hex), p->name,
-                     (unsigned long long)(now - p->last_heard));
-            p->live = false;
-            self->io.peer_down(self->io.arg, p->node);
-        }
-        live += p->live;
-    }
-    msgpack_pack_array(&pk, (uint32_t)live);
-    for (size_t i = 0; i < self->npeers; i++) {
-        if (self->peers[i].live) {
-            msgpack_pack_bin_with_body(&pk, self->peers[i].node, 16);
-        }
-    }
-    msgpack_pack_uint64(&pk, ++self->beat);
-    s_send_control(self, HB, PREFIX_LEN);
-    s_update_health(self);
-    s_check_waiters(self);
+    meshctl_tick(self->ctl, now);
     dedup_expire(self->dedup, now, 600000);
+    uint64_t next = meshctl_next_deadline(self->ctl);
+    self->timer = loop_add_timer(loop, next > now ? next - now : 1, false,
+                                 s_on_timer, self);
 }
 
 // --- interest
@@ -683,7 +504,9 @@ void mesh_interest(mesh_t *self, const char *ns, size_t ns_len,
     for (int i = 0; i < n; i++) {
         zmq_setsockopt(self->sub, option, rkeys[i], KEYRING_RKEY_SIZE);
     }
-    self->marker_dirty |= on;
+    if (on) {
+        meshctl_subscriptions_changed(self->ctl); // a new marker will say
+    }
 }
 
 // --- setup
@@ -756,6 +579,7 @@ int mesh_peer_add(mesh_t *self, const char *spec, const uint8_t *key)
         return -1;
     }
     self->alone = false;
+    meshctl_expect_peers(self->ctl, loop_now(self->loop), true);
     log_info("link_added", "endpoint=%s", endpoint);
     return 0;
 }
@@ -783,24 +607,15 @@ void mesh_rekey(mesh_t *self, keyring_t **ring_p)
 
 void mesh_send_presence(mesh_t *self, const uint8_t *body, size_t len)
 {
-    if (self->alone) {
-        return;
+    if (!self->alone) {
+        s_send_control(self, PR, PREFIX_LEN, body, len);
     }
-    msgpack_sbuffer_clear(&self->sbuf);
-    msgpack_sbuffer_write(&self->sbuf, (const char *)body, len);
-    s_send_control(self, PR, PREFIX_LEN);
 }
 
 void mesh_member_changed(mesh_t *self, const uint8_t node[16], int state)
 {
-    if (state == 3 || state == 4 || state == 0) { // dead, left, forgotten
-        peer_t *p = s_peer(self, node);
-        if (p && p->live) {
-            p->live = false;
-            s_update_health(self);
-            s_check_waiters(self);
-        }
-    }
+    //  SWIM's states are meshctl's numbers
+    meshctl_member(self->ctl, loop_now(self->loop), node, state, NULL, NULL);
 }
 
 curve_t *mesh_curve(mesh_t *self)
@@ -815,11 +630,7 @@ const keyring_t *mesh_keyring(const mesh_t *self)
 
 void mesh_peer_counts(mesh_t *self, unsigned *live, unsigned *down)
 {
-    *live = *down = 0;
-    for (size_t i = 0; i < self->npeers; i++) {
-        *live += self->peers[i].live;
-        *down += !self->peers[i].live;
-    }
+    meshctl_counts(self->ctl, live, down);
 }
 
 const char *mesh_mode(const mesh_t *self)
@@ -827,23 +638,34 @@ const char *mesh_mode(const mesh_t *self)
     return self->proxy_mode ? "proxy" : "mesh";
 }
 
+typedef struct {
+    mesh_row_fn *fn;
+    void *arg;
+} rows_t;
+
+static void s_row(void *arg, const meshctl_row_t *r)
+{
+    rows_t *rows = arg;
+    if (r->member == MESHCTL_DEAD || r->member == MESHCTL_LEFT) {
+        return; // tombstones: SWIM's members list shows them
+    }
+    char hex[IDS_HEX_SIZE], value[512], last[24] = "-";
+    if (r->last_ms != UINT64_MAX) {
+        snprintf(last, sizeof last, "%llu", (unsigned long long)r->last_ms);
+    }
+    snprintf(value, sizeof value,
+             "name=%s endpoint=%s state=%s heard_us=%s last_ms=%s "
+             "received=%llu missed=%llu",
+             r->name, r->endpoint, r->state, r->hears_us ? "true" : "false",
+             last, (unsigned long long)r->received,
+             (unsigned long long)r->missed);
+    rows->fn(rows->arg, ids_hex(r->node, hex), value);
+}
+
 void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg)
 {
-    uint64_t now = loop_now(self->loop);
-    for (size_t i = 0; i < self->npeers; i++) {
-        peer_t *p = &self->peers[i];
-        char hex[IDS_HEX_SIZE], value[400];
-        ids_hex(p->node, hex);
-        snprintf(value, sizeof value,
-                 "name=%s endpoint=%s state=%s heard_us=%s last_ms=%llu "
-                 "received=%llu missed=%llu",
-                 p->name, p->endpoint, p->live ? "live" : "down",
-                 p->heard_us ? "true" : "false",
-                 (unsigned long long)(now - p->last_heard),
-                 (unsigned long long)p->received,
-                 (unsigned long long)p->missed);
-        fn(arg, hex, value);
-    }
+    rows_t rows = {fn, arg};
+    meshctl_rows(self->ctl, loop_now(self->loop), s_row, &rows);
     for (size_t i = 0; i < self->nlinks; i++) {
         fn(arg, "link", self->links[i].endpoint);
     }
@@ -858,67 +680,6 @@ static int s_backend_of(const char *frontend, char *out, size_t size)
         return -1;
     }
     snprintf(out, size, "%.*s:%d", (int)(colon - frontend), frontend, port + 1);
-    return 0;
-}
-
-static void s_log_refusal(void *arg, const char *key_z85, const char *address)
-{
-    (void)arg;
-    log_warn("curve_refused",
-             "address=%s key=%s reason=\"not a member's "
-             "key nor in --curve-allow\" note=\"logged once per key\"",
-             address, key_z85);
-}
-
-//  Refused handshakes on our data socket: counted from libzmq's monitor,
-//  told once per key from what zauth saw.
-static void s_drain_monitor(mesh_t *self)
-{
-    for (int n = 0; self->monitor && n < 256; n++) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, self->monitor, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            break;
-        }
-        zmq_msg_init(&addr);
-        if (zmq_msg_more(&ev)) {
-            (void)zmq_msg_recv(&addr, self->monitor, ZMQ_DONTWAIT);
-        }
-        self->stats->curve_refused++;
-        zmq_msg_close(&ev);
-        zmq_msg_close(&addr);
-    }
-}
-
-static void s_on_monitor(loop_t *loop, int fd, uint32_t events, void *arg)
-{
-    (void)loop;
-    (void)fd;
-    (void)events;
-    s_drain_monitor(arg);
-}
-
-static int s_setup_monitor(mesh_t *self, char *err, size_t errlen)
-{
-    char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://roomcast-monitor-%p",
-             (void *)self);
-    int fd;
-    size_t fdlen = sizeof fd;
-    if (zmq_socket_monitor(self->xpub, endpoint,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ||
-        !(self->monitor = zmq_socket(self->zctx, ZMQ_PAIR)) ||
-        zmq_connect(self->monitor, endpoint) ||
-        zmq_getsockopt(self->monitor, ZMQ_FD, &fd, &fdlen) ||
-        loop_add_fd(self->loop, fd, EPOLLIN, s_on_monitor, self)) {
-        snprintf(err, errlen, "cannot monitor the data socket");
-        return -1;
-    }
-    //  Its ZMQ_FD signals new events only once a receive has found the
-    //  socket empty: s_on_monitor drains to EAGAIN, and so does this.
-    s_drain_monitor(self);
     return 0;
 }
 
@@ -1004,7 +765,9 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
             return -1;
         }
     }
-    if (self->curve && s_setup_monitor(self, err, errlen)) {
+    if (self->curve && !(self->monitor = curve_monitor_new(
+                             self->curve, self->zctx, self->xpub, self->loop,
+                             &self->stats->curve_refused, err, errlen))) {
         return -1;
     }
     int fds[2];
@@ -1038,8 +801,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
     memcpy(self->node, node_id, 16);
     self->proxy_mode = cfg->proxies.count > 0;
     self->alone = cfg->peers.count == 0 && cfg->proxies.count == 0;
-    self->health = (mesh_health_t){true, true, 0, "cluster of one"};
-    msgpack_sbuffer_init(&self->sbuf);
+    self->timer = -1;
     //  czmq's context: zauth must share it with the sockets it guards
     self->zctx = zsys_init();
     if (*cfg->curve_cert) {
@@ -1055,7 +817,24 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
     self->dedup = dedup_new(4096, 4096);
     self->rkeys = rkeys_new(self->ring, cfg->channel);
     self->seqtrack = seqtrack_new(1 << 20);
-    if (!self->zctx || !self->dedup || !self->seqtrack || !self->rkeys) {
+    //  meshctl tells io the first health at once
+    meshctl_config_t cc;
+    meshctl_config_defaults(&cc);
+    cc.beat_ms = (uint32_t)cfg->heartbeat_ms;
+    cc.retry_ms = 4 * cc.beat_ms;
+    cc.gossip = *cfg->gossip != 0;
+    cc.expect_peers = !self->alone;
+    meshctl_io_t cio = {.arg = self,
+                        .send = s_ctl_send,
+                        .marker = s_ctl_marker,
+                        .peer = s_ctl_peer,
+                        .health = s_ctl_health,
+                        .confirmed = s_ctl_confirmed};
+    self->ctl = meshctl_new(&cc, self->node, cfg->name,
+                            *cfg->advertise ? cfg->advertise : cfg->bind, &cio,
+                            loop_now(loop));
+    if (!self->zctx || !self->dedup || !self->seqtrack || !self->rkeys ||
+        !self->ctl) {
         snprintf(err, errlen, "out of memory");
         mesh_destroy(&self);
         return NULL;
@@ -1065,10 +844,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
         mesh_destroy(&self);
         return NULL;
     }
-    self->hb_timer =
-        loop_add_timer(loop, cfg->heartbeat_ms, true, s_heartbeat, self);
-    self->health.readable = !self->health.readable; // tell io the first time
-    s_update_health(self);
+    self->timer = loop_add_timer(loop, 1, false, s_on_timer, self);
     return self;
 }
 
@@ -1078,15 +854,7 @@ void mesh_destroy(mesh_t **self_p)
         return;
     }
     mesh_t *self = *self_p;
-    if (self->monitor) {
-        int fd;
-        size_t fdlen = sizeof fd;
-        if (zmq_getsockopt(self->monitor, ZMQ_FD, &fd, &fdlen) == 0) {
-            loop_del_fd(self->loop, fd);
-        }
-        zmq_socket_monitor(self->xpub, NULL, 0);
-        zmq_close(self->monitor);
-    }
+    curve_monitor_destroy(&self->monitor);
     void *both[] = {self->xpub, self->sub};
     for (int i = 0; i < 2; i++) {
         if (both[i]) {
@@ -1099,7 +867,10 @@ void mesh_destroy(mesh_t **self_p)
         }
     }
     curve_destroy(&self->curve); // the context is czmq's: it ends at exit
-    loop_cancel_timer(self->loop, self->hb_timer);
+    if (self->timer >= 0) {
+        loop_cancel_timer(self->loop, self->timer);
+    }
+    meshctl_destroy(&self->ctl);
     for (size_t i = 0; i < self->nlinks; i++) {
         free(self->links[i].endpoint);
     }
@@ -1108,7 +879,6 @@ void mesh_destroy(mesh_t **self_p)
     rkeys_destroy(&self->rkeys);
     seqtrack_destroy(&self->seqtrack);
     keyring_destroy(&self->ring);
-    msgpack_sbuffer_destroy(&self->sbuf);
     free(self);
     *self_p = NULL;
 }

@@ -13,17 +13,24 @@
     includes no other component: what follows (local fanout, GAP notices,
     presence, apps told of health) is the coordinator's.
 
-    Control traffic on the same sockets, sealed under the cluster key:
-      heartbeat  every --heartbeat ms: node id, name, endpoint, and the
-                 nodes heard lately (so a peer knows it is heard: writable)
-      marker     a subscription "MK" || node || n, sent after subscription
+    Control traffic on the same sockets, sealed under the cluster key, is
+    decided by the control plane, sidecar/meshctl.h (its design, idle cost
+    and wire format): the mesh feeds it what arrives and what the XPUB sees,
+    and sends what it says.
+      beat       every --heartbeat ms, to all: node id, name, endpoint, and
+                 the peers we should hear but do not (empty when all is
+                 well: a beat's size does not grow with the cluster)
+      marker     a subscription "MK" || node || n, made after subscription
                  changes; subscriptions travel in order on a link, so a
                  peer that sees marker n holds every subscription sent
                  before it, and answers with
       ack        on "AK" || node: (acker, n). A SUB is confirmed
-                 ("everywhere") when every live peer acked a marker sent
-                 after it; a peer (re)appearing gets a fresh marker, so
-                 after any reconnect the subscriptions are checked again.
+                 ("everywhere") when every peer we hear acked a marker made
+                 after it; a peer heard again after silence gets a fresh
+                 marker. A peer's marker subscribed on our XPUB also says
+                 that it hears us (writable).
+    SWIM membership (mesh_member_changed) says when a peer is gone; without
+    gossip, a peer silent for 4 beats is.
     The SUB and XPUB queues for subscriptions are unbounded (HWM 0 on that
     direction) so a bulk resubscribe after a reconnect is never dropped
     (libzmq#4064); data queues are bounded by --mesh-hwm.
@@ -122,15 +129,18 @@ curve_t *mesh_curve(mesh_t *self);
 //  The cluster keys (borrowed, the mesh's), for gossip to seal with.
 const keyring_t *mesh_keyring(const mesh_t *self);
 
-//  Peers heard lately (live) and known but silent (down).
+//  Peers heard lately (live), and members alive for SWIM (without gossip:
+//  peers heard before) that we do not hear (down).
 void mesh_peer_counts(mesh_t *self, unsigned *live, unsigned *down);
 
 //  "mesh" or "proxy".
 const char *mesh_mode(const mesh_t *self);
 
 //  For roomcastctl: one row per peer, key the node id (hex), value
-//  "name=.. endpoint=.. state=live|down heard_us=.. last_ms=.. received=..
-//  missed=.." (missed: its messages lost on the way, the per-peer drops).
+//  "name=.. endpoint=.. state=live|down|silent heard_us=.. last_ms=..
+//  received=.. missed=.." (silent: known, neither heard nor expected;
+//  last_ms "-" when never heard; missed: its messages lost on the way, the
+//  per-peer drops), then one "link" row per endpoint our SUB connects to.
 typedef void(mesh_row_fn)(void *arg, const char *key, const char *value);
 void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg);
 
