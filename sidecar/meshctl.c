@@ -806,6 +806,9 @@ void meshctl_on_marker_gone(meshctl_t *self, uint64_t now, const uint8_t *node,
     if (p && p->present == n) {
         p->touched = now;
         s_set_present(self, p, 0);
+        if (p->heard) {
+            s_silent(self, p); // its link ended: down until heard again
+        }
     }
     s_settle(self);
 }

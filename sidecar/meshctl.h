@@ -31,7 +31,10 @@
     and libzmq withdraws it when that link ends. So it proves more than "P
     gets our beats": P's subscriptions are in place here, our publishes
     reach P. The deaf list covers what a subscription cannot see: a link
-    that stays connected while what we send no longer arrives.
+    that stays connected while what we send no longer arrives. A withdrawn
+    marker means P's link to us ended, which mostly means P died or
+    restarted: P is then down at once (not heard), until heard again; if
+    only that one link broke, P's next beat brings it back.
 
     WHAT IS SENT WHEN (N peers)
 
