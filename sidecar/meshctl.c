@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PENDING_MAX 64 // markers waiting for acks, as ranges
+#define PENDING_MAX  64     // markers waiting for acks, as ranges
+#define INTERVAL_MAX 600000 // ms: longest beat interval believed
 
 typedef struct {
     uint8_t node[MESHCTL_ID_SIZE];
@@ -28,6 +29,7 @@ typedef struct {
     uint64_t last_heard; // ms
     uint64_t touched;    // last time anything happened to it
     uint64_t beat;       // its highest beat seen
+    uint64_t interval;   // ms between its beats, as it says
     uint64_t deaf_beat;  // its beat that last listed us
     uint64_t present;    // its marker subscribed on our XPUB, 0: none
     uint64_t acked;      // highest marker of ours it acked
@@ -51,7 +53,9 @@ struct meshctl_t {
     size_t npeers;
     size_t cap;
     uint64_t beat;                   // beats sent
-    uint64_t next_beat;              // ms
+    uint64_t next_tick;              // ms: every beat_ms
+    uint64_t next_send;              // ms: our next beat
+    size_t told_down;                // down set size in our last beat
     uint8_t cursor[MESHCTL_ID_SIZE]; // last deaf id listed
     uint64_t marker;                 // our current marker, 0: none yet
     bool dirty;                      // a new marker is due
@@ -77,6 +81,7 @@ void meshctl_config_defaults(meshctl_config_t *cfg)
     cfg->confirm_timeout_ms = 30000;
     cfg->retry_ms = 2000;
     cfg->max_peers = 4096;
+    cfg->fan_in = 10;
 }
 
 // --- small helpers -----------------------------------------------------------
@@ -513,7 +518,7 @@ static bool s_rd_node(rd_t *r, const uint8_t **node)
 
 // --- sending -----------------------------------------------------------------
 
-static void s_send_beat(meshctl_t *self)
+static void s_send_beat(meshctl_t *self, uint64_t interval)
 {
     uint8_t body[MESHCTL_BODY_MAX];
     wbuf_t w = {body, 0, sizeof body};
@@ -539,9 +544,10 @@ static void s_send_beat(meshctl_t *self)
         }
         memcpy(self->cursor, deaf[n - 1]->node, MESHCTL_ID_SIZE);
     }
-    msgpack_pack_array(&pk, 6);
+    msgpack_pack_array(&pk, 7);
     msgpack_pack_bin_with_body(&pk, self->node, MESHCTL_ID_SIZE);
     msgpack_pack_uint64(&pk, ++self->beat);
+    msgpack_pack_uint64(&pk, interval);
     msgpack_pack_str_with_body(&pk, self->name, strlen(self->name));
     msgpack_pack_str_with_body(&pk, self->endpoint, strlen(self->endpoint));
     msgpack_pack_uint64(&pk, total);
@@ -583,9 +589,9 @@ static int s_on_beat(meshctl_t *self, uint64_t now, rd_t *r)
 {
     const uint8_t *node, *name, *endpoint;
     size_t name_len, ep_len;
-    uint64_t fields, beat, total, listed;
-    if (!s_rd_array(r, &fields) || fields != 6 || !s_rd_node(r, &node) ||
-        !s_rd_uint(r, &beat) || beat == 0 ||
+    uint64_t fields, beat, interval, total, listed;
+    if (!s_rd_array(r, &fields) || fields != 7 || !s_rd_node(r, &node) ||
+        !s_rd_uint(r, &beat) || beat == 0 || !s_rd_uint(r, &interval) ||
         !s_rd_raw(r, false, &name, &name_len) ||
         !s_rd_raw(r, false, &endpoint, &ep_len) || !s_rd_uint(r, &total) ||
         !s_rd_array(r, &listed) || listed > MESHCTL_DEAF_MAX ||
@@ -615,6 +621,7 @@ static int s_on_beat(meshctl_t *self, uint64_t now, rd_t *r)
     }
     self->stats.beats_received++;
     p->beat = beat;
+    p->interval = interval < INTERVAL_MAX ? interval : INTERVAL_MAX;
     s_copy(p->name, sizeof p->name, (const char *)name, name_len);
     s_copy(p->endpoint, sizeof p->endpoint, (const char *)endpoint, ep_len);
     s_heard(self, p, now);
@@ -677,7 +684,7 @@ meshctl_t *meshctl_new(const meshctl_config_t *cfg, const uint8_t *node,
         meshctl_config_defaults(&defaults);
         cfg = &defaults;
     }
-    if (!cfg->beat_ms || !cfg->down_after || !cfg->forget_ms ||
+    if (!cfg->beat_ms || !cfg->down_after || !cfg->forget_ms || !cfg->fan_in ||
         !cfg->confirm_timeout_ms || !cfg->retry_ms || !cfg->max_peers ||
         !io->send || !io->marker) {
         errno = EINVAL;
@@ -693,7 +700,7 @@ meshctl_t *meshctl_new(const meshctl_config_t *cfg, const uint8_t *node,
     memcpy(self->node, node, MESHCTL_ID_SIZE);
     s_copy(self->name, sizeof self->name, name, strlen(name));
     s_copy(self->endpoint, sizeof self->endpoint, endpoint, strlen(endpoint));
-    self->next_beat = now;
+    self->next_tick = self->next_send = now;
     self->dirty = true; // the first marker: peers learn we hear them
     self->min_acked = UINT64_MAX;
     self->health.detail = "";
@@ -718,13 +725,18 @@ void meshctl_destroy(meshctl_t **self_p)
 
 void meshctl_tick(meshctl_t *self, uint64_t now)
 {
-    if (now >= self->next_beat) {
-        uint64_t down_ms = (uint64_t)self->cfg.beat_ms * self->cfg.down_after;
+    if (now >= self->next_tick) {
+        uint64_t beat_ms = self->cfg.beat_ms, alive = 0;
+        size_t down = 0;
         for (size_t i = self->npeers; i-- > 0;) {
             peer_t *p = self->peers[i];
-            if (p->heard && now - p->last_heard >= down_ms) {
+            uint64_t every = p->interval > beat_ms ? p->interval : beat_ms;
+            if (p->heard &&
+                now - p->last_heard >= every * self->cfg.down_after) {
                 s_silent(self, p);
             }
+            alive += s_alive(self, p);
+            down += s_expected(self, p);
             bool keep = p->heard ||
                         (!s_tomb(p) && (s_member_alive(p) || p->present != 0));
             if (!keep && now - p->touched >= self->cfg.forget_ms) {
@@ -732,10 +744,22 @@ void meshctl_tick(meshctl_t *self, uint64_t now)
                 self->stats.forgotten++;
             }
         }
-        s_send_beat(self);
-        self->next_beat += self->cfg.beat_ms;
-        if (self->next_beat <= now) {
-            self->next_beat = now + self->cfg.beat_ms;
+        //  a changed down set goes out at once: peers learn without
+        //  waiting a long interval that we hear them now (or no longer)
+        if (now >= self->next_send || down != self->told_down) {
+            //  each of our alive peers gets our beats: so many that every
+            //  sidecar gets about fan_in beats per beat_ms in all
+            uint64_t every =
+                beat_ms * ((alive + self->cfg.fan_in - 1) / self->cfg.fan_in);
+            every = every < beat_ms ? beat_ms : every;
+            every = every > INTERVAL_MAX ? INTERVAL_MAX : every;
+            s_send_beat(self, every);
+            self->told_down = down;
+            self->next_send = now + every;
+        }
+        self->next_tick += beat_ms;
+        if (self->next_tick <= now) {
+            self->next_tick = now + beat_ms;
         }
     }
     s_expire(self, now);
@@ -744,7 +768,7 @@ void meshctl_tick(meshctl_t *self, uint64_t now)
 
 uint64_t meshctl_next_deadline(const meshctl_t *self)
 {
-    return self->next_beat;
+    return self->next_tick;
 }
 
 void meshctl_flush(meshctl_t *self, uint64_t now)

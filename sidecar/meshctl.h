@@ -15,12 +15,12 @@
     Gone (the peer left the cluster) is SWIM's to say, through
     meshctl_member: dead, left or forgotten. Link beats never remove a
     member. Without gossip (static --peer lists, cfg.gossip false) link
-    silence is the only failure detector: a peer silent for down_after
-    beats is down and gone.
+    silence (and a withdrawn marker, below) is the only failure detector: a
+    peer silent for down_after of its beat intervals is down and gone.
 
-    "We hear P": something authenticated from P within down_after beats: a
-    beat, an ack, or an envelope P originated (meshctl_on_data: data proves
-    life as a beat does).
+    "We hear P": something authenticated from P within down_after of its
+    beat intervals: a beat, an ack, or an envelope P originated
+    (meshctl_on_data: data proves life as a beat does).
 
     "P hears us": P's marker is subscribed on our XPUB (the adapter reports
     meshctl_on_marker_seen, and meshctl_on_marker_gone when libzmq withdraws
@@ -36,12 +36,14 @@
     restarted: P is then down at once (not heard), until heard again; if
     only that one link broke, P's next beat brings it back.
 
-    WHAT IS SENT WHEN (N peers)
+    WHAT IS SENT WHEN (N alive peers: heard, or alive for SWIM)
 
-      beat   to all, every beat_ms: who we are, and the peers we expect to
-             hear but do not (our "down" set; at most MESHCTL_DEAF_MAX ids
-             per beat, taking turns when there are more). In a healthy
-             cluster that list is empty, so a beat has a constant size.
+      beat   to all, every I = beat_ms * max (1, ceil (N / fan_in)) ms: who
+             we are, I, and the peers we expect to hear but do not (our
+             "down" set; at most MESHCTL_DEAF_MAX ids per beat, taking
+             turns when there are more). In a healthy cluster that list is
+             empty, so a beat has a constant size. When that set changed
+             since our last beat, the beat goes at the next beat_ms.
       ack    addressed to P, when our XPUB sees a new marker of P.
       marker a subscription MK || node || n, made by meshctl_flush (once per
              loop turn at most) when our subscriptions changed, when a peer
@@ -50,17 +52,28 @@
              retry_ms, while one is pending). The previous marker is
              unsubscribed after the new one is subscribed.
 
-    Idle cost per sidecar per beat interval: one beat sent (ZeroMQ copies it
-    to the N links), N beats received, each B bytes, where B does not depend
-    on N (about 50 bytes of plaintext plus the name and endpoint; 49 more
-    sealed with frame 1); no ack, no marker. The heartbeat this replaces
-    carried every peer heard (18 bytes each): N beats of 18 N bytes each, so
-    O(N^2) bytes per sidecar per interval. Receiving a beat is O(log N) (a
+    IDLE COST, per sidecar, per beat_ms, with N peers that all see about N:
+    it receives N beats every I, that is at most about fan_in beats (10 by
+    default: 20 a second at 500 ms) whatever N, and sends one beat every I,
+    which ZeroMQ writes to N links (again about fan_in writes per beat_ms);
+    each beat is B bytes, B independent of N (about 50 bytes of plaintext
+    plus the name and endpoint; 49 more sealed with frame 1); no ack, no
+    marker. Up to fan_in + 1 peers (11) nothing changes: a beat every
+    beat_ms. The price is detection by silence alone: down_after * I (4 *
+    5 s at 100 peers), which is why it is only a backstop: SWIM says who is
+    dead (8 s at 100 members), a withdrawn marker says at once that a link
+    ended (a killed process closes its connections), and a peer first
+    connecting is heard at once through its ack of our marker. The
+    heartbeat this replaces went out every beat_ms and carried every peer
+    heard (18 bytes each): per sidecar N beats of 18 N bytes per beat_ms.
+    Measured on loopback, what an idle sidecar spends goes with the number
+    of messages (wake-ups, system calls), not their size: hence a bound on
+    the messages, not only on the bytes. Receiving a beat is O(log N) (a
     binary search in the table, sorted by node id); meshctl_tick scans the
-    table once per beat interval, O(N). A beat is not skipped when data
-    flows: ZeroMQ's filtering sends data only to the peers that subscribed,
-    and the sender cannot know which peers got none. A receiver counts data
-    as hearing a peer all the same.
+    table once per beat_ms, O(N), without a system call. A beat is not
+    skipped when data flows: ZeroMQ's filtering sends data only to the
+    peers that subscribed, and the sender cannot know which peers got
+    none. A receiver counts data as hearing a peer all the same.
 
     THE TABLE, BOUNDED AND FORGETTING
 
@@ -104,7 +117,8 @@
 
       kind          frame 1 (adapter's)        body
       MESHCTL_BEAT  HB (8 bytes)               [node bin16, beat uint,
-                    every SUB subscribes HB     name str, endpoint str,
+                    every SUB subscribes HB     interval uint (ms),
+                                                name str, endpoint str,
                                                 deaf_total uint,
                                                 [deaf node bin16 ...]]
       MESHCTL_ACK   AK (8) || to node (16)     [acker node bin16,
@@ -115,7 +129,9 @@
     HB, AK and MK are mesh.c's 8-byte prefixes starting 0xff. beat counts
     up from 1 per boot (node id): a beat not above the last one seen from
     that node is a replay or came late, and is ignored (a recorded beat
-    cannot keep a dead peer heard). deaf_total is the size of the sender's
+    cannot keep a dead peer heard). interval is I, the time to the sender's
+    next beat (a receiver waits down_after times it, at least beat_ms, and
+    believes at most 600 s). deaf_total is the size of the sender's
     down set; the list holds up to MESHCTL_DEAF_MAX of them, in node id
     order, the next ones on the next beat. A receiver is deaf-listed while
     it is in the list, or, when deaf_total > MESHCTL_DEAF_MAX, while it was
@@ -166,6 +182,7 @@ typedef struct {
     uint32_t confirm_timeout_ms; // give a confirmation up, default 30000
     uint32_t retry_ms;           // stuck confirmation: new marker, def. 2000
     size_t max_peers;            // table cap, default 4096
+    uint32_t fan_in;             // beats received per beat_ms, default 10
     bool gossip;                 // SWIM feeds meshctl_member
     bool expect_peers;           // peers, proxies or seeds configured
 } meshctl_config_t;
