@@ -56,6 +56,7 @@ struct meshctl_t {
     uint64_t next_tick;              // ms: every beat_ms
     uint64_t next_send;              // ms: our next beat
     size_t told_down;                // down set size in our last beat
+    uint64_t every;                  // ms between our beats
     uint8_t cursor[MESHCTL_ID_SIZE]; // last deaf id listed
     uint64_t marker;                 // our current marker, 0: none yet
     bool dirty;                      // a new marker is due
@@ -565,9 +566,10 @@ static void s_send_ack(meshctl_t *self, const uint8_t *to, uint64_t n)
     wbuf_t w = {body, 0, sizeof body};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &w, s_write);
-    msgpack_pack_array(&pk, 2);
+    msgpack_pack_array(&pk, 3);
     msgpack_pack_bin_with_body(&pk, self->node, MESHCTL_ID_SIZE);
     msgpack_pack_uint64(&pk, n);
+    msgpack_pack_uint64(&pk, self->every);
     self->stats.acks_sent++;
     self->io.send(self->io.arg, MESHCTL_ACK, to, body, w.len);
 }
@@ -646,9 +648,9 @@ static int s_on_beat(meshctl_t *self, uint64_t now, rd_t *r)
 static int s_on_ack(meshctl_t *self, uint64_t now, rd_t *r)
 {
     const uint8_t *node;
-    uint64_t fields, n;
-    if (!s_rd_array(r, &fields) || fields != 2 || !s_rd_node(r, &node) ||
-        !s_rd_uint(r, &n) || r->p != r->end) {
+    uint64_t fields, n, interval;
+    if (!s_rd_array(r, &fields) || fields != 3 || !s_rd_node(r, &node) ||
+        !s_rd_uint(r, &n) || !s_rd_uint(r, &interval) || r->p != r->end) {
         return s_fail(self, EPROTO);
     }
     if (memcmp(node, self->node, MESHCTL_ID_SIZE) == 0) {
@@ -662,6 +664,7 @@ static int s_on_ack(meshctl_t *self, uint64_t now, rd_t *r)
         return s_fail(self, EALREADY);
     }
     self->stats.acks_received++;
+    p->interval = interval < INTERVAL_MAX ? interval : INTERVAL_MAX;
     s_heard(self, p, now);
     if (n == 0 || n > self->marker || n <= p->acked) {
         return 0; // not a marker we made, or old news
@@ -701,6 +704,7 @@ meshctl_t *meshctl_new(const meshctl_config_t *cfg, const uint8_t *node,
     s_copy(self->name, sizeof self->name, name, strlen(name));
     s_copy(self->endpoint, sizeof self->endpoint, endpoint, strlen(endpoint));
     self->next_tick = self->next_send = now;
+    self->every = cfg->beat_ms;
     self->dirty = true; // the first marker: peers learn we hear them
     self->min_acked = UINT64_MAX;
     self->health.detail = "";
@@ -730,7 +734,9 @@ void meshctl_tick(meshctl_t *self, uint64_t now)
         size_t down = 0;
         for (size_t i = self->npeers; i-- > 0;) {
             peer_t *p = self->peers[i];
-            uint64_t every = p->interval > beat_ms ? p->interval : beat_ms;
+            //  its interval, or ours while it has not said (heard by data)
+            uint64_t every = p->interval ? p->interval : self->every;
+            every = every > beat_ms ? every : beat_ms;
             if (p->heard &&
                 now - p->last_heard >= every * self->cfg.down_after) {
                 s_silent(self, p);
@@ -755,6 +761,7 @@ void meshctl_tick(meshctl_t *self, uint64_t now)
             every = every > INTERVAL_MAX ? INTERVAL_MAX : every;
             s_send_beat(self, every);
             self->told_down = down;
+            self->every = every;
             self->next_send = now + every;
         }
         self->next_tick += beat_ms;

@@ -122,7 +122,8 @@
                                                 deaf_total uint,
                                                 [deaf node bin16 ...]]
       MESHCTL_ACK   AK (8) || to node (16)     [acker node bin16,
-                    only "to" subscribes it     marker uint]
+                    only "to" subscribes it     marker uint,
+                                                interval uint (ms)]
       marker        a subscription, not a message: MK (8) || node (16) ||
                     marker (u64 big-endian)
 
@@ -131,11 +132,14 @@
     that node is a replay or came late, and is ignored (a recorded beat
     cannot keep a dead peer heard). interval is I, the time to the sender's
     next beat (a receiver waits down_after times it, at least beat_ms, and
-    believes at most 600 s). deaf_total is the size of the sender's
-    down set; the list holds up to MESHCTL_DEAF_MAX of them, in node id
-    order, the next ones on the next beat. A receiver is deaf-listed while
-    it is in the list, or, when deaf_total > MESHCTL_DEAF_MAX, while it was
-    listed within the last ceil (deaf_total / MESHCTL_DEAF_MAX) beats.
+    believes at most 600 s); an ack carries the acker's interval too, so a
+    peer first heard through its ack is not taken for silent before its
+    first beat. A peer heard only through data is given our own interval.
+   deaf_total is the size of the sender's down set; the list holds up to
+   MESHCTL_DEAF_MAX of them, in node id order, the next ones on the next beat. A
+   receiver is deaf-listed while it is in the list, or, when deaf_total >
+   MESHCTL_DEAF_MAX, while it was listed within the last ceil (deaf_total /
+   MESHCTL_DEAF_MAX) beats.
 
     THREAD SAFETY: a meshctl_t belongs to one thread (the event loop). The
     io callbacks run synchronously inside the calls below; they may call

@@ -217,7 +217,7 @@ static void test_bad_bodies_and_replays(void **state)
             rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
             junk[k] = (uint8_t)(rng >> 56);
         }
-        junk[0] = i & 1 ? 0x96 : 0x92; // a 6- or 2-array, then anything
+        junk[0] = i & 1 ? 0x97 : 0x93; // a 7- or 3-array, then anything
         (void)meshctl_on_control(ctl, 10, 1 + i % 3, junk,
                                  1 + (size_t)i % sizeof junk);
     }
@@ -264,10 +264,12 @@ static void test_marker_seen_is_acked(void **state)
     assert_int_equal(h.kind, MESHCTL_ACK);
     assert_true(h.addressed);
     assert_memory_equal(h.to, peer, 16);
-    //  [me bin16, 42]
-    assert_int_equal(h.len, 1 + 2 + 16 + 1);
-    assert_int_equal(h.body[0], 0x92);
+    //  [me bin16, 42, 500 (our beat interval)]
+    assert_int_equal(h.len, 1 + 2 + 16 + 1 + 3);
+    assert_int_equal(h.body[0], 0x93);
     assert_int_equal(h.body[19], 42);
+    assert_int_equal(h.body[20], 0xcd); // uint16
+    assert_int_equal(h.body[21] << 8 | h.body[22], B);
     meshctl_destroy(&ctl);
 }
 
@@ -683,6 +685,44 @@ static void test_two_thousand_restarts(void **state)
     }
 }
 
+//  A node joins a mesh of 60 (beats every 3 s) before SWIM tells anyone:
+//  it hears each peer first through its ack, which says how long to wait
+//  for the first beat; no link is taken for silent, here or there.
+static void test_join_big_mesh_without_flaps(void **state)
+{
+    (void)state;
+    msim_t sim;
+    meshctl_config_t cfg = s_cfg(true);
+    msim_init(&sim, 61, false, &cfg, 14);
+    for (int i = 0; i < 60; i++) {
+        msim_start(&sim, i, 0);
+    }
+    for (int i = 0; i < 60; i++) {
+        msim_member_all(&sim, i, MESHCTL_ALIVE);
+    }
+    s_converge(&sim, 4 * B);
+    msim_run(&sim, 10000);
+    //  just after node 0's beat (the others beat in step with it): the
+    //  next beats come 3 s later, after 4 * 500 ms
+    uint64_t sends = sim.nodes[0].sends;
+    while (sim.nodes[0].sends == sends) {
+        msim_run(&sim, 10);
+    }
+    msim_run(&sim, 100);
+    msim_start(&sim, 60, 0);
+    msim_run(&sim, 20000);
+    msim_member_all(&sim, 60, MESHCTL_ALIVE);
+    for (int i = 0; i < 60; i++) {
+        msim_member_all(&sim, i, MESHCTL_ALIVE); // node 60 learns them
+    }
+    msim_run(&sim, 20000);
+    assert_true(msim_converged(&sim, 0));
+    for (int i = 0; i < 61; i++) {
+        assert_int_equal(sim.nodes[i].downs, 0);
+    }
+    msim_destroy(&sim);
+}
+
 //  Idle cost per node per simulated second, once links are up: control
 //  messages and bytes sent and received, in full meshes of 10, 100 and 300
 //  (each node sees N - 1 peers), and a star of 1000 (node 0 has 999 peers,
@@ -780,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_down_counts_alive_members_only),
         cmocka_unit_test(test_cap_never_blocks_live),
         cmocka_unit_test(test_two_thousand_restarts),
+        cmocka_unit_test(test_join_big_mesh_without_flaps),
         cmocka_unit_test(test_idle_cost_flat_in_n),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
