@@ -17,7 +17,9 @@
     decided by the control plane, sidecar/meshctl.h (its design, idle cost
     and wire format): the mesh feeds it what arrives and what the XPUB sees,
     and sends what it says.
-      beat       every --heartbeat ms, to all: node id, name, endpoint, and
+      beat       to all, every --heartbeat ms (times ceil (peers / 10)
+                 beyond 10 peers: a sidecar gets about 10 beats per period
+                 whatever the cluster size): node id, name, endpoint, and
                  the peers we should hear but do not (empty when all is
                  well: a beat's size does not grow with the cluster)
       marker     a subscription "MK" || node || n, made after subscription
@@ -30,7 +32,8 @@
                  marker. A peer's marker subscribed on our XPUB also says
                  that it hears us (writable).
     SWIM membership (mesh_member_changed) says when a peer is gone; without
-    gossip, a peer silent for 4 beats is.
+    gossip, a peer silent for 4 of its beat periods, or whose link to us
+    ended, is.
     The SUB and XPUB queues for subscriptions are unbounded (HWM 0 on that
     direction) so a bulk resubscribe after a reconnect is never dropped
     (libzmq#4064); data queues are bounded by --mesh-hwm.

@@ -56,9 +56,9 @@
     it receives N beats every I, that is at most about fan_in beats (10 by
     default: 20 a second at 500 ms) whatever N, and sends one beat every I,
     which ZeroMQ writes to N links (again about fan_in writes per beat_ms);
-    each beat is B bytes, B independent of N (about 50 bytes of plaintext
-    plus the name and endpoint; 49 more sealed with frame 1); no ack, no
-    marker. Up to fan_in + 1 peers (11) nothing changes: a beat every
+    each beat is B bytes, B independent of N (about 27 bytes of plaintext
+    plus the name and endpoint; 48 more with the seal and frame 1); no ack,
+    no marker. Up to fan_in + 1 peers (11) nothing changes: a beat every
     beat_ms. The price is detection by silence alone: down_after * I (4 *
     5 s at 100 peers), which is why it is only a backstop: SWIM says who is
     dead (8 s at 100 members), a withdrawn marker says at once that a link
@@ -135,11 +135,11 @@
     believes at most 600 s); an ack carries the acker's interval too, so a
     peer first heard through its ack is not taken for silent before its
     first beat. A peer heard only through data is given our own interval.
-   deaf_total is the size of the sender's down set; the list holds up to
-   MESHCTL_DEAF_MAX of them, in node id order, the next ones on the next beat. A
-   receiver is deaf-listed while it is in the list, or, when deaf_total >
-   MESHCTL_DEAF_MAX, while it was listed within the last ceil (deaf_total /
-   MESHCTL_DEAF_MAX) beats.
+    deaf_total is the size of the sender's down set; the list holds up to
+    MESHCTL_DEAF_MAX of them, in node id order, the next ones on the next
+    beat. A receiver is deaf-listed while it is in the list, or, when
+    deaf_total > MESHCTL_DEAF_MAX, while it was listed within the last
+    ceil (deaf_total / MESHCTL_DEAF_MAX) beats.
 
     THREAD SAFETY: a meshctl_t belongs to one thread (the event loop). The
     io callbacks run synchronously inside the calls below; they may call
