@@ -69,8 +69,9 @@ struct mesh_t {
     bool alone;         // no peer and no proxy configured
     char endpoint[128]; // what peers reach us at
     uint64_t event_id;
-    meshctl_t *ctl; // peers, beats, markers, acks, health
-    link_t *links;  // endpoints our SUB is connected to
+    meshctl_t *ctl;   // peers, beats, markers, acks, health
+    size_t table_cap; // meshctl's max_peers
+    link_t *links;    // endpoints our SUB is connected to
     size_t nlinks;
     dedup_t *dedup;
     seqtrack_t *seqtrack;
@@ -633,6 +634,16 @@ void mesh_peer_counts(mesh_t *self, unsigned *live, unsigned *down)
     meshctl_counts(self->ctl, live, down);
 }
 
+void mesh_peer_table(mesh_t *self, size_t *entries, size_t *cap,
+                     uint64_t *overflows)
+{
+    meshctl_stats_t st;
+    meshctl_stats(self->ctl, &st);
+    *entries = meshctl_size(self->ctl);
+    *cap = self->table_cap;
+    *overflows = st.overflows;
+}
+
 const char *mesh_mode(const mesh_t *self)
 {
     return self->proxy_mode ? "proxy" : "mesh";
@@ -824,6 +835,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
     cc.retry_ms = 4 * cc.beat_ms;
     cc.gossip = *cfg->gossip != 0;
     cc.expect_peers = !self->alone;
+    self->table_cap = cc.max_peers;
     meshctl_io_t cio = {.arg = self,
                         .send = s_ctl_send,
                         .marker = s_ctl_marker,

@@ -136,6 +136,11 @@ const keyring_t *mesh_keyring(const mesh_t *self);
 //  peers heard before) that we do not hear (down).
 void mesh_peer_counts(mesh_t *self, unsigned *live, unsigned *down);
 
+//  The peer table: entries now, its cap, and the newcomers not kept
+//  because every entry was a live peer (a live member is never evicted).
+void mesh_peer_table(mesh_t *self, size_t *entries, size_t *cap,
+                     uint64_t *overflows);
+
 //  "mesh" or "proxy".
 const char *mesh_mode(const mesh_t *self);
 

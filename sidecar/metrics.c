@@ -343,6 +343,14 @@ void metrics_render(const metrics_input_t *in, http_reply_t *reply)
                       PREFIX "mesh_peers{state=\"live\"} %u\n" PREFIX
                              "mesh_peers{state=\"down\"} %u\n",
                       in->live_peers, in->peers_down);
+    s_gauge(reply, "peer_table_entries",
+            "Entries in the mesh peer table (live, down, tombstones).",
+            in->peer_table);
+    s_gauge(reply, "peer_table_cap", "The peer table's cap.",
+            in->peer_table_cap);
+    s_gauge(reply, "peer_table_overflows",
+            "Newcomers not kept because every entry was a live peer.",
+            in->peer_table_overflows);
     s_family(reply, "info", "gauge", "This sidecar; the value is always 1.");
     const char *names[] = {"version", "node_id", "channel", "mode"};
     const char *values[] = {in->version, in->node_id, in->channel, in->mode};

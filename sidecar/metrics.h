@@ -51,19 +51,22 @@
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 typedef struct {
-    const stats_t *stats; // the counters (borrowed)
-    size_t clients;       // apps connected now (server_clients)
-    size_t topics;        // topics with a local member (registry_topics)
-    size_t subscriptions; // memberships (registry_memberships)
-    bool readable;        // server_health_t.readable
-    bool writable;        // server_health_t.writable
-    unsigned live_peers;  // peers heard lately
-    unsigned peers_down;  // known peers not heard lately
-    const char *mode;     // "mesh", "proxy" or "local"
-    const char *version;  // ROOMCAST_VERSION_STRING
-    const char *node_id;  // 32 hex digits
-    const char *channel;  // cluster channel
-    const char *detail;   // health in words (e.g. "not joined: ..."), or NULL
+    const stats_t *stats;  // the counters (borrowed)
+    size_t clients;        // apps connected now (server_clients)
+    size_t topics;         // topics with a local member (registry_topics)
+    size_t subscriptions;  // memberships (registry_memberships)
+    bool readable;         // server_health_t.readable
+    bool writable;         // server_health_t.writable
+    unsigned live_peers;   // peers heard lately
+    unsigned peers_down;   // known peers not heard lately
+    size_t peer_table;     // entries in the peer table (live, down, tombstones)
+    size_t peer_table_cap; // its cap
+    uint64_t peer_table_overflows; // newcomers not kept: table full of live
+    const char *mode;              // "mesh", "proxy" or "local"
+    const char *version;           // ROOMCAST_VERSION_STRING
+    const char *node_id;           // 32 hex digits
+    const char *channel;           // cluster channel
+    const char *detail; // health in words (e.g. "not joined: ..."), or NULL
 } metrics_input_t;
 
 //  The process as /proc shows it.

@@ -468,8 +468,11 @@ static void s_on_sample(void *arg, metrics_input_t *in)
 {
     node_t *self = arg;
     unsigned live = 0, down = 0;
+    size_t table = 0, cap = 0;
+    uint64_t overflows = 0;
     if (self->mesh) {
         mesh_peer_counts(self->mesh, &live, &down);
+        mesh_peer_table(self->mesh, &table, &cap, &overflows);
     }
     *in =
         (metrics_input_t){.stats = self->stats,
@@ -480,6 +483,9 @@ static void s_on_sample(void *arg, metrics_input_t *in)
                           .writable = self->health.writable,
                           .live_peers = live,
                           .peers_down = down,
+                          .peer_table = table,
+                          .peer_table_cap = cap,
+                          .peer_table_overflows = overflows,
                           .mode = self->mesh ? mesh_mode(self->mesh) : "local",
                           .version = ROOMCAST_VERSION_STRING,
                           .node_id = self->id_hex,

@@ -85,6 +85,15 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     s_row(rows, "readable", "%s", h->readable ? "true" : "false");
     s_row(rows, "writable", "%s", h->writable ? "true" : "false");
     s_row(rows, "live_peers", "%u", h->live_peers);
+    if (mesh) {
+        size_t entries, cap;
+        uint64_t overflows;
+        mesh_peer_table(mesh, &entries, &cap, &overflows);
+        s_row(rows, "peer_table", "%zu", entries);
+        s_row(rows, "peer_table_cap", "%zu", cap);
+        s_row(rows, "peer_table_overflows", "%llu",
+              (unsigned long long)overflows);
+    }
     if (self->gossip) {
         s_row(rows, "members_alive", "%zu", gossip_alive(self->gossip));
     }

@@ -321,8 +321,8 @@ static void test_every_line_is_exposition_syntax(void **state)
         }
         samples++;
     }
-    assert_int_equal(ntyped, 33);  // + refused_frames, presence, partial
-    assert_int_equal(samples, 70); // + 8 kinds, 1, 2 reasons
+    assert_int_equal(ntyped, 36);  // + 3 peer-table gauges
+    assert_int_equal(samples, 73); // + 3
     regfree(&sample);
     regfree(&comment);
     http_reply_free(&reply);
