@@ -130,8 +130,8 @@ static const opt_t s_opts[] = {
     {"curve-allow", T_STR, OFF(curve_allow), "", "DIR",
      "Directory of public certificates also admitted.", NULL},
     {"heartbeat", T_MS, OFF(heartbeat_ms), "500", "MS",
-     "Mesh heartbeat period; a peer silent for 4 periods\n"
-     "is down.",
+     "Mesh beat period (times ceil(peers / 10) beyond 10\n"
+     "peers); a peer silent for 4 of its periods is down.",
      NULL},
     {"gossip", T_STR, OFF(gossip), "", "HOST:PORT",
      "Gossip (membership) UDP address to bind, e.g.\n"
