@@ -483,6 +483,7 @@ gossip_t *gossip_new(loop_t *loop, const gossip_config_t *cfg,
     TAKE(suspicion_mult);
     TAKE(indirect_checks);
     TAKE(pushpull_interval_ms);
+    TAKE(dead_reap_ms);
 #undef TAKE
     self->pushpull_ms = sc.pushpull_interval_ms;
     sc.max_packet = PACKET_MAX;

@@ -39,7 +39,8 @@ typedef struct {
     const char *endpoint;     // our data endpoint (--advertise or --bind)
     const uint8_t *pubkey;    // our CurveZMQ public key (32 bytes), or NULL
     uint32_t probe_interval_ms, probe_timeout_ms, suspicion_mult,
-        indirect_checks, pushpull_interval_ms; // 0: swim's default
+        indirect_checks, pushpull_interval_ms,
+        dead_reap_ms; // 0: swim's default
 } gossip_config_t;
 
 //  How membership reports. member runs for every change of a member's

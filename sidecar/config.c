@@ -160,6 +160,11 @@ static const opt_t s_opts[] = {
      "Full member-table exchange with one member (anti-\n"
      "entropy: heals partitions, speeds up joins).",
      NULL},
+    {"tombstone", T_MS, OFF(tombstone_ms), "60000", "MS",
+     "How long a dead or left member is remembered (so late\n"
+     "news cannot revive it); then it leaves the member and\n"
+     "peer tables.",
+     NULL},
     {"mesh-hwm", T_COUNT, OFF(mesh_hwm), "100000", "N",
      "Messages queued per peer link before ZeroMQ drops\n"
      "(receivers count the gaps).",
@@ -864,11 +869,13 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
     if (cfg->probe_interval_ms < 10 || cfg->probe_timeout_ms < 1 ||
         cfg->probe_timeout_ms >= cfg->probe_interval_ms ||
         cfg->suspicion_mult < 1 || cfg->indirect_checks > 16 ||
-        cfg->pushpull_interval_ms < cfg->probe_interval_ms) {
+        cfg->pushpull_interval_ms < cfg->probe_interval_ms ||
+        cfg->tombstone_ms < cfg->probe_interval_ms ||
+        cfg->tombstone_ms > UINT32_MAX) {
         snprintf(err, errlen,
                  "gossip timings: need probe-timeout < "
-                 "probe-interval <= pushpull-interval, suspicion-mult >= 1, "
-                 "indirect-checks <= 16");
+                 "probe-interval <= pushpull-interval and <= tombstone, "
+                 "suspicion-mult >= 1, indirect-checks <= 16");
         return CONFIG_ERROR;
     }
     if (*cfg->curve_allow && !*cfg->curve_cert) {

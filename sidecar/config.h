@@ -56,6 +56,7 @@ typedef struct {
     size_t suspicion_mult;        // SWIM suspicion timeout factor
     size_t indirect_checks;       // SWIM ping-req fan-out
     uint64_t pushpull_interval_ms; // SWIM anti-entropy period
+    uint64_t tombstone_ms;         // dead and left members remembered
     size_t mesh_hwm;               // messages queued per peer link
     char *config_file;             // where settings were read from, or NULL
 } config_t;

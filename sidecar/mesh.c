@@ -836,6 +836,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
     cc.gossip = *cfg->gossip != 0;
     cc.expect_peers = !self->alone;
     self->table_cap = cc.max_peers;
+    cc.forget_ms = (uint32_t)cfg->tombstone_ms;
     meshctl_io_t cio = {.arg = self,
                         .send = s_ctl_send,
                         .marker = s_ctl_marker,

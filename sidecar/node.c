@@ -587,7 +587,8 @@ static int s_start_gossip(node_t *self, char *err, size_t errlen)
         .probe_timeout_ms = (uint32_t)cfg->probe_timeout_ms,
         .suspicion_mult = (uint32_t)cfg->suspicion_mult,
         .indirect_checks = (uint32_t)cfg->indirect_checks,
-        .pushpull_interval_ms = (uint32_t)cfg->pushpull_interval_ms};
+        .pushpull_interval_ms = (uint32_t)cfg->pushpull_interval_ms,
+        .dead_reap_ms = (uint32_t)cfg->tombstone_ms};
     gossip_io_t io = {.arg = self, .member = s_on_member};
     self->gossip = gossip_new(self->loop, &gc, mesh_keyring(self->mesh), &io,
                               self->id, self->stats, err, errlen);

@@ -86,6 +86,9 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     s_row(rows, "writable", "%s", h->writable ? "true" : "false");
     s_row(rows, "live_peers", "%u", h->live_peers);
     if (mesh) {
+        unsigned live, down;
+        mesh_peer_counts(mesh, &live, &down);
+        s_row(rows, "peers_down", "%u", down);
         size_t entries, cap;
         uint64_t overflows;
         mesh_peer_table(mesh, &entries, &cap, &overflows);
