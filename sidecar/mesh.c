@@ -76,10 +76,11 @@ struct mesh_t {
     dedup_t *dedup;
     seqtrack_t *seqtrack;
     int timer;
-    curve_t *curve;           // CurveZMQ on every link, or NULL
-    curve_monitor_t *monitor; // its refusals on our XPUB
-    rkeys_t *rkeys;           // routing keys per (ns, topic)
-    bool sent;                // sent on the XPUB since the idle turn began
+    curve_t *curve;               // CurveZMQ on every link, or NULL
+    curve_monitor_t *monitor;     // refused handshakes on our XPUB
+    curve_monitor_t *monitor_sub; // ... and on our SUB (we are refused)
+    rkeys_t *rkeys;               // routing keys per (ns, topic)
+    bool sent;                    // sent on the XPUB since the idle turn began
 };
 
 static uint64_t s_wall_ms(void)
@@ -741,6 +742,17 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, HB, PREFIX_LEN);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, PR, PREFIX_LEN);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
+    //  Refused handshakes are counted on both sockets, from before the
+    //  first connect: a member refusing our key (our SUB, or our XPUB
+    //  towards a proxy) counts as much as a stranger we refuse.
+    if (self->curve && (!(self->monitor = curve_monitor_new(
+                              self->curve, self->zctx, self->xpub, self->loop,
+                              &self->stats->curve_refused, err, errlen)) ||
+                        !(self->monitor_sub = curve_monitor_new(
+                              self->curve, self->zctx, self->sub, self->loop,
+                              &self->stats->curve_refused, err, errlen)))) {
+        return -1;
+    }
     for (size_t i = 0; i < cfg->proxies.count; i++) {
         char backend[300], front[256];
         uint8_t key[CURVE_KEY_SIZE];
@@ -775,11 +787,6 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
                                      : "bad endpoint");
             return -1;
         }
-    }
-    if (self->curve && !(self->monitor = curve_monitor_new(
-                             self->curve, self->zctx, self->xpub, self->loop,
-                             &self->stats->curve_refused, err, errlen))) {
-        return -1;
     }
     int fds[2];
     size_t fdlen = sizeof fds[0];
@@ -868,6 +875,7 @@ void mesh_destroy(mesh_t **self_p)
     }
     mesh_t *self = *self_p;
     curve_monitor_destroy(&self->monitor);
+    curve_monitor_destroy(&self->monitor_sub);
     void *both[] = {self->xpub, self->sub};
     for (int i = 0; i < 2; i++) {
         if (both[i]) {

@@ -147,6 +147,9 @@ static void test_members_admitted_strangers_refused(void **state)
         "--curve-cert", certs[2], "--heartbeat", "100",  NULL};
     assert_int_equal(rcd_start(&x, "curvetest", ex), 0);
     assert_true(wait_for(s_refused, a.socket, NULL, 10000));
+    //  and x counts it too: a refusal on its SUB (the side that connects)
+    //  is counted as one on an XPUB (issue 19 item 5)
+    assert_true(wait_for(s_refused, x.socket, NULL, 10000));
     //  x comes back with the same key: counted again, logged once per key
     assert_int_equal(rcd_stop(&x, SIGTERM), 0);
     assert_int_equal(rcd_restart(&x, "curvetest", ex), 0);
