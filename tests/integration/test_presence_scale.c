@@ -154,12 +154,86 @@ static void test_100k_entries_replicate_and_vanish(void **state)
     unlink(key);
 }
 
+//  The issue's own case: one app sets 32 entries of 64 KiB meta (2 MiB,
+//  past the link's 1 MiB message limit as one snapshot): they replicate,
+//  and the link keeps carrying a witness stream without a loss.
+static void test_big_meta_does_not_cut_the_link(void **state)
+{
+    (void)state;
+    char key[300], ep[2][64];
+    snprintf(key, sizeof key, "/tmp/roomcast-pbig-%d.key", (int)getpid());
+    assert_int_equal(write_key(key), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", free_port());
+    }
+    rcd_t d[2];
+    for (int i = 0; i < 2; i++) {
+        const char *extra[] = {"--key-file", key,       "--bind", ep[i],
+                               "--peer",     ep[1 - i], NULL};
+        assert_int_equal(rcd_start(&d[i], "pbig", extra), 0);
+    }
+    assert_true(wait_live_peers(d[0].socket, 1, 10000));
+    assert_true(wait_live_peers(d[1].socket, 1, 10000));
+    witness_t w = {0};
+    rc_options_t o;
+    rc_options_init(&o);
+    o.on_message = s_on_message;
+    o.arg = &w;
+    rc_client_t *sub = rcd_client(&d[1], &o);
+    rc_client_t *pub = rcd_client(&d[0], NULL);
+    rc_client_t *app = rcd_client(&d[0], NULL);
+    assert_int_equal(rc_subscribe_wait(sub, "w", "stream", 10000), 0);
+    static char meta[65536];
+    memset(meta, 'm', sizeof meta);
+    char k[16];
+    for (int i = 0; i < 32; i++) {
+        snprintf(k, sizeof k, "big-%d", i);
+        assert_int_equal(
+            rc_presence_set(app, "chat", "lobby", k, meta, sizeof meta), 0);
+    }
+    assert_int_equal(rc_flush(app, 10000), 0);
+    rc_client_t *b_app = rcd_client(&d[1], NULL);
+    listed_t all = {b_app, 32};
+    rc_client_t *clients[] = {sub, b_app, NULL};
+    assert_true(wait_for(s_listed_is, &all, clients, 20000));
+    //  past two anti-entropy rounds (snapshots go in chunks now)
+    long long until = now_ms() + 6000;
+    for (uint32_t n = 0; now_ms() < until; n++) {
+        assert_int_equal(
+            rc_publish(pub, "w", "stream", &n, sizeof n, RC_BINARY), 0);
+        rc_dispatch(sub);
+        usleep(2000);
+        if (n == UINT32_MAX - 1) {
+            break;
+        }
+    }
+    assert_int_equal(rc_flush(pub, 5000), 0);
+    long long sent = query_counter(pub, "publishes");
+    long long deadline = now_ms() + 10000;
+    while (w.received < sent && now_ms() < deadline) {
+        rc_dispatch(sub);
+        usleep(1000);
+    }
+    assert_int_equal(w.received, sent);
+    assert_int_equal(w.out_of_order, 0);
+    rc_close(&b_app);
+    rc_close(&app);
+    rc_close(&sub);
+    rc_close(&pub);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rcd_stop(&d[i], SIGTERM), 0);
+        rcd_cleanup(&d[i]);
+    }
+    unlink(key);
+}
+
 int main(void)
 {
     harness_deadline(240);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_100k_entries_replicate_and_vanish),
+        cmocka_unit_test(test_big_meta_does_not_cut_the_link),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
