@@ -635,6 +635,13 @@ void mesh_peer_counts(mesh_t *self, unsigned *live, unsigned *down)
     meshctl_counts(self->ctl, live, down);
 }
 
+uint64_t mesh_lost_out(mesh_t *self)
+{
+    meshctl_stats_t st;
+    meshctl_stats(self->ctl, &st);
+    return st.lost_to_peers;
+}
+
 void mesh_peer_table(mesh_t *self, size_t *entries, size_t *cap,
                      uint64_t *overflows)
 {
@@ -667,10 +674,10 @@ static void s_row(void *arg, const meshctl_row_t *r)
     }
     snprintf(value, sizeof value,
              "name=%s endpoint=%s state=%s heard_us=%s last_ms=%s "
-             "received=%llu missed=%llu",
+             "received=%llu missed=%llu lost_to=%llu",
              r->name, r->endpoint, r->state, r->hears_us ? "true" : "false",
              last, (unsigned long long)r->received,
-             (unsigned long long)r->missed);
+             (unsigned long long)r->missed, (unsigned long long)r->lost_to);
     rows->fn(rows->arg, ids_hex(r->node, hex), value);
 }
 

@@ -136,6 +136,10 @@ const keyring_t *mesh_keyring(const mesh_t *self);
 //  peers heard before) that we do not hear (down).
 void mesh_peer_counts(mesh_t *self, unsigned *live, unsigned *down);
 
+//  Our messages the peers say were lost on the way to them (sequence gaps
+//  they saw, reported in their beats): the publish-side drops.
+uint64_t mesh_lost_out(mesh_t *self);
+
 //  The peer table: entries now, its cap, and the newcomers not kept
 //  because every entry was a live peer (a live member is never evicted).
 void mesh_peer_table(mesh_t *self, size_t *entries, size_t *cap,

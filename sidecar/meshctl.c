@@ -35,6 +35,8 @@ typedef struct {
     uint64_t acked;      // highest marker of ours it acked
     uint64_t received;   // its envelopes
     uint64_t missed;     // its messages lost on the way
+    uint64_t told;       // missed, as our beats last told it
+    uint64_t lost_to;    // our messages it says it missed (publish side)
 } peer_t;
 
 //  Markers (lo, hi] made since `since` and not yet confirmed.
@@ -545,7 +547,18 @@ static void s_send_beat(meshctl_t *self, uint64_t interval)
         }
         memcpy(self->cursor, deaf[n - 1]->node, MESHCTL_ID_SIZE);
     }
-    msgpack_pack_array(&pk, 7);
+    //  what we missed of peers' messages, for the peers whose count moved
+    //  since our last beat (empty while nothing is lost: a constant size)
+    const peer_t *lost[MESHCTL_DEAF_MAX];
+    size_t nlost = 0;
+    for (size_t i = 0; i < self->npeers && nlost < MESHCTL_DEAF_MAX; i++) {
+        peer_t *p = self->peers[i];
+        if (p->missed != p->told) {
+            p->told = p->missed;
+            lost[nlost++] = p;
+        }
+    }
+    msgpack_pack_array(&pk, 8);
     msgpack_pack_bin_with_body(&pk, self->node, MESHCTL_ID_SIZE);
     msgpack_pack_uint64(&pk, ++self->beat);
     msgpack_pack_uint64(&pk, interval);
@@ -555,6 +568,12 @@ static void s_send_beat(meshctl_t *self, uint64_t interval)
     msgpack_pack_array(&pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         msgpack_pack_bin_with_body(&pk, deaf[i]->node, MESHCTL_ID_SIZE);
+    }
+    msgpack_pack_array(&pk, (uint32_t)nlost);
+    for (size_t i = 0; i < nlost; i++) {
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_bin_with_body(&pk, lost[i]->node, MESHCTL_ID_SIZE);
+        msgpack_pack_uint64(&pk, lost[i]->missed);
     }
     self->stats.beats_sent++;
     self->io.send(self->io.arg, MESHCTL_BEAT, NULL, body, w.len);
@@ -591,8 +610,8 @@ static int s_on_beat(meshctl_t *self, uint64_t now, rd_t *r)
 {
     const uint8_t *node, *name, *endpoint;
     size_t name_len, ep_len;
-    uint64_t fields, beat, interval, total, listed;
-    if (!s_rd_array(r, &fields) || fields != 7 || !s_rd_node(r, &node) ||
+    uint64_t fields, beat, interval, total, listed, nlost;
+    if (!s_rd_array(r, &fields) || fields != 8 || !s_rd_node(r, &node) ||
         !s_rd_uint(r, &beat) || beat == 0 || !s_rd_uint(r, &interval) ||
         !s_rd_raw(r, false, &name, &name_len) ||
         !s_rd_raw(r, false, &endpoint, &ep_len) || !s_rd_uint(r, &total) ||
@@ -607,6 +626,25 @@ static int s_on_beat(meshctl_t *self, uint64_t now, rd_t *r)
             return s_fail(self, EPROTO);
         }
         us |= memcmp(id, self->node, MESHCTL_ID_SIZE) == 0;
+    }
+    //  [[node, missed]...]: what the sender missed of each; ours is what
+    //  was lost on the way from us to it (counted here, the publish side)
+    uint64_t lost_to = 0;
+    bool told_us = false;
+    if (!s_rd_array(r, &nlost) || nlost > MESHCTL_DEAF_MAX) {
+        return s_fail(self, EPROTO);
+    }
+    for (uint64_t i = 0; i < nlost; i++) {
+        const uint8_t *id;
+        uint64_t pair, missed;
+        if (!s_rd_array(r, &pair) || pair != 2 || !s_rd_node(r, &id) ||
+            !s_rd_uint(r, &missed)) {
+            return s_fail(self, EPROTO);
+        }
+        if (memcmp(id, self->node, MESHCTL_ID_SIZE) == 0) {
+            lost_to = missed;
+            told_us = true;
+        }
     }
     if (r->p != r->end) {
         return s_fail(self, EPROTO);
@@ -623,6 +661,9 @@ static int s_on_beat(meshctl_t *self, uint64_t now, rd_t *r)
     }
     self->stats.beats_received++;
     p->beat = beat;
+    if (told_us) {
+        p->lost_to = lost_to;
+    }
     p->interval = interval < INTERVAL_MAX ? interval : INTERVAL_MAX;
     s_copy(p->name, sizeof p->name, (const char *)name, name_len);
     s_copy(p->endpoint, sizeof p->endpoint, (const char *)endpoint, ep_len);
@@ -937,6 +978,10 @@ size_t meshctl_size(const meshctl_t *self)
 void meshctl_stats(const meshctl_t *self, meshctl_stats_t *stats)
 {
     *stats = self->stats;
+    stats->lost_to_peers = 0;
+    for (size_t i = 0; i < self->npeers; i++) {
+        stats->lost_to_peers += self->peers[i]->lost_to;
+    }
 }
 
 void meshctl_rows(const meshctl_t *self, uint64_t now, meshctl_row_fn *fn,
@@ -958,7 +1003,8 @@ void meshctl_rows(const meshctl_t *self, uint64_t now, meshctl_row_fn *fn,
                                  p->ever ? now - p->last_heard : UINT64_MAX,
                              .acked = p->acked,
                              .received = p->received,
-                             .missed = p->missed};
+                             .missed = p->missed,
+                             .lost_to = p->lost_to};
         fn(arg, &row);
     }
 }

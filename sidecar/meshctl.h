@@ -120,7 +120,9 @@
                     every SUB subscribes HB     interval uint (ms),
                                                 name str, endpoint str,
                                                 deaf_total uint,
-                                                [deaf node bin16 ...]]
+                                                [deaf node bin16 ...],
+                                                [[node bin16, missed
+                                                  uint] ...]]
       MESHCTL_ACK   AK (8) || to node (16)     [acker node bin16,
                     only "to" subscribes it     marker uint,
                                                 interval uint (ms)]
@@ -137,7 +139,12 @@
     first beat. A peer heard only through data is given our own interval.
     deaf_total is the size of the sender's down set; the list holds up to
     MESHCTL_DEAF_MAX of them, in node id order, the next ones on the next
-    beat. A receiver is deaf-listed while it is in the list, or, when
+    beat. The last list says, for up to MESHCTL_DEAF_MAX peers whose
+    count moved since the sender's last beat, how many of that peer's
+    messages the sender missed in all (sequence gaps): a publisher learns
+    from it what was lost on the way to each peer (publish-side drops,
+    per link), and an idle beat carries it empty.
+    A receiver is deaf-listed while it is in the list, or, when
     deaf_total > MESHCTL_DEAF_MAX, while it was listed within the last
     ceil (deaf_total / MESHCTL_DEAF_MAX) beats.
 
@@ -230,6 +237,7 @@ typedef struct {
     uint64_t evicted;       // entries dropped to make room
     uint64_t overflows;     // entries not kept: table full of live peers
     uint64_t forgotten;     // entries dropped after forget_ms or by SWIM
+    uint64_t lost_to_peers; // ours the peers in the table say they missed
 } meshctl_stats_t;
 
 //  One table entry, for roomcastctl. Strings and node are borrowed.
@@ -244,6 +252,7 @@ typedef struct {
     uint64_t acked;    // highest of our markers it acked
     uint64_t received; // its envelopes (meshctl_on_data)
     uint64_t missed;   // its messages lost on the way
+    uint64_t lost_to;  // ours it says were lost on the way to it
 } meshctl_row_t;
 
 typedef struct meshctl_t meshctl_t;

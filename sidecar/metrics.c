@@ -343,6 +343,10 @@ void metrics_render(const metrics_input_t *in, http_reply_t *reply)
                       PREFIX "mesh_peers{state=\"live\"} %u\n" PREFIX
                              "mesh_peers{state=\"down\"} %u\n",
                       in->live_peers, in->peers_down);
+    s_gauge(reply, "mesh_lost_out",
+            "Our messages the peers say were lost on the way to them "
+            "(publish-side drops, per the peers' own gap counts).",
+            in->lost_out);
     s_gauge(reply, "peer_table_entries",
             "Entries in the mesh peer table (live, down, tombstones).",
             in->peer_table);

@@ -62,11 +62,12 @@ typedef struct {
     size_t peer_table;     // entries in the peer table (live, down, tombstones)
     size_t peer_table_cap; // its cap
     uint64_t peer_table_overflows; // newcomers not kept: table full of live
-    const char *mode;              // "mesh", "proxy" or "local"
-    const char *version;           // ROOMCAST_VERSION_STRING
-    const char *node_id;           // 32 hex digits
-    const char *channel;           // cluster channel
-    const char *detail; // health in words (e.g. "not joined: ..."), or NULL
+    uint64_t lost_out;   // ours the peers say they missed (publish side)
+    const char *mode;    // "mesh", "proxy" or "local"
+    const char *version; // ROOMCAST_VERSION_STRING
+    const char *node_id; // 32 hex digits
+    const char *channel; // cluster channel
+    const char *detail;  // health in words (e.g. "not joined: ..."), or NULL
 } metrics_input_t;
 
 //  The process as /proc shows it.

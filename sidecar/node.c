@@ -469,10 +469,11 @@ static void s_on_sample(void *arg, metrics_input_t *in)
     node_t *self = arg;
     unsigned live = 0, down = 0;
     size_t table = 0, cap = 0;
-    uint64_t overflows = 0;
+    uint64_t overflows = 0, lost_out = 0;
     if (self->mesh) {
         mesh_peer_counts(self->mesh, &live, &down);
         mesh_peer_table(self->mesh, &table, &cap, &overflows);
+        lost_out = mesh_lost_out(self->mesh);
     }
     *in =
         (metrics_input_t){.stats = self->stats,
@@ -486,6 +487,7 @@ static void s_on_sample(void *arg, metrics_input_t *in)
                           .peer_table = table,
                           .peer_table_cap = cap,
                           .peer_table_overflows = overflows,
+                          .lost_out = lost_out,
                           .mode = self->mesh ? mesh_mode(self->mesh) : "local",
                           .version = ROOMCAST_VERSION_STRING,
                           .node_id = self->id_hex,

@@ -89,6 +89,8 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
         unsigned live, down;
         mesh_peer_counts(mesh, &live, &down);
         s_row(rows, "peers_down", "%u", down);
+        s_row(rows, "mesh_lost_out", "%llu",
+              (unsigned long long)mesh_lost_out(mesh));
         size_t entries, cap;
         uint64_t overflows;
         mesh_peer_table(mesh, &entries, &cap, &overflows);

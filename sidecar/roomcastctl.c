@@ -290,6 +290,7 @@ static const field_t s_peer_fields[] = {
     {"last_ms", "last_ms", V_UINT, false},
     {"received", "received", V_UINT, false},
     {"missed", "missed", V_UINT, false},
+    {"lost_to", "lost_to", V_UINT, false},
 };
 static const field_t s_member_fields[] = {
     {"name", "name", V_TEXT, false},

@@ -98,7 +98,8 @@ const schemas = {
     node_id: hex, name: str, channel: str, version: str,
     mode: { enum: ["mesh", "proxy", "local"] }, socket: str,
     readable: { type: "boolean" }, writable: { type: "boolean" },
-    live_peers: uint, members_alive: uint, peers_down: uint, peer_table: uint,
+    live_peers: uint, members_alive: uint, peers_down: uint, mesh_lost_out: uint,
+    peer_table: uint,
     peer_table_cap: uint,
     peer_table_overflows: uint, health: str, clients: uint, topics: uint,
     subscriptions: uint, ...Object.fromEntries(counters.map((c) => [c, uint])),
@@ -114,7 +115,7 @@ const schemas = {
       obj({
         kind: { const: "peer" }, node_id: hex, name: str, endpoint: str,
         state: { enum: ["live", "down"] }, heard_us: { type: "boolean" },
-        last_ms: uint, received: uint, missed: uint,
+        last_ms: uint, received: uint, missed: uint, lost_to: uint,
       }),
       obj({ kind: { const: "link" }, endpoint: str }),
     ],

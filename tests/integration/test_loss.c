@@ -156,6 +156,12 @@ static void test_slow_consumer_is_told_without_gaps(void **state)
     s_slow_consumer(false);
 }
 
+static bool s_none(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
 static bool s_reconnect_gap(void *arg)
 {
     tally_t *t = arg;
@@ -188,6 +194,75 @@ static void test_sidecar_restart_is_told(void **state)
     rcd_cleanup(&d);
 }
 
+typedef struct {
+    rc_client_t *pub;
+    const char *sub_socket;
+} lost_t;
+
+static bool s_publisher_knows(void *arg)
+{
+    lost_t *l = arg;
+    long long missed = sidecar_counter(l->sub_socket, "missed");
+    return missed > 0 && query_counter(l->pub, "mesh_lost_out") == missed;
+}
+
+//  Publish-side drops are counted on the publishing sidecar, per link: a
+//  flood through small queues loses messages on the way, the receiving
+//  sidecar counts the gap, and its beat tells the publisher, whose
+//  mesh_lost_out (and the peer's lost_to row) then says the same number.
+static void test_mesh_drops_are_counted_at_the_publisher(void **state)
+{
+    (void)state;
+    char key[300], ep[2][64];
+    snprintf(key, sizeof key, "/tmp/roomcast-lost-%d.key", (int)getpid());
+    assert_int_equal(write_key(key), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", free_port());
+    }
+    rcd_t d[2];
+    for (int i = 0; i < 2; i++) {
+        const char *extra[] = {"--key-file",  key,       "--bind",     ep[i],
+                               "--peer",      ep[1 - i], "--mesh-hwm", "20",
+                               "--heartbeat", "100",     NULL};
+        assert_int_equal(rcd_start(&d[i], "lost", extra), 0);
+    }
+    assert_true(wait_live_peers(d[0].socket, 1, 10000));
+    assert_true(wait_live_peers(d[1].socket, 1, 10000));
+    tally_t t = {0};
+    rc_client_t *sub = s_client(&d[1], &t, true);
+    rc_client_t *pub = rcd_client(&d[0], NULL);
+    assert_int_equal(rc_subscribe_wait(sub, "ns", "flood", 10000), 0);
+    char payload[256];
+    memset(payload, 'f', sizeof payload);
+    for (int round = 0; round < 20 && !t.gaps[RC_GAP_MESH]; round++) {
+        for (int i = 0; i < 20000; i++) {
+            while (rc_publish(pub, "ns", "flood", payload, sizeof payload,
+                              RC_TEXT)) {
+                assert_int_equal(errno, EAGAIN);
+                assert_true(rc_flush(pub, 1000) == 0 || errno == ETIMEDOUT);
+            }
+        }
+        assert_int_equal(rc_flush(pub, 10000), 0);
+        rc_client_t *one[] = {sub, NULL};
+        wait_for(s_none, NULL, one, 300); // let the subscriber read
+    }
+    assert_true(t.gaps[RC_GAP_MESH] > 0); // the case is real: B lost some
+    lost_t l = {pub, d[1].socket};
+    rc_client_t *clients[] = {sub, NULL};
+    assert_true(wait_for(s_publisher_knows, &l, clients, 10000));
+    printf("lost: B missed %lld of A's messages; A counts %lld lost on the "
+           "way\n",
+           sidecar_counter(d[1].socket, "missed"),
+           query_counter(pub, "mesh_lost_out"));
+    rc_close(&sub);
+    rc_close(&pub);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rcd_stop(&d[i], SIGTERM), 0);
+        rcd_cleanup(&d[i]);
+    }
+    unlink(key);
+}
+
 int main(void)
 {
     harness_deadline(120);
@@ -196,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_slow_consumer_is_told_with_gaps),
         cmocka_unit_test(test_slow_consumer_is_told_without_gaps),
         cmocka_unit_test(test_sidecar_restart_is_told),
+        cmocka_unit_test(test_mesh_drops_are_counted_at_the_publisher),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

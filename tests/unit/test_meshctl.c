@@ -173,14 +173,17 @@ static void test_expected_peers_start_unhealthy(void **state)
     meshctl_destroy(&ctl);
 }
 
-static size_t s_pack_beat(uint8_t *buf, size_t cap, const uint8_t *node,
-                          uint64_t beat)
+//  A beat from node; with lost_of non-NULL it says it missed lost of
+//  lost_of's messages.
+static size_t s_pack_beat_lost(uint8_t *buf, size_t cap, const uint8_t *node,
+                               uint64_t beat, const uint8_t *lost_of,
+                               uint64_t lost)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 7);
+    msgpack_pack_array(&pk, 8);
     msgpack_pack_bin_with_body(&pk, node, 16);
     msgpack_pack_uint64(&pk, beat);
     msgpack_pack_uint64(&pk, B);
@@ -188,11 +191,23 @@ static size_t s_pack_beat(uint8_t *buf, size_t cap, const uint8_t *node,
     msgpack_pack_str_with_body(&pk, "tcp://p:1", 9);
     msgpack_pack_uint64(&pk, 0);
     msgpack_pack_array(&pk, 0);
+    msgpack_pack_array(&pk, lost_of ? 1 : 0);
+    if (lost_of) {
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_bin_with_body(&pk, lost_of, 16);
+        msgpack_pack_uint64(&pk, lost);
+    }
     assert_true(sb.size <= cap);
     memcpy(buf, sb.data, sb.size);
     size_t len = sb.size;
     msgpack_sbuffer_destroy(&sb);
     return len;
+}
+
+static size_t s_pack_beat(uint8_t *buf, size_t cap, const uint8_t *node,
+                          uint64_t beat)
+{
+    return s_pack_beat_lost(buf, cap, node, beat, NULL, 0);
 }
 
 //  Bad bodies are refused and counted, never trusted; a replayed beat
@@ -217,7 +232,7 @@ static void test_bad_bodies_and_replays(void **state)
             rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
             junk[k] = (uint8_t)(rng >> 56);
         }
-        junk[0] = i & 1 ? 0x97 : 0x93; // a 7- or 3-array, then anything
+        junk[0] = i & 1 ? 0x98 : 0x93; // an 8- or 3-array, then anything
         (void)meshctl_on_control(ctl, 10, 1 + i % 3, junk,
                                  1 + (size_t)i % sizeof junk);
     }
@@ -386,6 +401,40 @@ static void s_row_find(void *arg, const meshctl_row_t *row)
     if (memcmp(row->node, want->node, 16) == 0) {
         *want = *row;
     }
+}
+
+//  Publish-side drops per link: what a peer missed of our messages (its
+//  sequence gaps) comes back in its next beat, so the publisher counts
+//  what was lost on the way to each peer; an idle beat carries nothing.
+static void test_losses_are_told_to_the_publisher(void **state)
+{
+    (void)state;
+    msim_t sim;
+    s_boot(&sim, 3, false, false, 4);
+    s_converge(&sim, 2 * B);
+    meshctl_on_data(sim.nodes[1].ctl, sim.now, sim.nodes[0].id, 3);
+    meshctl_on_data(sim.nodes[2].ctl, sim.now, sim.nodes[0].id, 4);
+    meshctl_on_data(sim.nodes[1].ctl, sim.now, sim.nodes[2].id, 2);
+    msim_run(&sim, 2 * B);
+    meshctl_stats_t st;
+    meshctl_stats(sim.nodes[0].ctl, &st);
+    assert_int_equal(st.lost_to_peers, 7);
+    meshctl_row_t want = {0};
+    want.node = sim.nodes[1].id;
+    meshctl_rows(sim.nodes[0].ctl, sim.now, s_row_find, &want);
+    assert_int_equal(want.lost_to, 3);
+    meshctl_stats(sim.nodes[2].ctl, &st);
+    assert_int_equal(st.lost_to_peers, 2);
+    //  told once: the next beats are back to their idle size
+    uint64_t bytes = sim.nodes[0].recv_bytes, msgs = sim.nodes[0].recvs;
+    msim_run(&sim, 4 * B);
+    assert_true(sim.nodes[0].recvs > msgs);
+    uint64_t per =
+        (sim.nodes[0].recv_bytes - bytes) / (sim.nodes[0].recvs - msgs);
+    assert_true(per < 64); // an idle beat: no loss list
+    meshctl_stats(sim.nodes[0].ctl, &st);
+    assert_int_equal(st.lost_to_peers, 7); // cumulative, not re-added
+    msim_destroy(&sim);
 }
 
 //  A peer that never acks: the confirmation is retried, then given up
@@ -805,6 +854,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_rejects_bad_config),
         cmocka_unit_test(test_cluster_of_one),
+        cmocka_unit_test(test_losses_are_told_to_the_publisher),
         cmocka_unit_test(test_expected_peers_start_unhealthy),
         cmocka_unit_test(test_bad_bodies_and_replays),
         cmocka_unit_test(test_marker_seen_is_acked),
