@@ -126,13 +126,16 @@ static registry_topic_t *s_topic_new(registry_t *self, const char *ns,
                                      size_t ns_len, const char *topic,
                                      size_t topic_len)
 {
+    char buf[WIRE_TOPIC_KEY_MAX];
+    size_t len = wire_topic_key(buf, ns, ns_len, topic, topic_len);
     registry_topic_t *t = calloc(1, sizeof *t);
-    char *key = malloc(WIRE_TOPIC_KEY_MAX);
-    if (!t || !key || !wire_topic_key(key, ns, ns_len, topic, topic_len)) {
+    char *key = len ? malloc(len + 1) : NULL; // exactly: one per topic
+    if (!t || !key) {
         free(t);
         free(key);
         return NULL;
     }
+    memcpy(key, buf, len + 1);
     t->key = key;
     t->ns = key + 2; // wire_topic_key: "LL" ns topic
     t->ns_len = ns_len;
