@@ -71,7 +71,11 @@ struct mesh_t {
     uint64_t event_id;
     meshctl_t *ctl;   // peers, beats, markers, acks, health
     size_t table_cap; // meshctl's max_peers
-    link_t *links;    // endpoints our SUB is connected to
+    struct {
+        uint8_t origin[16];
+        uint64_t received, missed;
+    } run;         // envelopes from one origin not yet told to meshctl
+    link_t *links; // endpoints our SUB is connected to
     size_t nlinks;
     dedup_t *dedup;
     seqtrack_t *seqtrack;
@@ -282,6 +286,16 @@ bool mesh_sub_wait(mesh_t *self, uint64_t *marker)
 // --- receiving
 // ----------------------------------------------------------------
 
+//  Tell meshctl of the run of envelopes from one origin just received.
+static void s_run_flush(mesh_t *self)
+{
+    if (self->run.received) {
+        meshctl_on_data(self->ctl, loop_now(self->loop), self->run.origin,
+                        self->run.received, self->run.missed);
+        self->run.received = self->run.missed = 0;
+    }
+}
+
 static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
                           const uint8_t *sealed, size_t len)
 {
@@ -324,9 +338,15 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         } else {
             missed = 0;
         }
-        //  beats queue behind data: a flood is proof of life too
-        meshctl_on_data(self->ctl, loop_now(self->loop), e->origin_node,
-                        missed);
+        //  beats queue behind data: a flood is proof of life too, told
+        //  to meshctl once per run of one origin's envelopes
+        if (self->run.received &&
+            memcmp(self->run.origin, e->origin_node, 16) != 0) {
+            s_run_flush(self);
+        }
+        memcpy(self->run.origin, e->origin_node, 16);
+        self->run.received++;
+        self->run.missed += missed;
         self->io.message(self->io.arg, &msg, missed);
     }
     envelope_opened_release(&o);
@@ -362,8 +382,7 @@ static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
     }
 }
 
-//  Drain the SUB socket, a batch at most. Returns the messages handled.
-static int s_drain_sub(mesh_t *self)
+static int s_drain_sub_batch(mesh_t *self)
 {
     int n = 0;
     for (; n < DRAIN_BATCH; n++) {
@@ -401,6 +420,15 @@ static int s_drain_sub(mesh_t *self)
         zmq_msg_close(&f1);
         zmq_msg_close(&f2);
     }
+    return n;
+}
+
+//  Drain the SUB socket, a batch at most; what was heard is told to
+//  meshctl before returning. Returns the messages handled.
+static int s_drain_sub(mesh_t *self)
+{
+    int n = s_drain_sub_batch(self);
+    s_run_flush(self);
     return n;
 }
 

@@ -844,13 +844,13 @@ int meshctl_on_control(meshctl_t *self, uint64_t now, int kind,
 }
 
 void meshctl_on_data(meshctl_t *self, uint64_t now, const uint8_t *node,
-                     uint64_t missed)
+                     uint64_t received, uint64_t missed)
 {
     peer_t *p = s_find(self, node);
     if (!p || s_tomb(p)) {
         return;
     }
-    p->received++;
+    p->received += received;
     p->missed += missed;
     s_heard(self, p, now);
     s_settle(self);

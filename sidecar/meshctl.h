@@ -291,10 +291,13 @@ int meshctl_on_control(meshctl_t *self, uint64_t now, int kind,
                        const uint8_t *body, size_t len)
     __attribute__((nonnull(1)));
 
-//  An envelope that origin node sent reached us (opened, not a duplicate);
-//  missed: messages of it lost on the way (a sequence gap). Proves life.
+//  received envelopes that origin node sent reached us (opened, not
+//  duplicates; the adapter may sum a run of them from one node into one
+//  call); missed: messages of it lost on the way (sequence gaps). Proves
+//  life.
 void meshctl_on_data(meshctl_t *self, uint64_t now, const uint8_t *node,
-                     uint64_t missed) __attribute__((nonnull));
+                     uint64_t received, uint64_t missed)
+    __attribute__((nonnull));
 
 //  Our XPUB got marker n of node subscribed (answered with an ack) or
 //  withdrawn.

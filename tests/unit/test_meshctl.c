@@ -385,7 +385,7 @@ static void test_data_proves_life(void **state)
     *msim_at(&sim, sim.drop, 1, 0) = 1;
     for (int i = 0; i < 40; i++) {
         msim_run(&sim, 100);
-        meshctl_on_data(sim.nodes[0].ctl, sim.now, sim.nodes[1].id, i == 5);
+        meshctl_on_data(sim.nodes[0].ctl, sim.now, sim.nodes[1].id, 1, i == 5);
     }
     assert_int_equal(msim_live(&sim, 0), 1);
     assert_int_equal(sim.nodes[0].downs, 0);
@@ -412,9 +412,9 @@ static void test_losses_are_told_to_the_publisher(void **state)
     msim_t sim;
     s_boot(&sim, 3, false, false, 4);
     s_converge(&sim, 2 * B);
-    meshctl_on_data(sim.nodes[1].ctl, sim.now, sim.nodes[0].id, 3);
-    meshctl_on_data(sim.nodes[2].ctl, sim.now, sim.nodes[0].id, 4);
-    meshctl_on_data(sim.nodes[1].ctl, sim.now, sim.nodes[2].id, 2);
+    meshctl_on_data(sim.nodes[1].ctl, sim.now, sim.nodes[0].id, 1, 3);
+    meshctl_on_data(sim.nodes[2].ctl, sim.now, sim.nodes[0].id, 1, 4);
+    meshctl_on_data(sim.nodes[1].ctl, sim.now, sim.nodes[2].id, 1, 2);
     msim_run(&sim, 2 * B);
     meshctl_stats_t st;
     meshctl_stats(sim.nodes[0].ctl, &st);
