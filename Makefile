@@ -12,6 +12,9 @@
 #                  and delivery charted; valgrind over the integration suite
 #   make bench     throughput, latency, fanout, memory against raw ZeroMQ
 #                  and Redis (tests/bench/run.sh; not part of check)
+#   make scale     100 sidecars on this machine, then 200 behind two
+#                  proxies: convergence, detection, idle cost, delivery
+#                  (tests/scale/run.sh; not part of check)
 #   make clean
 #
 # Build variants live side by side: build/release (default), build/asan
@@ -90,7 +93,7 @@ TOOL_BIN   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
 .PHONY: all build tests deps check demo install uninstall clean lint fuzz \
-        fuzz-build unit integration bench soak
+        fuzz-build unit integration bench soak scale
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -176,6 +179,10 @@ soak: deps
 bench: deps
 	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests
 	@tests/bench/run.sh build/release
+
+scale: deps
+	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests
+	@tests/scale/run.sh build/release
 
 unit: tests
 	@tests/run-tests.sh $(BUILD) unit
