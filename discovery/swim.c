@@ -670,7 +670,7 @@ void swim_config_defaults(swim_config_t *cfg)
     cfg->probe_interval_ms = 500;
     cfg->probe_timeout_ms = 250;
     cfg->indirect_checks = 3;
-    cfg->suspicion_mult = 4;
+    cfg->suspicion_mult = 3;
     cfg->retransmit_mult = 4;
     cfg->pushpull_interval_ms = 30000;
     cfg->dead_reap_ms = 60000;

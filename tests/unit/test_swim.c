@@ -1,10 +1,14 @@
 /*  test_swim.c - the SWIM state machine, alone and as whole clusters
 
     The cluster tests run N swim_t on the simulated network and clock of
-    swim_sim.h with the default configuration (1 s period, 500 ms probe
-    timeout, k = 3, suspicion 4 s up to 10 members, push-pull 30 s,
-    tombstones 60 s) unless said otherwise. Each bound below is stated in
-    protocol periods (P = 1000 ms) and explained where it is asserted.
+    swim_sim.h with the default configuration (500 ms period, 250 ms probe
+    timeout, k = 3, suspicion 1.5 s up to 10 members, gossip every 200 ms
+    to 3 members, push-pull 30 s, tombstones 60 s) unless said otherwise.
+    Each bound below is in seconds (P = 1000 ms) and explained where it is
+    asserted. The bounds and the measured maxima in brackets date from the
+    earlier defaults (1 s period, suspicion 4 s, no gossip rounds); the
+    current defaults are faster everywhere, so the bounds still hold, with
+    more margin (the 1,000-member figures are in test_swim_scale.c).
 */
 
 #include <setjmp.h>
@@ -22,7 +26,7 @@
 #include "swim_queue.h"
 #include "swim_sim.h"
 
-#define P 1000 // protocol period, ms
+#define P 1000 // one second, ms (the protocol period was 1 s)
 
 #ifndef SEEDS
 #define SEEDS 20 // runs of each cluster scenario, seeds 1..SEEDS
@@ -648,8 +652,8 @@ static void test_refute_in_cluster(void **state)
         took = sim_run_until(&sim, 60 * P, sim_converged, 0);
         print_message("refute: alive again everywhere in %lu ms\n",
                       (unsigned long)took);
-        //  It refutes before anyone's suspicion timeout (2 s) runs out.
-        assert_true(took < 2 * P);
+        //  It refutes before anyone's suspicion timeout (1.5 s) runs out.
+        assert_true(took < 3 * P / 2);
         sim_run(&sim, 10 * P);
         assert_true(sim_converged(&sim, 0));
         for (int i = 0; i < 8; i++) {

@@ -62,8 +62,9 @@
 #define LOSS_PERCENT   10
 #define CHECK_EVERY_MS 100 // convergence checks, simulated
 
-static int s_n;      // bootstrap, news, detection
-static int s_soak_n; // loss and slow members
+static swim_config_t s_cfg; // defaults, or local health off (see main)
+static int s_n;             // bootstrap, news, detection
+static int s_soak_n;        // loss and slow members
 static unsigned s_minutes;
 
 static int s_env(const char *name, int fallback, int lo, int hi)
@@ -163,7 +164,7 @@ static unsigned s_total_seen(sim_t *sim, int state)
 //  started): the bootstrap figure is printed and bounded.
 static void s_cluster(sim_t *sim, uint64_t seed)
 {
-    sim_init(sim, s_n + 1, NULL, seed);
+    sim_init(sim, s_n + 1, &s_cfg, seed);
     sim->check_packets = false; // every packet still goes through recv
     double wall = s_wall();
     uint64_t took = s_bootstrap(sim, s_n);
@@ -205,8 +206,8 @@ static void test_bootstrap_news_and_detection(void **state)
     assert_true(update <= NEWS_BOUND);
 
     //  Detection: a crash is seen dead everywhere within the suspicion
-    //  timeout (4 * log10 (n) * 500 ms: 6 s at 1,000) plus finding and
-    //  spreading it.
+    //  timeout (3 * log10 (n) * 500 ms: 3.7 s at 300, 4.5 s at 1,000) plus
+    //  finding and spreading it.
     sim_run(&sim, 5 * SEC);
     int victim = s_n / 3;
     sim_stop(&sim, victim);
@@ -238,27 +239,32 @@ static void s_soak(sim_t *sim, const char *what)
     }
     double wall = s_wall();
     uint64_t sent0 = sim->sent;
-    sim_run(sim, (uint64_t)s_minutes * 60 * SEC);
-    unsigned views = s_total_seen(sim, SWIM_SUSPECT) - views0;
-    unsigned deaths = s_total_seen(sim, SWIM_DEAD);
     uint64_t health_max = 0, refutations = 0, raised = 0;
-    for (int i = 0; i < sim->count; i++) {
-        if (sim->nodes[i].up) {
+    //  Local health is sampled every simulated second.
+    for (unsigned s = 0; s < s_minutes * 60; s++) {
+        sim_run(sim, SEC);
+        for (int i = 0; i < sim->count; i++) {
             swim_stats_t stats;
             swim_stats(sim->nodes[i].swim, &stats);
-            refutations += stats.refutations;
-            raised += stats.suspicions;
             if (stats.health > health_max) {
                 health_max = stats.health;
             }
         }
+    }
+    unsigned views = s_total_seen(sim, SWIM_SUSPECT) - views0;
+    unsigned deaths = s_total_seen(sim, SWIM_DEAD);
+    for (int i = 0; i < sim->count; i++) {
+        swim_stats_t stats;
+        swim_stats(sim->nodes[i].swim, &stats);
+        refutations += stats.refutations;
+        raised += stats.suspicions;
     }
     double packets =
         (double)(sim->sent - sent0) / (s_minutes * 60.0) / (double)sim->count;
     print_message("%s, %d members, %u simulated minutes: %lu failed "
                   "probes raised a suspicion (%u member views went "
                   "suspect), %lu refutations, %u false deaths; %.1f "
-                  "packets/s per member; highest local health score now "
+                  "packets/s per member; highest local health score "
                   "%lu (%.1f s wall)\n",
                   what, sim->count, s_minutes,
                   (unsigned long)(raised - raised0), views,
@@ -280,7 +286,7 @@ static void test_packet_loss(void **state)
 {
     (void)state;
     sim_t sim;
-    sim_init(&sim, s_soak_n, NULL, 2);
+    sim_init(&sim, s_soak_n, &s_cfg, 2);
     sim.check_packets = false;
     assert_true(s_bootstrap(&sim, s_soak_n) != UINT64_MAX);
     sim.loss_pct = LOSS_PERCENT;
@@ -292,7 +298,7 @@ static void test_slow_members(void **state)
 {
     (void)state;
     sim_t sim;
-    sim_init(&sim, s_soak_n, NULL, 3);
+    sim_init(&sim, s_soak_n, &s_cfg, 3);
     sim.check_packets = false;
     assert_true(s_bootstrap(&sim, s_soak_n) != UINT64_MAX);
     //  Every twentieth member, starting with the seed.
@@ -312,6 +318,12 @@ int main(void)
     s_n = s_env("SWIM_SCALE_N", SCALE_N_DEFAULT, 20, SIM_MAX - 1);
     s_soak_n = s_env("SWIM_SCALE_SOAK_N", SOAK_N_DEFAULT, 20, SIM_MAX);
     s_minutes = (unsigned)s_env("SWIM_SCALE_MINUTES", 10, 1, 600);
+    //  SWIM_SCALE_HEALTH_MAX=1 turns local health off, for comparison.
+    swim_config_defaults(&s_cfg);
+    s_cfg.health_max =
+        (uint32_t)s_env("SWIM_SCALE_HEALTH_MAX", (int)s_cfg.health_max, 1, 64);
+    s_cfg.suspicion_mult = (uint32_t)s_env("SWIM_SCALE_SUSPICION_MULT",
+                                           (int)s_cfg.suspicion_mult, 1, 64);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bootstrap_news_and_detection),
         cmocka_unit_test(test_packet_loss),
