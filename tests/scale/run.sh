@@ -75,6 +75,7 @@ cleanup() {
     rm -rf "$OUT/logs"
     mkdir -p "$OUT/logs"
     cp "$T"/*.log "$OUT/logs/" 2>/dev/null
+    [ -d "$T/mesh-logs" ] && cp -r "$T/mesh-logs" "$OUT/logs/mesh"
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -211,6 +212,7 @@ deliver() {
     put "$case" delivered "$(sed -nE 's/.*delivered_min=([0-9]+).*/\1/p' <<<"$line")"
     put "$case" spread_ms "$(sed -nE 's/.*spread_ms_max=([0-9.]+).*/\1/p' <<<"$line")"
     put "$case" last_ms "$(sed -nE 's/.*last_ms_max=([0-9.]+).*/\1/p' <<<"$line")"
+    put "$case" unconfirmed "$(sed -nE 's/.*unconfirmed=([0-9]+).*/\1/p' <<<"$line")"
 }
 
 node_id() { sed -nE 's/.* started .*node_id=([0-9a-f]+).*/\1/p' "$T/s$1.log" | tail -1; }
@@ -313,6 +315,8 @@ case_mesh() {
     put mesh traffic_lost "$(sed -nE 's/.*lost=([0-9]+).*/\1/p' <<<"$line")"
     put mesh traffic_dups "$(sed -nE 's/.*duplicates=([0-9]+).*/\1/p' <<<"$line")"
     stop_all
+    mkdir -p "$T/mesh-logs"
+    mv "$T"/s*.log "$T/mesh-logs/"
 }
 
 # --- proxy --------------------------------------------------------------
@@ -357,22 +361,23 @@ case_proxy() {
     put proxy converge_s "$CONVERGED"
     say "proxy: every sidecar saw all $PN alive ${CONVERGED}s after the last start"
     sleep 10
+    # the proxies' CPU over the same idle window as the sidecars'
+    local p t0=() n=1
+    for p in "${proxies[@]}"; do t0+=("$(ticks "$p")"); done
     idle_cpu proxy "${PIDS[@]}"
+    for p in "${proxies[@]}"; do
+        put proxy "proxy${n}_cpu_pct" "$(awk -v d=$(($(ticks "$p") - t0[n - 1])) -v hz="$(getconf CLK_TCK)" -v s="$IDLE" 'BEGIN { printf "%.2f", d / hz / s * 100 }')"
+        n=$((n + 1))
+    done
     mem_stats proxy "${PIDS[@]}"
     deliver proxy "$PN"
-    # the proxies: RSS and CPU over the whole case so far
-    local n=1 p
+    # the proxies' RSS after the delivery
+    n=1
     for p in "${proxies[@]}"; do
         if kill -0 "$p" 2>/dev/null; then
             put proxy "proxy${n}_rss_mib" "$(awk -v r="$(rss_kib "$p")" 'BEGIN { printf "%.1f", r / 1024 }')"
-            local t0 t1
-            t0=$(ticks "$p")
-            sleep 5
-            t1=$(ticks "$p")
-            put proxy "proxy${n}_cpu_pct" "$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", d / hz / 5 * 100 }')"
         else
             put proxy "proxy${n}_rss_mib" "-"
-            put proxy "proxy${n}_cpu_pct" "-"
         fi
         n=$((n + 1))
     done
@@ -423,16 +428,19 @@ row() {
         row "mesh: descriptors per sidecar, median / max" "" "$(get mesh fds_median) / $(get mesh fds_max)" ""
         row "mesh: room message delivered to remote subscribers (of $(get mesh expected))" "all" "$(get mesh delivered)" "v == $(get mesh expected)"
         row "mesh: delivery spread first-to-last / publish-to-last (ms)" "" "$(get mesh spread_ms) / $(get mesh last_ms)" ""
+        row "mesh: subscriptions not confirmed everywhere within 60 s" "" "$(get mesh unconfirmed)" ""
         row "mesh: rolling restart of $(get mesh restarted): lost between sidecars that stayed up (of $(get mesh traffic_sent) x subscribers)" "0" "$(get mesh traffic_lost)" "v == 0"
         row "mesh: rolling restart: duplicates" "0" "$(get mesh traffic_dups)" "v == 0"
     fi
     if [[ " $CASES " == *" proxy "* ]]; then
         row "proxy, $PN sidecars, 2 proxies: all see all alive after the last start (s)" "converge" "$(get proxy converge_s)" "v >= 0"
         row "proxy: room message delivered to remote subscribers (of $(get proxy expected))" "all" "$(get proxy delivered)" "v == $(get proxy expected)"
+        row "proxy: delivery spread first-to-last / publish-to-last (ms)" "" "$(get proxy spread_ms) / $(get proxy last_ms)" ""
+        row "proxy: subscriptions not confirmed everywhere within 60 s" "" "$(get proxy unconfirmed)" ""
         row "proxy: RSS of proxy 1 / 2 (MiB)" "<= 64 each" "$(get proxy proxy1_rss_mib) / $(get proxy proxy2_rss_mib)" ""
         row "proxy: RSS of proxy 1 (MiB)" "<= 64" "$(get proxy proxy1_rss_mib)" "v <= 64"
         row "proxy: RSS of proxy 2 (MiB)" "<= 64" "$(get proxy proxy2_rss_mib)" "v <= 64"
-        row "proxy: CPU of proxy 1 / 2 (% of a core)" "reported" "$(get proxy proxy1_cpu_pct) / $(get proxy proxy2_cpu_pct)" ""
+        row "proxy: idle CPU of proxy 1 / 2 (% of a core)" "reported" "$(get proxy proxy1_cpu_pct) / $(get proxy proxy2_cpu_pct)" ""
         row "proxy: idle CPU per sidecar, median (% of a core)" "" "$(get proxy cpu_pct_median)" ""
         row "proxy: RSS per sidecar, median / max (MiB)" "" "$(get proxy rss_mib_median) / $(get proxy rss_mib_max)" ""
         row "proxy: descriptors per sidecar, median / max" "" "$(get proxy fds_median) / $(get proxy fds_max)" ""
