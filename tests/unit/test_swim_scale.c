@@ -21,7 +21,10 @@
     runs N = 300 and SOAK_N = 100 (under ASan, whose code is several times
     slower, 100 and 50), each test well under 20 s; the environment
     variables SWIM_SCALE_N and SWIM_SCALE_SOAK_N set them, and
-    docs/scale.md has the figures of a run with 1,000 for both.
+    docs/scale.md has the figures of a run with 1,000 for both
+    (TEST_FILTER=test_slow_members runs one test; SWIM_SCALE_HEALTH_MAX
+    and SWIM_SCALE_SUSPICION_MULT change the configuration, for
+    comparisons).
 */
 
 #include <setjmp.h>
@@ -324,6 +327,9 @@ int main(void)
         (uint32_t)s_env("SWIM_SCALE_HEALTH_MAX", (int)s_cfg.health_max, 1, 64);
     s_cfg.suspicion_mult = (uint32_t)s_env("SWIM_SCALE_SUSPICION_MULT",
                                            (int)s_cfg.suspicion_mult, 1, 64);
+    if (getenv("TEST_FILTER")) {
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bootstrap_news_and_detection),
         cmocka_unit_test(test_packet_loss),
