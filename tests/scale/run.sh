@@ -19,7 +19,8 @@
 #     that stays up: every message must reach every one of them.
 # Case "proxy" (SCALE_PROXY_N sidecars, 200, behind two `roomcastd proxy`):
 # convergence, delivery, RSS and CPU of the proxies and sidecars. A proxy
-# over SCALE_PROXY_RSS_CAP MiB (2048) ends the case early (not met).
+# over SCALE_PROXY_RSS_CAP MiB (2048), or all of them over
+# SCALE_TOTAL_RSS_CAP MiB (8192), ends the case early (not met).
 #
 # Prints one table with each target met or not; writes
 # build/scale/results.json, table.md, the chart build/scale/scale.png
@@ -36,6 +37,7 @@ PN=${SCALE_PROXY_N:-200}
 IDLE=${SCALE_IDLE:-30}
 CASES=${SCALE_CASES:-mesh proxy}
 RSS_CAP=${SCALE_PROXY_RSS_CAP:-2048}
+TOTAL_CAP=${SCALE_TOTAL_RSS_CAP:-8192}
 read -ra SWIM_FLAGS <<<"${SCALE_SWIM_FLAGS:-}"
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -332,19 +334,6 @@ case_proxy() {
     "$B/roomcastd" proxy --frontend "tcp://127.0.0.1:$p2" 2>>"$T/proxy2.log" &
     EXTRA+=($!)
     local proxies=("${EXTRA[@]}")
-    # a proxy that balloons would take the machine with it
-    (
-        while sleep 1; do
-            for p in "${proxies[@]}"; do
-                r=$(rss_kib "$p")
-                if [ "${r:-0}" -gt $((RSS_CAP * 1024)) ]; then
-                    echo "proxy $p over ${RSS_CAP} MiB: stopped" >"$T/proxy_capped"
-                    kill -KILL "$p"
-                fi
-            done
-        done
-    ) &
-    local watchdog=$!
     for ((i = 0; i < PN; i++)); do
         : >"$T/s$i.log"
         if [ "$i" = 0 ]; then
@@ -357,6 +346,29 @@ case_proxy() {
         sleep 0.02
     done
     LAST_START=$(tod)
+    # A proxy (or the lot) that balloons would take the machine, shared
+    # with others, with it: over the caps the case ends, marked not met.
+    (
+        while sleep 1; do
+            total=0
+            for p in "${proxies[@]}"; do
+                r=$(rss_kib "$p")
+                total=$((total + ${r:-0}))
+                if [ "${r:-0}" -gt $((RSS_CAP * 1024)) ]; then
+                    echo "proxy $p over ${RSS_CAP} MiB: stopped" >>"$T/proxy_capped"
+                    kill -KILL "$p"
+                fi
+            done
+            for p in "${PIDS[@]}"; do
+                [ -n "$p" ] && r=$(rss_kib "$p") && total=$((total + ${r:-0}))
+            done
+            if [ "$total" -gt $((TOTAL_CAP * 1024)) ]; then
+                echo "sidecars and proxies over ${TOTAL_CAP} MiB in all: stopped" >>"$T/proxy_capped"
+                kill -KILL "${proxies[@]}" "${PIDS[@]}" 2>/dev/null
+            fi
+        done
+    ) &
+    local watchdog=$!
     wait_alive "$PN" 120
     put proxy converge_s "$CONVERGED"
     say "proxy: every sidecar saw all $PN alive ${CONVERGED}s after the last start"
@@ -381,7 +393,12 @@ case_proxy() {
         fi
         n=$((n + 1))
     done
-    [ -f "$T/proxy_capped" ] && say "proxy: $(cat "$T/proxy_capped")"
+    if [ -f "$T/proxy_capped" ]; then
+        say "proxy: $(sort -u "$T/proxy_capped" | tr '\n' ' ')"
+        put proxy capped 1
+    else
+        put proxy capped 0
+    fi
     kill "$watchdog" 2>/dev/null
     wait "$watchdog" 2>/dev/null
     stop_all
@@ -442,6 +459,7 @@ row() {
         row "proxy: RSS of proxy 2 (MiB)" "<= 64" "$(get proxy proxy2_rss_mib)" "v <= 64"
         row "proxy: idle CPU of proxy 1 / 2 (% of a core)" "reported" "$(get proxy proxy1_cpu_pct) / $(get proxy proxy2_cpu_pct)" ""
         row "proxy: idle CPU per sidecar, median (% of a core)" "" "$(get proxy cpu_pct_median)" ""
+        row "proxy: stopped early by the memory caps (1 = yes)" "0" "$(get proxy capped)" "v == 0"
         row "proxy: RSS per sidecar, median / max (MiB)" "" "$(get proxy rss_mib_median) / $(get proxy rss_mib_max)" ""
         row "proxy: descriptors per sidecar, median / max" "" "$(get proxy fds_median) / $(get proxy fds_max)" ""
     fi
