@@ -8,9 +8,12 @@
     many members spreads, and every packet sent fills from it: a fill
     costs what it takes, never a pass over the queue.
 
-    Order: the unsent list is newest first (news is pushed in front);
-    each item sent moves to the back of the next list, so among items sent
-    equally often the one that reached that count first goes first.
+    Order: the unsent list is newest first (news is pushed in front). An
+    item sent moves to the next list: to its front if it is newer than
+    everything there, else to its back. So fresh news is sent again and
+    again before older news with as many transmissions (a join after a
+    mass start, while hundreds of older items wait, still spreads in a
+    second), and older news goes round in turn.
 */
 
 #include "swim_queue.h"
@@ -29,6 +32,7 @@ struct s_item_t {
     swim_member_t rec;  // the news
     size_t size;        // its encoded size
     uint32_t transmits; // times sent
+    uint64_t serial;    // queueing order, higher is newer
     s_item_t *prev;     // in its list
     s_item_t *next;
     s_item_t *chain; // in its hash slot
@@ -44,6 +48,7 @@ struct swim_queue_t {
     s_item_t **slots; // hash on id, chained
     size_t slot_count;
     size_t size;
+    uint64_t serial; // last serial given
 };
 
 swim_queue_t *swim_queue_new(void)
@@ -196,6 +201,7 @@ int swim_queue_push(swim_queue_t *self, const swim_member_t *rec)
     item->rec = *rec;
     item->size = swim_codec_record_size(rec);
     item->transmits = 0;
+    item->serial = ++self->serial;
     s_push_front(&self->lists[0], item);
     return 0;
 }
@@ -234,7 +240,12 @@ size_t swim_queue_fill(swim_queue_t *self, size_t budget, uint32_t limit,
             free(item);
             self->size--;
         } else {
-            s_push_back(s_list(self, item->transmits), item);
+            s_list_t *list = s_list(self, item->transmits);
+            if (list->head == NULL || item->serial > list->head->serial) {
+                s_push_front(list, item);
+            } else {
+                s_push_back(list, item);
+            }
         }
     }
     return count;

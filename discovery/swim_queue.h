@@ -4,7 +4,8 @@
     is at most one item per member id: newer news replaces older news about
     the same member. Each item goes out a bounded number of times (the
     limit, given at each fill, follows the cluster size), least-sent first;
-    unsent news newest first, news sent equally often in the order it got
+    unsent news newest first; among news sent equally often, the newest
+    first when it is newer than all the others, else in the order it got
     there. Internal to discovery/.
 */
 
