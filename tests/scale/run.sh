@@ -89,12 +89,17 @@ get() { awk -v c="$1" -v k="$2" '$1 == c && $2 == k { v = $3 } END { print v }' 
 # Seconds since midnight UTC, with ms: the clock of the log lines.
 tod() { date -u +%H:%M:%S.%N | awk -F: '{ printf "%.3f\n", $1 * 3600 + $2 * 60 + $3 }'; }
 
-# A base port with COUNT free TCP and UDP ports above it on 127.0.0.1.
+# A base port with COUNT free TCP and UDP ports above it on 127.0.0.1,
+# below the kernel's ephemeral range: a hundred sidecars open thousands of
+# outgoing connections, whose local ports would otherwise take the ports
+# the next sidecars bind.
 free_base() {
-    local used base
+    local used base low
+    low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    low=${low:-32768}
     used=$(ss -Htuan 2>/dev/null | awk '{ n = split($5, a, ":"); print a[n] }')
     while :; do
-        base=$((20000 + RANDOM % 35000))
+        base=$((10000 + RANDOM % (low - 10000 - $1)))
         if ! awk -v lo="$base" -v hi=$((base + $1)) \
             '$1 >= lo && $1 < hi { found = 1 } END { exit !found }' <<<"$used"; then
             echo "$base"
