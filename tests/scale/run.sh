@@ -248,6 +248,7 @@ case_mesh() {
     say "mesh: every sidecar saw all $N alive ${CONVERGED}s after the last start"
     put mesh converge_s "$CONVERGED"
     cp "$T/alive.txt" "$T/alive_mesh.txt"
+    MESH_LAST_START=$LAST_START # the proxy case sets LAST_START again
 
     say "mesh: settling 10 s, then idle CPU over ${IDLE}s"
     sleep 10
@@ -480,7 +481,7 @@ awk 'BEGIN { printf "{" }
      END { if (n) printf "}"; printf "\n}\n" }' "$RESULTS" >"$OUT/results.json"
 
 if [ -f "$T/alive_mesh.txt" ]; then
-    awk -v s="$LAST_START" '$1 != "-" { d = $1 - s; printf "%.3f\n", d < 0 ? 0 : d }' "$T/alive_mesh.txt" | sort -n >"$T/a.txt"
+    awk -v s="$MESH_LAST_START" '$1 != "-" { d = $1 - s; printf "%.3f\n", d < 0 ? 0 : d }' "$T/alive_mesh.txt" | sort -n >"$T/a.txt"
     paste -d' ' <(awk '{ print NR, $1 }' "$T/a.txt") \
         <(awk '{ print $1 }' "$T/dead_mesh.txt" 2>/dev/null) >"$OUT/mesh_times.dat"
     gnuplot -e "datafile='$OUT/mesh_times.dat'; outfile='$OUT/scale.png'; n=$N" \
