@@ -14,6 +14,9 @@
 #                  and delivery charted; valgrind over the integration suite
 #   make bench     throughput, latency, fanout, memory against raw ZeroMQ
 #                  and Redis (tests/bench/run.sh; not part of check)
+#   make scale     100 sidecars on this machine, then 200 behind two
+#                  proxies: convergence, detection, idle cost, delivery
+#                  (tests/scale/run.sh; not part of check)
 #   make clean
 #
 # Build variants live side by side: build/release (default), build/asan
@@ -113,7 +116,7 @@ MAN_PAGES  := $(addprefix $(BUILD)/man/,roomcastd.8 roomcastctl.1 roomcast.3 \
                 roomcast.7)
 
 .PHONY: all build tests deps check demo install uninstall clean lint fuzz \
-        fuzz-build unit integration bench soak man FORCE
+        fuzz-build unit integration bench soak man scale FORCE
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -250,6 +253,10 @@ bench: deps
 bench-socketio: deps # socket.io: @socket.io/redis-adapter vs roomcast
 	@$(MAKE) --no-print-directory -j2 BUILD=build/release build
 	@tests/bench/socketio.sh build/release
+
+scale: deps
+	@$(MAKE) --no-print-directory -j2 BUILD=build/release tests
+	@tests/scale/run.sh build/release
 
 unit: tests
 	@tests/run-tests.sh $(BUILD) unit

@@ -37,6 +37,11 @@ struct swim_t {
     swim_probe_t *probe;     // probe in flight, forwards
     uint64_t next_probe_at;
     uint64_t next_pushpull_at;
+    uint64_t next_gossip_at; // while the queue holds news
+    size_t learned;          // members new to us since our last push-pull
+    uint64_t last_pushpull;  // when we last started one
+    uint32_t health;         // Lifeguard local health score
+    uint64_t member_due;     // no entry deadline before this
     char seeds[SEEDS_MAX][SWIM_ADDR_MAX + 1];
     size_t seed_count;
     uint64_t next_join_at;
@@ -90,12 +95,39 @@ static size_t s_live_count(swim_t *self)
            swim_members_count(self->members, SWIM_SUSPECT);
 }
 
+//  Gossip rounds run while there is news and someone to tell it to.
+static bool s_gossiping(swim_t *self)
+{
+    return swim_queue_size(self->queue) > 0 &&
+           swim_members_count(self->members, SWIM_ALIVE) > 1;
+}
+
 static uint64_t s_suspicion_timeout(swim_t *self)
 {
     double n = (double)s_live_count(self);
     double scale = n > 10.0 ? log10(n) : 1.0;
     return (uint64_t)(self->cfg.suspicion_mult * scale *
                       self->cfg.probe_interval_ms);
+}
+
+//  Local health: our probe timings, stretched while we are the slow one.
+static void s_health(swim_t *self, int delta)
+{
+    if (delta < 0 && self->health > 0) {
+        self->health--;
+    } else if (delta > 0 && self->health + 1 < self->cfg.health_max) {
+        self->health++;
+    }
+    self->stats.health = self->health;
+}
+
+//  Set an entry's deadline, keeping member_due at or before the earliest.
+static void s_deadline(swim_t *self, swim_entry_t *entry, uint64_t at)
+{
+    entry->deadline = at;
+    if (at != 0 && at < self->member_due) {
+        self->member_due = at;
+    }
 }
 
 static uint32_t s_retransmit_limit(swim_t *self)
@@ -243,10 +275,10 @@ static void s_update(swim_t *self, swim_entry_t *entry,
         entry->deadline = 0;
     } else if (state == SWIM_SUSPECT) {
         if (old.state != SWIM_SUSPECT) {
-            entry->deadline = now + s_suspicion_timeout(self);
+            s_deadline(self, entry, now + s_suspicion_timeout(self));
         }
     } else if (s_live(old.state)) {
-        entry->deadline = now + self->cfg.dead_reap_ms;
+        s_deadline(self, entry, now + self->cfg.dead_reap_ms);
     }
     if (state == SWIM_DEAD && old.state != SWIM_DEAD) {
         self->stats.deaths++;
@@ -278,13 +310,14 @@ static void s_add(swim_t *self, const swim_member_t *news, int state,
     }
     if (s_live(state)) {
         if (state == SWIM_SUSPECT) {
-            entry->deadline = now + s_suspicion_timeout(self);
+            s_deadline(self, entry, now + s_suspicion_timeout(self));
         }
+        self->learned++;
         entry->announced = true;
         s_notify(self, &entry->rec, SWIM_NONE);
     } else {
         //  A tombstone, kept silently: it only stops stale news.
-        entry->deadline = now + self->cfg.dead_reap_ms;
+        s_deadline(self, entry, now + self->cfg.dead_reap_ms);
     }
     s_queue(self, &entry->rec);
 }
@@ -301,6 +334,8 @@ static void s_refute(swim_t *self, const swim_member_t *news)
     }
     me->incarnation = news->incarnation + 1;
     self->stats.refutations++;
+    //  Others thought us gone: maybe we are the slow one.
+    s_health(self, +1);
     s_queue(self, me);
 }
 
@@ -347,6 +382,9 @@ static void s_probe_start(swim_t *self, uint64_t now)
     if (target == NULL) {
         return;
     }
+    uint32_t mult = self->health + 1;
+    swim_probe_set_timings(self->probe, self->cfg.probe_timeout_ms * mult,
+                           self->cfg.probe_interval_ms * mult);
     uint32_t seq = swim_probe_start(self->probe, target->rec.id,
                                     target->rec.incarnation, now);
     self->stats.probes++;
@@ -382,6 +420,9 @@ static void s_probe_indirect(swim_t *self)
 //  probe's, so these acks bring news only.
 static void s_ping_suspects(swim_t *self)
 {
+    if (swim_members_count(self->members, SWIM_SUSPECT) == 0) {
+        return;
+    }
     const uint8_t *probed =
         swim_probe_active(self->probe) ? swim_probe_target(self->probe) : NULL;
     swim_entry_t *suspects[INDIRECT_MAX];
@@ -399,6 +440,7 @@ static void s_probe_timers(swim_t *self, uint64_t now)
     if (action == SWIM_PROBE_INDIRECT) {
         s_probe_indirect(self);
     } else if (action == SWIM_PROBE_FAILED) {
+        s_health(self, +1);
         swim_entry_t *target =
             swim_members_lookup(self->members, swim_probe_target(self->probe));
         if (target && target->rec.state == SWIM_ALIVE &&
@@ -409,7 +451,8 @@ static void s_probe_timers(swim_t *self, uint64_t now)
     }
     if (!self->left && !swim_probe_active(self->probe) &&
         now >= self->next_probe_at) {
-        self->next_probe_at = now + self->cfg.probe_interval_ms;
+        self->next_probe_at =
+            now + self->cfg.probe_interval_ms * (self->health + 1);
         s_probe_start(self, now);
         s_ping_suspects(self);
     }
@@ -418,13 +461,20 @@ static void s_probe_timers(swim_t *self, uint64_t now)
 //  Suspects whose time is up die; tombstones whose time is up go.
 static void s_member_timers(swim_t *self, uint64_t now)
 {
+    if (now < self->member_due) {
+        return;
+    }
+    self->member_due = UINT64_MAX;
     size_t i = 0;
     while (i < swim_members_size(self->members)) {
         swim_entry_t *entry = swim_members_at(self->members, i);
         if (entry->deadline == 0 || entry->deadline > now) {
+            if (entry->deadline != 0 && entry->deadline < self->member_due) {
+                self->member_due = entry->deadline;
+            }
             i++;
         } else if (entry->rec.state == SWIM_SUSPECT) {
-            s_update(self, entry, &entry->rec, SWIM_DEAD, now);
+            s_update(self, entry, &entry->rec, SWIM_DEAD, now); // new deadline
             i++;
         } else {
             swim_member_t gone = entry->rec;
@@ -439,12 +489,61 @@ static void s_member_timers(swim_t *self, uint64_t now)
     }
 }
 
-static void s_pushpull_timer(swim_t *self, uint64_t now)
+//  News waiting: send it to a few random alive members, in an ack with
+//  sequence number 0 (see swim.h). Nothing waiting: no packet, no timer.
+static void s_gossip_timer(swim_t *self, uint64_t now)
 {
-    if (self->left || now < self->next_pushpull_at) {
+    if (now < self->next_gossip_at) {
         return;
     }
-    self->next_pushpull_at = now + self->cfg.pushpull_interval_ms;
+    self->next_gossip_at = now + self->cfg.gossip_interval_ms;
+    if (!s_gossiping(self)) {
+        return;
+    }
+    swim_entry_t *peers[INDIRECT_MAX];
+    size_t count =
+        swim_members_pick(self->members, 1u << SWIM_ALIVE, self->me->rec.id,
+                          NULL, peers, self->cfg.gossip_nodes);
+    for (size_t i = 0; i < count && swim_queue_size(self->queue) > 0; i++) {
+        self->stats.gossips++;
+        s_send_ack(self, peers[i]->rec.gossip_addr, peers[i]->rec.id, 0);
+    }
+}
+
+//  A cluster that grows fast (many members starting at once) is learnt
+//  quicker from whole tables than from gossip, whose packets carry a few
+//  records each: once we have learnt of enough new members since our last
+//  push-pull, the next one comes after two protocol periods rather than
+//  at its usual time.
+static bool s_growing(swim_t *self)
+{
+    size_t live = s_live_count(self);
+    size_t threshold = live / 16 > 4 ? live / 16 : 4;
+    return self->learned >= threshold;
+}
+
+static uint64_t s_pushpull_due(swim_t *self)
+{
+    uint64_t due = self->next_pushpull_at;
+    if (s_growing(self)) {
+        uint64_t soon = self->last_pushpull + 2 * self->cfg.probe_interval_ms;
+        if (soon < due) {
+            due = soon;
+        }
+    }
+    return due;
+}
+
+static void s_pushpull_timer(swim_t *self, uint64_t now)
+{
+    if (self->left || now < s_pushpull_due(self)) {
+        return;
+    }
+    if (now >= self->next_pushpull_at) {
+        self->next_pushpull_at = now + self->cfg.pushpull_interval_ms;
+    }
+    self->last_pushpull = now;
+    self->learned = 0;
     //  One alive member, and one dead one: if it is alive after all (a
     //  partition healed) both sides learn so from the exchange.
     unsigned masks[2] = {1u << SWIM_ALIVE, 1u << SWIM_DEAD};
@@ -501,9 +600,11 @@ static void s_on_ack(swim_t *self, const char *from, const swim_msg_t *msg,
     (void)now;
     uint32_t req_seq;
     char addr[SWIM_ADDR_MAX + 1];
-    if (swim_probe_ack(self->probe, msg->seq, &req_seq, addr) ==
-        SWIM_ACK_FORWARD) {
+    int kind = swim_probe_ack(self->probe, msg->seq, &req_seq, addr);
+    if (kind == SWIM_ACK_FORWARD) {
         s_send_ack(self, addr, NULL, req_seq);
+    } else if (kind == SWIM_ACK_PROBE) {
+        s_health(self, -1);
     }
 }
 
@@ -566,14 +667,17 @@ static s_handler_fn *const s_handlers[SWIM_MSG_TYPES] = {
 void swim_config_defaults(swim_config_t *cfg)
 {
     assert(cfg);
-    cfg->probe_interval_ms = 1000;
-    cfg->probe_timeout_ms = 500;
+    cfg->probe_interval_ms = 500;
+    cfg->probe_timeout_ms = 250;
     cfg->indirect_checks = 3;
-    cfg->suspicion_mult = 4;
+    cfg->suspicion_mult = 3;
     cfg->retransmit_mult = 4;
     cfg->pushpull_interval_ms = 30000;
     cfg->dead_reap_ms = 60000;
     cfg->max_packet = 1400;
+    cfg->gossip_interval_ms = 200;
+    cfg->gossip_nodes = 3;
+    cfg->health_max = 8;
 }
 
 static bool s_config_valid(const swim_config_t *cfg)
@@ -582,7 +686,9 @@ static bool s_config_valid(const swim_config_t *cfg)
            cfg->probe_timeout_ms < cfg->probe_interval_ms &&
            cfg->indirect_checks <= INDIRECT_MAX && cfg->suspicion_mult > 0 &&
            cfg->retransmit_mult > 0 && cfg->pushpull_interval_ms > 0 &&
-           cfg->dead_reap_ms > 0 && cfg->max_packet >= SWIM_PACKET_MIN &&
+           cfg->dead_reap_ms > 0 && cfg->gossip_interval_ms > 0 &&
+           cfg->gossip_nodes <= INDIRECT_MAX && cfg->health_max > 0 &&
+           cfg->max_packet >= SWIM_PACKET_MIN &&
            cfg->max_packet <= SWIM_PACKET_MAX;
 }
 
@@ -631,6 +737,9 @@ swim_t *swim_new(const swim_config_t *cfg, const swim_member_t *self_rec,
     self->next_probe_at = now_ms + s_random(self) % cfg->probe_interval_ms;
     self->next_pushpull_at =
         now_ms + s_random(self) % cfg->pushpull_interval_ms;
+    self->next_gossip_at = now_ms;
+    self->last_pushpull = now_ms;
+    self->member_due = UINT64_MAX;
     self->join_backoff = cfg->probe_interval_ms;
     s_queue(self, &self->me->rec);
     return self;
@@ -671,6 +780,7 @@ int swim_join(swim_t *self, const char *addr, uint64_t now_ms)
     }
     self->stats.pushpulls++;
     s_send_table(self, addr, SWIM_MSG_PP_REQ);
+    self->last_pushpull = now_ms;
     self->join_backoff = self->cfg.probe_interval_ms;
     self->next_join_at = now_ms + self->join_backoff;
     return 0;
@@ -718,6 +828,7 @@ void swim_tick(swim_t *self, uint64_t now_ms)
 {
     s_probe_timers(self, now_ms);
     s_member_timers(self, now_ms);
+    s_gossip_timer(self, now_ms);
     s_pushpull_timer(self, now_ms);
     s_join_timer(self, now_ms);
 }
@@ -734,18 +845,17 @@ uint64_t swim_next_deadline(swim_t *self)
         S_EARLIER(self->next_probe_at);
     }
     if (!self->left) {
-        S_EARLIER(self->next_pushpull_at);
+        S_EARLIER(s_pushpull_due(self));
         if (self->seed_count > 0) {
             S_EARLIER(self->next_join_at);
         }
     }
-    size_t size = swim_members_size(self->members);
-    for (size_t i = 0; i < size; i++) {
-        swim_entry_t *entry = swim_members_at(self->members, i);
-        if (entry->deadline != 0) {
-            S_EARLIER(entry->deadline);
-        }
+    if (s_gossiping(self)) {
+        S_EARLIER(self->next_gossip_at);
     }
+    //  member_due may be early (a deadline was cleared since): the tick
+    //  then finds nothing due and computes it again.
+    S_EARLIER(self->member_due);
 #undef S_EARLIER
     return next;
 }

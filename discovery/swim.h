@@ -1,11 +1,12 @@
 /*  swim.h - membership by gossip: the SWIM protocol as a state machine
 
     swim_t keeps the member table of one roomcastd and runs the SWIM failure
-    detector (Das et al., 2002) with the refinements of hashicorp/memberlist
-    minus Lifeguard: round-robin probing, indirect probes through k other
-    members, suspicion with incarnation numbers, dissemination of updates
-    piggybacked on protocol packets, push-pull anti-entropy and graceful
-    leave.
+    detector (Das et al., 2002) with the refinements of hashicorp/memberlist:
+    round-robin probing, indirect probes through k other members, suspicion
+    with incarnation numbers, dissemination of updates piggybacked on
+    protocol packets and on a separate gossip round, push-pull anti-entropy,
+    graceful leave, and two of Lifeguard's (Dadgar et al., 2018): local
+    health awareness and telling a suspect that it is suspected.
 
     It does no I/O of its own. The caller (the daemon) owns the UDP socket,
     the clock and the cluster key:
@@ -39,11 +40,21 @@
         suspicion_mult * max (1, log10 (n)) * probe_interval_ms
 
     (n = alive + suspect members, self included, when the suspicion starts)
-    is declared *dead*. With the defaults that is 4 s up to 10 members, 8 s
-    at 100. A member that hears that it is suspect, dead or left (while it
-    is not leaving) refutes: it sets its incarnation one above the one it
-    heard and disseminates *alive*. A ping for another node id (the address
-    now belongs to a restarted node with a new id) gets no ack.
+    is declared *dead*. With the defaults that is 1.5 s up to 10 members,
+    3 s at 100, 4.5 s at 1,000.
+
+    Local health (Lifeguard's LHM): a member keeps a score from 0 to
+    health_max - 1. A probe of ours that fails raises it by one, as does
+    having to refute a suspicion of ourselves; a probe that is answered
+    lowers it by one. Our probe period and our probe timeout are both
+    multiplied by score + 1. A member that misses acks because it is the
+    slow one (CPU-starved, its own link lossy) so probes less often and
+    waits longer before it accuses anyone, instead of spreading false
+    suspicions; a healthy cluster runs at score 0. A member that hears that it
+   is suspect, dead or left (while it is not leaving) refutes: it sets its
+   incarnation one above the one it heard and disseminates *alive*. A ping for
+   another node id (the address now belongs to a restarted node with a new id)
+   gets no ack.
 
     An update about a member replaces what we know when (i = incoming
     incarnation, j = known one):
@@ -56,7 +67,13 @@
     Dissemination: every accepted change is queued and piggybacked on later
     pings, acks, ping-reqs and leaves, up to retransmit_mult *
     ceil (ln (n + 1)) times each (12 with the defaults at 10 members),
-    least-sent and newest first, as many as fit in max_packet. Before the
+    least-sent and newest first, as many as fit in max_packet. While the
+    queue holds news, every gossip_interval_ms it also goes out in a gossip
+    packet to gossip_nodes random alive members, as memberlist does: news
+    then spreads in O(log n) gossip rounds instead of O(log n) probe
+    periods. A gossip packet is an ack with sequence number 0, which no
+    probe uses, so it carries news only and needs no answer; with an empty
+    queue nothing is sent and no timer is armed. Before the
     queue, each such packet carries the sender's own record, so whoever we
     talk to learns our latest incarnation and state at once, and, when we
     hold the receiver suspect or dead, the receiver's record, so that it
@@ -126,15 +143,24 @@ typedef struct {
     uint64_t start_ms;                    // member's start time
 } swim_member_t;
 
+//  The defaults are chosen for a hundred hosts or so on one LAN (see
+//  docs/scale.md for the simulated figures behind them): memberlist's LAN
+//  gossip timings with a 500 ms protocol period and a suspicion factor of
+//  3, so that a crash is seen dead everywhere within about 5 s at 100
+//  members, with no false death at 10% packet loss or with 5% of the
+//  members starved of CPU.
 typedef struct {
-    uint32_t probe_interval_ms;    // protocol period, default 1000
-    uint32_t probe_timeout_ms;     // direct ack wait, default 500
+    uint32_t probe_interval_ms;    // protocol period, default 500
+    uint32_t probe_timeout_ms;     // direct ack wait, default 250
     uint32_t indirect_checks;      // k ping-req helpers, default 3
-    uint32_t suspicion_mult;       // suspicion timeout factor, default 4
+    uint32_t suspicion_mult;       // suspicion timeout factor, default 3
     uint32_t retransmit_mult;      // dissemination factor, default 4
     uint32_t pushpull_interval_ms; // anti-entropy period, default 30000
     uint32_t dead_reap_ms;         // tombstone lifetime, default 60000
     size_t max_packet;             // plaintext bytes per packet, def. 1400
+    uint32_t gossip_interval_ms;   // gossip round while news waits, def. 200
+    uint32_t gossip_nodes;         // members per gossip round, default 3
+    uint32_t health_max;           // local health ceiling (1 = off), def. 8
 } swim_config_t;
 
 typedef struct {
@@ -167,6 +193,8 @@ typedef struct {
     uint64_t leaves;      // members we marked left
     uint64_t pushpulls;   // push-pull exchanges we started (joins incl.)
     uint64_t overflows;   // updates or members dropped: table full
+    uint64_t gossips;     // gossip packets sent
+    uint64_t health;      // local health score now (0 = healthy)
 } swim_stats_t;
 
 typedef struct swim_t swim_t;
@@ -181,7 +209,9 @@ void swim_config_defaults(swim_config_t *cfg);
 //  refutes the old news about itself and comes back alive all the same.
 //  Returns NULL with errno EINVAL (bad config or record: probe_timeout_ms
 //  must be below probe_interval_ms, max_packet within SWIM_PACKET_MIN..
-//  SWIM_PACKET_MAX, every period non-zero, io->send set) or ENOMEM.
+//  SWIM_PACKET_MAX, every period non-zero, gossip_nodes and
+//  indirect_checks at most 16, health_max at least 1, io->send set) or
+//  ENOMEM.
 swim_t *swim_new(const swim_config_t *cfg, const swim_member_t *self,
                  const swim_io_t *io, uint64_t now_ms)
     __attribute__((warn_unused_result, nonnull(2, 3)));

@@ -14,7 +14,9 @@
                                          we think we ping (all zero: any);
                                          a node with another id ignores it
         ack       [seq]                  answers a ping (or, forwarded by
-                                         a ping-req helper, our ping-req)
+                                         a ping-req helper, our ping-req);
+                                         seq 0, which no ping uses, is a
+                                         gossip packet: updates only
         ping-req  [seq, target, addr]    ping target at addr for me and
                                          forward its ack to me as ack(seq)
         pp-req    [part, members]        part of our whole table; part 0

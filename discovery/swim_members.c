@@ -224,17 +224,58 @@ swim_entry_t *swim_members_at(swim_members_t *self, size_t index)
     return self->entries[index];
 }
 
+static bool s_pickable(swim_entry_t *entry, unsigned state_mask,
+                       const uint8_t *skip1, const uint8_t *skip2)
+{
+    return (state_mask & (1u << entry->rec.state)) &&
+           !(skip1 && memcmp(entry->rec.id, skip1, SWIM_ID_SIZE) == 0) &&
+           !(skip2 && memcmp(entry->rec.id, skip2, SWIM_ID_SIZE) == 0);
+}
+
+//  When most entries qualify, random draws find k of them in about k
+//  tries instead of a pass over the whole table (a gossip round picks
+//  members several times a second, in tables of a thousand).
+static size_t s_pick_sparse(swim_members_t *self, unsigned state_mask,
+                            const uint8_t *skip1, const uint8_t *skip2,
+                            swim_entry_t **out, size_t k)
+{
+    size_t n = 0;
+    for (size_t tries = 0; tries < 8 * k && n < k; tries++) {
+        swim_entry_t *entry =
+            self->entries[self->rand_fn(self->rand_arg) % self->size];
+        bool dup = false;
+        for (size_t j = 0; j < n; j++) {
+            dup |= out[j] == entry;
+        }
+        if (!dup && s_pickable(entry, state_mask, skip1, skip2)) {
+            out[n++] = entry;
+        }
+    }
+    return n;
+}
+
 size_t swim_members_pick(swim_members_t *self, unsigned state_mask,
                          const uint8_t *skip1, const uint8_t *skip2,
                          swim_entry_t **out, size_t k)
 {
+    size_t matching = 0;
+    for (int state = SWIM_ALIVE; state <= SWIM_LEFT; state++) {
+        if (state_mask & (1u << state)) {
+            matching += self->counts[state];
+        }
+    }
+    if (k == 0 || matching == 0) {
+        return 0;
+    }
+    if (self->size >= 64 && matching * 2 >= self->size &&
+        s_pick_sparse(self, state_mask, skip1, skip2, out, k) == k) {
+        return k;
+    }
     //  Reservoir sampling: one pass, no scratch memory.
     size_t seen = 0;
     for (size_t i = 0; i < self->size && k > 0; i++) {
         swim_entry_t *entry = self->entries[i];
-        if (!(state_mask & (1u << entry->rec.state)) ||
-            (skip1 && memcmp(entry->rec.id, skip1, SWIM_ID_SIZE) == 0) ||
-            (skip2 && memcmp(entry->rec.id, skip2, SWIM_ID_SIZE) == 0)) {
+        if (!s_pickable(entry, state_mask, skip1, skip2)) {
             continue;
         }
         if (seen < k) {

@@ -63,6 +63,14 @@ void swim_probe_destroy(swim_probe_t **self_p)
     *self_p = NULL;
 }
 
+void swim_probe_set_timings(swim_probe_t *self, uint32_t timeout_ms,
+                            uint32_t interval_ms)
+{
+    assert(timeout_ms < interval_ms);
+    self->timeout_ms = timeout_ms;
+    self->interval_ms = interval_ms;
+}
+
 uint32_t swim_probe_start(swim_probe_t *self, const uint8_t *target,
                           uint64_t incarnation, uint64_t now)
 {

@@ -42,6 +42,11 @@ swim_probe_t *swim_probe_new(uint32_t timeout_ms, uint32_t interval_ms)
 //  Destroy; nulls the pointer, safe twice.
 void swim_probe_destroy(swim_probe_t **self_p);
 
+//  Change the timings (timeout_ms < interval_ms) for the probes started
+//  from now on: local health stretches them.
+void swim_probe_set_timings(swim_probe_t *self, uint32_t timeout_ms,
+                            uint32_t interval_ms) __attribute__((nonnull));
+
 //  Start probing target, known at this incarnation, at now, forgetting
 //  any probe in flight. Returns the sequence number for the ping.
 uint32_t swim_probe_start(swim_probe_t *self, const uint8_t *target,

@@ -3,8 +3,10 @@
     News about members waiting to be piggybacked on outgoing packets. There
     is at most one item per member id: newer news replaces older news about
     the same member. Each item goes out a bounded number of times (the
-    limit, given at each fill, follows the cluster size), least-sent first
-    and, among equals, newest first. Internal to discovery/.
+    limit, given at each fill, follows the cluster size), least-sent first;
+    unsent news newest first; among news sent equally often, the newest
+    first when it is newer than all the others, else in the order it got
+    there. Internal to discovery/.
 */
 
 #ifndef SWIM_QUEUE_H_INCLUDED
@@ -26,9 +28,9 @@ void swim_queue_destroy(swim_queue_t **self_p);
 int swim_queue_push(swim_queue_t *self, const swim_member_t *rec)
     __attribute__((nonnull));
 
-//  Choose news for one packet: copy up to max items into out, least-sent
-//  and newest first, skipping any whose encoded size does not fit in what
-//  is left of budget bytes. Each chosen item counts one transmission;
+//  Choose news for one packet: copy up to max items into out in the order
+//  above, skipping a few whose encoded size does not fit in what is left
+//  of budget bytes. Each chosen item counts one transmission;
 //  items sent limit times leave the queue. Returns the number copied.
 size_t swim_queue_fill(swim_queue_t *self, size_t budget, uint32_t limit,
                        swim_member_t *out, size_t max) __attribute__((nonnull));

@@ -11,9 +11,11 @@
     given to the harness as $ROOMCASTD, so the harness starts, tracks and
     kills it); this process stays in the root namespace and talks to each
     sidecar through its Unix socket, which network namespaces do not
-    scope. Namespaces, links and files are removed at exit, on SIGTERM and
-    SIGINT, and when the harness deadline fires. */
+    scope. Namespaces, links and files are removed at exit, on SIGTERM,
+    SIGINT and SIGHUP, and when the harness deadline fires (netns.c, shared
+    with test_netns_partition.c). */
 #include "harness.h"
+#include "netns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,207 +39,19 @@
 #define PORT  "7440" // free in namespaces nothing else uses
 #define WAIT  10000
 
-extern char **environ;
-
 static const char *const s_addr[HOSTS] = {"192.0.2.1", "192.0.2.2",
                                           "192.0.2.3"};
 
-//  What cleanup needs, set up before anything is created so a signal
-//  handler can undo it with async-signal-safe calls only.
-static char s_ip[64];                 // path of the ip binary
-static char s_ns[HOSTS][32];          // namespace names
-static bool s_ns_made[HOSTS];         // created by us
-static char s_dir[64];                // temp dir: key, wrappers
-static char s_files[HOSTS + 1][128];  // files in s_dir
-static char *s_del_argv[HOSTS][5];    // ip netns del NAME
-static struct sigaction s_prev_alarm; // the harness's deadline handler
-static rcd_t s_d[HOSTS];              // the sidecars
-
-// --- running ip --------------------------------------------------------------
-
-static bool s_find_ip(void)
-{
-    const char *paths[] = {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip",
-                           "/bin/ip"};
-    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        if (access(paths[i], X_OK) == 0) {
-            snprintf(s_ip, sizeof s_ip, "%s", paths[i]);
-            return true;
-        }
-    }
-    return false;
-}
-
-//  Run ip with argv, quietly unless it fails (then its stderr is shown),
-//  bounded.
-//  Only async-signal-safe calls when quiet_errors is set (cleanup path).
-static int s_run_ip(char *const *argv, bool quiet_errors)
-{
-    int err[2] = {-1, -1};
-    if (!quiet_errors && pipe(err) != 0) {
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(quiet_errors ? null : err[1], 2);
-        execve(s_ip, argv, environ);
-        _exit(127);
-    }
-    if (!quiet_errors) {
-        close(err[1]);
-    }
-    if (pid < 0) {
-        if (!quiet_errors) {
-            close(err[0]);
-        }
-        return -1;
-    }
-    int status = -1;
-    for (int i = 0; i < 1000; i++) { // 10 s
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            break;
-        }
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-        status = -1;
-    }
-    if (status == -1) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    int rc = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (!quiet_errors) {
-        char buf[512];
-        ssize_t n = read(err[0], buf, sizeof buf - 1);
-        close(err[0]);
-        if (rc != 0) {
-            buf[n > 0 ? n : 0] = 0;
-            fprintf(stderr, "ip:");
-            for (int i = 1; argv[i]; i++) {
-                fprintf(stderr, " %s", argv[i]);
-            }
-            fprintf(stderr, ": exit %d: %s", rc, buf);
-        }
-    }
-    return rc;
-}
-
-//  ip ARGS... (NULL-terminated). Returns ip's exit status.
-static int s_ip_cmd(const char *first, ...)
-{
-    char *argv[24] = {"ip", (char *)first};
-    int n = 2;
-    va_list ap;
-    va_start(ap, first);
-    char *a;
-    while (n < 23 && (a = va_arg(ap, char *))) {
-        argv[n++] = a;
-    }
-    va_end(ap);
-    argv[n] = NULL;
-    return s_run_ip(argv, false);
-}
-
-// --- cleanup -----------------------------------------------------------------
-
-static void s_cleanup(void)
-{
-    for (int i = 0; i < HOSTS; i++) {
-        if (s_ns_made[i]) {
-            s_run_ip(s_del_argv[i], true); // its links go with it
-            s_ns_made[i] = false;
-        }
-    }
-    for (int i = 0; i < HOSTS + 1; i++) {
-        if (*s_files[i]) {
-            unlink(s_files[i]);
-        }
-    }
-    if (*s_dir) {
-        rmdir(s_dir);
-        *s_dir = 0;
-    }
-}
-
-//  On a signal: kill the sidecars and remove their files (the harness's
-//  deadline handler kills them but leaves the files), then ours.
-static void s_signal_cleanup(void)
-{
-    for (int i = 0; i < HOSTS; i++) {
-        if (s_d[i].pid > 0) {
-            kill(s_d[i].pid, SIGKILL);
-            waitpid(s_d[i].pid, NULL, 0);
-            s_d[i].pid = 0;
-        }
-        if (*s_d[i].dir) {
-            unlink(s_d[i].socket);
-            unlink(s_d[i].log);
-            rmdir(s_d[i].dir);
-        }
-    }
-    s_cleanup();
-}
-
-static void s_on_alarm(int sig)
-{
-    s_signal_cleanup();
-    if (s_prev_alarm.sa_handler != SIG_DFL &&
-        s_prev_alarm.sa_handler != SIG_IGN) {
-        s_prev_alarm.sa_handler(sig); // the harness's: message, exit 124
-    }
-    _exit(124);
-}
-
-static void s_on_term(int sig)
-{
-    s_signal_cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-//  Names, paths and handlers, before anything exists.
-static void s_prepare(void)
-{
-    for (int i = 0; i < HOSTS; i++) {
-        snprintf(s_ns[i], sizeof s_ns[i], "roomcast-%d-%c", (int)getpid(),
-                 'a' + i);
-        s_del_argv[i][0] = "ip";
-        s_del_argv[i][1] = "netns";
-        s_del_argv[i][2] = "del";
-        s_del_argv[i][3] = s_ns[i];
-        s_del_argv[i][4] = NULL;
-    }
-    atexit(s_cleanup); // runs after the harness's, which kills sidecars
-    struct sigaction sa = {.sa_handler = s_on_alarm};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, &s_prev_alarm);
-    sa.sa_handler = s_on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-}
+static rcd_t s_d[HOSTS]; // the sidecars
 
 // --- the network -------------------------------------------------------------
-
-//  Create the namespaces, or explain why not. Returns false to skip.
-static bool s_make_namespaces(void)
-{
-    for (int i = 0; i < HOSTS; i++) {
-        if (s_ip_cmd("netns", "add", s_ns[i], NULL) != 0) {
-            return false;
-        }
-        s_ns_made[i] = true;
-    }
-    return true;
-}
 
 //  The bridge in A, a veth from it to each other namespace, addresses,
 //  every link up. Returns false (ip said why on stderr) to skip.
 static bool s_make_links(void)
 {
-    char *a = s_ns[0], *b = s_ns[1], *c = s_ns[2];
+    char *a = (char *)netns_name(0), *b = (char *)netns_name(1),
+         *c = (char *)netns_name(2);
     char *const cmds[][16] = {
         {"ip", "-n", a, "link", "add", "br0", "type", "bridge", NULL},
         {"ip", "-n", a, "addr", "add", "192.0.2.1/24", "dev", "br0", NULL},
@@ -257,58 +71,14 @@ static bool s_make_links(void)
         {"ip", "-n", c, "link", "set", "lo", "up", NULL},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        if (s_run_ip(cmds[i], false) != 0) {
+        if (netns_run(netns_ip_path(), cmds[i], false, NULL, 0) != 0) {
             return false;
         }
     }
     return true;
 }
 
-//  A key and one wrapper per namespace that runs roomcastd inside it.
-static void s_make_files(const char **key)
-{
-    const char *bin = getenv("ROOMCASTD");
-    char real[512];
-    assert_non_null(realpath(bin ? bin : "build/release/roomcastd", real));
-    snprintf(s_dir, sizeof s_dir, "/tmp/roomcast-netns-XXXXXX");
-    assert_non_null(mkdtemp(s_dir));
-    snprintf(s_files[HOSTS], sizeof s_files[HOSTS], "%s/cluster.key", s_dir);
-    assert_int_equal(write_key(s_files[HOSTS]), 0);
-    *key = s_files[HOSTS];
-    for (int i = 0; i < HOSTS; i++) {
-        snprintf(s_files[i], sizeof s_files[i], "%s/roomcastd-%c", s_dir,
-                 'a' + i);
-        FILE *f = fopen(s_files[i], "w");
-        assert_non_null(f);
-        fprintf(f, "#!/bin/sh\nexec %s netns exec %s '%s' \"$@\"\n", s_ip,
-                s_ns[i], real);
-        assert_int_equal(fclose(f), 0);
-        assert_int_equal(chmod(s_files[i], 0700), 0);
-    }
-}
-
 // --- the test ----------------------------------------------------------------
-
-static bool s_skip_reason(char *why, size_t size)
-{
-    if (geteuid() != 0) {
-        snprintf(why, size, "not root");
-        return true;
-    }
-    if (!s_find_ip()) {
-        snprintf(why, size, "no ip binary (iproute2)");
-        return true;
-    }
-    if (!s_make_namespaces()) {
-        snprintf(why, size, "ip netns add failed");
-        return true;
-    }
-    if (!s_make_links()) {
-        snprintf(why, size, "bridge or veth links could not be made");
-        return true;
-    }
-    return false;
-}
 
 static void s_start_host(rcd_t *d, int i, const char *key)
 {
@@ -326,17 +96,7 @@ static void s_start_host(rcd_t *d, int i, const char *key)
         }
     }
     args[n] = NULL;
-    const char *saved = getenv("ROOMCASTD");
-    char keep[512];
-    snprintf(keep, sizeof keep, "%s", saved ? saved : "");
-    setenv("ROOMCASTD", s_files[i], 1);
-    int rc = rcd_start(d, "netns", args);
-    if (*keep) {
-        setenv("ROOMCASTD", keep, 1);
-    } else {
-        unsetenv("ROOMCASTD");
-    }
-    assert_int_equal(rc, 0);
+    assert_int_equal(netns_start(d, i, "netns", args), 0);
 }
 
 typedef struct {
@@ -379,15 +139,8 @@ static void s_expect_bytes(rc_client_t *c, const uint8_t *data, size_t len,
 static void test_three_hosts_in_namespaces(void **state)
 {
     (void)state;
-    char why[128];
-    if (s_skip_reason(why, sizeof why)) {
-        printf("skipped: needs root and ip netns (%s)\n", why);
-        fflush(stdout);
-        s_cleanup();
-        skip();
-    }
-    const char *key;
-    s_make_files(&key);
+    netns_skip_if_unavailable(s_make_links);
+    const char *key = netns_make_files("/tmp/roomcast-netns");
     rcd_t *d = s_d; // static: the harness cleans up after a failure
     for (int i = 0; i < HOSTS; i++) {
         s_start_host(&d[i], i, key);
@@ -439,10 +192,10 @@ static void test_three_hosts_in_namespaces(void **state)
         assert_int_equal(rcd_stop(&d[i], SIGTERM), 0);
         rcd_cleanup(&d[i]);
     }
-    s_cleanup();
+    netns_cleanup();
     for (int i = 0; i < HOSTS; i++) {
         char path[128];
-        snprintf(path, sizeof path, "/run/netns/%s", s_ns[i]);
+        snprintf(path, sizeof path, "/run/netns/%s", netns_name(i));
         assert_int_equal(access(path, F_OK), -1);
     }
 }
@@ -450,7 +203,7 @@ static void test_three_hosts_in_namespaces(void **state)
 int main(void)
 {
     harness_deadline(50);
-    s_prepare();
+    netns_prepare("roomcast", HOSTS, s_d);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_hosts_in_namespaces),
     };

@@ -36,8 +36,10 @@
     sidecar through its Unix socket, which network namespaces do not scope.
     Sidecars, namespaces (with their links and qdiscs) and files are removed
     after every case, passed or failed, at exit, on SIGTERM, SIGINT and
-    SIGHUP, and when the harness deadline fires. */
+    SIGHUP, and when the harness deadline fires (netns.c, shared with
+    test_netns.c). */
 #include "harness.h"
+#include "netns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,188 +79,18 @@
 #define STEADY_MS  5000 // loss case: no death over this long
 #define LOSSY_MSGS 200
 
-extern char **environ;
-
 static const char *const s_addr[HOSTS] = {"192.0.2.1", "192.0.2.2", "192.0.2.3",
                                           "192.0.2.4"};
 
-//  What cleanup needs, set up before anything is created so a signal
-//  handler can undo it with async-signal-safe calls only.
-static char s_ip[64];                 // path of the ip binary
-static char s_tc[64];                 // path of tc, or empty
-static char s_ns[HOSTS][32];          // namespace names
-static bool s_ns_made[HOSTS];         // created by us
-static char s_dir[64];                // temp dir: key, wrappers
-static char s_files[HOSTS + 1][128];  // files in s_dir (key last)
-static char *s_del_argv[HOSTS][5];    // ip netns del NAME
-static struct sigaction s_prev_alarm; // the harness's deadline handler
-static rcd_t s_d[HOSTS];              // the sidecars
+static char s_tc[64];    // path of tc, or empty
+static rcd_t s_d[HOSTS]; // the sidecars
 
 //  Clients, closed after every case whatever happened.
 #define APPS 8
 static rc_client_t *s_apps[APPS];
 static rc_client_t *s_watchers[HOSTS]; // membership events, one a sidecar
 
-// --- running ip and tc -------------------------------------------------------
-
-static bool s_find(char *out, size_t size, const char *name)
-{
-    const char *dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        char path[64];
-        snprintf(path, sizeof path, "%s/%s", dirs[i], name);
-        if (access(path, X_OK) == 0) {
-            snprintf(out, size, "%s", path);
-            return true;
-        }
-    }
-    *out = 0;
-    return false;
-}
-
-//  Run bin with argv, bounded (10 s). When quiet, only async-signal-safe
-//  calls (cleanup path) and stderr goes nowhere; else stderr is kept in
-//  err (may be NULL) and shown when the command fails. Returns the exit
-//  status, or -1.
-static int s_run(const char *bin, char *const *argv, bool quiet, char *err,
-                 size_t errlen)
-{
-    int pfd[2] = {-1, -1};
-    if (!quiet && pipe(pfd) != 0) {
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(quiet ? null : pfd[1], 2);
-        execve(bin, argv, environ);
-        _exit(127);
-    }
-    if (!quiet) {
-        close(pfd[1]);
-    }
-    if (pid < 0) {
-        if (!quiet) {
-            close(pfd[0]);
-        }
-        return -1;
-    }
-    int status = -1;
-    for (int i = 0; i < 1000; i++) { // 10 s
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            break;
-        }
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-        status = -1;
-    }
-    if (status == -1) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    int rc = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (!quiet) {
-        char buf[512];
-        ssize_t n = read(pfd[0], buf, sizeof buf - 1);
-        close(pfd[0]);
-        buf[n > 0 ? n : 0] = 0;
-        char *nl = strchr(buf, '\n');
-        if (nl) {
-            *nl = 0;
-        }
-        if (err && errlen) {
-            size_t k = strnlen(buf, errlen - 1);
-            memcpy(err, buf, k);
-            err[k] = 0;
-        }
-        if (rc != 0) {
-            fprintf(stderr, "%s:", bin);
-            for (int i = 1; argv[i]; i++) {
-                fprintf(stderr, " %s", argv[i]);
-            }
-            fprintf(stderr, ": exit %d: %s\n", rc, buf);
-        }
-    }
-    return rc;
-}
-
-//  ip ARGS... (NULL-terminated). Returns ip's exit status.
-static int s_ip_cmd(const char *first, ...)
-{
-    char *argv[24] = {"ip", (char *)first};
-    int n = 2;
-    va_list ap;
-    va_start(ap, first);
-    char *a;
-    while (n < 23 && (a = va_arg(ap, char *))) {
-        argv[n++] = a;
-    }
-    va_end(ap);
-    argv[n] = NULL;
-    return s_run(s_ip, argv, false, NULL, 0);
-}
-
 // --- cleanup -----------------------------------------------------------------
-
-//  Namespaces (their links and qdiscs go with them) and our files.
-static void s_cleanup(void)
-{
-    for (int i = 0; i < HOSTS; i++) {
-        if (s_ns_made[i]) {
-            s_run(s_ip, s_del_argv[i], true, NULL, 0);
-            s_ns_made[i] = false;
-        }
-    }
-    for (int i = 0; i < HOSTS + 1; i++) {
-        if (*s_files[i]) {
-            unlink(s_files[i]);
-            *s_files[i] = 0;
-        }
-    }
-    if (*s_dir) {
-        rmdir(s_dir);
-        *s_dir = 0;
-    }
-}
-
-//  On a signal: kill the sidecars and remove their files (the harness's
-//  deadline handler kills them but leaves the files), then ours.
-static void s_signal_cleanup(void)
-{
-    for (int i = 0; i < HOSTS; i++) {
-        if (s_d[i].pid > 0) {
-            kill(s_d[i].pid, SIGKILL);
-            waitpid(s_d[i].pid, NULL, 0);
-            s_d[i].pid = 0;
-        }
-        if (*s_d[i].dir) {
-            unlink(s_d[i].socket);
-            unlink(s_d[i].log);
-            rmdir(s_d[i].dir);
-            *s_d[i].dir = 0;
-        }
-    }
-    s_cleanup();
-}
-
-static void s_on_alarm(int sig)
-{
-    s_signal_cleanup();
-    if (s_prev_alarm.sa_handler != SIG_DFL &&
-        s_prev_alarm.sa_handler != SIG_IGN) {
-        s_prev_alarm.sa_handler(sig); // the harness's: message, exit 124
-    }
-    _exit(124);
-}
-
-static void s_on_term(int sig)
-{
-    s_signal_cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
 
 //  After every case, passed, failed or skipped (cmocka runs the teardown
 //  whatever the case did): clients, sidecars, namespaces, files.
@@ -280,50 +112,18 @@ static int s_teardown(void **state)
         }
         memset(&s_d[i], 0, sizeof s_d[i]);
     }
-    s_cleanup();
+    netns_cleanup();
     return 0;
 }
 
-//  Names, paths and handlers, before anything exists.
-static void s_prepare(void)
-{
-    for (int i = 0; i < HOSTS; i++) {
-        snprintf(s_ns[i], sizeof s_ns[i], "rcpart-%d-%c", (int)getpid(),
-                 'a' + i);
-        s_del_argv[i][0] = "ip";
-        s_del_argv[i][1] = "netns";
-        s_del_argv[i][2] = "del";
-        s_del_argv[i][3] = s_ns[i];
-        s_del_argv[i][4] = NULL;
-    }
-    atexit(s_cleanup); // runs after the harness's, which kills sidecars
-    struct sigaction sa = {.sa_handler = s_on_alarm};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, &s_prev_alarm);
-    sa.sa_handler = s_on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
-
 // --- the network -------------------------------------------------------------
-
-static bool s_make_namespaces(void)
-{
-    for (int i = 0; i < HOSTS; i++) {
-        if (s_ip_cmd("netns", "add", s_ns[i], NULL) != 0) {
-            return false;
-        }
-        s_ns_made[i] = true;
-    }
-    return true;
-}
 
 //  Two bridges, A's and C's, each with its host's address; B and D hang
 //  off them; the trunk joins them. Returns false (ip said why) to skip.
 static bool s_make_links(void)
 {
-    char *a = s_ns[0], *b = s_ns[1], *c = s_ns[2], *d = s_ns[3];
+    char *a = (char *)netns_name(0), *b = (char *)netns_name(1),
+         *c = (char *)netns_name(2), *d = (char *)netns_name(3);
     char *const cmds[][16] = {
         {"ip", "-n", a, "link", "add", "br0", "type", "bridge", NULL},
         {"ip", "-n", a, "addr", "add", "192.0.2.1/24", "dev", "br0", NULL},
@@ -351,7 +151,7 @@ static bool s_make_links(void)
         {"ip", "-n", d, "link", "set", "lo", "up", NULL},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        if (s_run(s_ip, cmds[i], false, NULL, 0) != 0) {
+        if (netns_run(netns_ip_path(), cmds[i], false, NULL, 0) != 0) {
             return false;
         }
     }
@@ -362,9 +162,9 @@ static bool s_make_links(void)
 static void s_trunk(const char *updown)
 {
     assert_int_equal(
-        s_ip_cmd("-n", s_ns[0], "link", "set", "vx0", updown, NULL), 0);
+        netns_ip("-n", netns_name(0), "link", "set", "vx0", updown, NULL), 0);
     assert_int_equal(
-        s_ip_cmd("-n", s_ns[2], "link", "set", "vx1", updown, NULL), 0);
+        netns_ip("-n", netns_name(2), "link", "set", "vx1", updown, NULL), 0);
 }
 
 //  Each host's own egress device.
@@ -375,7 +175,7 @@ static int s_netem(int host, const char *op, char *err, size_t errlen)
 {
     char *argv[] = {"tc",
                     "-n",
-                    s_ns[host],
+                    (char *)netns_name(host),
                     "qdisc",
                     (char *)op,
                     "dev",
@@ -387,63 +187,12 @@ static int s_netem(int host, const char *op, char *err, size_t errlen)
                     "delay",
                     "20ms",
                     NULL};
-    return s_run(s_tc, argv, false, err, errlen);
-}
-
-//  A key and one wrapper per namespace that runs roomcastd inside it.
-static void s_make_files(const char **key)
-{
-    const char *bin = getenv("ROOMCASTD");
-    char real[512];
-    assert_non_null(realpath(bin ? bin : "build/release/roomcastd", real));
-    snprintf(s_dir, sizeof s_dir, "/tmp/roomcast-part-XXXXXX");
-    assert_non_null(mkdtemp(s_dir));
-    snprintf(s_files[HOSTS], sizeof s_files[HOSTS], "%s/cluster.key", s_dir);
-    assert_int_equal(write_key(s_files[HOSTS]), 0);
-    *key = s_files[HOSTS];
-    for (int i = 0; i < HOSTS; i++) {
-        snprintf(s_files[i], sizeof s_files[i], "%s/roomcastd-%c", s_dir,
-                 'a' + i);
-        FILE *f = fopen(s_files[i], "w");
-        assert_non_null(f);
-        fprintf(f, "#!/bin/sh\nexec %s netns exec %s '%s' \"$@\"\n", s_ip,
-                s_ns[i], real);
-        assert_int_equal(fclose(f), 0);
-        assert_int_equal(chmod(s_files[i], 0700), 0);
-    }
-}
-
-//  Namespaces and links, or why not: returns false with why filled.
-static bool s_skip_reason(char *why, size_t size)
-{
-    if (geteuid() != 0) {
-        snprintf(why, size, "not root");
-        return true;
-    }
-    if (!s_find(s_ip, sizeof s_ip, "ip")) {
-        snprintf(why, size, "no ip binary (iproute2)");
-        return true;
-    }
-    if (!s_make_namespaces()) {
-        snprintf(why, size, "ip netns add failed");
-        return true;
-    }
-    if (!s_make_links()) {
-        snprintf(why, size, "bridge or veth links could not be made");
-        return true;
-    }
-    return false;
+    return netns_run(s_tc, argv, false, err, errlen);
 }
 
 static void s_skip_if_no_network(void)
 {
-    char why[128];
-    if (s_skip_reason(why, sizeof why)) {
-        printf("skipped: needs root and ip netns (%s)\n", why);
-        fflush(stdout);
-        s_cleanup();
-        skip();
-    }
+    netns_skip_if_unavailable(s_make_links);
 }
 
 // --- the sidecars ------------------------------------------------------------
@@ -467,17 +216,7 @@ static void s_start_host(int i, const char *key)
                           "--heartbeat", "100",
                           NULL};
     // clang-format on
-    const char *saved = getenv("ROOMCASTD");
-    char keep[512];
-    snprintf(keep, sizeof keep, "%s", saved ? saved : "");
-    setenv("ROOMCASTD", s_files[i], 1);
-    int rc = rcd_start(&s_d[i], CHANNEL, args);
-    if (*keep) {
-        setenv("ROOMCASTD", keep, 1);
-    } else {
-        unsetenv("ROOMCASTD");
-    }
-    assert_int_equal(rc, 0);
+    assert_int_equal(netns_start(&s_d[i], i, CHANNEL, args), 0);
 }
 
 //  Member states as the "members" rows spell them.
@@ -785,8 +524,7 @@ static long long s_until(bool (*cond)(void *arg), void *arg, int bound_ms,
 //  link live. Returns how long convergence took, ms.
 static long long s_start_cluster(void)
 {
-    const char *key;
-    s_make_files(&key);
+    const char *key = netns_make_files("/tmp/roomcast-part");
     long long t0 = now_ms();
     for (int i = 0; i < HOSTS; i++) {
         s_start_host(i, key);
@@ -827,12 +565,12 @@ static void s_stop_cluster(void)
 //  Nothing of ours is left: namespaces, links (they lived in them), files.
 static void s_assert_nothing_left(void)
 {
-    char dir[sizeof s_dir];
-    snprintf(dir, sizeof dir, "%s", s_dir);
-    s_cleanup();
+    char dir[64];
+    snprintf(dir, sizeof dir, "%s", netns_dir());
+    netns_cleanup();
     for (int i = 0; i < HOSTS; i++) {
         char path[192];
-        snprintf(path, sizeof path, "/run/netns/%s", s_ns[i]);
+        snprintf(path, sizeof path, "/run/netns/%s", netns_name(i));
         assert_int_equal(access(path, F_OK), -1);
     }
     assert_int_equal(access(dir, F_OK), -1);
@@ -1071,7 +809,7 @@ static void test_lone_host_cut_off_and_back(void **state)
     s_reset_watch();
     long long cut = now_ms();
     assert_int_equal(
-        s_ip_cmd("-n", s_ns[2], "link", "set", "vd0", "down", NULL), 0);
+        netns_ip("-n", netns_name(2), "link", "set", "vd0", "down", NULL), 0);
     views_t v;
     for (;;) {
         bool split = s_read_views(&v);
@@ -1098,8 +836,8 @@ static void test_lone_host_cut_off_and_back(void **state)
 
     //  back: one view, while A keeps publishing to B
     s_reset_watch();
-    assert_int_equal(s_ip_cmd("-n", s_ns[2], "link", "set", "vd0", "up", NULL),
-                     0);
+    assert_int_equal(
+        netns_ip("-n", netns_name(2), "link", "set", "vd0", "up", NULL), 0);
     long long heal = s_until(s_cond_one_view, NULL, HEAL_BOUND, &st);
     if (heal < 0) {
         if (s_read_views(&v)) {
@@ -1191,7 +929,7 @@ static void test_loss_and_delay(void **state)
     (void)state;
     s_skip_if_no_network();
     char why[256] = "";
-    if (!s_find(s_tc, sizeof s_tc, "tc")) {
+    if (!netns_find(s_tc, sizeof s_tc, "tc")) {
         snprintf(why, sizeof why, "no tc binary");
     } else if (s_netem(0, "add", why, sizeof why) != 0 ||
                s_netem(0, "del", NULL, 0) != 0) {
@@ -1206,7 +944,7 @@ static void test_loss_and_delay(void **state)
                "(%s)\n",
                why);
         fflush(stdout);
-        s_cleanup();
+        netns_cleanup();
         skip();
     }
     s_start_cluster();
@@ -1315,7 +1053,7 @@ int main(void)
     if (getenv("TEST_FILTER")) {
         cmocka_set_test_filter(getenv("TEST_FILTER"));
     }
-    s_prepare();
+    netns_prepare("rcpart", HOSTS, s_d);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_partition_and_heal, s_teardown),
         cmocka_unit_test_teardown(test_lone_host_cut_off_and_back, s_teardown),

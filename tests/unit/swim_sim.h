@@ -1,16 +1,23 @@
 /*  swim_sim.h - a simulated network and clock for swim_t tests
 
-    N nodes, each a swim_t with address "10.0.0.<i>:7946" and node id
-    {i + 1, generation, 0...}. Packets sent go into a queue of in-flight
+    N nodes (up to SIM_MAX), each a swim_t with address
+    "10.0.<i / 250>.<i % 250 + 1>:7946" and node id {i / 256 + 1,
+    generation, i % 256, 0...}. Packets sent go into a queue of in-flight
     packets with a delivery time (1..5 ms later); per-link blocks and a
     loss rate drop some, using one seeded PRNG. The clock jumps from one
-    event (delivery or the earliest swim_next_deadline) to the next, so a
-    simulated minute takes milliseconds and every run is the same.
+    event (delivery or the earliest swim_next_deadline, kept in a heap of
+    nodes) to the next, so a simulated minute of ten nodes takes
+    milliseconds, of a thousand a second or so, and every run is the same.
 
-    Every packet a node sends is checked: it fits max_packet and decodes.
-    Every delivered packet must be accepted by swim_recv, and after each
-    swim_tick the node's next deadline must lie in the future. A test that
-    calls into a node itself (join, leave, set) calls sim_touch after.
+    A node can be made slow (sim_slow): a CPU-starved process that, each
+    time it has run, gets the CPU back only after a random pause of up to
+    slow_ms. Packets for it wait until then, and so do its timers.
+
+    Every packet a node sends is checked (unless check_packets is cleared,
+    for speed in big runs): it fits max_packet and decodes. Every delivered
+    packet must be accepted by swim_recv, and after each swim_tick the
+    node's next deadline must lie in the future. A test that calls into a
+    node itself (join, leave, set) calls sim_touch after.
 
     Include after cmocka.h, in one test file.
 */
@@ -25,7 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SIM_MAX 32 // nodes
+#define SIM_MAX 2048 // nodes
+
+//  Every helper is static; a test file uses only some of them.
+#define SIM_FN __attribute__((unused)) static
 
 //  Set to true to print every membership change as it happens.
 static bool sim_verbose = false;
@@ -42,8 +52,12 @@ typedef struct {
     uint8_t gen;       // id generation, bumped by a restart with new id
     uint64_t rng;      // this node's random stream
     //  What this node saw, by subject index: transitions into each state.
-    unsigned seen[SIM_MAX][SWIM_LEFT + 1];
-    unsigned changes; // every changed callback
+    unsigned (*seen)[SWIM_LEFT + 1];
+    unsigned changes;    // every changed callback
+    uint32_t slow_ms;    // CPU-starved: longest pause between runs, or 0
+    uint64_t resume_at;  // slow: runs again no earlier than this
+    size_t heap_pos;     // place in the node heap
+    uint64_t first_seen; // when some node first heard of it (sim_boot_at)
 } sim_node_t;
 
 typedef struct {
@@ -60,19 +74,21 @@ struct sim_s {
     uint64_t rng;
     int count;
     swim_config_t cfg;
-    sim_node_t nodes[SIM_MAX];
+    sim_node_t *nodes;
     sim_packet_t *heap; // min-heap by (at, serial)
     size_t heap_size;
     size_t heap_cap;
     uint64_t serial;
-    bool block[SIM_MAX][SIM_MAX]; // [from][to] dropped
-    unsigned loss_pct;            // random loss on every link
+    bool *block;       // [from * count + to] dropped
+    unsigned loss_pct; // random loss on every link
     uint64_t sent;
     uint64_t lost;
-    uint32_t max_part; // highest push-pull part seen
+    uint32_t max_part;  // highest push-pull part seen
+    bool check_packets; // decode every packet sent (default true)
+    int *node_heap;     // node indices, min-heap by deadline
 };
 
-static uint64_t sim_split(uint64_t *state)
+SIM_FN uint64_t sim_split(uint64_t *state)
 {
     uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -80,25 +96,76 @@ static uint64_t sim_split(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static void sim_id(int index, uint8_t gen, uint8_t *id)
+SIM_FN void sim_id(int index, uint8_t gen, uint8_t *id)
 {
     memset(id, 0, SWIM_ID_SIZE);
-    id[0] = (uint8_t)(index + 1);
+    id[0] = (uint8_t)(index / 256 + 1);
     id[1] = gen;
+    id[2] = (uint8_t)(index % 256);
 }
 
 //  Index of the node a record is about (by id), or -1.
-static int sim_subject(const uint8_t *id)
+SIM_FN int sim_subject(const uint8_t *id)
 {
-    return id[0] >= 1 && id[0] <= SIM_MAX ? id[0] - 1 : -1;
+    int index = (id[0] - 1) * 256 + id[2];
+    return id[0] >= 1 && index < SIM_MAX ? index : -1;
 }
 
-static bool sim_packet_before(const sim_packet_t *a, const sim_packet_t *b)
+//  The node heap: every node by its next event (deadline, or resume_at
+//  for a slow node with work waiting), earliest on top.
+SIM_FN uint64_t sim_node_key(sim_t *sim, int i)
+{
+    sim_node_t *node = &sim->nodes[i];
+    uint64_t key = node->deadline;
+    if (key != UINT64_MAX && node->resume_at > key) {
+        key = node->resume_at;
+    }
+    return key;
+}
+
+SIM_FN void sim_node_heap_set(sim_t *sim, size_t pos, int i)
+{
+    sim->node_heap[pos] = i;
+    sim->nodes[i].heap_pos = pos;
+}
+
+SIM_FN void sim_node_heap_fix(sim_t *sim, int i)
+{
+    size_t pos = sim->nodes[i].heap_pos;
+    uint64_t key = sim_node_key(sim, i);
+    while (pos > 0) {
+        int parent = sim->node_heap[(pos - 1) / 2];
+        if (sim_node_key(sim, parent) <= key) {
+            break;
+        }
+        sim_node_heap_set(sim, pos, parent);
+        pos = (pos - 1) / 2;
+    }
+    size_t n = (size_t)sim->count;
+    while (true) {
+        size_t child = 2 * pos + 1;
+        if (child >= n) {
+            break;
+        }
+        if (child + 1 < n && sim_node_key(sim, sim->node_heap[child + 1]) <
+                                 sim_node_key(sim, sim->node_heap[child])) {
+            child++;
+        }
+        if (sim_node_key(sim, sim->node_heap[child]) >= key) {
+            break;
+        }
+        sim_node_heap_set(sim, pos, sim->node_heap[child]);
+        pos = child;
+    }
+    sim_node_heap_set(sim, pos, i);
+}
+
+SIM_FN bool sim_packet_before(const sim_packet_t *a, const sim_packet_t *b)
 {
     return a->at < b->at || (a->at == b->at && a->serial < b->serial);
 }
 
-static void sim_heap_push(sim_t *sim, sim_packet_t packet)
+SIM_FN void sim_heap_push(sim_t *sim, sim_packet_t packet)
 {
     if (sim->heap_size == sim->heap_cap) {
         sim->heap_cap = sim->heap_cap ? sim->heap_cap * 2 : 64;
@@ -114,7 +181,7 @@ static void sim_heap_push(sim_t *sim, sim_packet_t packet)
     sim->heap[i] = packet;
 }
 
-static sim_packet_t sim_heap_pop(sim_t *sim)
+SIM_FN sim_packet_t sim_heap_pop(sim_t *sim)
 {
     sim_packet_t top = sim->heap[0];
     sim_packet_t last = sim->heap[--sim->heap_size];
@@ -140,32 +207,37 @@ static sim_packet_t sim_heap_pop(sim_t *sim)
     return top;
 }
 
-static int sim_find(sim_t *sim, const char *addr)
+SIM_FN int sim_find(sim_t *sim, const char *addr)
 {
-    for (int i = 0; i < sim->count; i++) {
-        if (strcmp(sim->nodes[i].addr, addr) == 0) {
-            return i;
-        }
+    int a, b;
+    if (sscanf(addr, "10.0.%d.%d:7946", &a, &b) != 2) {
+        return -1;
     }
-    return -1;
+    int i = a * 250 + b - 1;
+    if (i < 0 || i >= sim->count || strcmp(sim->nodes[i].addr, addr) != 0) {
+        return -1;
+    }
+    return i;
 }
 
-static void sim_send(void *arg, const char *addr, const uint8_t *buf,
+SIM_FN void sim_send(void *arg, const char *addr, const uint8_t *buf,
                      size_t len)
 {
     sim_node_t *node = (sim_node_t *)arg;
     sim_t *sim = node->sim;
     assert_true(len <= sim->cfg.max_packet);
-    swim_msg_t msg;
-    assert_int_equal(swim_codec_decode(buf, len, &msg), 0);
-    if ((msg.type == SWIM_MSG_PP_REQ || msg.type == SWIM_MSG_PP_RESP) &&
-        msg.part > sim->max_part) {
-        sim->max_part = msg.part;
+    if (sim->check_packets) {
+        swim_msg_t msg;
+        assert_int_equal(swim_codec_decode(buf, len, &msg), 0);
+        if ((msg.type == SWIM_MSG_PP_REQ || msg.type == SWIM_MSG_PP_RESP) &&
+            msg.part > sim->max_part) {
+            sim->max_part = msg.part;
+        }
+        swim_codec_clear(&msg);
     }
-    swim_codec_clear(&msg);
     sim->sent++;
     int to = sim_find(sim, addr);
-    if (to < 0 || sim->block[node->index][to] ||
+    if (to < 0 || sim->block[node->index * sim->count + to] ||
         (sim->loss_pct && sim_split(&sim->rng) % 100 < sim->loss_pct)) {
         sim->lost++;
         return;
@@ -181,11 +253,14 @@ static void sim_send(void *arg, const char *addr, const uint8_t *buf,
     sim_heap_push(sim, packet);
 }
 
-static void sim_changed(void *arg, const swim_member_t *m, int old_state)
+SIM_FN void sim_changed(void *arg, const swim_member_t *m, int old_state)
 {
     sim_node_t *node = (sim_node_t *)arg;
     int subject = sim_subject(m->id);
-    assert_true(subject >= 0 && subject < SIM_MAX);
+    assert_true(subject >= 0 && subject < node->sim->count);
+    if (node->sim->nodes[subject].first_seen == 0) {
+        node->sim->nodes[subject].first_seen = node->sim->now;
+    }
     assert_true(m->state >= SWIM_NONE && m->state <= SWIM_LEFT);
     node->seen[subject][m->state]++;
     node->changes++;
@@ -197,18 +272,25 @@ static void sim_changed(void *arg, const swim_member_t *m, int old_state)
     }
 }
 
-static uint64_t sim_random(void *arg)
+SIM_FN uint64_t sim_random(void *arg)
 {
     return sim_split(&((sim_node_t *)arg)->rng);
 }
 
-static void sim_init(sim_t *sim, int count, const swim_config_t *cfg,
+SIM_FN void sim_init(sim_t *sim, int count, const swim_config_t *cfg,
                      uint64_t seed)
 {
     memset(sim, 0, sizeof *sim);
     assert_true(count <= SIM_MAX);
     sim->count = count;
     sim->rng = seed;
+    sim->check_packets = true;
+    sim->nodes = (sim_node_t *)calloc((size_t)count, sizeof(sim_node_t));
+    sim->block = (bool *)calloc((size_t)count * (size_t)count, sizeof(bool));
+    sim->node_heap = (int *)calloc((size_t)count, sizeof(int));
+    assert_non_null(sim->nodes);
+    assert_non_null(sim->block);
+    assert_non_null(sim->node_heap);
     if (cfg) {
         sim->cfg = *cfg;
     } else {
@@ -219,19 +301,43 @@ static void sim_init(sim_t *sim, int count, const swim_config_t *cfg,
         node->sim = sim;
         node->index = i;
         node->rng = seed * 1000 + (uint64_t)i;
-        snprintf(node->addr, sizeof node->addr, "10.0.0.%d:7946", i + 1);
+        snprintf(node->addr, sizeof node->addr, "10.0.%d.%d:7946", i / 250,
+                 i % 250 + 1);
+        node->seen = (unsigned(*)[SWIM_LEFT + 1])
+            calloc((size_t)count, sizeof(unsigned[SWIM_LEFT + 1]));
+        assert_non_null(node->seen);
+        node->deadline = UINT64_MAX;
+        sim_node_heap_set(sim, (size_t)i, i);
     }
 }
 
 //  Call after anything that may move node i's timers.
-static void sim_touch(sim_t *sim, int i)
+SIM_FN void sim_touch(sim_t *sim, int i)
 {
     sim_node_t *node = &sim->nodes[i];
     node->deadline = node->up ? swim_next_deadline(node->swim) : UINT64_MAX;
+    sim_node_heap_fix(sim, i);
+}
+
+//  Make node i CPU-starved (slow_ms > 0) or well again (0).
+SIM_FN void sim_slow(sim_t *sim, int i, uint32_t slow_ms)
+{
+    sim->nodes[i].slow_ms = slow_ms;
+    sim->nodes[i].resume_at = 0;
+    sim_touch(sim, i);
+}
+
+//  A slow node has just run: it pauses.
+SIM_FN void sim_ran(sim_t *sim, int i)
+{
+    sim_node_t *node = &sim->nodes[i];
+    if (node->slow_ms) {
+        node->resume_at = sim->now + 1 + sim_split(&sim->rng) % node->slow_ms;
+    }
 }
 
 //  Start (or restart) node i with this incarnation and id generation.
-static void sim_start(sim_t *sim, int i, uint64_t incarnation, uint8_t gen)
+SIM_FN void sim_start(sim_t *sim, int i, uint64_t incarnation, uint8_t gen)
 {
     sim_node_t *node = &sim->nodes[i];
     swim_destroy(&node->swim);
@@ -257,51 +363,54 @@ static void sim_start(sim_t *sim, int i, uint64_t incarnation, uint8_t gen)
 }
 
 //  Stop node i dead: it neither ticks nor receives (a crash).
-static void sim_stop(sim_t *sim, int i)
+SIM_FN void sim_stop(sim_t *sim, int i)
 {
     swim_destroy(&sim->nodes[i].swim);
     sim->nodes[i].up = false;
     sim_touch(sim, i);
 }
 
-static void sim_destroy(sim_t *sim)
+SIM_FN void sim_destroy(sim_t *sim)
 {
     for (int i = 0; i < sim->count; i++) {
         swim_destroy(&sim->nodes[i].swim);
+        free(sim->nodes[i].seen);
     }
     while (sim->heap_size > 0) {
         free(sim_heap_pop(sim).buf);
     }
     free(sim->heap);
+    free(sim->nodes);
+    free(sim->block);
+    free(sim->node_heap);
     sim->heap = NULL;
+    sim->nodes = NULL;
+    sim->block = NULL;
+    sim->node_heap = NULL;
 }
 
 //  Block (or unblock) every link between the two groups [a0, a1) and
 //  [b0, b1), both ways.
-static void sim_partition(sim_t *sim, int a0, int a1, int b0, int b1,
+SIM_FN void sim_partition(sim_t *sim, int a0, int a1, int b0, int b1,
                           bool blocked)
 {
     for (int i = a0; i < a1; i++) {
         for (int j = b0; j < b1; j++) {
-            sim->block[i][j] = blocked;
-            sim->block[j][i] = blocked;
+            sim->block[i * sim->count + j] = blocked;
+            sim->block[j * sim->count + i] = blocked;
         }
     }
 }
 
-static uint64_t sim_next_event(sim_t *sim)
+SIM_FN uint64_t sim_next_event(sim_t *sim)
 {
     uint64_t next = sim->heap_size ? sim->heap[0].at : UINT64_MAX;
-    for (int i = 0; i < sim->count; i++) {
-        if (sim->nodes[i].deadline < next) {
-            next = sim->nodes[i].deadline;
-        }
-    }
-    return next;
+    uint64_t node_next = sim_node_key(sim, sim->node_heap[0]);
+    return node_next < next ? node_next : next;
 }
 
 //  Process the next moment with events, if it is not after until.
-static bool sim_step(sim_t *sim, uint64_t until)
+SIM_FN bool sim_step(sim_t *sim, uint64_t until)
 {
     uint64_t next = sim_next_event(sim);
     if (next > until) {
@@ -311,29 +420,49 @@ static bool sim_step(sim_t *sim, uint64_t until)
     if (next > sim->now) {
         sim->now = next;
     }
+    //  Slow nodes that run at this moment pause after it.
+    int ran[256];
+    int ran_count = 0;
     while (sim->heap_size > 0 && sim->heap[0].at <= sim->now) {
         sim_packet_t packet = sim_heap_pop(sim);
         sim_node_t *node = &sim->nodes[packet.to];
+        if (node->up && node->resume_at > sim->now) {
+            //  Starved: the packet waits in the socket buffer.
+            packet.at = node->resume_at;
+            packet.serial = ++sim->serial;
+            sim_heap_push(sim, packet);
+            continue;
+        }
         if (node->up) {
             int rc = swim_recv(node->swim, sim->nodes[packet.from].addr,
                                packet.buf, packet.len, sim->now);
             assert_int_equal(rc, 0);
             sim_touch(sim, packet.to);
+            if (node->slow_ms && ran_count < 256) {
+                ran[ran_count++] = packet.to;
+            }
         }
         free(packet.buf);
     }
-    for (int i = 0; i < sim->count; i++) {
+    while (sim_node_key(sim, sim->node_heap[0]) <= sim->now) {
+        int i = sim->node_heap[0];
         sim_node_t *node = &sim->nodes[i];
-        if (node->up && node->deadline <= sim->now) {
-            swim_tick(node->swim, sim->now);
-            sim_touch(sim, i);
-            assert_true(node->deadline > sim->now);
+        assert_true(node->up);
+        swim_tick(node->swim, sim->now);
+        sim_touch(sim, i);
+        assert_true(node->deadline > sim->now);
+        if (node->slow_ms && ran_count < 256) {
+            ran[ran_count++] = i;
         }
+    }
+    for (int r = 0; r < ran_count; r++) {
+        sim_ran(sim, ran[r]);
+        sim_touch(sim, ran[r]);
     }
     return true;
 }
 
-static void sim_run(sim_t *sim, uint64_t ms)
+SIM_FN void sim_run(sim_t *sim, uint64_t ms)
 {
     uint64_t until = sim->now + ms;
     while (sim_step(sim, until)) {
@@ -344,7 +473,7 @@ typedef bool(sim_cond_fn)(sim_t *sim, int arg);
 
 //  Run until cond holds, for at most ms. Returns the time it took, or
 //  UINT64_MAX if it never held.
-static uint64_t sim_run_until(sim_t *sim, uint64_t ms, sim_cond_fn *cond,
+SIM_FN uint64_t sim_run_until(sim_t *sim, uint64_t ms, sim_cond_fn *cond,
                               int arg)
 {
     uint64_t start = sim->now;
@@ -358,7 +487,7 @@ static uint64_t sim_run_until(sim_t *sim, uint64_t ms, sim_cond_fn *cond,
 }
 
 //  State of subject as node observer sees it (SWIM_NONE if unknown).
-static int sim_state(sim_t *sim, int observer, int subject)
+SIM_FN int sim_state(sim_t *sim, int observer, int subject)
 {
     uint8_t id[SWIM_ID_SIZE];
     sim_id(subject, sim->nodes[subject].gen, id);
@@ -367,7 +496,7 @@ static int sim_state(sim_t *sim, int observer, int subject)
 }
 
 //  Every up node sees exactly the up nodes, all alive.
-static bool sim_converged(sim_t *sim, int unused)
+SIM_FN bool sim_converged(sim_t *sim, int unused)
 {
     (void)unused;
     size_t up = 0;
@@ -392,7 +521,7 @@ static bool sim_converged(sim_t *sim, int unused)
 }
 
 //  Every other up node sees subject in state (arg = subject * 8 + state).
-static bool sim_all_see(sim_t *sim, int arg)
+SIM_FN bool sim_all_see(sim_t *sim, int arg)
 {
     int subject = arg / 8, state = arg % 8;
     for (int i = 0; i < sim->count; i++) {
@@ -405,7 +534,7 @@ static bool sim_all_see(sim_t *sim, int arg)
 }
 
 //  Some up node sees subject in state (arg = subject * 8 + state).
-static bool sim_any_sees(sim_t *sim, int arg)
+SIM_FN bool sim_any_sees(sim_t *sim, int arg)
 {
     int subject = arg / 8, state = arg % 8;
     for (int i = 0; i < sim->count; i++) {
@@ -418,7 +547,7 @@ static bool sim_any_sees(sim_t *sim, int arg)
 }
 
 //  How many times any node saw subject enter state.
-static unsigned sim_seen(sim_t *sim, int subject, int state)
+SIM_FN unsigned sim_seen(sim_t *sim, int subject, int state)
 {
     unsigned total = 0;
     for (int i = 0; i < sim->count; i++) {
@@ -428,7 +557,7 @@ static unsigned sim_seen(sim_t *sim, int subject, int state)
 }
 
 //  Node i joins node seed now.
-static void sim_join(sim_t *sim, int i, int seed)
+SIM_FN void sim_join(sim_t *sim, int i, int seed)
 {
     assert_int_equal(
         swim_join(sim->nodes[i].swim, sim->nodes[seed].addr, sim->now), 0);
@@ -436,7 +565,7 @@ static void sim_join(sim_t *sim, int i, int seed)
 }
 
 //  Start nodes 0..count-1; every node but 0 joins node 0.
-static void sim_boot(sim_t *sim)
+SIM_FN void sim_boot(sim_t *sim)
 {
     for (int i = 0; i < sim->count; i++) {
         sim_start(sim, i, 1, 0);
