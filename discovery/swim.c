@@ -322,6 +322,24 @@ static void s_add(swim_t *self, const swim_member_t *news, int state,
     s_queue(self, &entry->rec);
 }
 
+//  One gossip address holds one process: a new member alive at an address
+//  where an earlier life (an earlier start) still counts as alive or
+//  suspect is that process restarted, and the earlier life is dead now.
+//  Without this a host restarted faster than probes find its old lives
+//  piles up ghosts that count as "down" until each is probed in turn.
+static void s_supersede(swim_t *self, const swim_member_t *news, uint64_t now)
+{
+    for (size_t i = 0; i < swim_members_size(self->members); i++) {
+        swim_entry_t *e = swim_members_at(self->members, i);
+        if (e && e != self->me && s_live(e->rec.state) &&
+            memcmp(e->rec.id, news->id, SWIM_ID_SIZE) != 0 &&
+            e->rec.start_ms < news->start_ms &&
+            strcmp(e->rec.gossip_addr, news->gossip_addr) == 0) {
+            s_update(self, e, &e->rec, SWIM_DEAD, now);
+        }
+    }
+}
+
 //  News about ourselves: anything that says we are not alive at our
 //  current incarnation or later is refuted with a higher one.
 static void s_refute(swim_t *self, const swim_member_t *news)
@@ -365,6 +383,9 @@ static void s_apply(swim_t *self, const swim_member_t *news, uint64_t now,
     }
     if (entry == NULL) {
         s_add(self, news, state, now);
+        if (s_live(state) && *news->gossip_addr) {
+            s_supersede(self, news, now);
+        }
     } else if (swim_members_overrides(state, news->incarnation,
                                       entry->rec.state,
                                       entry->rec.incarnation)) {

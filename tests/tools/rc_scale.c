@@ -150,10 +150,15 @@ static void s_publish(rc_client_t *pub, const char *topic, uint32_t n,
             fprintf(stderr, "rc_scale: publish: %s\n", rc_strerror(errno));
             exit(1);
         }
-        rc_flush(pub, 10);
+        if (rc_flush(pub, 10) && errno != ETIMEDOUT) {
+            fprintf(stderr, "rc_scale: flush: %s\n", rc_strerror(errno));
+            exit(1);
+        }
         s_pump(fds, 0);
     }
-    rc_flush(pub, 100);
+    if (rc_flush(pub, 100) && errno != ETIMEDOUT) {
+        fprintf(stderr, "rc_scale: flush: %s\n", rc_strerror(errno));
+    }
 }
 
 static long s_all_received(void)
