@@ -463,3 +463,44 @@ char *http_get(int port, const char *path)
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
     return http_request(port, req);
 }
+
+int rcd_mesh_pair(rcd_t d[2], const char *channel, const char *key,
+                  const char *const *extra)
+{
+    char ep[2][64];
+    if (write_key(key)) {
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", free_port());
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *args[40] = {"--key-file", key,      "--bind",
+                                ep[i],        "--peer", ep[1 - i]};
+        size_t n = 6;
+        for (size_t k = 0; extra && extra[k] && n < 39; k++) {
+            args[n++] = extra[k];
+        }
+        args[n] = NULL;
+        if (rcd_start(&d[i], channel, args)) {
+            if (i) {
+                rcd_cleanup(&d[0]);
+            }
+            return -1;
+        }
+    }
+    return wait_live_peers(d[0].socket, 1, 10000) &&
+                   wait_live_peers(d[1].socket, 1, 10000)
+               ? 0
+               : -1;
+}
+
+int rcd_mesh_pair_stop(rcd_t d[2])
+{
+    int rc = 0;
+    for (int i = 0; i < 2; i++) {
+        rc |= rcd_stop(&d[i], SIGTERM);
+        rcd_cleanup(&d[i]);
+    }
+    return rc;
+}

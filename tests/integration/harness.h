@@ -75,6 +75,15 @@ long long sidecar_counter(const char *socket, const char *name);
 //  heartbeats). Returns true, or false after timeout_ms.
 bool wait_live_peers(const char *socket, long long n, int timeout_ms);
 
+//  Two sidecars in a mesh on loopback: a new cluster key at key (a path
+//  the caller unlinks), each bound to a free port with the other as its
+//  --peer, plus extra (NULL-terminated, may be NULL) for both; returns
+//  once each hears the other. Returns 0, or -1 (logs printed).
+int rcd_mesh_pair(rcd_t d[2], const char *channel, const char *key,
+                  const char *const *extra);
+//  Stop both with SIGTERM (0 when both exited 0) and clean up.
+int rcd_mesh_pair_stop(rcd_t d[2]);
+
 //  Send raw bytes to 127.0.0.1:port and return the whole answer read
 //  within 5 s ("" when nothing answers). The buffer is static: valid until
 //  the next call.

@@ -213,21 +213,11 @@ static bool s_publisher_knows(void *arg)
 static void test_mesh_drops_are_counted_at_the_publisher(void **state)
 {
     (void)state;
-    char key[300], ep[2][64];
+    char key[300];
     snprintf(key, sizeof key, "/tmp/roomcast-lost-%d.key", (int)getpid());
-    assert_int_equal(write_key(key), 0);
-    for (int i = 0; i < 2; i++) {
-        snprintf(ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", free_port());
-    }
     rcd_t d[2];
-    for (int i = 0; i < 2; i++) {
-        const char *extra[] = {"--key-file",  key,       "--bind",     ep[i],
-                               "--peer",      ep[1 - i], "--mesh-hwm", "20",
-                               "--heartbeat", "100",     NULL};
-        assert_int_equal(rcd_start(&d[i], "lost", extra), 0);
-    }
-    assert_true(wait_live_peers(d[0].socket, 1, 10000));
-    assert_true(wait_live_peers(d[1].socket, 1, 10000));
+    const char *small[] = {"--mesh-hwm", "20", "--heartbeat", "100", NULL};
+    assert_int_equal(rcd_mesh_pair(d, "lost", key, small), 0);
     tally_t t = {0};
     rc_client_t *sub = s_client(&d[1], &t, true);
     rc_client_t *pub = rcd_client(&d[0], NULL);
@@ -256,10 +246,7 @@ static void test_mesh_drops_are_counted_at_the_publisher(void **state)
            query_counter(pub, "mesh_lost_out"));
     rc_close(&sub);
     rc_close(&pub);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(rcd_stop(&d[i], SIGTERM), 0);
-        rcd_cleanup(&d[i]);
-    }
+    assert_int_equal(rcd_mesh_pair_stop(d), 0);
     unlink(key);
 }
 

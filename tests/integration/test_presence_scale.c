@@ -67,20 +67,10 @@ static bool s_listed_is(void *arg)
 static void test_100k_entries_replicate_and_vanish(void **state)
 {
     (void)state;
-    char key[300], ep[2][64];
+    char key[300];
     snprintf(key, sizeof key, "/tmp/roomcast-pscale-%d.key", (int)getpid());
-    assert_int_equal(write_key(key), 0);
-    for (int i = 0; i < 2; i++) {
-        snprintf(ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", free_port());
-    }
     rcd_t d[2];
-    for (int i = 0; i < 2; i++) {
-        const char *extra[] = {"--key-file", key,       "--bind", ep[i],
-                               "--peer",     ep[1 - i], NULL};
-        assert_int_equal(rcd_start(&d[i], "pscale", extra), 0);
-    }
-    assert_true(wait_live_peers(d[0].socket, 1, 10000));
-    assert_true(wait_live_peers(d[1].socket, 1, 10000));
+    assert_int_equal(rcd_mesh_pair(d, "pscale", key, NULL), 0);
 
     //  the witness: a stream from A to B while presence floods the link
     witness_t w = {0};
@@ -147,10 +137,7 @@ static void test_100k_entries_replicate_and_vanish(void **state)
     rc_close(&b_app);
     rc_close(&sub);
     rc_close(&pub);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(rcd_stop(&d[i], SIGTERM), 0);
-        rcd_cleanup(&d[i]);
-    }
+    assert_int_equal(rcd_mesh_pair_stop(d), 0);
     unlink(key);
 }
 
@@ -160,20 +147,10 @@ static void test_100k_entries_replicate_and_vanish(void **state)
 static void test_big_meta_does_not_cut_the_link(void **state)
 {
     (void)state;
-    char key[300], ep[2][64];
+    char key[300];
     snprintf(key, sizeof key, "/tmp/roomcast-pbig-%d.key", (int)getpid());
-    assert_int_equal(write_key(key), 0);
-    for (int i = 0; i < 2; i++) {
-        snprintf(ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", free_port());
-    }
     rcd_t d[2];
-    for (int i = 0; i < 2; i++) {
-        const char *extra[] = {"--key-file", key,       "--bind", ep[i],
-                               "--peer",     ep[1 - i], NULL};
-        assert_int_equal(rcd_start(&d[i], "pbig", extra), 0);
-    }
-    assert_true(wait_live_peers(d[0].socket, 1, 10000));
-    assert_true(wait_live_peers(d[1].socket, 1, 10000));
+    assert_int_equal(rcd_mesh_pair(d, "pbig", key, NULL), 0);
     witness_t w = {0};
     rc_options_t o;
     rc_options_init(&o);
@@ -220,10 +197,7 @@ static void test_big_meta_does_not_cut_the_link(void **state)
     rc_close(&app);
     rc_close(&sub);
     rc_close(&pub);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(rcd_stop(&d[i], SIGTERM), 0);
-        rcd_cleanup(&d[i]);
-    }
+    assert_int_equal(rcd_mesh_pair_stop(d), 0);
     unlink(key);
 }
 

@@ -74,20 +74,11 @@ static void s_flows(rc_client_t *pub, rc_client_t *sub, const char *text)
 static void test_sighup_reloads_keys_and_never_exits(void **state)
 {
     (void)state;
-    char key[300], ep[2][64], fp_before[64] = "";
+    char key[300], fp_before[64] = "";
     snprintf(key, sizeof key, "/tmp/roomcast-reload-%d.key", (int)getpid());
-    assert_int_equal(write_key(key), 0);
-    for (int i = 0; i < 2; i++) {
-        snprintf(ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", free_port());
-    }
     rcd_t d[2];
-    for (int i = 0; i < 2; i++) {
-        const char *extra[] = {"--key-file",  key,      "--bind",
-                               ep[i],         "--peer", ep[1 - i],
-                               "--heartbeat", "100",    NULL};
-        assert_int_equal(rcd_start(&d[i], "reload", extra), 0);
-    }
-    assert_true(wait_live_peers(d[1].socket, 1, 10000));
+    const char *fast[] = {"--heartbeat", "100", NULL};
+    assert_int_equal(rcd_mesh_pair(d, "reload", key, fast), 0);
     rc_client_t *pub = rcd_client(&d[0], NULL), *sub = rcd_client(&d[1], NULL);
     assert_int_equal(rc_subscribe_wait(sub, "ns", "room", 10000), 0);
     s_flows(pub, sub, "before");
@@ -129,10 +120,7 @@ static void test_sighup_reloads_keys_and_never_exits(void **state)
     }
     rc_close(&pub);
     rc_close(&sub);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(rcd_stop(&d[i], SIGTERM), 0);
-        rcd_cleanup(&d[i]);
-    }
+    assert_int_equal(rcd_mesh_pair_stop(d), 0);
 }
 
 int main(void)
