@@ -263,7 +263,13 @@ try {
       if (JSON.parse(ctlRun(a.sock, "--json", "numsub", "room2").out).subscribers === 1) break;
     } catch {}
   }
-  ctlRun(b.sock, "publish", "room2", "from b");
+  // numsub says a holds the subscription; b may not hold it yet (the
+  // subscription travels to b's sidecar): publish until it arrives
+  let exited = false;
+  subDone.then(() => (exited = true));
+  for (const t2 = Date.now(); !exited && Date.now() - t2 < 8000; await sleep(200)) {
+    ctlRun(b.sock, "publish", "room2", "from b");
+  }
   await subDone;
   checkJson("subscribe", subOut, (v) => (v.data !== "from b" ? `data ${v.data}` : null));
   // a refusal: exit 1, nothing on stdout
