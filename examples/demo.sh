@@ -4,33 +4,9 @@
 # on. Stops everything it started.
 set -u
 build=${1:-build/release}
-dir=$(mktemp -d /tmp/roomcast-demo-XXXXXX)
-pids=()
-fds=()
-cleanup() {
-    for fd in "${fds[@]}"; do exec {fd}>&-; done 2>/dev/null
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+DEMO=demo
+. "$(dirname "$0")/lib.sh"
 ctl() { local host=$1; shift; "$build/roomcastctl" -s "$dir/$host.sock" "$@"; }
-
-# wait_for SECONDS COMMAND...: retry COMMAND until it succeeds
-wait_for() {
-    local end=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $end ] || { echo "demo: timed out waiting for: $*"; exit 1; }
-        sleep 0.1
-    done
-}
-
-# a free TCP port on 127.0.0.1
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-        echo $((20000 + RANDOM % 20000))
-}
 
 say "a cluster key for the three sidecars (roomcastctl keygen)"
 "$build/roomcastctl" keygen "$dir/cluster.key"
