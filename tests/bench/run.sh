@@ -26,7 +26,8 @@
 # BENCH_QUICK=1 cuts the counts to about a tenth (figures not comparable);
 # BENCH_SMOKE=1 is the check that the script still works (make check: tiny
 # counts, one round, no callgrind, no install, Redis only if present,
-# seconds); BENCH_ROUNDS=N (BENCH_RUNS is the old name) sets the rounds.
+# seconds); BENCH_ROUNDS=N (BENCH_RUNS is the old name) sets the rounds;
+# BENCH_TMP=DIR holds the temporary files (sockets, logs) instead of /tmp.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 B=${1:-build/release}
@@ -46,7 +47,8 @@ FAN_APPS=50     # subscribing apps per sidecar
 CPU_COUNT=10000 # messages through the sidecars under callgrind
 CPU_RUNS=$ROUNDS
 # the flap cases: a paced stream, broken FLAP_AT seconds into it
-FLAP_COUNT=300000 FLAP_RATE=100000 FLAP_AT=1.0
+# (FLAP_WAIT: seconds the subscriber waits for a message before it gives up)
+FLAP_COUNT=300000 FLAP_RATE=100000 FLAP_AT=1.0 FLAP_WAIT=5
 if [ "$QUICK" = 1 ]; then
     thr_count() { case $1 in 64) echo 50000 ;; 1024) echo 20000 ;; *) echo 1000 ;; esac; }
     LAT_COUNT=1000 FAN_COUNT=2000 CPU_COUNT=2000
@@ -54,7 +56,7 @@ fi
 if [ "$SMOKE" = 1 ]; then
     thr_count() { case $1 in 64) echo 5000 ;; *) echo 2000 ;; esac; }
     SIZES="64 1024" LAT_COUNT=200 FAN_COUNT=200 FAN_APPS=5 CPU_RUNS=0
-    FLAP_COUNT=20000 FLAP_RATE=20000 FLAP_AT=0.3
+    FLAP_COUNT=10000 FLAP_RATE=20000 FLAP_AT=0.2 FLAP_WAIT=1
     ROUNDS=${BENCH_ROUNDS:-1}
 fi
 
@@ -96,7 +98,7 @@ fi
 
 # --- processes ----------------------------------------------------------
 
-T=$(mktemp -d /tmp/roomcast-bench.XXXXXX)
+T=$(mktemp -d "${BENCH_TMP:-/tmp}/roomcast-bench.XXXXXX")
 PIDS=() # everything started in the background, until stopped
 RAW=$T/raw.txt
 : >"$RAW"
@@ -170,7 +172,16 @@ wait_live() {
 }
 
 # kv LINE KEY: the value of KEY=... in a tool's output line
-kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+# (in bash: it runs several times a run, and a fork is dear under load)
+kv() {
+    local w
+    for w in $1; do
+        if [ "${w%%=*}" = "$2" ]; then
+            echo "${w#*=}"
+            return
+        fi
+    done
+}
 
 # measure SECONDS CMD...: run a tool with a deadline; LINE is its last
 # line. In the background and waited for, so that INT or TERM reach the
@@ -203,12 +214,17 @@ delta() {
 }
 # deltas BEFORE AFTER: every counter that grew, "key=+N ..."
 deltas() {
-    local k d out=""
-    for k in ${COUNTERS//|/ }; do
-        d=$(delta "$1" "$2" "$k")
-        [ "$d" = 0 ] || out="$out $k=+$d"
-    done
-    echo "${out# }"
+    awk -v b="$1" -v a="$2" 'BEGIN {
+        n = split(b, w, " ")
+        for (i = 1; i <= n; i++) { split(w[i], kv, "="); before[kv[1]] = kv[2] }
+        n = split(a, w, " ")
+        for (i = 1; i <= n; i++) {
+            split(w[i], kv, "=")
+            d = kv[2] - before[kv[1]]
+            if (d) out = out (out == "" ? "" : " ") kv[1] "=+" d
+        }
+        print out
+    }'
 }
 
 # metrics URL [NETNS]: the repair counters of a sidecar's /metrics, one
@@ -393,7 +409,8 @@ stop_all
 #              (ss -K): ZeroMQ reconnects, and what its pipes held is gone
 #              unless repaired. Needs root and ss.
 # Each is skipped, with why, when it cannot be done.
-NS_A=rcbench-$$-a NS_B=rcbench-$$-b VETH_A=rcb$$a VETH_B=rcb$$b
+TAG=${BENCH_TAG:-$$} # names the namespaces (rcbench-TAG-a, -b) and the veth
+NS_A=rcbench-$TAG-a NS_B=rcbench-$TAG-b VETH_A=rcb${TAG}a VETH_B=rcb${TAG}b
 flap_netns() {
     [ "$(id -u)" = 0 ] || { FLAP_WHY="not root"; return 1; }
     command -v ip >/dev/null || { FLAP_WHY="no ip (iproute2)"; return 1; }
@@ -469,7 +486,7 @@ flap_run() {
     b_b=$(snap FB)
     m0=$(flap_metrics)
     rm -f "$T/flap.start"
-    timeout 120 "$RC_BENCH" -c -w 8 -r "$FLAP_RATE" -s "$T/flap.start" \
+    timeout 120 "$RC_BENCH" -c -w "$FLAP_WAIT" -r "$FLAP_RATE" -s "$T/flap.start" \
         "$T/FA.sock" "$T/FB.sock" 64 "$FLAP_COUNT" >"$T/tool.out" 2>>"$T/tools.log" &
     CURRENT=$!
     for ((i = 0; i < 150; i++)); do
