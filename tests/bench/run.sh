@@ -44,7 +44,7 @@ thr_count() { case $1 in 64) echo 500000 ;; 1024) echo 200000 ;; *) echo 10000 ;
 LAT_COUNT=5000  # timed round trips per run (after 1,000 untimed)
 FAN_COUNT=20000 # messages, each to 200 apps
 FAN_APPS=50     # subscribing apps per sidecar
-CPU_COUNT=10000 # messages through the sidecars under callgrind
+CPU_COUNT=5000 # messages through the sidecars under callgrind
 CPU_RUNS=$ROUNDS
 # the flap cases: a paced stream, broken FLAP_AT seconds into it
 # (FLAP_WAIT: seconds the subscriber waits for a message before it gives up)
@@ -126,6 +126,8 @@ cleanup() {
     [ -n "$CURRENT" ] && kill -TERM "$CURRENT" 2>/dev/null && wait "$CURRENT" 2>/dev/null
     stop_all
     netns_del
+    # the tools' and the sidecars' stderr, for when a figure is missing
+    mkdir -p "$OUT/logs" && cp "$T"/*.log "$OUT/logs/" 2>/dev/null
     rm -rf "$T"
 }
 CURRENT=
@@ -669,11 +671,12 @@ RUNNER=
 wait_live "$T/A.sock" 1
 wait_live "$T/B.sock" 1
 # warm up (first subscriptions, allocations), then count from zero
-measure 120 "$B/tests/tools/rc_bench" "$T/A.sock" "$T/B.sock" 64 2000
+measure 120 "$B/tests/tools/rc_bench" -w 30 "$T/A.sock" "$T/B.sock" 64 2000
 for ((run = 1; run <= CPU_RUNS; run++)); do
     callgrind_control -z "$PID_A" >/dev/null 2>&1
     callgrind_control -z "$PID_B" >/dev/null 2>&1
-    measure 300 "$B/tests/tools/rc_bench" "$T/A.sock" "$T/B.sock" 64 "$CPU_COUNT"
+    # (-w 30: under callgrind a sidecar may be silent for seconds)
+    measure 300 "$B/tests/tools/rc_bench" -w 30 "$T/A.sock" "$T/B.sock" 64 "$CPU_COUNT"
     line=$LINE
     callgrind_control -d "$PID_A" >/dev/null 2>&1
     callgrind_control -d "$PID_B" >/dev/null 2>&1

@@ -15,7 +15,8 @@
     The publisher sends COUNT messages of SIZE bytes, each starting with
     its sequence number (from 1, when SIZE >= 8), as fast as the path
     takes them (pacing itself on EAGAIN only), or at RATE messages per
-    second with -r. It stops the test when it fails.
+    second with -r. It stops at an error (said on stderr), or when the
+    subscriber gives up.
 
     -w SECONDS  stop waiting after this long without a message (2)
     -c          check every message's sequence: count those behind the
@@ -24,7 +25,7 @@
     -s FILE     create FILE when the publisher starts sending (a script
                 waits for it to act mid-stream)
 
-    Prints one line: "size=... count=... received=... lost=...
+    Prints one line: "size=... count=... sent=... received=... lost=...
     gap_mesh=... gap_slow=... gap_other=... [behind=...]
     msgs_per_s=... mb_per_s=...", lost being COUNT - received and the gap_
     figures the messages GAP notices reported, by reason (mesh: lost
@@ -36,6 +37,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +50,9 @@ static size_t s_size;
 static long s_count;
 static double s_rate;
 static long s_received;
-static uint64_t s_gap[3]; // messages reported lost: mesh, slow, other
+static atomic_long s_sent; // published (rc_publish said 0)
+static atomic_int s_stop;  // the subscriber is done: stop publishing
+static uint64_t s_gap[3];  // messages reported lost: mesh, slow, other
 static uint64_t s_next = 1, s_behind; // -c: next sequence due, late ones
 
 static double s_now(void)
@@ -105,13 +109,16 @@ static void s_pace(double t0, long i)
     }
 }
 
+//  Publish until COUNT, an error, or s_stop (the subscriber gave up: a
+//  publisher held by EAGAIN forever would hang the run).
 static void *s_publisher(void *arg)
 {
     (void)arg;
     rc_client_t *c = rc_connect(s_pub_sock, NULL);
     if (!c) {
         fprintf(stderr, "rc_bench: publisher: %s\n", rc_strerror(errno));
-        exit(1);
+        atomic_store(&s_stop, 1);
+        return NULL;
     }
     char *data = calloc(1, s_size + sizeof(uint64_t));
     memset(data, 'x', s_size);
@@ -122,7 +129,8 @@ static void *s_publisher(void *arg)
         }
     }
     double t0 = s_now();
-    for (long i = 0; i < s_count; i++) {
+    long i;
+    for (i = 0; i < s_count && !atomic_load(&s_stop); i++) {
         if (s_rate > 0 && i % 64 == 0) {
             s_pace(t0, i);
         }
@@ -130,17 +138,22 @@ static void *s_publisher(void *arg)
             uint64_t seq = (uint64_t)i + 1;
             memcpy(data, &seq, sizeof seq);
         }
-        while (rc_publish(c, "bench", "t", data, s_size, RC_BINARY)) {
-            if (errno != EAGAIN) {
-                fprintf(stderr, "rc_bench: publish: %s\n", rc_strerror(errno));
-                exit(1);
-            }
+        int rc;
+        while ((rc = rc_publish(c, "bench", "t", data, s_size, RC_BINARY)) &&
+               errno == EAGAIN && !atomic_load(&s_stop)) {
             if (rc_flush(c, 10) && errno != ETIMEDOUT) {
-                fprintf(stderr, "rc_bench: flush: %s\n", rc_strerror(errno));
-                exit(1);
+                break; // rc_publish says why next
             }
         }
+        if (rc) {
+            if (errno != EAGAIN) {
+                fprintf(stderr, "rc_bench: publish %ld: %s\n", i + 1,
+                        rc_strerror(errno));
+            }
+            break;
+        }
     }
+    atomic_store(&s_sent, i);
     if (rc_flush(c, 10000)) {
         fprintf(stderr, "rc_bench: final flush: %s\n", rc_strerror(errno));
     }
@@ -200,7 +213,7 @@ int main(int argc, char **argv)
     pthread_create(&t, NULL, s_publisher, NULL);
     struct pollfd p = {.fd = rc_fd(sub), .events = POLLIN};
     double first = 0, last = 0, idle_since = s_now();
-    while (s_received < s_count) {
+    while (s_received < s_count && !atomic_load(&s_stop)) {
         if (poll(&p, 1, 100) < 0 && errno != EINTR) {
             break;
         }
@@ -218,13 +231,14 @@ int main(int argc, char **argv)
             break;
         }
     }
+    atomic_store(&s_stop, 1);
     pthread_join(t, NULL);
     double secs = last > first ? last - first : 1e-9;
-    printf("size=%zu count=%ld received=%ld lost=%ld gap_mesh=%llu "
+    printf("size=%zu count=%ld sent=%ld received=%ld lost=%ld gap_mesh=%llu "
            "gap_slow=%llu gap_other=%llu",
-           s_size, s_count, s_received, s_count - s_received,
-           (unsigned long long)s_gap[0], (unsigned long long)s_gap[1],
-           (unsigned long long)s_gap[2]);
+           s_size, s_count, atomic_load(&s_sent), s_received,
+           s_count - s_received, (unsigned long long)s_gap[0],
+           (unsigned long long)s_gap[1], (unsigned long long)s_gap[2]);
     if (check) {
         printf(" behind=%llu", (unsigned long long)s_behind);
     }
