@@ -178,6 +178,7 @@ END {
     label["rc_local"] = "local (app, sidecar, app)"
     label["rc_mesh"] = "end to end, mesh (app, sidecar A, sidecar B, app)"
     label["rc_proxy"] = "end to end, one proxy"
+    short["rc_local"] = "local"; short["rc_mesh"] = "mesh"; short["rc_proxy"] = "proxy"
     need["rc_mesh 64"] = 1.5; need["rc_mesh 1024"] = 1.2; need["rc_local 64"] = 1.5
 
     # --- throughput
@@ -202,11 +203,19 @@ END {
             if (sys != "rc_local") {
                 lost_cell = per_round("thr", sys, s, "mesh")
                 t = sum_rounds("thr", sys, s, "mesh")
-                if (t != "") { mesh_seen = 1; if (t != 0) mesh_bad = 1 }
+                if (t != "") mesh_seen = 1
+                if (t != "" && t != 0) {
+                    mesh_bad = 1
+                    mesh_rows = mesh_rows (mesh_rows == "" ? "" : ", ") size_name(s) " " short[sys] " " commas(t)
+                }
             } else lost_cell = "n/a (one sidecar)"
             drop_cell = per_round("thr", sys, s, "dropped")
             t = sum_rounds("thr", sys, s, "dropped")
-            if (t != "") { drop_seen = 1; if (t != 0) drop_bad = 1 }
+            if (t != "") drop_seen = 1
+            if (t != "" && t != 0) {
+                drop_bad = 1
+                drop_rows = drop_rows (drop_rows == "" ? "" : ", ") size_name(s) " " short[sys] " " commas(t)
+            }
             t = sum_rounds("thr", sys, s, "other")
             if (t != "" && t != 0) drop_cell = drop_cell " (+" commas(t) " lost elsewhere)"
             rep = sum_rounds("thr", sys, s, "repaired")
@@ -341,10 +350,11 @@ END {
     ok = mesh_seen && !mesh_bad && flap_ok
     target("0 lost between live sidecars: every throughput row and the flap cases", \
         "", 0, ok, sprintf("throughput rows: %s; flap: %s", \
-        !mesh_seen ? "not measured" : (mesh_bad ? "losses (see the table)" : "0 in every run"), flap_text))
+        !mesh_seen ? "not measured" : (mesh_bad ? "lost, all rounds: " mesh_rows : "0 in every run"), flap_text))
     ok = drop_seen && !drop_bad && !flap_drop_bad
     target("0 dropped at a subscribing rc_bench (dropped_slow at its sidecar)", \
-        "", 0, ok, !drop_seen ? "not measured" : (drop_bad ? "drops (see the table)" : "0 in every run"))
+        "", 0, ok, !drop_seen ? "not measured" : (drop_bad ? "dropped, all rounds: " drop_rows : "0 in every run") \
+        (flap_drop_bad ? "; and in a flap case" : ""))
     target("idle RSS < 8 MiB", idle, 8192, ok1 && ok2, \
         sprintf("%s alone, %s with one peer", mib(idle), mib(idlem)))
 
