@@ -46,9 +46,10 @@ check "table: a line per target of issue 15" \
 check "results.json: targets and flap" grep -q '"targets_total": [0-9]' "$j"
 check "counters.txt: the sidecars' counters per run" \
     grep -q 'sidecar B (subscriber): .*deliveries=' "$out/bench/counters.txt"
-check "nothing left running" \
-    bash -c "! pgrep -f -- '--socket $out/' >/dev/null"
-check "no network namespace left" \
-    bash -c "! ip netns list 2>/dev/null | grep -q '^rcbench-s$$-'"
+# (functions, not bash -c: pgrep -f would find that shell's own command line)
+none_running() { ! pgrep -f -- "--socket $out/" >/dev/null; }
+no_netns() { ! ip netns list 2>/dev/null | grep -q "^rcbench-s$$-"; }
+check "nothing left running" none_running
+check "no network namespace left" no_netns
 echo "bench: $pass passed, $fail failed"
 [ "$fail" = 0 ]
