@@ -202,7 +202,7 @@ measure() {
 record() { printf '%s\n' "$*" >>"$RAW"; }
 
 # snap NAME: the sidecar's message counters, as "key=value ..."
-COUNTERS='publishes|deliveries|dropped_slow|closed_slow|env_sent|env_received|gaps|missed|mesh_send_failed|mesh_blocked|mesh_peers_cut|repair_requests_sent|repair_requests_served|repair_resent|repaired|repair_unrepaired'
+COUNTERS='publishes|deliveries|dropped_slow|closed_slow|closed_proto|closed_partial|env_sent|env_received|gaps|missed|mesh_send_failed|mesh_blocked|mesh_peers_cut|repair_requests_sent|repair_requests_served|repair_resent|repaired|repair_unrepaired'
 snap() {
     "$B/roomcastctl" -s "$T/$1.sock" status 2>/dev/null |
         awk -v re="^($COUNTERS)\$" '$1 ~ re { printf "%s=%s ", $1, $2 }'
