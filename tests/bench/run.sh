@@ -730,8 +730,9 @@ awk -v json="$OUT/results.json" -v dat="$OUT/throughput.dat" \
     -f tests/bench/report.awk "$OUT/raw.txt" >"$OUT/table.md" || die "report"
 cat "$OUT/table.md"
 if command -v gnuplot >/dev/null; then
+    # the figures are written by now: a chart that fails is said, not fatal
     gnuplot -e "datafile='$OUT/throughput.dat'; outfile='$OUT/throughput.png'" \
-        tests/bench/throughput.gp || die "gnuplot"
+        tests/bench/throughput.gp || printf 'bench: gnuplot failed: no chart\n' >&2
 fi
 
 # where the relay's instructions go (profile.txt)
