@@ -28,7 +28,7 @@ r3=${PIPESTATUS[0]}
 # Suites outside C: each script prints "<suite>: N passed, N failed" last.
 extra=""
 for script in tests/layering.sh tests/node/run.sh tests/deploy/check.sh \
-    tests/docs/run.sh tests/chaos/run.sh; do
+    tests/docs/run.sh tests/chaos/run.sh tests/bench/check.sh; do
     [ -x "$script" ] || continue
     name=$(basename "$(dirname "$script")")
     [ "$name" = tests ] && name=$(basename "$script" .sh)
