@@ -45,7 +45,9 @@
 
     Format 2: a batch
     -----------------
-    frame 2 is the same as format 1 but for the format byte, 0x02. The body
+    frame 2 is the same as format 1 but for the format byte, 0x02, and the
+    associated data, frame 1 || 0x02 (17 bytes: the format byte is bound
+    to the seal, and no format-2 body opens as format 1). The body
     holds the messages of one routing key from one origin node, in the
     order they were published: one seal, one routing-key check, one ZeroMQ
     message for all of them. It is one msgpack array of 6 + 4n elements
@@ -371,6 +373,14 @@ int envelope_batch_add(envelope_batch_t *self,
     return 0;
 }
 
+//  Format 2's associated data: frame 1, then the format byte, so that the
+//  byte outside the seal is bound to it too.
+static void s_ad2(uint8_t ad[KEYRING_RKEY_SIZE + 1], const uint8_t *rkey)
+{
+    memcpy(ad, rkey, KEYRING_RKEY_SIZE);
+    ad[KEYRING_RKEY_SIZE] = ENVELOPE_FORMAT2;
+}
+
 static void s_patch_be(uint8_t *at, uint64_t value, size_t bytes)
 {
     for (size_t i = 0; i < bytes; i++) {
@@ -411,7 +421,9 @@ int envelope_batch_seal(envelope_batch_t *self, const keyring_t *ring,
     }
     out[0] = ENVELOPE_FORMAT2;
     size_t sealed_len = 0;
-    if (keyring_seal(ring, rkey, KEYRING_RKEY_SIZE, self->buf_, self->len_,
+    uint8_t ad[KEYRING_RKEY_SIZE + 1];
+    s_ad2(ad, rkey);
+    if (keyring_seal(ring, ad, sizeof ad, self->buf_, self->len_,
                      out + 1, cap - 1, &sealed_len) != 0) {
         int saved = errno;
         free(out);
@@ -799,7 +811,14 @@ int envelope_open(rkeys_t *rkeys, const uint8_t *rkey, size_t rkey_len,
     size_t len = 0;
     int err = 0;
     char *slots = (char *)block + body_cap;
-    if (keyring_open_cached(ring, rkeys_open_cache(rkeys), rkey, rkey_len,
+    uint8_t ad[KEYRING_RKEY_SIZE + 1];
+    size_t ad_len = KEYRING_RKEY_SIZE;
+    memcpy(ad, rkey, KEYRING_RKEY_SIZE);
+    if (format == ENVELOPE_FORMAT2) {
+        s_ad2(ad, rkey);
+        ad_len++;
+    }
+    if (keyring_open_cached(ring, rkeys_open_cache(rkeys), ad, ad_len,
                             sealed + 1, sealed_len - 1, block, body_cap, &len,
                             &key_index) != 0) {
         err = EBADMSG;
