@@ -18,9 +18,11 @@
                 +--------+----------+--------------------------+----------+
 
                 XChaCha20-Poly1305 IETF under the cluster key's sealing
-                subkey (see keyring.h), random nonce, associated data =
-                frame 1. The format byte is outside the seal; only 0x01 is
-                accepted, and changes to the body go through its version.
+                subkey (see keyring.h; nonce: a per-process prefix and a
+                counter), associated data = frame 1. The format byte is
+                outside the seal: 0x01 (this layout) and 0x02 (a batch,
+                below) are accepted, and changes to a body go through its
+                version.
 
     The body is one msgpack array of exactly ten scalars; the array header
     is the one-byte fixarray 0x9a (what every msgpack encoder writes):
@@ -423,8 +425,8 @@ int envelope_batch_seal(envelope_batch_t *self, const keyring_t *ring,
     size_t sealed_len = 0;
     uint8_t ad[KEYRING_RKEY_SIZE + 1];
     s_ad2(ad, rkey);
-    if (keyring_seal(ring, ad, sizeof ad, self->buf_, self->len_,
-                     out + 1, cap - 1, &sealed_len) != 0) {
+    if (keyring_seal(ring, ad, sizeof ad, self->buf_, self->len_, out + 1,
+                     cap - 1, &sealed_len) != 0) {
         int saved = errno;
         free(out);
         errno = saved;

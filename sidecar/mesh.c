@@ -111,8 +111,9 @@ static void s_free_sealed(void *data, void *hint)
 }
 
 //  Send [frame1][frame2] without blocking; frame2 (malloc'ed) is taken.
-static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
-                    size_t f2_len)
+//  Returns 0, or -1 when ZeroMQ refused it (counted once).
+static int s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
+                   size_t f2_len)
 {
     self->sent = true;
     zmq_msg_t m;
@@ -120,12 +121,14 @@ static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
         zmq_msg_init_data(&m, f2, f2_len, s_free_sealed, NULL)) {
         self->stats->mesh_send_failed++;
         free(f2);
-        return;
+        return -1;
     }
     if (zmq_msg_send(&m, self->xpub, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&m);
         self->stats->mesh_send_failed++;
+        return -1;
     }
+    return 0;
 }
 
 //  Associated data of a control frame: a domain tag (so no control seal can
@@ -156,7 +159,7 @@ static void s_send_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
         self->stats->mesh_send_failed++;
         return;
     }
-    s_send2(self, f1, f1_len, sealed, sealed_len);
+    (void)s_send2(self, f1, f1_len, sealed, sealed_len);
 }
 
 //  Open a control frame into out (cap bytes). Returns the plaintext length
@@ -198,7 +201,9 @@ static void s_batch_send(mesh_t *self, size_t i)
     self->event_id += n;
     self->stats->env_sent += n;
     self->stats->env_batches++;
-    s_send2(self, self->pending[i].rkey, KEYRING_RKEY_SIZE, sealed, len);
+    if (s_send2(self, self->pending[i].rkey, KEYRING_RKEY_SIZE, sealed, len)) {
+        self->stats->mesh_send_failed += n - 1; // one each, as when alone
+    }
 }
 
 //  The end of a loop turn: what the apps published in it goes out, one
