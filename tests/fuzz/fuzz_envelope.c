@@ -133,9 +133,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ad[KEYRING_RKEY_SIZE] = ENVELOPE_FORMAT2;
         sealed[0] = (uint8_t)format;
         if (keyring_seal(s_ring(), ad,
-                         KEYRING_RKEY_SIZE + (format == ENVELOPE_FORMAT2),
-                         rest, rest_len, sealed + 1, cap - 1,
-                         &sealed_len) != 0) {
+                         KEYRING_RKEY_SIZE + (format == ENVELOPE_FORMAT2), rest,
+                         rest_len, sealed + 1, cap - 1, &sealed_len) != 0) {
             abort();
         }
         s_try(rkey, rkey_len, sealed, 1 + sealed_len);

@@ -833,9 +833,9 @@ static uint8_t *s_batch(fixture_t *fx, envelope_batch_t *b, size_t n,
     static uint8_t payload[300];
     uint8_t rkey[KEYRING_RKEY_SIZE];
     s_rkey_of(fx->ring, CHANNEL, ns, topic, rkey);
-    assert_int_equal(envelope_batch_start(b, s_node, ns, strlen(ns), topic,
-                                          strlen(topic)),
-                     0);
+    assert_int_equal(
+        envelope_batch_start(b, s_node, ns, strlen(ns), topic, strlen(topic)),
+        0);
     for (size_t i = 0; i < n; i++) {
         memset(payload, (int)(i & 0xff), sizeof payload);
         assert_true(envelope_batch_fits(b, i % 300));
@@ -846,8 +846,8 @@ static uint8_t *s_batch(fixture_t *fx, envelope_batch_t *b, size_t n,
     }
     assert_int_equal(b->count, n);
     uint8_t *sealed = NULL;
-    assert_int_equal(envelope_batch_seal(b, fx->ring, rkey, 5000,
-                                         1700000000999, &sealed, len),
+    assert_int_equal(envelope_batch_seal(b, fx->ring, rkey, 5000, 1700000000999,
+                                         &sealed, len),
                      0);
     assert_int_equal(b->count, 0);
     assert_int_equal(sealed[0], ENVELOPE_FORMAT2);
@@ -871,8 +871,7 @@ static void s_check_batch(fixture_t *fx, const uint8_t *sealed, size_t len,
         assert_int_equal(o.index, i);
         assert_memory_equal(e->origin_node, s_node, ENVELOPE_ID_SIZE);
         assert_memory_equal(e->origin_instance,
-                            i % 7 < 4 ? s_instance : s_other,
-                            ENVELOPE_ID_SIZE);
+                            i % 7 < 4 ? s_instance : s_other, ENVELOPE_ID_SIZE);
         assert_int_equal(e->sequence, 100 + i);
         assert_int_equal(e->event_id, 5000 + i);
         assert_string_equal(e->ns, "chat");
@@ -940,9 +939,9 @@ static void test_batch_limits(void **state)
                      0);
     //  an empty batch takes anything: a large payload goes alone
     assert_true(envelope_batch_fits(&b, ENVELOPE_BATCH_BYTES * 2));
-    assert_int_equal(envelope_batch_add(&b, s_instance, 1, 0, big,
-                                        ENVELOPE_BATCH_BYTES * 2),
-                     0);
+    assert_int_equal(
+        envelope_batch_add(&b, s_instance, 1, 0, big, ENVELOPE_BATCH_BYTES * 2),
+        0);
     assert_false(envelope_batch_fits(&b, 0));
     uint8_t *sealed = NULL;
     size_t len = 0;
@@ -964,10 +963,9 @@ static void test_batch_limits(void **state)
     //  whatever a receiver's own payload limit, it takes the batch
     assert_true(len <= ENVELOPE_MAX_SEALED(1));
     envelope_opened_t o;
-    assert_int_equal(
-        envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, sealed, len, 1000,
-                      &o),
-        0);
+    assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, sealed,
+                                   len, 1000, &o),
+                     0);
     assert_int_equal(o.count, n);
     envelope_opened_release(&o);
     //  ... but every message is held to it
@@ -1064,9 +1062,8 @@ static void test_formats_1_and_2_accepted_others_refused(void **state)
     fixture_t *fx = *state;
     uint8_t *one = NULL;
     size_t one_len = 0;
-    assert_int_equal(envelope_seal(fx->ring, &fx->env, fx->rkey, &one,
-                                   &one_len),
-                     0);
+    assert_int_equal(
+        envelope_seal(fx->ring, &fx->env, fx->rkey, &one, &one_len), 0);
     envelope_batch_t b = {0};
     size_t two_len = 0;
     uint8_t *two = s_batch(fx, &b, 3, "chat", "room1", &two_len);
@@ -1083,8 +1080,8 @@ static void test_formats_1_and_2_accepted_others_refused(void **state)
     const uint8_t formats[] = {0x00, 0x03, 0x7f, 0xff};
     for (size_t i = 0; i < sizeof formats; i++) {
         two[0] = formats[i];
-        assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE,
-                                       two, two_len, MIB, &o),
+        assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, two,
+                                       two_len, MIB, &o),
                          -1);
         assert_int_equal(errno, ENOPROTOOPT);
         assert_int_equal(o.format, formats[i]); // named for the log
@@ -1164,11 +1161,17 @@ static size_t s_body2(uint8_t *out, int elements, int bad_at,
                 n += 16;
                 break;
             case 2:
-                memcpy(out + n, "\xa4" "chat", 5);
+                memcpy(out + n,
+                       "\xa4"
+                       "chat",
+                       5);
                 n += 5;
                 break;
             case 3:
-                memcpy(out + n, "\xa5" "room1", 6);
+                memcpy(out + n,
+                       "\xa5"
+                       "room1",
+                       6);
                 n += 6;
                 break;
             case 10:
@@ -1221,22 +1224,33 @@ static void test_batch_hand_made_bodies(void **state)
         size_t len;
         int err;
     } bad[] = {
-        {0, "\x01", 1, EPROTO},              // version 1 in format 2
-        {0, "\xd0\x02", 2, EPROTO},          // negative-capable int8
-        {1, "\xc4\x0f" "node-012345678", 17, EPROTO}, // 15-byte node
-        {2, "\xa3" "c\0t", 4, EPROTO},       // NUL in a name
-        {3, "\xa0", 1, EPROTO},              // empty topic
-        {3, "\xc4\x05" "room1", 7, EPROTO},  // topic as bin
-        {4, "\xa1x", 2, EPROTO},             // timestamp as str
+        {0, "\x01", 1, EPROTO},     // version 1 in format 2
+        {0, "\xd0\x02", 2, EPROTO}, // negative-capable int8
+        {1,
+         "\xc4\x0f"
+         "node-012345678",
+         17, EPROTO}, // 15-byte node
+        {2,
+         "\xa3"
+         "c\0t",
+         4, EPROTO},            // NUL in a name
+        {3, "\xa0", 1, EPROTO}, // empty topic
+        {3,
+         "\xc4\x05"
+         "room1",
+         7, EPROTO},             // topic as bin
+        {4, "\xa1x", 2, EPROTO}, // timestamp as str
         {5, "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, EPROTO}, // wraps
-        {6, "\xc0", 1, EPROTO},              // nil instance first
-        {6, "\xc4\x10", 2, EPROTO},          // instance cut short (overlaps)
-        {8, "\x02", 1, EPROTO},              // kind 2
-        {9, "\xa2hi", 3, EPROTO},            // payload as str
+        {6, "\xc0", 1, EPROTO},                 // nil instance first
+        {6, "\xc4\x10", 2, EPROTO},             // instance cut short (overlaps)
+        {8, "\x02", 1, EPROTO},                 // kind 2
+        {9, "\xa2hi", 3, EPROTO},               // payload as str
         {9, "\xc6\xff\xff\xff\xff", 5, EPROTO}, // length past the end
-        {13, "\xc4\x21" "0123456789abcdef0123456789abcdef!", 35,
-         EMSGSIZE},                          // over the 32-byte limit
-        {12, "\x91\x01", 2, EPROTO},         // a container
+        {13,
+         "\xc4\x21"
+         "0123456789abcdef0123456789abcdef!",
+         35, EMSGSIZE},              // over the 32-byte limit
+        {12, "\x91\x01", 2, EPROTO}, // a container
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         len = s_body2(body, 0, bad[i].at, (const uint8_t *)bad[i].bytes,
@@ -1251,7 +1265,6 @@ static void test_batch_hand_made_bodies(void **state)
     len = s_body2(body, 0, 3, (const uint8_t *)"\xa5room2", 6, false);
     assert_int_equal(s_open_raw2(fx, body, len), EPROTO);
 }
-
 
 int main(void)
 {

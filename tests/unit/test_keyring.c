@@ -854,16 +854,16 @@ static void test_seal_is_xchacha20poly1305(void **state)
         uint8_t theirs[3000 + KEYRING_SEAL_OVERHEAD];
         unsigned long long clen = 0;
         randombytes_buf(theirs, KEYRING_NONCE_SIZE);
-        crypto_aead_xchacha20poly1305_ietf_encrypt(
-            theirs + KEYRING_NONCE_SIZE, &clen, plain, len, s_ad, 16, NULL,
-            theirs, sub);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(theirs + KEYRING_NONCE_SIZE,
+                                                   &clen, plain, len, s_ad, 16,
+                                                   NULL, theirs, sub);
         for (int round = 0; round < 3; round++) {
             size_t out_len = 0, index = 9;
-            assert_int_equal(keyring_open_cached(
-                                 ring, round ? cache : NULL, s_ad, 16, theirs,
-                                 KEYRING_NONCE_SIZE + clen, back, sizeof back,
-                                 &out_len, &index),
-                             0);
+            assert_int_equal(
+                keyring_open_cached(ring, round ? cache : NULL, s_ad, 16,
+                                    theirs, KEYRING_NONCE_SIZE + clen, back,
+                                    sizeof back, &out_len, &index),
+                0);
             assert_int_equal(out_len, len);
             assert_int_equal(index, 0);
             assert_memory_equal(back, plain, len);
