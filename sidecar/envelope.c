@@ -220,6 +220,8 @@ int envelope_seal(const keyring_t *ring, const envelope_t *env,
 #define S2_FIXED_HEAD (5 + 1 + 2 + ENVELOPE_ID_SIZE + 2 * 9)
 //  A message at its widest as roomcastd writes it, besides the payload.
 #define S2_MSG_MAX (2 + ENVELOPE_ID_SIZE + 9 + 1 + 5)
+//  A batch's buffer is kept from one batch to the next up to this size.
+#define S_KEEP_BYTES 16384
 
 _Static_assert(S2_FIXED_HEAD + 2 * (5 + ENVELOPE_NAME_MAX) + S2_MSG_MAX <=
                    ENVELOPE_BODY_MAX_FIXED,
@@ -436,12 +438,27 @@ int envelope_batch_seal(envelope_batch_t *self, const keyring_t *ring,
     *out_len = 1 + sealed_len;
     self->count = 0;
     self->len_ = 0;
-    if (self->cap_ > 2 * ENVELOPE_BATCH_BYTES) { // a large payload went alone
+    //  A sidecar keeps a batch per routing key in use: what a burst grew
+    //  goes back, so many topics do not pin many large buffers.
+    if (self->cap_ > S_KEEP_BYTES) {
         free(self->buf_);
         self->buf_ = NULL;
         self->cap_ = 0;
     }
     return 0;
+}
+
+bool envelope_batch_started(const envelope_batch_t *self)
+{
+    assert(self);
+    return self->len_ > 0;
+}
+
+void envelope_batch_clear(envelope_batch_t *self)
+{
+    assert(self);
+    self->count = 0;
+    self->len_ = 0;
 }
 
 void envelope_batch_release(envelope_batch_t *self)

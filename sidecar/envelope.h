@@ -117,8 +117,8 @@ typedef struct {
 //  A format-2 batch being built: messages of one (namespace, topic) from
 //  one origin node, appended in order, then sealed at once. Zero it (or
 //  let envelope_batch_release do it) before the first envelope_batch_start.
-//  Its buffer is kept from batch to batch (released when it grew past
-//  ENVELOPE_BATCH_BYTES), so a steady flow appends without allocating.
+//  Its buffer is kept from batch to batch (released when it grew past 16
+//  KiB), so a steady flow of small batches appends without allocating.
 typedef struct {
     size_t count;  // messages added since envelope_batch_start
     uint8_t *buf_; // private: the body being written
@@ -152,9 +152,9 @@ int envelope_batch_start(envelope_batch_t *self,
 //  empty, or it stays within ENVELOPE_BATCH_BYTES and ENVELOPE_BATCH_MAX.
 bool envelope_batch_fits(const envelope_batch_t *self, size_t payload_len);
 
-//  Append one message (payload copied). The caller checked
-//  envelope_batch_fits. Returns 0, or -1 with errno EINVAL (kind not 0 or
-//  1), EMSGSIZE (payload over 4 GiB) or ENOMEM (the batch is unchanged).
+//  Append one message (payload copied) to a started batch. The caller
+//  checked envelope_batch_fits. Returns 0, or -1 with errno EINVAL (kind not 0
+//  or 1), EMSGSIZE (payload over 4 GiB) or ENOMEM (the batch is unchanged).
 int envelope_batch_add(envelope_batch_t *self,
                        const uint8_t origin_instance[ENVELOPE_ID_SIZE],
                        uint64_t sequence, uint8_t kind, const uint8_t *payload,
@@ -171,6 +171,13 @@ int envelope_batch_seal(envelope_batch_t *self, const keyring_t *ring,
                         const uint8_t rkey[KEYRING_RKEY_SIZE],
                         uint64_t first_event_id, uint64_t timestamp_ms,
                         uint8_t **out_p, size_t *out_len) ENVELOPE_WUR;
+
+//  Whether envelope_batch_start succeeded since the last seal or clear.
+bool envelope_batch_started(const envelope_batch_t *self);
+
+//  Drop what the batch holds (it is not started any more); the buffer is
+//  kept.
+void envelope_batch_clear(envelope_batch_t *self);
 
 //  Free the batch's buffer and zero it. Safe to call twice.
 void envelope_batch_release(envelope_batch_t *self);

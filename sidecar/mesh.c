@@ -41,7 +41,8 @@
 
 #define PREFIX_LEN  8
 #define DRAIN_BATCH 2048 // messages per socket per loop turn
-#define BATCH_KEYS  16   // routing keys batched at once in a loop turn
+#define BATCH_SLOTS 64   // batches: a hash table by routing key
+#define BATCH_KEYS  48   // routing keys batched at once in a loop turn
 #define MARKER_LEN  (PREFIX_LEN + 16 + 8)
 
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
@@ -88,8 +89,11 @@ struct mesh_t {
     bool sent;                    // sent on the XPUB since the idle turn began
     struct {
         uint8_t rkey[KEYRING_RKEY_SIZE]; // routing key 0 of the batch
+        uint64_t turn;                   // in use when self->turn
         envelope_batch_t batch;          // this turn's publishes to it
-    } pending[BATCH_KEYS];               // sealed at the end of the turn
+    } pending[BATCH_SLOTS];              // sealed at the end of the turn
+    uint64_t turn;                       // batching turns, from 1
+    uint8_t order[BATCH_KEYS];           // slots in use, first used first
     size_t npending;                     // slots in use this turn
     uint8_t refused_logged[256 / 8];     // envelope formats logged already
 };
@@ -195,7 +199,7 @@ static void s_batch_send(mesh_t *self, size_t i)
     if (envelope_batch_seal(batch, self->ring, self->pending[i].rkey,
                             self->event_id + 1, s_wall_ms(), &sealed, &len)) {
         self->stats->mesh_send_failed += n;
-        batch->count = 0; // the next start empties it
+        envelope_batch_clear(batch); // its slot starts again if used again
         return;
     }
     self->event_id += n;
@@ -211,30 +215,38 @@ static void s_batch_send(mesh_t *self, size_t i)
 static void s_batches_flush(mesh_t *self)
 {
     for (size_t i = 0; i < self->npending; i++) {
-        s_batch_send(self, i);
+        s_batch_send(self, self->order[i]);
     }
     self->npending = 0;
+    self->turn++; // every slot is free again
 }
 
 //  The pending slot of routing key rkey for (ns, topic), started when new.
 //  Returns its index, or -1 (a bad name: counted).
 static int s_batch_for(mesh_t *self, const uint8_t *rkey, const msg_t *msg)
 {
-    for (size_t i = self->npending; i-- > 0;) { // the newest first
-        if (memcmp(self->pending[i].rkey, rkey, KEYRING_RKEY_SIZE) == 0) {
-            return (int)i;
+    //  open addressing: routing keys are uniformly random bytes
+    size_t i = rkey[0] % BATCH_SLOTS;
+    while (self->pending[i].turn == self->turn &&
+           memcmp(self->pending[i].rkey, rkey, KEYRING_RKEY_SIZE) != 0) {
+        i = (i + 1) % BATCH_SLOTS; // a free slot exists: npending < SLOTS
+    }
+    if (self->pending[i].turn != self->turn) { // a new key in this turn
+        if (self->npending == BATCH_KEYS) {
+            s_batches_flush(self); // many topics in one turn: make room
+            i = rkey[0] % BATCH_SLOTS;
         }
+        self->pending[i].turn = self->turn;
+        memcpy(self->pending[i].rkey, rkey, KEYRING_RKEY_SIZE);
+        envelope_batch_clear(&self->pending[i].batch);
+        self->order[self->npending++] = (uint8_t)i;
     }
-    if (self->npending == BATCH_KEYS) {
-        s_batches_flush(self); // many topics in one turn: make room
-    }
-    size_t i = self->npending;
-    if (envelope_batch_start(&self->pending[i].batch, self->node, msg->ns.ptr,
+    //  new, sent because it was full, or cleared by a failure
+    if (!envelope_batch_started(&self->pending[i].batch) &&
+        envelope_batch_start(&self->pending[i].batch, self->node, msg->ns.ptr,
                              msg->ns.len, msg->topic.ptr, msg->topic.len)) {
         return -1;
     }
-    memcpy(self->pending[i].rkey, rkey, KEYRING_RKEY_SIZE);
-    self->npending++;
     return (int)i;
 }
 
@@ -259,8 +271,8 @@ void mesh_publish(mesh_t *self, const msg_t *msg)
     envelope_batch_t *batch = &self->pending[i].batch;
     if (!envelope_batch_fits(batch, msg->payload.len)) {
         s_batch_send(self, (size_t)i); // full: it goes now, this one next
-        if (envelope_batch_start(batch, self->node, msg->ns.ptr, msg->ns.len,
-                                 msg->topic.ptr, msg->topic.len)) {
+        i = s_batch_for(self, rkeys[0], msg);
+        if (i < 0) {
             self->stats->mesh_send_failed++;
             return;
         }
@@ -954,6 +966,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
     self->proxy_mode = cfg->proxies.count > 0;
     self->alone = cfg->peers.count == 0 && cfg->proxies.count == 0;
     self->timer = -1;
+    self->turn = 1; // slots of turn 0 (all, zeroed) are free
     //  czmq's context: zauth must share it with the sockets it guards
     self->zctx = zsys_init();
     if (*cfg->curve_cert) {
@@ -1030,7 +1043,7 @@ void mesh_destroy(mesh_t **self_p)
         free(self->links[i].endpoint);
     }
     free(self->links);
-    for (size_t i = 0; i < BATCH_KEYS; i++) {
+    for (size_t i = 0; i < BATCH_SLOTS; i++) {
         envelope_batch_release(&self->pending[i].batch);
     }
     dedup_destroy(&self->dedup);

@@ -340,6 +340,95 @@ static void test_restart_splits_a_burst(void **state)
     unlink(key);
 }
 
+#define MANY 60 // topics in one burst: more than a turn batches at once (48)
+
+typedef struct {
+    long long received, errors, gaps;
+    long long last[MANY];
+} many_t;
+
+static void s_on_many(rc_client_t *c, const rc_msg_t *msg, void *arg)
+{
+    (void)c;
+    many_t *t = arg;
+    int topic = -1;
+    long long counter = -1;
+    char text[32];
+    size_t len = rc_msg_size(msg) < 31 ? rc_msg_size(msg) : 31;
+    memcpy(text, rc_msg_data(msg), len);
+    text[len] = '\0';
+    if (sscanf(rc_msg_topic(msg), "m%d", &topic) != 1 || topic < 0 ||
+        topic >= MANY || sscanf(text, "%lld", &counter) != 1 ||
+        counter != t->last[topic] + 1) {
+        t->errors++;
+        return;
+    }
+    t->last[topic] = counter;
+    t->received++;
+}
+
+static void s_on_many_gap(rc_client_t *c, const rc_gap_t *gap, void *arg)
+{
+    (void)c;
+    (void)gap;
+    ((many_t *)arg)->gaps++;
+}
+
+static bool s_many_received(void *arg)
+{
+    many_t *t = arg;
+    return t->received + t->errors >= (long long)MANY * 50;
+}
+
+//  One burst to more topics than the sidecar batches in one turn: the
+//  batches of the first ones go out early to make room, and still every
+//  topic's messages arrive once and in order.
+static void test_many_topics_in_one_turn(void **state)
+{
+    (void)state;
+    char key[300];
+    snprintf(key, sizeof key, "/tmp/roomcast-batch-m-%d.key", (int)getpid());
+    rcd_t d[2];
+    assert_int_equal(rcd_mesh_pair(d, "batch", key, NULL), 0);
+    many_t t = {0};
+    rc_options_t o;
+    rc_options_init(&o);
+    o.gaps = true;
+    o.on_message = s_on_many;
+    o.on_gap = s_on_many_gap;
+    o.arg = &t;
+    rc_client_t *sub = rcd_client(&d[1], &o);
+    rc_client_t *pub = rcd_client(&d[0], NULL);
+    assert_non_null(sub);
+    assert_non_null(pub);
+    char topic[16], text[32];
+    for (int k = 0; k < MANY; k++) {
+        snprintf(topic, sizeof topic, "m%d", k);
+        assert_int_equal(rc_subscribe_wait(sub, NS, topic, WAIT), 0);
+    }
+    for (int i = 1; i <= 50; i++) {
+        for (int k = 0; k < MANY; k++) {
+            snprintf(topic, sizeof topic, "m%d", k);
+            int len = snprintf(text, sizeof text, "%d", i);
+            assert_int_equal(
+                rc_publish(pub, NS, topic, text, (size_t)len, RC_TEXT), 0);
+        }
+    }
+    assert_int_equal(rc_flush(pub, WAIT), 0);
+    rc_client_t *clients[] = {sub, NULL};
+    assert_true(wait_for(s_many_received, &t, clients, WAIT));
+    assert_int_equal(t.errors, 0);
+    assert_int_equal(t.gaps, 0);
+    assert_int_equal(t.received, (long long)MANY * 50);
+    printf("many topics: %lld messages in %lld envelopes\n",
+           sidecar_counter(d[0].socket, "env_sent"),
+           sidecar_counter(d[0].socket, "env_batches"));
+    rc_close(&sub);
+    rc_close(&pub);
+    assert_int_equal(rcd_mesh_pair_stop(d), 0);
+    unlink(key);
+}
+
 int main(void)
 {
     harness_deadline(120);
@@ -347,6 +436,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bursts_keep_order_and_arrive_once),
         cmocka_unit_test(test_restart_splits_a_burst),
+        cmocka_unit_test(test_many_topics_in_one_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -988,6 +988,11 @@ static void test_batch_limits(void **state)
                      -1);
     assert_int_equal(errno, EOVERFLOW);
     assert_int_equal(b.count, ENVELOPE_BATCH_MAX); // unchanged
+    //  started until sealed or cleared
+    assert_true(envelope_batch_started(&b));
+    envelope_batch_clear(&b);
+    assert_false(envelope_batch_started(&b));
+    assert_int_equal(b.count, 0);
     //  bad names and kinds
     assert_int_equal(envelope_batch_start(&b, s_node, "chat", 4, "", 0), -1);
     assert_int_equal(errno, EINVAL);
