@@ -271,11 +271,12 @@ void mesh_publish(mesh_t *self, const msg_t *msg)
     envelope_batch_t *batch = &self->pending[i].batch;
     if (!envelope_batch_fits(batch, msg->payload.len)) {
         s_batch_send(self, (size_t)i); // full: it goes now, this one next
-        i = s_batch_for(self, rkeys[0], msg);
+        i = s_batch_for(self, rkeys[0], msg); // the same slot, started
         if (i < 0) {
             self->stats->mesh_send_failed++;
             return;
         }
+        batch = &self->pending[i].batch;
     }
     uint8_t kind = (msg->flags & WIRE_F_BINARY) ? ENVELOPE_KIND_BINARY
                                                 : ENVELOPE_KIND_TEXT;
