@@ -45,16 +45,31 @@ typedef struct {
     uint8_t seal[KEYRING_KEY_SIZE];  // XChaCha20-Poly1305 key
     uint8_t route[KEYRING_KEY_SIZE]; // BLAKE2b key for routing keys
     uint8_t print[S_PRINT_SIZE];     // public fingerprint
+    uint8_t ours[KEYRING_KEY_SIZE];  // HChaCha20 (seal, our nonce prefix)
 } s_subkeys_t;
 
 #define S_NONCE_PREFIX (KEYRING_NONCE_SIZE - 8) // random; then a counter
+#define S_IETF_NONCE   crypto_aead_chacha20poly1305_ietf_NPUBBYTES
+
+_Static_assert(S_NONCE_PREFIX == crypto_core_hchacha20_INPUTBYTES,
+               "the prefix is HChaCha20's input");
+_Static_assert(S_IETF_NONCE == 4 + 8, "IETF nonce: 4 zero bytes, counter");
 
 struct _keyring_t {
     s_subkeys_t *keys; // sodium_malloc: KEYRING_MAX_KEYS slots + 1 scratch
     size_t count;      // keys in use
     uint8_t nonce_prefix[S_NONCE_PREFIX]; // drawn once, in keyring_new
     uint64_t nonces;                      // seals so far (atomic)
+    uint64_t generation;                  // new whenever the keys change
 };
+
+//  Ring generations: a cache entry made under one never serves another.
+static uint64_t s_generations;
+
+static uint64_t s_next_generation(void)
+{
+    return __atomic_add_fetch(&s_generations, 1, __ATOMIC_RELAXED);
+}
 
 static void s_set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -90,6 +105,7 @@ keyring_t *keyring_new(void)
     }
     sodium_memzero(self->keys, (KEYRING_MAX_KEYS + 1) * sizeof(s_subkeys_t));
     randombytes_buf(self->nonce_prefix, sizeof self->nonce_prefix);
+    self->generation = s_next_generation();
     return self;
 }
 
@@ -116,6 +132,8 @@ int keyring_add(keyring_t *self, const uint8_t key[KEYRING_KEY_SIZE])
                                S_ID_ROUTE, S_KDF_CONTEXT, key);
     crypto_kdf_derive_from_key(scratch->print, sizeof scratch->print,
                                S_ID_PRINT, S_KDF_CONTEXT, key);
+    crypto_core_hchacha20(scratch->ours, self->nonce_prefix, scratch->seal,
+                          NULL);
 
     int rc = 0;
     bool known = false;
@@ -128,6 +146,7 @@ int keyring_add(keyring_t *self, const uint8_t key[KEYRING_KEY_SIZE])
     if (!known) {
         if (self->count < KEYRING_MAX_KEYS) {
             memcpy(&self->keys[self->count++], scratch, sizeof *scratch);
+            self->generation = s_next_generation();
         } else {
             errno = ENOSPC;
             rc = -1;
@@ -378,7 +397,7 @@ int keyring_seal(const keyring_t *self, const uint8_t *ad, size_t ad_len,
     }
     if (out_cap < KEYRING_SEAL_OVERHEAD ||
         plain_len > out_cap - KEYRING_SEAL_OVERHEAD ||
-        plain_len > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX) {
+        plain_len > crypto_aead_chacha20poly1305_ietf_MESSAGEBYTES_MAX) {
         errno = EMSGSIZE;
         return -1;
     }
@@ -387,21 +406,89 @@ int keyring_seal(const keyring_t *self, const uint8_t *ad, size_t ad_len,
     //  system call per seal was a tenth of a relaying sidecar's time).
     uint64_t n =
         __atomic_fetch_add(&((keyring_t *)self)->nonces, 1, __ATOMIC_RELAXED);
+    uint8_t ietf[S_IETF_NONCE] = {0};
     memcpy(out, self->nonce_prefix, S_NONCE_PREFIX);
     for (size_t i = 0; i < 8; i++) {
-        out[S_NONCE_PREFIX + i] = (uint8_t)(n >> (8 * i));
+        out[S_NONCE_PREFIX + i] = ietf[4 + i] = (uint8_t)(n >> (8 * i));
     }
+    //  XChaCha20-Poly1305 with the HChaCha20 step done once in keyring_add
+    //  (see keyring.h): the same bytes, a ChaCha20 block less per seal.
     unsigned long long clen = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out + KEYRING_NONCE_SIZE, &clen,
-                                               plain, plain_len, ad, ad_len,
-                                               NULL, out, self->keys[0].seal);
+    crypto_aead_chacha20poly1305_ietf_encrypt(out + KEYRING_NONCE_SIZE, &clen,
+                                              plain, plain_len, ad, ad_len,
+                                              NULL, ietf, self->keys[0].ours);
     *out_len = KEYRING_NONCE_SIZE + (size_t)clen;
     return 0;
 }
 
-int keyring_open(const keyring_t *self, const uint8_t *ad, size_t ad_len,
-                 const uint8_t *sealed, size_t sealed_len, uint8_t *out,
-                 size_t out_cap, size_t *out_len, size_t *key_index)
+//  --- opening, and the cache of senders' subkeys ---------------------------
+
+#define S_CACHE_SLOTS 64 // direct-mapped by the prefix's first byte
+
+typedef struct {
+    uint64_t generation; // of the ring it was made under; 0: empty
+    size_t key_index;    // which key of that ring
+    uint8_t prefix[S_NONCE_PREFIX];
+    uint8_t subkey[KEYRING_KEY_SIZE];
+} s_cached_t;
+
+struct _keyring_cache_t {
+    s_cached_t *slots; // sodium_malloc, S_CACHE_SLOTS
+};
+
+keyring_cache_t *keyring_cache_new(void)
+{
+    if (sodium_init() < 0) {
+        errno = ENOSYS;
+        return NULL;
+    }
+    keyring_cache_t *self = calloc(1, sizeof *self);
+    if (self) {
+        self->slots = sodium_malloc(S_CACHE_SLOTS * sizeof(s_cached_t));
+    }
+    if (!self || !self->slots) {
+        free(self);
+        errno = ENOMEM;
+        return NULL;
+    }
+    sodium_memzero(self->slots, S_CACHE_SLOTS * sizeof(s_cached_t));
+    return self;
+}
+
+void keyring_cache_destroy(keyring_cache_t **self_p)
+{
+    assert(self_p);
+    if (*self_p) {
+        sodium_free((*self_p)->slots);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+//  HChaCha20 of key i under the sender's prefix, from the cache when it can.
+static const uint8_t *s_subkey(const keyring_t *self, keyring_cache_t *cache,
+                               size_t i, const uint8_t *prefix,
+                               uint8_t scratch[KEYRING_KEY_SIZE])
+{
+    if (cache == NULL) {
+        crypto_core_hchacha20(scratch, prefix, self->keys[i].seal, NULL);
+        return scratch;
+    }
+    s_cached_t *slot = &cache->slots[(prefix[0] + i) % S_CACHE_SLOTS];
+    if (slot->generation != self->generation || slot->key_index != i ||
+        memcmp(slot->prefix, prefix, S_NONCE_PREFIX) != 0) {
+        crypto_core_hchacha20(slot->subkey, prefix, self->keys[i].seal, NULL);
+        memcpy(slot->prefix, prefix, S_NONCE_PREFIX);
+        slot->generation = self->generation;
+        slot->key_index = i;
+    }
+    return slot->subkey;
+}
+
+int keyring_open_cached(const keyring_t *self, keyring_cache_t *cache,
+                        const uint8_t *ad, size_t ad_len, const uint8_t *sealed,
+                        size_t sealed_len, uint8_t *out, size_t out_cap,
+                        size_t *out_len, size_t *key_index)
 {
     assert(self);
     assert(out_len);
@@ -417,12 +504,17 @@ int keyring_open(const keyring_t *self, const uint8_t *ad, size_t ad_len,
         return -1;
     }
     assert(out || plain_len == 0);
+    uint8_t ietf[S_IETF_NONCE] = {0};
+    memcpy(ietf + 4, sealed + S_NONCE_PREFIX, 8);
     for (size_t i = 0; i < self->count; i++) {
+        uint8_t scratch[KEYRING_KEY_SIZE];
+        const uint8_t *key = s_subkey(self, cache, i, sealed, scratch);
         unsigned long long mlen = 0;
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-                out, &mlen, NULL, sealed + KEYRING_NONCE_SIZE,
-                sealed_len - KEYRING_NONCE_SIZE, ad, ad_len, sealed,
-                self->keys[i].seal) == 0) {
+        int rc = crypto_aead_chacha20poly1305_ietf_decrypt(
+            out, &mlen, NULL, sealed + KEYRING_NONCE_SIZE,
+            sealed_len - KEYRING_NONCE_SIZE, ad, ad_len, ietf, key);
+        sodium_memzero(scratch, sizeof scratch);
+        if (rc == 0) {
             *out_len = (size_t)mlen;
             if (key_index) {
                 *key_index = i;
@@ -432,6 +524,14 @@ int keyring_open(const keyring_t *self, const uint8_t *ad, size_t ad_len,
     }
     errno = EBADMSG;
     return -1;
+}
+
+int keyring_open(const keyring_t *self, const uint8_t *ad, size_t ad_len,
+                 const uint8_t *sealed, size_t sealed_len, uint8_t *out,
+                 size_t out_cap, size_t *out_len, size_t *key_index)
+{
+    return keyring_open_cached(self, NULL, ad, ad_len, sealed, sealed_len, out,
+                               out_cap, out_len, key_index);
 }
 
 static void s_hash_field(crypto_generichash_state *state, const char *field,

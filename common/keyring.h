@@ -23,9 +23,18 @@
     The raw cluster key is never used directly: keyring_add derives two
     subkeys with crypto_kdf (BLAKE2b, context "roomcast"): id 1 seals
     (XChaCha20-Poly1305 IETF), id 2 keys the routing hash (BLAKE2b), id 3
-    gives a public fingerprint. The raw key is wiped as soon as the subkeys
-    exist. Subkeys live in sodium_malloc memory (guard pages, mlock'ed where
-    the system allows) and are wiped by keyring_destroy.
+    gives a public fingerprint.
+
+    XChaCha20-Poly1305 is HChaCha20 (key, first 16 nonce bytes) giving a
+    one-time subkey, then ChaCha20-Poly1305 IETF under it with a 12-byte
+    nonce of 4 zero bytes and the last 8 nonce bytes. Our nonces are a
+    fixed 16-byte prefix per ring and a counter, so that subkey is the same
+    for every seal of a ring: keyring_add computes it once and keyring_seal
+    runs only the IETF step (libsodium's own functions, byte for byte what
+    crypto_aead_xchacha20poly1305_ietf_encrypt gives). A receiver does the
+    same per sender with a keyring_cache_t. The raw key is wiped as soon as the
+   subkeys exist. Subkeys live in sodium_malloc memory (guard pages, mlock'ed
+   where the system allows) and are wiped by keyring_destroy.
 
     Key file format (what keyring_generate_file and `roomcastctl keygen`
     write): 64 hex characters (lowercase written, either case read),
@@ -128,6 +137,28 @@ int keyring_open(const keyring_t *self, const uint8_t *ad, size_t ad_len,
                  const uint8_t *sealed, size_t sealed_len, uint8_t *out,
                  size_t out_cap, size_t *out_len,
                  size_t *key_index) KEYRING_WUR;
+
+//  Subkeys of senders' nonce prefixes, so that opening many seals of the
+//  same sender costs no HChaCha20 each (a sender's prefix lasts as long as
+//  its process). A fixed number of slots (direct-mapped; a miss costs what
+//  keyring_open costs), in sodium_malloc memory, wiped when destroyed.
+//  Entries belong to the ring (and keys) they were made under: a ring whose
+//  keys change (keyring_add, keyring_swap) never hits older entries.
+//  THREAD SAFETY: a cache belongs to one thread.
+typedef struct _keyring_cache_t keyring_cache_t;
+
+//  Returns NULL with errno ENOMEM (or ENOSYS: libsodium).
+keyring_cache_t *keyring_cache_new(void);
+
+//  Wipe and free. Nulls *self_p; safe to call twice.
+void keyring_cache_destroy(keyring_cache_t **self_p);
+
+//  keyring_open, with cache (NULL: none) remembering the subkey of each
+//  sender's nonce prefix. Same arguments, results and errors.
+int keyring_open_cached(const keyring_t *self, keyring_cache_t *cache,
+                        const uint8_t *ad, size_t ad_len, const uint8_t *sealed,
+                        size_t sealed_len, uint8_t *out, size_t out_cap,
+                        size_t *out_len, size_t *key_index) KEYRING_WUR;
 
 //  Routing keys of (channel, namespace, topic), one per key in the ring:
 //  out[0] under the current key, out[1] under the extra key. Each is the

@@ -39,10 +39,12 @@ typedef struct {
     uint64_t closed_partial_budget; // closed: --partial-budget full
     uint64_t partial_bytes;         // gauge: held in incomplete frames
     uint64_t fanouts;               // messages fanned out (local or mesh)
-    uint64_t env_sent;              // envelopes published to the mesh
+    uint64_t env_sent;              // messages published to the mesh
+    uint64_t env_batches;           // envelopes (batches) they went in
     uint64_t env_received;          // envelopes opened and delivered
     uint64_t env_undecryptable;     // did not open (other key, tampered)
     uint64_t env_malformed;         // opened but did not parse
+    uint64_t env_refused_format;    // a format we do not speak (newer)
     uint64_t env_duplicates;        // dropped: seen already (two proxies)
     uint64_t env_own;               // dropped: our own, come back
     uint64_t env_stale;             // dropped: older than one delivered

@@ -41,6 +41,8 @@
 
 #define PREFIX_LEN  8
 #define DRAIN_BATCH 2048 // messages per socket per loop turn
+#define BATCH_SLOTS 64   // batches: a hash table by routing key
+#define BATCH_KEYS  48   // routing keys batched at once in a loop turn
 #define MARKER_LEN  (PREFIX_LEN + 16 + 8)
 
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
@@ -85,6 +87,15 @@ struct mesh_t {
     curve_monitor_t *monitor_sub; // ... and on our SUB (we are refused)
     rkeys_t *rkeys;               // routing keys per (ns, topic)
     bool sent;                    // sent on the XPUB since the idle turn began
+    struct {
+        uint8_t rkey[KEYRING_RKEY_SIZE]; // routing key 0 of the batch
+        uint64_t turn;                   // in use when self->turn
+        envelope_batch_t batch;          // this turn's publishes to it
+    } pending[BATCH_SLOTS];              // sealed at the end of the turn
+    uint64_t turn;                       // batching turns, from 1
+    uint8_t order[BATCH_KEYS];           // slots in use, first used first
+    size_t npending;                     // slots in use this turn
+    uint8_t refused_logged[256 / 8];     // envelope formats logged already
 };
 
 static uint64_t s_wall_ms(void)
@@ -104,8 +115,9 @@ static void s_free_sealed(void *data, void *hint)
 }
 
 //  Send [frame1][frame2] without blocking; frame2 (malloc'ed) is taken.
-static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
-                    size_t f2_len)
+//  Returns 0, or -1 when ZeroMQ refused it (counted once).
+static int s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
+                   size_t f2_len)
 {
     self->sent = true;
     zmq_msg_t m;
@@ -113,12 +125,14 @@ static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
         zmq_msg_init_data(&m, f2, f2_len, s_free_sealed, NULL)) {
         self->stats->mesh_send_failed++;
         free(f2);
-        return;
+        return -1;
     }
     if (zmq_msg_send(&m, self->xpub, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&m);
         self->stats->mesh_send_failed++;
+        return -1;
     }
+    return 0;
 }
 
 //  Associated data of a control frame: a domain tag (so no control seal can
@@ -149,7 +163,7 @@ static void s_send_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
         self->stats->mesh_send_failed++;
         return;
     }
-    s_send2(self, f1, f1_len, sealed, sealed_len);
+    (void)s_send2(self, f1, f1_len, sealed, sealed_len);
 }
 
 //  Open a control frame into out (cap bytes). Returns the plaintext length
@@ -171,6 +185,74 @@ static ssize_t s_open_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
     return (ssize_t)len;
 }
 
+//  Seal pending slot i and send it: one seal and one ZeroMQ message for
+//  every message of the batch, event ids consecutive in it.
+static void s_batch_send(mesh_t *self, size_t i)
+{
+    envelope_batch_t *batch = &self->pending[i].batch;
+    size_t n = batch->count;
+    if (n == 0) {
+        return;
+    }
+    uint8_t *sealed;
+    size_t len;
+    if (envelope_batch_seal(batch, self->ring, self->pending[i].rkey,
+                            self->event_id + 1, s_wall_ms(), &sealed, &len)) {
+        self->stats->mesh_send_failed += n;
+        envelope_batch_clear(batch); // its slot starts again if used again
+        return;
+    }
+    self->event_id += n;
+    self->stats->env_sent += n;
+    self->stats->env_batches++;
+    if (s_send2(self, self->pending[i].rkey, KEYRING_RKEY_SIZE, sealed, len)) {
+        self->stats->mesh_send_failed += n - 1; // one each, as when alone
+    }
+}
+
+//  The end of a loop turn: what the apps published in it goes out, one
+//  envelope per routing key. Never waits for more (no timer).
+static void s_batches_flush(mesh_t *self)
+{
+    for (size_t i = 0; i < self->npending; i++) {
+        s_batch_send(self, self->order[i]);
+    }
+    self->npending = 0;
+    self->turn++; // every slot is free again
+}
+
+//  The pending slot of routing key rkey for (ns, topic), started when new.
+//  Returns its index, or -1 (a bad name: counted).
+static int s_batch_for(mesh_t *self, const uint8_t *rkey, const msg_t *msg)
+{
+    //  open addressing: routing keys are uniformly random bytes
+    size_t i = rkey[0] % BATCH_SLOTS;
+    while (self->pending[i].turn == self->turn &&
+           memcmp(self->pending[i].rkey, rkey, KEYRING_RKEY_SIZE) != 0) {
+        i = (i + 1) % BATCH_SLOTS; // a free slot exists: npending < SLOTS
+    }
+    if (self->pending[i].turn != self->turn) { // a new key in this turn
+        if (self->npending == BATCH_KEYS) {
+            s_batches_flush(self); // many topics in one turn: make room
+            i = rkey[0] % BATCH_SLOTS;
+        }
+        self->pending[i].turn = self->turn;
+        memcpy(self->pending[i].rkey, rkey, KEYRING_RKEY_SIZE);
+        envelope_batch_clear(&self->pending[i].batch);
+        self->order[self->npending++] = (uint8_t)i;
+    }
+    //  new, sent because it was full, or cleared by a failure
+    if (!envelope_batch_started(&self->pending[i].batch) &&
+        envelope_batch_start(&self->pending[i].batch, self->node, msg->ns.ptr,
+                             msg->ns.len, msg->topic.ptr, msg->topic.len)) {
+        return -1;
+    }
+    return (int)i;
+}
+
+//  A local publish joins this turn's batch for its routing key; the batch
+//  is sealed and sent by s_idle, at the end of the turn (or now, when it
+//  is full).
 void mesh_publish(mesh_t *self, const msg_t *msg)
 {
     if (self->alone) {
@@ -181,28 +263,28 @@ void mesh_publish(mesh_t *self, const msg_t *msg)
                   msg->topic.len, rkeys) < 1) {
         return;
     }
-    envelope_t env = {.sequence = msg->seq,
-                      .event_id = ++self->event_id,
-                      .ns = msg->ns.ptr,
-                      .ns_len = msg->ns.len,
-                      .topic = msg->topic.ptr,
-                      .topic_len = msg->topic.len,
-                      .kind = (msg->flags & WIRE_F_BINARY)
-                                  ? ENVELOPE_KIND_BINARY
-                                  : ENVELOPE_KIND_TEXT,
-                      .payload = (const uint8_t *)msg->payload.ptr,
-                      .payload_len = msg->payload.len,
-                      .timestamp_ms = s_wall_ms()};
-    memcpy(env.origin_node, self->node, 16);
-    memcpy(env.origin_instance, msg->instance, 16);
-    uint8_t *sealed;
-    size_t len;
-    if (envelope_seal(self->ring, &env, rkeys[0], &sealed, &len)) {
+    int i = s_batch_for(self, rkeys[0], msg);
+    if (i < 0) {
         self->stats->mesh_send_failed++;
         return;
     }
-    self->stats->env_sent++;
-    s_send2(self, rkeys[0], KEYRING_RKEY_SIZE, sealed, len);
+    envelope_batch_t *batch = &self->pending[i].batch;
+    if (!envelope_batch_fits(batch, msg->payload.len)) {
+        s_batch_send(self, (size_t)i); // full: it goes now, this one next
+        i = s_batch_for(self, rkeys[0], msg); // the same slot, started
+        if (i < 0) {
+            self->stats->mesh_send_failed++;
+            return;
+        }
+        batch = &self->pending[i].batch;
+    }
+    uint8_t kind = (msg->flags & WIRE_F_BINARY) ? ENVELOPE_KIND_BINARY
+                                                : ENVELOPE_KIND_TEXT;
+    if (envelope_batch_add(batch, msg->instance, msg->seq, kind,
+                           (const uint8_t *)msg->payload.ptr,
+                           msg->payload.len)) {
+        self->stats->mesh_send_failed++;
+    }
 }
 
 // --- the control plane's io (meshctl)
@@ -296,20 +378,10 @@ static void s_run_flush(mesh_t *self)
     }
 }
 
-static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
-                          const uint8_t *sealed, size_t len)
+//  One message of an opened envelope, in the order of its batch: dedup and
+//  sequence checks per message, as if each had come alone.
+static void s_on_message(mesh_t *self, const envelope_t *e)
 {
-    envelope_opened_t o;
-    if (envelope_open(self->rkeys, rkey, KEYRING_RKEY_SIZE, sealed, len,
-                      self->cfg->max_payload, &o)) {
-        if (errno == EPROTO) {
-            self->stats->env_malformed++;
-        } else {
-            self->stats->env_undecryptable++;
-        }
-        return;
-    }
-    const envelope_t *e = &o.env;
     uint64_t missed = 0;
     int seq;
     if (memcmp(e->origin_node, self->node, 16) == 0) {
@@ -349,6 +421,44 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         self->run.missed += missed;
         self->io.message(self->io.arg, &msg, missed);
     }
+}
+
+//  An envelope of a format we do not speak: counted, and logged once per
+//  format (the SUB socket does not say which peer sent it; a sidecar of a
+//  newer version is the likely one).
+static void s_refused_format(mesh_t *self, uint8_t format)
+{
+    self->stats->env_refused_format++;
+    uint8_t bit = (uint8_t)(1u << (format % 8));
+    if (!(self->refused_logged[format / 8] & bit)) {
+        self->refused_logged[format / 8] |= bit;
+        log_warn("envelope_format_refused",
+                 "format=%u note=\"a peer sends envelopes of a format this "
+                 "sidecar does not speak (a newer version?): dropped and "
+                 "counted in env_refused_format\"",
+                 (unsigned)format);
+    }
+}
+
+//  One open per envelope, then every message it holds, in order.
+static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
+                          const uint8_t *sealed, size_t len)
+{
+    envelope_opened_t o;
+    if (envelope_open(self->rkeys, rkey, KEYRING_RKEY_SIZE, sealed, len,
+                      self->cfg->max_payload, &o)) {
+        if (errno == ENOPROTOOPT) {
+            s_refused_format(self, o.format);
+        } else if (errno == EPROTO) {
+            self->stats->env_malformed++;
+        } else {
+            self->stats->env_undecryptable++;
+        }
+        return;
+    }
+    do {
+        s_on_message(self, &o.env);
+    } while (envelope_opened_next(&o));
     envelope_opened_release(&o);
 }
 
@@ -480,7 +590,8 @@ static bool s_idle(loop_t *loop, void *arg)
     //  getpid(2). A drain that ends in EAGAIN has looked at its socket; one
     //  more turn is needed only when a batch stopped at its limit, or when
     //  we sent on the XPUB after looking at it (a send may take the signal
-    //  of input that came meanwhile).
+    //  of input that came meanwhile). This turn's publishes go first.
+    s_batches_flush(self);
     self->sent = false;
     bool more = false;
     if (s_readable(self->xpub)) {
@@ -630,6 +741,7 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint)
 
 void mesh_rekey(mesh_t *self, keyring_t **ring_p)
 {
+    s_batches_flush(self); // sealed under the key they were routed with
     keyring_swap(self->ring, *ring_p);
     keyring_destroy(ring_p);
     rkeys_reset(self->rkeys);
@@ -855,6 +967,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
     self->proxy_mode = cfg->proxies.count > 0;
     self->alone = cfg->peers.count == 0 && cfg->proxies.count == 0;
     self->timer = -1;
+    self->turn = 1; // slots of turn 0 (all, zeroed) are free
     //  czmq's context: zauth must share it with the sockets it guards
     self->zctx = zsys_init();
     if (*cfg->curve_cert) {
@@ -931,6 +1044,9 @@ void mesh_destroy(mesh_t **self_p)
         free(self->links[i].endpoint);
     }
     free(self->links);
+    for (size_t i = 0; i < BATCH_SLOTS; i++) {
+        envelope_batch_release(&self->pending[i].batch);
+    }
     dedup_destroy(&self->dedup);
     rkeys_destroy(&self->rkeys);
     seqtrack_destroy(&self->seqtrack);

@@ -2,14 +2,17 @@
 
     Mesh mode: one XPUB bound at --bind, one SUB connected to every peer's
     data endpoint. Proxy mode: the XPUB connects to every proxy's frontend,
-    the SUB to every proxy's backend. Either way a local publish is sealed
-    once (envelope.c) and sent once; XPUB filtering sends it only to the
-    sidecars that subscribed to its routing key, which they do while they
-    have a local subscriber (registry hooks: lazy interest).
+    the SUB to every proxy's backend. Either way the local publishes of
+    one loop turn are sealed once per routing key (envelope.c, format 2:
+    a batch) and sent once, at the end of the turn (the mesh's idle hook;
+    never on a timer); XPUB filtering sends them only to the sidecars that
+    subscribed to their routing key, which they do while they have a local
+    subscriber (registry hooks: lazy interest).
 
-    Received envelopes are opened, deduplicated per origin node (two proxies
-    deliver twice), sequence-checked per (publisher, topic) (gaps counted)
-    and reported to io->message with what was missed before them. The mesh
+    Received envelopes are opened once, and each message they hold, in
+    order, is deduplicated per origin node (two proxies deliver twice),
+    sequence-checked per (publisher, topic) (gaps counted) and reported to
+    io->message with what was missed before it. The mesh
     includes no other component: what follows (local fanout, GAP notices,
     presence, apps told of health) is the coordinator's.
 
@@ -92,7 +95,8 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
                  char *err, size_t errlen);
 void mesh_destroy(mesh_t **self_p);
 
-//  Relay a local publish to the other sidecars.
+//  Relay a local publish to the other sidecars: it joins this loop turn's
+//  batch for its routing key (msg is copied), sent when the turn ends.
 void mesh_publish(mesh_t *self, const msg_t *msg);
 
 //  Receive (on) or stop receiving (off) a topic from the other sidecars

@@ -124,6 +124,8 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     COUNTER(env_received);
     COUNTER(env_undecryptable);
     COUNTER(env_malformed);
+    COUNTER(env_refused_format);
+    COUNTER(env_batches);
     COUNTER(env_duplicates);
     COUNTER(env_own);
     COUNTER(env_stale);

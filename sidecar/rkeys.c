@@ -14,7 +14,8 @@
 struct rkeys_t {
     const keyring_t *ring;
     char *channel;
-    zhashx_t *cache; // "<ns length, 2 hex digits>ns topic" -> s_entry_t
+    zhashx_t *cache;        // "<ns length, 2 hex digits>ns topic" -> s_entry_t
+    keyring_cache_t *opens; // senders' sealing subkeys
 };
 
 typedef struct {
@@ -37,8 +38,9 @@ rkeys_t *rkeys_new(const keyring_t *ring, const char *channel)
         self->ring = ring;
         self->channel = strdup(channel);
         self->cache = zhashx_new();
+        self->opens = keyring_cache_new();
     }
-    if (!self || !self->channel || !self->cache) {
+    if (!self || !self->channel || !self->cache || !self->opens) {
         rkeys_destroy(&self);
         errno = ENOMEM;
         return NULL;
@@ -52,6 +54,7 @@ void rkeys_destroy(rkeys_t **self_p)
     if (self_p && *self_p) {
         rkeys_t *self = *self_p;
         zhashx_destroy(&self->cache);
+        keyring_cache_destroy(&self->opens);
         free(self->channel);
         free(self);
         *self_p = NULL;
@@ -61,6 +64,11 @@ void rkeys_destroy(rkeys_t **self_p)
 void rkeys_reset(rkeys_t *self)
 {
     zhashx_purge(self->cache);
+}
+
+keyring_cache_t *rkeys_open_cache(rkeys_t *self)
+{
+    return self->opens;
 }
 
 const keyring_t *rkeys_ring(const rkeys_t *self)

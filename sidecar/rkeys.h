@@ -6,7 +6,9 @@
     subscribes to and hears from the same topics again and again, so the
     keys are kept per (namespace, topic); past RKEYS_CACHE_MAX topics the
     cache starts over. The mesh uses one rkeys_t to stamp frame 1, to
-    subscribe, and (through envelope_open) to check frame 1 on receipt.
+    subscribe, and (through envelope_open) to check frame 1 on receipt;
+    it also holds the keyring_cache_t of senders' subkeys envelope_open
+    opens with.
 
     THREAD SAFETY: none; an rkeys_t belongs to one thread. The ring must
     outlive it and keep its keys while it exists.
@@ -33,6 +35,10 @@ void rkeys_destroy(rkeys_t **self_p);
 
 //  The ring the keys are derived from.
 const keyring_t *rkeys_ring(const rkeys_t *self);
+
+//  The cache of senders' sealing subkeys (keyring.h) that envelope_open
+//  opens with, owned by self.
+keyring_cache_t *rkeys_open_cache(rkeys_t *self);
 
 //  The ring's keys changed: forget every cached routing key.
 void rkeys_reset(rkeys_t *self);

@@ -86,7 +86,7 @@ const topic = obj({ namespace: str, topic: str, subscribers: uint });
 const counters = [
   "clients_accepted", "clients_refused", "publishes", "deliveries", "dropped_slow", "closed_slow",
   "closed_proto", "bad_frames", "errors_sent", "bytes_in", "bytes_out", "fanouts", "fanout_us_sum",
-  "env_sent", "env_received", "env_undecryptable", "env_malformed", "env_duplicates", "env_own",
+  "env_sent", "env_received", "env_undecryptable", "env_malformed", "env_refused_format", "env_batches", "env_duplicates", "env_own",
   "env_stale", "gaps", "missed", "control_received", "control_bad", "mesh_send_failed", "gossip_in",
   "gossip_out", "gossip_undecryptable", "gossip_bad", "curve_refused", "presence_refused",
   "closed_partial", "closed_partial_budget", "partial_bytes", "refused_order", "refused_name",

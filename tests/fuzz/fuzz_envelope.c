@@ -6,12 +6,16 @@
       1. as received frames: envelope_open (frame 1 = routing key, frame 2 =
          the rest). Covers framing and decryption; the seed corpus holds
          real sealed envelopes so the whole path is reached.
-      2. as a body: the rest is sealed under the test key with the routing
-         key as associated data, then opened. A fuzzer cannot forge a
-         Poly1305 tag, so this is how its bytes reach the msgpack parser and
-         the routing key check.
+      2. as a body: the rest is sealed under the test key as format 1
+         (associated data: the routing key) and as format 2 (a batch:
+         routing key || 0x02), then opened. A fuzzer cannot forge a
+         Poly1305 tag, so this is how its bytes reach both parsers and the
+         routing key check.
 
-    Seeds: tests/fuzz/corpus/envelope (channel "fuzz", key s_key below).
+    Every message of an accepted envelope is walked (envelope_opened_next)
+    and checked. Seeds: tests/fuzz/corpus/envelope (channel "fuzz", key
+    s_key below): sealed-* and body-* are format 1, batch-* format 2 (made
+    with envelope_batch_* under s_key, channel "fuzz", topic chat/room1).
 */
 
 #include <stddef.h>
@@ -44,7 +48,7 @@ static keyring_t *s_ring(void)
 }
 
 //  Checks what envelope_open promises about an accepted message.
-static void s_check(const envelope_opened_t *opened)
+static void s_check_one(const envelope_opened_t *opened)
 {
     const envelope_t *env = &opened->env;
     if (env->topic_len == 0 || env->topic_len > ENVELOPE_NAME_MAX ||
@@ -60,6 +64,24 @@ static void s_check(const envelope_opened_t *opened)
         sum ^= env->payload[i];
     }
     (void)sum;
+}
+
+//  ... about every message of it, in order.
+static void s_check(envelope_opened_t *opened)
+{
+    size_t n = 0;
+    uint64_t first = opened->env.event_id;
+    do {
+        s_check_one(opened);
+        if (opened->index != n || opened->env.event_id != first + n) {
+            abort();
+        }
+        n++;
+    } while (envelope_opened_next(opened));
+    if (n != opened->count || n == 0 ||
+        (opened->format == ENVELOPE_FORMAT && n != 1)) {
+        abort();
+    }
 }
 
 static void s_try(const uint8_t *rkey, size_t rkey_len, const uint8_t *frame,
@@ -97,16 +119,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s_try(rkey, rkey_len, frame, rest_len);
     free(frame);
 
-    if (rkey_len == KEYRING_RKEY_SIZE) {
+    for (int format = ENVELOPE_FORMAT;
+         rkey_len == KEYRING_RKEY_SIZE && format <= ENVELOPE_FORMAT2;
+         format++) {
         size_t cap = 1 + KEYRING_SEAL_OVERHEAD + rest_len;
         uint8_t *sealed = malloc(cap);
         size_t sealed_len = 0;
+        uint8_t ad[KEYRING_RKEY_SIZE + 1];
         if (sealed == NULL) {
             abort();
         }
-        sealed[0] = ENVELOPE_FORMAT;
-        if (keyring_seal(s_ring(), rkey, rkey_len, rest, rest_len, sealed + 1,
-                         cap - 1, &sealed_len) != 0) {
+        memcpy(ad, rkey, KEYRING_RKEY_SIZE);
+        ad[KEYRING_RKEY_SIZE] = ENVELOPE_FORMAT2;
+        sealed[0] = (uint8_t)format;
+        if (keyring_seal(s_ring(), ad,
+                         KEYRING_RKEY_SIZE + (format == ENVELOPE_FORMAT2), rest,
+                         rest_len, sealed + 1, cap - 1, &sealed_len) != 0) {
             abort();
         }
         s_try(rkey, rkey_len, sealed, 1 + sealed_len);

@@ -114,6 +114,21 @@ static void s_print_log(const rcd_t *d)
     }
 }
 
+//  Lines of d's log holding what.
+static int s_log_count(const rcd_t *d, const char *what)
+{
+    FILE *f = fopen(d->log, "r");
+    char line[1024];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        n += strstr(line, what) != NULL;
+    }
+    if (f) {
+        fclose(f);
+    }
+    return n;
+}
+
 typedef struct {
     const rcd_t *d;
     const char *name;
@@ -402,17 +417,19 @@ static void test_tampering_is_counted_never_delivered(void **state)
 
     long long dup = s_forge_value(&f, "to_duplicates"),
               undec = s_forge_value(&f, "to_undecryptable"),
+              format = s_forge_value(&f, "to_refused_format"),
               malformed = s_forge_value(&f, "to_malformed"),
               ctl = s_forge_value(&f, "to_control_bad");
     for (int i = 0; i < f.nlines; i++) {
         printf("forge: %s\n", f.lines[i]);
     }
     assert_int_equal(dup, 1);
-    const char *kinds[] = {
-        "bitflip",    "truncated",      "random_body", "empty_body",
-        "hb_as_env",  "single_frame",   "three_frame", "many_frame",
-        "hb_garbage", "hb_long_prefix", "ack_garbage", "empty_control",
-        "env_as_hb",  "random_rkey",    "rkey_flip",   "empty_key"};
+    const char *kinds[] = {"bitflip",       "format",         "truncated",
+                           "random_body",   "empty_body",     "hb_as_env",
+                           "single_frame",  "three_frame",    "many_frame",
+                           "hb_garbage",    "hb_long_prefix", "ack_garbage",
+                           "empty_control", "env_as_hb",      "random_rkey",
+                           "rkey_flip",     "empty_key"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (s_forge_value(&f, kinds[i]) <= 0) {
             fail_msg("forge sent no %s", kinds[i]);
@@ -425,6 +442,8 @@ static void test_tampering_is_counted_never_delivered(void **state)
     //  by ZeroMQ before the daemon sees them, so no counter moves. Nothing
     //  else feeds these counters here, so the totals must match exactly.
     assert_int_equal(s_wait_counter(&p.a, "env_undecryptable", undec), undec);
+    assert_int_equal(s_wait_counter(&p.a, "env_refused_format", format),
+                     format);
     assert_int_equal(s_wait_counter(&p.a, "env_malformed", malformed),
                      malformed);
     assert_int_equal(s_wait_counter(&p.a, "control_bad", ctl), ctl);
@@ -442,6 +461,12 @@ static void test_tampering_is_counted_never_delivered(void **state)
     //  every counter reached its total above, so nothing forged is still
     //  in flight and none went over: still exact
     assert_int_equal(s_counter(&p.a, "env_undecryptable"), undec);
+    assert_int_equal(s_counter(&p.a, "env_refused_format"), format);
+    //  each format refused is named once in the log, however often it came
+    assert_int_equal(
+        s_log_count(&p.a, "event=envelope_format_refused format=0 "), 1);
+    assert_int_equal(
+        s_log_count(&p.a, "event=envelope_format_refused format=3 "), 1);
     assert_int_equal(s_counter(&p.a, "env_malformed"), malformed);
     assert_int_equal(s_counter(&p.a, "control_bad"), ctl);
     assert_int_equal(s_counter(&p.a, "env_duplicates"), dup);

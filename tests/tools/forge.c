@@ -23,10 +23,11 @@
       kind               frames                          victim counts it as
       replay             [rkey][genuine]                 env_duplicates
       bitflip            [rkey][genuine, 1 bit flipped]  env_undecryptable
+      format             [rkey][genuine, format 0 or 3]  env_refused_format
       truncated          [rkey][genuine cut short]       env_undecryptable
-      random_body        [rkey][random]                  env_undecryptable
+      random_body        [rkey][format 1|2, random]      env_undecryptable
       empty_body         [rkey][]                        env_undecryptable
-      hb_as_env          [rkey][genuine heartbeat seal]  env_undecryptable
+      hb_as_env          [rkey][2, genuine heartbeat seal] env_undecryptable
       single_frame       [rkey] [rkey||genuine] [HB..]   env_malformed
       three_frame        [rkey][genuine][x] ...          env_malformed
       many_frame         five frames                     env_malformed
@@ -63,7 +64,8 @@
     Output, on stdout, one key=value per line: progress (bound=,
     victim_rkey=, victim_node=, capture_ready=, captured=), then every
     kind's count, then the totals by what the victim should count:
-    to_duplicates=, to_undecryptable=, to_malformed=, to_control_bad=,
+    to_duplicates=, to_undecryptable=, to_refused_format=, to_malformed=,
+    to_control_bad=,
     to_filtered=, to_control_received=, and sent=. Exit 0 when everything
     was handed to ZeroMQ and flushed; 1 on a timeout (every wait ends at
     --timeout ms after the start, default 10000) or an error, with a
@@ -95,6 +97,7 @@ static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
 typedef enum {
     G_DUPLICATES,
     G_UNDECRYPTABLE,
+    G_REFUSED_FORMAT,
     G_MALFORMED,
     G_CONTROL_BAD,
     G_FILTERED,
@@ -103,7 +106,7 @@ typedef enum {
 } group_t;
 
 static const char *const s_group_names[G_COUNT] = {
-    "to_duplicates",  "to_undecryptable", "to_malformed",
+    "to_duplicates",  "to_undecryptable", "to_refused_format",  "to_malformed",
     "to_control_bad", "to_filtered",      "to_control_received"};
 
 typedef struct {
@@ -115,6 +118,7 @@ typedef struct {
 enum {
     K_REPLAY,
     K_BITFLIP,
+    K_FORMAT,
     K_TRUNCATED,
     K_RANDOM_BODY,
     K_OVERSIZE,
@@ -141,6 +145,7 @@ enum {
 static kind_t s_kinds[K_COUNT] = {
     [K_REPLAY] = {"replay", G_DUPLICATES, 0},
     [K_BITFLIP] = {"bitflip", G_UNDECRYPTABLE, 0},
+    [K_FORMAT] = {"format", G_REFUSED_FORMAT, 0},
     [K_TRUNCATED] = {"truncated", G_UNDECRYPTABLE, 0},
     [K_RANDOM_BODY] = {"random_body", G_UNDECRYPTABLE, 0},
     [K_OVERSIZE] = {"oversize", G_UNDECRYPTABLE, 0},
@@ -423,8 +428,9 @@ static int s_tamper_envelopes(forge_t *self)
     if (self->captured) {
         rc |= s_send2(self, K_REPLAY, self->rkey, RKEY_LEN, g, glen);
     }
-    //  one bit at the format byte, the nonce, the ciphertext and the tag
-    size_t at[] = {0, 1, 24, 25, glen / 2, glen - 17, glen - 16, glen - 1};
+    //  one bit at the nonce, the ciphertext and the tag (a flip of the
+    //  format byte makes another format: "format" below)
+    size_t at[] = {1, 24, 25, glen / 2, glen - 17, glen - 16, glen - 1};
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
         uint8_t *copy = malloc(glen);
         if (!copy) {
@@ -433,6 +439,17 @@ static int s_tamper_envelopes(forge_t *self)
         memcpy(copy, g, glen);
         copy[at[i]] ^= (uint8_t)(1u << (i % 8));
         rc |= s_send2(self, K_BITFLIP, self->rkey, RKEY_LEN, copy, glen);
+        free(copy);
+    }
+    const uint8_t formats[] = {0x00, 0x03, 0x03};
+    for (size_t i = 0; i < sizeof formats; i++) {
+        uint8_t *copy = malloc(glen);
+        if (!copy) {
+            return -1;
+        }
+        memcpy(copy, g, glen);
+        copy[0] = formats[i];
+        rc |= s_send2(self, K_FORMAT, self->rkey, RKEY_LEN, copy, glen);
         free(copy);
     }
     size_t cut[] = {1, 24, 40, 41, glen / 2, glen - 1};
@@ -445,16 +462,22 @@ static int s_tamper_envelopes(forge_t *self)
         if (!r) {
             return -1;
         }
-        if (i % 2) {
-            r[0] = ENVELOPE_FORMAT; // gets past the format check
-        }
+        //  gets past the format check
+        r[0] = i % 2 ? ENVELOPE_FORMAT : ENVELOPE_FORMAT2;
         rc |= s_send2(self, K_RANDOM_BODY, self->rkey, RKEY_LEN, r, sizes[i]);
         free(r);
     }
     rc |= s_send2(self, K_EMPTY_BODY, self->rkey, RKEY_LEN, NULL, 0);
     if (self->heartbeat) {
-        rc |= s_send2(self, K_HB_AS_ENV, self->rkey, RKEY_LEN, self->heartbeat,
-                      self->heartbeat_len);
+        uint8_t *hb = malloc(1 + self->heartbeat_len);
+        if (!hb) {
+            return -1;
+        }
+        hb[0] = ENVELOPE_FORMAT2;
+        memcpy(hb + 1, self->heartbeat, self->heartbeat_len);
+        rc |= s_send2(self, K_HB_AS_ENV, self->rkey, RKEY_LEN, hb,
+                      1 + self->heartbeat_len);
+        free(hb);
     }
     return rc;
 }

@@ -400,7 +400,10 @@ static void test_any_tampered_byte_fails(void **state)
     for (size_t pos = 0; pos < len; pos++) {
         for (size_t f = 0; f < sizeof flips; f++) {
             sealed[pos] ^= flips[f];
-            assert_int_equal(s_open(fx, fx->rkey, sealed, len), EBADMSG);
+            //  the format byte is outside the seal: another format is
+            //  refused by name before anything is decrypted
+            assert_int_equal(s_open(fx, fx->rkey, sealed, len),
+                             pos == 0 ? ENOPROTOOPT : EBADMSG);
             sealed[pos] ^= flips[f];
         }
     }
@@ -817,6 +820,457 @@ static void test_wide_integer_encodings_are_accepted(void **state)
     assert_int_equal(s_open_raw(fx, body, sizeof body, "chat", "room1"), 0);
 }
 
+//  --- format 2: batches ---------------------------------------------------
+
+static const uint8_t s_other[ENVELOPE_ID_SIZE] = "othr-0123456789";
+
+//  Seals a batch of n messages on (ns, topic) under fx's ring: message i is
+//  from s_instance for i % 7 < 4 else s_other, sequence 100 + i, binary
+//  when i is odd, payload i % 300 bytes of value i. Caller frees.
+static uint8_t *s_batch(fixture_t *fx, envelope_batch_t *b, size_t n,
+                        const char *ns, const char *topic, size_t *len)
+{
+    static uint8_t payload[300];
+    uint8_t rkey[KEYRING_RKEY_SIZE];
+    s_rkey_of(fx->ring, CHANNEL, ns, topic, rkey);
+    assert_int_equal(
+        envelope_batch_start(b, s_node, ns, strlen(ns), topic, strlen(topic)),
+        0);
+    for (size_t i = 0; i < n; i++) {
+        memset(payload, (int)(i & 0xff), sizeof payload);
+        assert_true(envelope_batch_fits(b, i % 300));
+        assert_int_equal(envelope_batch_add(b, i % 7 < 4 ? s_instance : s_other,
+                                            100 + i, (uint8_t)(i % 2), payload,
+                                            i % 300),
+                         0);
+    }
+    assert_int_equal(b->count, n);
+    uint8_t *sealed = NULL;
+    assert_int_equal(envelope_batch_seal(b, fx->ring, rkey, 5000, 1700000000999,
+                                         &sealed, len),
+                     0);
+    assert_int_equal(b->count, 0);
+    assert_int_equal(sealed[0], ENVELOPE_FORMAT2);
+    return sealed;
+}
+
+//  Opens and checks every message of a batch made by s_batch.
+static void s_check_batch(fixture_t *fx, const uint8_t *sealed, size_t len,
+                          size_t n, const char *topic)
+{
+    uint8_t rkey[KEYRING_RKEY_SIZE];
+    s_rkey_of(fx->ring, CHANNEL, "chat", topic, rkey);
+    envelope_opened_t o;
+    assert_int_equal(
+        envelope_open(fx->rk, rkey, sizeof rkey, sealed, len, MIB, &o), 0);
+    assert_int_equal(o.format, ENVELOPE_FORMAT2);
+    assert_int_equal(o.count, n);
+    size_t i = 0;
+    do {
+        const envelope_t *e = &o.env;
+        assert_int_equal(o.index, i);
+        assert_memory_equal(e->origin_node, s_node, ENVELOPE_ID_SIZE);
+        assert_memory_equal(e->origin_instance,
+                            i % 7 < 4 ? s_instance : s_other, ENVELOPE_ID_SIZE);
+        assert_int_equal(e->sequence, 100 + i);
+        assert_int_equal(e->event_id, 5000 + i);
+        assert_string_equal(e->ns, "chat");
+        assert_string_equal(e->topic, topic);
+        assert_int_equal(e->kind, i % 2);
+        assert_int_equal(e->payload_len, i % 300);
+        for (size_t k = 0; k < e->payload_len; k++) {
+            assert_int_equal(e->payload[k], i & 0xff);
+        }
+        assert_int_equal(e->timestamp_ms, 1700000000999);
+        i++;
+    } while (envelope_opened_next(&o));
+    assert_int_equal(i, n);
+    assert_false(envelope_opened_next(&o)); // stays at the end
+    assert_int_equal(o.index, n - 1);
+    envelope_opened_release(&o);
+}
+
+static void test_batch_round_trip_one_and_many(void **state)
+{
+    fixture_t *fx = *state;
+    envelope_batch_t b = {0};
+    size_t sizes[] = {1, 2, 7, 100, 220};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t len = 0;
+        uint8_t *sealed = s_batch(fx, &b, sizes[k], "chat", "room1", &len);
+        assert_true(len <= ENVELOPE_MAX_SEALED(300));
+        s_check_batch(fx, sealed, len, sizes[k], "room1");
+        free(sealed);
+    }
+    envelope_batch_release(&b);
+    envelope_batch_release(&b); // twice is fine
+}
+
+//  A run of one app's messages names it once: a batch of 64 B messages
+//  from one instance costs about 70 bytes a message, not 90.
+static void test_batch_names_an_instance_once_per_run(void **state)
+{
+    fixture_t *fx = *state;
+    envelope_batch_t b = {0};
+    uint8_t payload[64] = {0};
+    assert_int_equal(envelope_batch_start(&b, s_node, "chat", 4, "room1", 5),
+                     0);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(envelope_batch_add(&b, s_instance, (uint64_t)i + 1,
+                                            ENVELOPE_KIND_BINARY, payload,
+                                            sizeof payload),
+                         0);
+    }
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(
+        envelope_batch_seal(&b, fx->ring, fx->rkey, 1, 1, &sealed, &len), 0);
+    assert_true(len < 100 * 70 + 100);
+    free(sealed);
+    envelope_batch_release(&b);
+}
+
+static void test_batch_limits(void **state)
+{
+    fixture_t *fx = *state;
+    envelope_batch_t b = {0};
+    uint8_t *big = calloc(1, ENVELOPE_BATCH_BYTES * 2);
+    assert_int_equal(envelope_batch_start(&b, s_node, "chat", 4, "room1", 5),
+                     0);
+    //  an empty batch takes anything: a large payload goes alone
+    assert_true(envelope_batch_fits(&b, ENVELOPE_BATCH_BYTES * 2));
+    assert_int_equal(
+        envelope_batch_add(&b, s_instance, 1, 0, big, ENVELOPE_BATCH_BYTES * 2),
+        0);
+    assert_false(envelope_batch_fits(&b, 0));
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(
+        envelope_batch_seal(&b, fx->ring, fx->rkey, 1, 1, &sealed, &len), 0);
+    assert_true(len <= ENVELOPE_MAX_SEALED(ENVELOPE_BATCH_BYTES * 2));
+    free(sealed);
+    //  bytes: a batch stays within ENVELOPE_BATCH_BYTES of body
+    assert_int_equal(envelope_batch_start(&b, s_node, "chat", 4, "room1", 5),
+                     0);
+    size_t n = 0;
+    while (envelope_batch_fits(&b, 1000)) {
+        assert_int_equal(envelope_batch_add(&b, s_instance, ++n, 0, big, 1000),
+                         0);
+    }
+    assert_true(n > 50 && n <= ENVELOPE_BATCH_BYTES / 1000);
+    assert_int_equal(
+        envelope_batch_seal(&b, fx->ring, fx->rkey, 1, 1, &sealed, &len), 0);
+    //  whatever a receiver's own payload limit, it takes the batch
+    assert_true(len <= ENVELOPE_MAX_SEALED(1));
+    envelope_opened_t o;
+    assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, sealed,
+                                   len, 1000, &o),
+                     0);
+    assert_int_equal(o.count, n);
+    envelope_opened_release(&o);
+    //  ... but every message is held to it
+    assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, sealed,
+                                   len, 999, &o),
+                     -1);
+    assert_int_equal(errno, EMSGSIZE);
+    free(sealed);
+    //  count: at most ENVELOPE_BATCH_MAX messages
+    assert_int_equal(envelope_batch_start(&b, s_node, "chat", 4, "room1", 5),
+                     0);
+    for (n = 0; envelope_batch_fits(&b, 0); n++) {
+        assert_int_equal(envelope_batch_add(&b, s_instance, n + 1, 0, NULL, 0),
+                         0);
+    }
+    assert_int_equal(n, ENVELOPE_BATCH_MAX);
+    //  event ids must not wrap
+    assert_int_equal(envelope_batch_seal(&b, fx->ring, fx->rkey,
+                                         UINT64_MAX - 10, 1, &sealed, &len),
+                     -1);
+    assert_int_equal(errno, EOVERFLOW);
+    assert_int_equal(b.count, ENVELOPE_BATCH_MAX); // unchanged
+    //  started until sealed or cleared
+    assert_true(envelope_batch_started(&b));
+    envelope_batch_clear(&b);
+    assert_false(envelope_batch_started(&b));
+    assert_int_equal(b.count, 0);
+    //  bad names and kinds
+    assert_int_equal(envelope_batch_start(&b, s_node, "chat", 4, "", 0), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(envelope_batch_start(&b, s_node, "ch\0t", 4, "x", 1), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(envelope_batch_start(&b, s_node, "chat", 4, "room1", 5),
+                     0);
+    assert_int_equal(envelope_batch_add(&b, s_instance, 1, 2, NULL, 0), -1);
+    assert_int_equal(errno, EINVAL);
+    free(big);
+    envelope_batch_release(&b);
+}
+
+static void test_batch_any_tampered_byte_fails(void **state)
+{
+    fixture_t *fx = *state;
+    envelope_batch_t b = {0};
+    size_t len = 0;
+    uint8_t *sealed = s_batch(fx, &b, 5, "chat", "room1", &len);
+    for (size_t pos = 0; pos < len; pos++) {
+        sealed[pos] ^= 0x01;
+        int err = s_open(fx, fx->rkey, sealed, len);
+        //  0x02 ^ 0x01 is format 3
+        assert_int_equal(err, pos == 0 ? ENOPROTOOPT : EBADMSG);
+        sealed[pos] ^= 0x01;
+    }
+    sealed[0] = ENVELOPE_FORMAT; // a batch passed off as format 1
+    assert_int_equal(s_open(fx, fx->rkey, sealed, len), EBADMSG);
+    sealed[0] = ENVELOPE_FORMAT2;
+    for (size_t cut = 0; cut < len; cut++) {
+        int err = s_open(fx, fx->rkey, sealed, cut);
+        assert_true(err == EBADMSG);
+    }
+    assert_int_equal(s_open(fx, fx->rkey, sealed, len), 0);
+    free(sealed);
+    envelope_batch_release(&b);
+}
+
+//  A batch sealed for one topic with another topic's routing key as frame
+//  1 opens (frame 1 is the associated data it was sealed with) but its
+//  namespace and topic do not hash to frame 1: refused, nothing delivered.
+static void test_batch_whose_topic_is_not_frame_1_is_refused(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t rkey2[KEYRING_RKEY_SIZE];
+    s_rkey_of(fx->ring, CHANNEL, "chat", "room2", rkey2);
+    envelope_batch_t b = {0};
+    assert_int_equal(envelope_batch_start(&b, s_node, "chat", 4, "room2", 5),
+                     0);
+    assert_int_equal(envelope_batch_add(&b, s_instance, 1, 0, NULL, 0), 0);
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    assert_int_equal(
+        envelope_batch_seal(&b, fx->ring, fx->rkey, 1, 1, &sealed, &len), 0);
+    envelope_opened_t o;
+    assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, sealed,
+                                   len, MIB, &o),
+                     -1);
+    assert_int_equal(errno, EPROTO);
+    assert_null(o.block_);
+    assert_int_equal(o.count, 0);
+    //  and under room2's key it was not sealed: does not open
+    assert_int_equal(s_open(fx, rkey2, sealed, len), EBADMSG);
+    free(sealed);
+    envelope_batch_release(&b);
+}
+
+//  Format 1 (older sidecars) and format 2 open side by side; any other
+//  format byte is refused by name, before decrypting.
+static void test_formats_1_and_2_accepted_others_refused(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t *one = NULL;
+    size_t one_len = 0;
+    assert_int_equal(
+        envelope_seal(fx->ring, &fx->env, fx->rkey, &one, &one_len), 0);
+    envelope_batch_t b = {0};
+    size_t two_len = 0;
+    uint8_t *two = s_batch(fx, &b, 3, "chat", "room1", &two_len);
+    envelope_opened_t o;
+    assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, one,
+                                   one_len, MIB, &o),
+                     0);
+    assert_int_equal(o.format, ENVELOPE_FORMAT);
+    assert_int_equal(o.count, 1);
+    s_assert_same(&o.env, &fx->env);
+    assert_false(envelope_opened_next(&o));
+    envelope_opened_release(&o);
+    s_check_batch(fx, two, two_len, 3, "room1");
+    const uint8_t formats[] = {0x00, 0x03, 0x7f, 0xff};
+    for (size_t i = 0; i < sizeof formats; i++) {
+        two[0] = formats[i];
+        assert_int_equal(envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, two,
+                                       two_len, MIB, &o),
+                         -1);
+        assert_int_equal(errno, ENOPROTOOPT);
+        assert_int_equal(o.format, formats[i]); // named for the log
+        assert_null(o.block_);
+        envelope_opened_release(&o);
+    }
+    //  one byte of an unknown format is refused as such too
+    assert_int_equal(
+        envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, two, 1, MIB, &o),
+        -1);
+    assert_int_equal(errno, ENOPROTOOPT);
+    free(one);
+    free(two);
+    envelope_batch_release(&b);
+}
+
+//  A hand-written msgpack body of format 2; returns what opening it gives.
+static int s_open_raw2(fixture_t *fx, const uint8_t *body, size_t len)
+{
+    size_t cap = 1 + KEYRING_SEAL_OVERHEAD + len;
+    uint8_t *sealed = malloc(cap);
+    size_t sealed_len = 0;
+    sealed[0] = ENVELOPE_FORMAT2;
+    uint8_t ad[KEYRING_RKEY_SIZE + 1];
+    memcpy(ad, fx->rkey, KEYRING_RKEY_SIZE);
+    ad[KEYRING_RKEY_SIZE] = ENVELOPE_FORMAT2;
+    assert_int_equal(keyring_seal(fx->ring, ad, sizeof ad, body, len,
+                                  sealed + 1, cap - 1, &sealed_len),
+                     0);
+    envelope_opened_t o;
+    int rc = envelope_open(fx->rk, fx->rkey, KEYRING_RKEY_SIZE, sealed,
+                           1 + sealed_len, 32, &o);
+    int err = rc == 0 ? 0 : errno;
+    if (rc == 0) {
+        assert_int_equal(o.count, 2);
+        assert_true(envelope_opened_next(&o));
+        //  message 1 may name no instance: message 0's
+        assert_memory_equal(o.env.origin_instance, s_instance,
+                            ENVELOPE_ID_SIZE);
+        assert_false(envelope_opened_next(&o));
+    }
+    envelope_opened_release(&o);
+    free(sealed);
+    return err;
+}
+
+//  Builds a two-message format-2 body into out with one element replaced
+//  (bad_at: its index, bad: its bytes, bad_len; bad_at -1: valid), and an
+//  element count of elements (0: the right one). Returns its length.
+static size_t s_body2(uint8_t *out, int elements, int bad_at,
+                      const uint8_t *bad, size_t bad_len, bool wide)
+{
+    size_t n = 0;
+    int count = elements ? elements : 14;
+    if (wide) {
+        out[n++] = 0xdc; // array 16
+        out[n++] = 0;
+        out[n++] = (uint8_t)count;
+    } else {
+        out[n++] = (uint8_t)(0x90 | count); // fixarray
+    }
+    for (int i = 0; i < 14; i++) {
+        if (i == bad_at) {
+            memcpy(out + n, bad, bad_len);
+            n += bad_len;
+            continue;
+        }
+        switch (i) {
+            case 0:
+                out[n++] = 2; // version
+                break;
+            case 1:
+            case 6:
+                out[n++] = 0xc4;
+                out[n++] = 16;
+                memcpy(out + n, i == 1 ? s_node : s_instance, 16);
+                n += 16;
+                break;
+            case 2:
+                memcpy(out + n,
+                       "\xa4"
+                       "chat",
+                       5);
+                n += 5;
+                break;
+            case 3:
+                memcpy(out + n,
+                       "\xa5"
+                       "room1",
+                       6);
+                n += 6;
+                break;
+            case 10:
+                out[n++] = 0xc0; // nil: the same instance
+                break;
+            case 9:
+            case 13:
+                memcpy(out + n, "\xc4\x02hi", 4);
+                n += 4;
+                break;
+            default:
+                if (wide) {
+                    memcpy(out + n, "\xcf\0\0\0\0\0\0\0\x01", 9);
+                    n += 9;
+                } else {
+                    out[n++] = 1;
+                }
+                break;
+        }
+    }
+    return n;
+}
+
+static void test_batch_hand_made_bodies(void **state)
+{
+    fixture_t *fx = *state;
+    uint8_t body[512];
+    size_t len;
+    //  valid, narrow and wide encodings
+    len = s_body2(body, 0, -1, NULL, 0, false);
+    assert_int_equal(s_open_raw2(fx, body, len), 0);
+    len = s_body2(body, 0, -1, NULL, 0, true);
+    assert_int_equal(s_open_raw2(fx, body, len), 0);
+    //  trailing byte
+    body[len] = 0;
+    assert_int_equal(s_open_raw2(fx, body, len + 1), EPROTO);
+    //  cut anywhere
+    for (size_t cut = 0; cut < len; cut++) {
+        assert_int_equal(s_open_raw2(fx, body, cut), EPROTO);
+    }
+    //  element counts that are not 6 + 4n, n >= 1
+    int counts[] = {6, 10 - 1, 13, 15};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        len = s_body2(body, counts[i], -1, NULL, 0, false);
+        assert_int_equal(s_open_raw2(fx, body, len), EPROTO);
+    }
+    struct {
+        int at;
+        const char *bytes;
+        size_t len;
+        int err;
+    } bad[] = {
+        {0, "\x01", 1, EPROTO},     // version 1 in format 2
+        {0, "\xd0\x02", 2, EPROTO}, // negative-capable int8
+        {1,
+         "\xc4\x0f"
+         "node-012345678",
+         17, EPROTO}, // 15-byte node
+        {2,
+         "\xa3"
+         "c\0t",
+         4, EPROTO},            // NUL in a name
+        {3, "\xa0", 1, EPROTO}, // empty topic
+        {3,
+         "\xc4\x05"
+         "room1",
+         7, EPROTO},             // topic as bin
+        {4, "\xa1x", 2, EPROTO}, // timestamp as str
+        {5, "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, EPROTO}, // wraps
+        {6, "\xc0", 1, EPROTO},                 // nil instance first
+        {6, "\xc4\x10", 2, EPROTO},             // instance cut short (overlaps)
+        {8, "\x02", 1, EPROTO},                 // kind 2
+        {9, "\xa2hi", 3, EPROTO},               // payload as str
+        {9, "\xc6\xff\xff\xff\xff", 5, EPROTO}, // length past the end
+        {13,
+         "\xc4\x21"
+         "0123456789abcdef0123456789abcdef!",
+         35, EMSGSIZE},              // over the 32-byte limit
+        {12, "\x91\x01", 2, EPROTO}, // a container
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        len = s_body2(body, 0, bad[i].at, (const uint8_t *)bad[i].bytes,
+                      bad[i].len, false);
+        if (s_open_raw2(fx, body, len) != bad[i].err) {
+            fail_msg("bad body %zu (element %d) not refused as %d", i,
+                     bad[i].at, bad[i].err);
+        }
+    }
+    //  the routing key is checked against the body's names: a body for
+    //  another topic sealed under room1's key is refused
+    len = s_body2(body, 0, 3, (const uint8_t *)"\xa5room2", 6, false);
+    assert_int_equal(s_open_raw2(fx, body, len), EPROTO);
+}
+
 int main(void)
 {
 #define TEST(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
@@ -840,6 +1294,13 @@ int main(void)
         TEST(test_payload_over_the_limit_is_refused),
         TEST(test_hostile_msgpack_is_refused_cheaply),
         TEST(test_wide_integer_encodings_are_accepted),
+        TEST(test_batch_round_trip_one_and_many),
+        TEST(test_batch_names_an_instance_once_per_run),
+        TEST(test_batch_limits),
+        TEST(test_batch_any_tampered_byte_fails),
+        TEST(test_batch_whose_topic_is_not_frame_1_is_refused),
+        TEST(test_formats_1_and_2_accepted_others_refused),
+        TEST(test_batch_hand_made_bodies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

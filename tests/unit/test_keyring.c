@@ -823,9 +823,103 @@ static void test_load_two_files_for_rotation(void **state)
     keyring_destroy(&ring);
 }
 
+//  keyring_seal skips HChaCha20 per seal (keyring.h): what it writes must
+//  still be XChaCha20-Poly1305 IETF under the seal subkey, byte for byte,
+//  and what libsodium's XChaCha20 seals must open, with or without cache.
+static void test_seal_is_xchacha20poly1305(void **state)
+{
+    (void)state;
+    uint8_t key[KEYRING_KEY_SIZE], sub[KEYRING_KEY_SIZE];
+    s_random_key(key);
+    crypto_kdf_derive_from_key(sub, sizeof sub, 1, "roomcast", key);
+    keyring_t *ring = s_ring(key, NULL);
+    keyring_cache_t *cache = keyring_cache_new();
+    assert_non_null(cache);
+    uint8_t plain[3000], back[3000];
+    randombytes_buf(plain, sizeof plain);
+    for (size_t len = 0; len <= sizeof plain; len += 499) {
+        size_t sealed_len = 0;
+        uint8_t *sealed = s_seal(ring, plain, len, &sealed_len);
+        unsigned long long mlen = 0;
+        assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(
+                             back, &mlen, NULL, sealed + KEYRING_NONCE_SIZE,
+                             sealed_len - KEYRING_NONCE_SIZE, s_ad, 16, sealed,
+                             sub),
+                         0);
+        assert_int_equal(mlen, len);
+        assert_memory_equal(back, plain, len);
+        free(sealed);
+
+        //  the other way: libsodium seals, we open (a cache miss, then hits)
+        uint8_t theirs[3000 + KEYRING_SEAL_OVERHEAD];
+        unsigned long long clen = 0;
+        randombytes_buf(theirs, KEYRING_NONCE_SIZE);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(theirs + KEYRING_NONCE_SIZE,
+                                                   &clen, plain, len, s_ad, 16,
+                                                   NULL, theirs, sub);
+        for (int round = 0; round < 3; round++) {
+            size_t out_len = 0, index = 9;
+            assert_int_equal(
+                keyring_open_cached(ring, round ? cache : NULL, s_ad, 16,
+                                    theirs, KEYRING_NONCE_SIZE + clen, back,
+                                    sizeof back, &out_len, &index),
+                0);
+            assert_int_equal(out_len, len);
+            assert_int_equal(index, 0);
+            assert_memory_equal(back, plain, len);
+        }
+    }
+    keyring_cache_destroy(&cache);
+    keyring_cache_destroy(&cache); // twice is fine
+    keyring_destroy(&ring);
+}
+
+//  A cached subkey belongs to the ring and keys it was made under: after a
+//  rotation (keyring_swap) the old key's subkey must not open anything.
+static void test_cache_follows_key_changes(void **state)
+{
+    (void)state;
+    uint8_t k1[KEYRING_KEY_SIZE], k2[KEYRING_KEY_SIZE];
+    s_random_key(k1);
+    s_random_key(k2);
+    keyring_t *sender = s_ring(k1, NULL);
+    keyring_t *receiver = s_ring(k1, NULL);
+    keyring_cache_t *cache = keyring_cache_new();
+    const char msg[] = "hello";
+    size_t sealed_len = 0, out_len = 0;
+    uint8_t back[16];
+    uint8_t *sealed = s_seal(sender, msg, sizeof msg, &sealed_len);
+    assert_int_equal(keyring_open_cached(receiver, cache, s_ad, 16, sealed,
+                                         sealed_len, back, sizeof back,
+                                         &out_len, NULL),
+                     0);
+    keyring_t *fresh = s_ring(k2, NULL);
+    keyring_swap(receiver, fresh); // receiver holds k2 only now
+    assert_int_equal(keyring_open_cached(receiver, cache, s_ad, 16, sealed,
+                                         sealed_len, back, sizeof back,
+                                         &out_len, NULL),
+                     -1);
+    assert_int_equal(errno, EBADMSG);
+    //  and a key added to a ring is seen too (k1 as the extra key)
+    assert_int_equal(keyring_add(receiver, k1), 0);
+    size_t index = 0;
+    assert_int_equal(keyring_open_cached(receiver, cache, s_ad, 16, sealed,
+                                         sealed_len, back, sizeof back,
+                                         &out_len, &index),
+                     0);
+    assert_int_equal(index, 1);
+    free(sealed);
+    keyring_cache_destroy(&cache);
+    keyring_destroy(&fresh);
+    keyring_destroy(&receiver);
+    keyring_destroy(&sender);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seal_is_xchacha20poly1305),
+        cmocka_unit_test(test_cache_follows_key_changes),
         cmocka_unit_test(test_new_and_destroy_twice),
         cmocka_unit_test(test_holds_at_most_two_keys),
         cmocka_unit_test(test_round_trip_every_byte_value),

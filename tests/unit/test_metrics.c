@@ -321,8 +321,9 @@ static void test_every_line_is_exposition_syntax(void **state)
         }
         samples++;
     }
-    assert_int_equal(ntyped, 37);  // + mesh_lost_out, 3 peer-table gauges
-    assert_int_equal(samples, 74); // + 4
+    assert_int_equal(ntyped, 38);  // + mesh_lost_out, 3 peer-table gauges,
+                                   // envelope_batches_total
+    assert_int_equal(samples, 77); // + 4, + 2 refused_format, + 1 batches
     regfree(&sample);
     regfree(&comment);
     http_reply_free(&reply);
