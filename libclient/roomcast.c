@@ -920,7 +920,7 @@ int rc_publish(rc_client_t *self, const char *ns, const char *topic,
                const void *data, size_t len, int flags)
 {
     if (!s_name_ok(ns) || !s_name_ok(topic) ||
-        (flags & ~(RC_BINARY | RC_ECHO)) || (len && !data)) {
+        (flags & ~(RC_BINARY | RC_ECHO | RC_MORE)) || (len && !data)) {
         errno = EINVAL;
         return -1;
     }
@@ -954,9 +954,21 @@ int rc_publish(rc_client_t *self, const char *ns, const char *topic,
                       .req = s_next_req(self, RC_STAGE_PUBLISH),
                       .ns = wire_str(ns),
                       .topic = wire_str(topic),
-                      .flags = (uint64_t)flags,
+                      .flags = (uint64_t)(flags & ~RC_MORE),
                       .seq = ++*seq,
                       .payload = {(const char *)data, (uint32_t)len}};
+    if ((flags & RC_MORE) && self->fd >= 0) {
+        //  Pipelined: write when the burst ends or the buffer fills; until
+        //  then rc_fd polls writable, so an event loop flushes it anyway.
+        if (wire_encode(&self->out, &f)) {
+            return -1;
+        }
+        if (self->out.len - self->out_sent < RC_MORE_BYTES) {
+            s_watch_out(self, true);
+            return 0;
+        }
+        return s_flush_some(self) ? (errno = ENOTCONN, -1) : 0;
+    }
     return s_send(self, &f);
 }
 

@@ -70,9 +70,11 @@ typedef struct rc_msg_t rc_msg_t;
 typedef struct rc_reply_t rc_reply_t;
 
 //  Publish flags.
-#define RC_TEXT   0x00 // payload is text (the default)
-#define RC_BINARY 0x01 // payload is binary
-#define RC_ECHO   0x02 // deliver this message to the publisher too
+#define RC_TEXT       0x00  // payload is text (the default)
+#define RC_BINARY     0x01  // payload is binary
+#define RC_ECHO       0x02  // deliver this message to the publisher too
+#define RC_MORE       0x04  // rc_publish: more publishes follow at once (below)
+#define RC_MORE_BYTES 65536 // pending bytes past which RC_MORE writes anyway
 
 //  Where a reported failure happened (as crossws's onError stages).
 typedef enum {
@@ -237,6 +239,12 @@ RC_EXPORT int rc_unsubscribe(rc_client_t *client, const char *ns,
 //  at once stays buffered and is written by the next calls on this client
 //  (rc_dispatch when rc_fd polls readable, rc_recv, rc_publish): call
 //  rc_flush to wait until it is all written.
+//  RC_MORE (pipelining, as a Redis client pipelines): this publish may wait
+//  in the buffer, to share one write with the ones after it, until a
+//  publish without RC_MORE, rc_flush, rc_dispatch or rc_recv, or until
+//  RC_MORE_BYTES are pending; rc_fd polls readable meanwhile, so a loop on
+//  rc_fd and rc_dispatch writes it at its next turn. Publish the last
+//  message of a burst without RC_MORE (or call rc_flush) so nothing waits.
 RC_EXPORT int rc_publish(rc_client_t *client, const char *ns, const char *topic,
                          const void *data, size_t len, int flags)
     RC_NONNULL(1, 2, 3) RC_WUR;

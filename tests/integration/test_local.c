@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -185,6 +186,57 @@ static void test_echo_only_when_asked(void **state)
     rc_msg_destroy(&m);
     rc_close(&pub);
     rc_close(&other);
+    assert_int_equal(rcd_stop(&d, SIGTERM), 0);
+    rcd_cleanup(&d);
+}
+
+//  RC_MORE pipelines: publishes wait in the library (the sidecar has seen
+//  none, as another client's query shows) while rc_fd already polls
+//  readable, so an event loop would write them; the first publish without
+//  RC_MORE writes them all at once, and they arrive in order.
+static void test_more_pipelines_until_the_burst_ends(void **state)
+{
+    (void)state;
+    rcd_t d;
+    assert_int_equal(rcd_start(&d, "itest", NULL), 0);
+    rc_client_t *pub = s_client(&d, NULL), *sub = s_client(&d, NULL);
+    rc_client_t *ctl = s_client(&d, NULL);
+    assert_int_equal(rc_subscribe_wait(sub, "ns", "room", 5000), 0);
+    long long before = query_counter(ctl, "publishes");
+    assert_true(before >= 0);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(
+            rc_publish(pub, "ns", "room", "m", 1, RC_TEXT | RC_MORE), 0);
+    }
+    assert_int_equal(query_counter(ctl, "publishes"), before);
+    struct pollfd p = {.fd = rc_fd(pub), .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 1);
+    assert_int_equal(rc_publish(pub, "ns", "room", "end", 3, RC_TEXT), 0);
+    rc_msg_t *m;
+    for (uint64_t i = 1; i <= 101; i++) {
+        assert_int_equal(rc_recv(sub, &m, 5000), 0);
+        assert_int_equal(rc_msg_sequence(m), i);
+        rc_msg_destroy(&m);
+    }
+    //  Past RC_MORE_BYTES pending the library writes without being asked.
+    char big[4096] = {0};
+    before = query_counter(ctl, "publishes");
+    for (int i = 0; i < 2 * RC_MORE_BYTES / (int)sizeof big; i++) {
+        assert_int_equal(
+            rc_publish(pub, "ns", "room", big, sizeof big, RC_BINARY | RC_MORE),
+            0);
+    }
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(rc_recv(sub, &m, 5000), 0);
+        rc_msg_destroy(&m);
+    }
+    assert_true(query_counter(ctl, "publishes") >= before + 20);
+    assert_int_equal(rc_publish(pub, "ns", "room", "m", 1, 0x08), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(rc_flush(pub, 5000), 0);
+    rc_close(&pub);
+    rc_close(&sub);
+    rc_close(&ctl);
     assert_int_equal(rcd_stop(&d, SIGTERM), 0);
     rcd_cleanup(&d);
 }
@@ -383,6 +435,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_twenty_clients_get_their_topics_once),
         cmocka_unit_test(test_echo_only_when_asked),
+        cmocka_unit_test(test_more_pipelines_until_the_burst_ends),
         cmocka_unit_test(test_payloads_arrive_intact),
         cmocka_unit_test(test_hundred_thousand_in_order),
         cmocka_unit_test(test_slow_consumer_dropped_then_closed),

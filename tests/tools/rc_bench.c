@@ -138,8 +138,11 @@ static void *s_publisher(void *arg)
             uint64_t seq = (uint64_t)i + 1;
             memcpy(data, &seq, sizeof seq);
         }
+        //  Pipelined as a Redis client pipelines: a write per 64 messages
+        //  (or per RC_MORE_BYTES), the last one of each 64 without RC_MORE.
+        int flags = RC_BINARY | ((i + 1) % 64 && i + 1 < s_count ? RC_MORE : 0);
         int rc;
-        while ((rc = rc_publish(c, "bench", "t", data, s_size, RC_BINARY)) &&
+        while ((rc = rc_publish(c, "bench", "t", data, s_size, flags)) &&
                errno == EAGAIN && !atomic_load(&s_stop)) {
             if (rc_flush(c, 10) && errno != ETIMEDOUT) {
                 break; // rc_publish says why next
