@@ -45,7 +45,8 @@ struct presence_t {
     uint64_t version;      // ours
     bool snapshot_due;     // a peer asked since the last tick
     uint64_t ticks;        // presence_tick calls
-    uint64_t next_summary; // the tick of the next summary
+    uint64_t last_summary; // the tick of the last summary
+    bool summarized;       // one was sent
     size_t peers;          // live peers (presence_peers)
     msgpack_sbuffer sbuf;
 };
@@ -387,10 +388,12 @@ void presence_tick(presence_t *self)
     uint64_t every =
         PRESENCE_SUMMARY_TICKS *
         (self->peers > fan_in ? (self->peers + fan_in - 1) / fan_in : 1);
-    if (self->ticks++ < self->next_summary) {
+    uint64_t tick = self->ticks++;
+    if (self->summarized && tick - self->last_summary < every) {
         return;
     }
-    self->next_summary = self->ticks - 1 + every;
+    self->summarized = true;
+    self->last_summary = tick;
     msgpack_packer pk;
     s_pack_head(self, &pk, 4, "v");
     self->io.send(self->io.arg, (const uint8_t *)self->sbuf.data,
