@@ -187,7 +187,7 @@ static const opt_t s_proxy_opts[] = {
      "sidecars subscribe (default: the frontend's PORT + 1,\n"
      "which --proxy tcp://HOST:PORT on a sidecar assumes).",
      NULL},
-    {"hwm", T_COUNT, POFF(hwm), "1000", "N",
+    {"hwm", T_COUNT, POFF(hwm), "10000", "N",
      "Messages queued per sidecar link, each way, 1 or more.\n"
      "A sidecar that does not read fast enough loses what\n"
      "is past it (its sidecar counts the gap); the proxy\n"

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,8 +24,9 @@
 #include <czmq.h>
 #include <zmq.h>
 
-#define BATCH       1024 // whole messages per direction per loop turn
-#define MAX_SUB_MSG 1024 // bytes of a subscription message (XPUB input)
+#define BATCH       1024  // whole messages per direction per loop turn
+#define TRIM_MS     10000 // give freed heap pages back this often
+#define MAX_SUB_MSG 1024  // bytes of a subscription message (XPUB input)
 
 enum { PUBLISH = 0, SUBSCRIBE = 1 }; // directions: messages, subscriptions
 enum { FRONTEND = 0, BACKEND = 1 };  // sockets
@@ -319,6 +321,18 @@ static void s_on_signal(loop_t *loop, int fd, uint32_t events, void *arg)
     }
 }
 
+//  Messages are allocated by libzmq's I/O thread and freed by whichever
+//  thread sends them last, so a burst (200 sidecars starting) leaves the
+//  heaps holding pages nothing uses: hand them back, so RSS (and the
+//  memory limit it is held to) follows what is queued now.
+static void s_on_trim(loop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    (void)arg;
+    malloc_trim(0);
+}
+
 // --- HTTP --------------------------------------------------------------------
 
 //  Ready: both sockets bound and --ready-peers sidecars on each. Fills
@@ -515,6 +529,10 @@ static int s_setup(proxy_t *self, char *err, size_t errlen)
             snprintf(err, errlen, "cannot watch the sockets");
             return -1;
         }
+    }
+    if (loop_add_timer(self->loop, TRIM_MS, true, s_on_trim, self) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
     return loop_add_idle(self->loop, s_idle, self);
 }
