@@ -39,7 +39,8 @@ typedef struct {
     uint64_t messages; // whole (multipart) messages
     uint64_t frames;   //
     uint64_t bytes;    // frame bytes
-    uint64_t failed;   // sends libzmq refused: dropped
+    uint64_t dropped;  // messages a full link did not get (publish only)
+    uint64_t failed;   // sends libzmq refused otherwise: dropped
 } traffic_t;
 
 //  libzmq's monitor of one socket: the connections accepted and not yet
@@ -74,6 +75,15 @@ typedef struct {
 
 // --- forwarding --------------------------------------------------------------
 
+//  The XPUB refuses a message when one of its links is full (NODROP on),
+//  so that we see it; then sends it to the others, the full link
+//  dropping it (NODROP off), until the message's last frame.
+static void s_lossy(void *xpub, bool on)
+{
+    int nodrop = on ? 0 : 1;
+    zmq_setsockopt(xpub, ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
+}
+
 //  Move up to BATCH whole messages from one socket to the other. A part
 //  the other socket refuses is dropped and counted; the message's other
 //  parts still go through, so frames never mix across messages. Returns
@@ -98,13 +108,23 @@ static int s_forward(proxy_t *self, void *from, void *to, int dir)
                 self->subscriptions--;
             }
         }
-        bool failed = false;
+        bool failed = false, lossy = false;
         for (;;) {
             int more = zmq_msg_more(&part);
+            int flags = ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0);
             t->frames++;
             t->bytes += zmq_msg_size(&part);
-            if (zmq_msg_send(&part, to,
-                             ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0) {
+            int rc = zmq_msg_send(&part, to, flags);
+            if (rc < 0 && errno == EAGAIN && dir == PUBLISH && !lossy) {
+                //  a link is full (ZMQ_XPUB_NODROP says so, at the first
+                //  frame): the message goes to every other link, and it
+                //  is counted
+                s_lossy(to, true);
+                lossy = true;
+                t->dropped++;
+                rc = zmq_msg_send(&part, to, flags);
+            }
+            if (rc < 0) {
                 zmq_msg_close(&part);
                 failed = true;
             }
@@ -116,6 +136,9 @@ static int s_forward(proxy_t *self, void *from, void *to, int dir)
                 zmq_msg_close(&part);
                 return -1;
             }
+        }
+        if (lossy) {
+            s_lossy(to, false);
         }
         t->messages++;
         t->failed += failed;
@@ -382,9 +405,13 @@ static void s_render(proxy_t *self, http_reply_t *r)
          offsetof(traffic_t, frames)},
         {"proxy_bytes_total", "Frame bytes forwarded, by direction.",
          offsetof(traffic_t, bytes)},
+        {"proxy_dropped_total",
+         "Messages at least one sidecar's full link (--hwm) did not get; "
+         "the others did (publish only; that sidecar counts the gap).",
+         offsetof(traffic_t, dropped)},
         {"proxy_send_failed_total",
-         "Messages a socket refused to take, dropped, by direction (a "
-         "slow sidecar's own queue dropping is seen as a gap by it).",
+         "Messages a socket refused for another reason, dropped, by "
+         "direction.",
          offsetof(traffic_t, failed)},
     };
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
@@ -485,11 +512,13 @@ static int s_setup(proxy_t *self, char *err, size_t errlen)
         return -1;
     }
     //  Messages: at most --hwm per link each way; the XPUB drops for a
-    //  link that is full (ZMQ_XPUB_NODROP stays off: one slow sidecar
-    //  must not stop the others, nor make us grow). Subscriptions are
-    //  never dropped (a lost one would silently cut a topic off): that
-    //  direction is bounded by what the sidecars subscribe, not by time.
-    int hwm = (int)cfg->hwm, unbounded = 0, linger = 0, nodrop = 0;
+    //  link that is full, and only for it (one slow sidecar must not stop
+    //  the others, nor make us grow): ZMQ_XPUB_NODROP is on only so that
+    //  the send tells us a link is full (s_forward then sends lossy and
+    //  counts). Subscriptions are never dropped (a lost one would
+    //  silently cut a topic off): that queue grows only while a sidecar
+    //  does not read them, as the sidecars' own (mesh.h, libzmq#4064).
+    int hwm = (int)cfg->hwm, unbounded = 0, linger = 0, nodrop = 1;
     int64_t max_sub = MAX_SUB_MSG;
     zmq_setsockopt(self->xsub, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->xsub, ZMQ_SNDHWM, &unbounded, sizeof unbounded);
@@ -617,8 +646,9 @@ int proxy_main(int argc, char **argv)
         status = 0;
         log_info("proxy_stopped",
                  "messages=%" PRIu64 " subscription_messages=%" PRIu64
-                 " dropped=%" PRIu64,
+                 " dropped=%" PRIu64 " failed=%" PRIu64,
                  self.fwd[PUBLISH].messages, self.fwd[SUBSCRIBE].messages,
+                 self.fwd[PUBLISH].dropped,
                  self.fwd[PUBLISH].failed + self.fwd[SUBSCRIBE].failed);
     } else {
         log_error("loop_failed", "error=\"%s\"", strerror(errno));
