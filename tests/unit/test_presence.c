@@ -906,7 +906,7 @@ static void test_presence_traffic_does_not_grow_with_the_peers(void **state)
     for (int i = 0; i < 50; i++) {
         presence_snapshot_soon(a.p); // 50 peers appear within one tick
     }
-    presence_tick(a.p); // tick 1,000: a summary is due too
+    presence_tick(a.p);          // tick 1,000: a summary is due too
     assert_int_equal(a.nout, 2); // one snapshot for them all, one summary
     presence_peers(a.p, 3);      // few peers: every PRESENCE_SUMMARY_TICKS
     s_big_drop_outbox(&a);
