@@ -24,9 +24,9 @@
 #include <czmq.h>
 #include <zmq.h>
 
-#define BATCH       1024  // whole messages per direction per loop turn
-#define TRIM_MS     10000 // give freed heap pages back this often
-#define MAX_SUB_MSG 1024  // bytes of a subscription message (XPUB input)
+#define BATCH       1024 // whole messages per direction per loop turn
+#define TRIM_MS     1000 // give freed heap pages back this often (if busy)
+#define MAX_SUB_MSG 1024 // bytes of a subscription message (XPUB input)
 
 enum { PUBLISH = 0, SUBSCRIBE = 1 }; // directions: messages, subscriptions
 enum { FRONTEND = 0, BACKEND = 1 };  // sockets
@@ -71,6 +71,7 @@ typedef struct {
     traffic_t fwd[2];     // PUBLISH, SUBSCRIBE
     size_t subscriptions; // distinct subscriptions held by the XPUB
     http_t *http;         // or NULL
+    uint64_t trimmed_at;  // messages moved at the last malloc_trim
 } proxy_t;
 
 // --- forwarding --------------------------------------------------------------
@@ -352,8 +353,13 @@ static void s_on_trim(loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
-    (void)arg;
-    malloc_trim(0);
+    proxy_t *self = arg;
+    uint64_t moved =
+        self->fwd[PUBLISH].messages + self->fwd[SUBSCRIBE].messages;
+    if (moved != self->trimmed_at) { // idle: nothing new to give back
+        self->trimmed_at = moved;
+        malloc_trim(0);
+    }
 }
 
 // --- HTTP --------------------------------------------------------------------
@@ -609,6 +615,10 @@ int proxy_main(int argc, char **argv)
         config_proxy_free(&cfg);
         return rc == CONFIG_EXIT ? 0 : 2;
     }
+    //  one heap for libzmq's I/O thread and ours (before either allocates
+    //  much): a message is allocated by one and freed by the other, and
+    //  per-thread arenas would each keep their own free pages
+    mallopt(M_ARENA_MAX, 1);
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
