@@ -898,36 +898,33 @@ if (sets["proxy-mode"]) {
   const proxyC = (d) => d.spec.template.spec.containers.find((c) => c.name === "roomcast-proxy") || {};
   const envOf = (d) => effectiveEnv(proxyC(d), pm, podValues).env;
   const pmDs = one(pm, "DaemonSet");
-  const pmSide = pmDs.spec.template.spec.containers.find((c) => c.name === "roomcastd");
-  const { env: sideEnv } = effectiveEnv(pmSide, pm, podValues);
 
-  await check("proxy-mode: two proxies, each a one-pod Deployment running `roomcastd proxy`, on separate Services", () => {
-    assert(deps.length === 2, `${deps.length} proxy Deployments (want 2)`);
-    const svcs = [];
-    for (const d of deps) {
+  // The topology: two one-pod Deployments running `roomcastd proxy`, each
+  // behind its own Service, the sidecars naming both frontends and binding
+  // no data socket. Throws the first problem; returns a note.
+  const topology = (set) => {
+    const ds2 = set.filter((o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/component"] === "proxy");
+    const side2 = one(set, "DaemonSet").spec.template.spec.containers.find((c) => c.name === "roomcastd");
+    const sEnv2 = effectiveEnv(side2, set, podValues).env;
+    const env2 = (d) => effectiveEnv(proxyC(d), set, podValues).env;
+    const svcOf = (d) => set.filter((o) => o.kind === "Service" && o.spec.selector &&
+      Object.entries(o.spec.selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v));
+    assert(ds2.length === 2, `${ds2.length} proxy Deployments (want 2)`);
+    for (const d of ds2) {
       assert(d.spec.replicas === 1, `${id(d)}: replicas ${d.spec.replicas} (one pod: each proxy is its own endpoint)`);
       assert((proxyC(d).args || [])[0] === "proxy", `${id(d)}: does not run roomcastd proxy`);
-      const labels = d.spec.template.metadata.labels;
-      const mine = pm.filter((o) => o.kind === "Service" && o.spec.selector &&
-        Object.entries(o.spec.selector).every(([k, v]) => labels[k] === v));
-      assert(mine.length === 1, `${id(d)}: selected by ${mine.length} Services (want its own one)`);
-      for (const other of deps.filter((x) => x !== d)) {
+      assert(svcOf(d).length === 1, `${id(d)}: selected by ${svcOf(d).length} Services (want its own one)`);
+      for (const other of ds2.filter((x) => x !== d)) {
         assert(!selects(d.spec.selector, other.spec.template.metadata.labels), `${id(d)}'s selector also selects ${id(other)}'s pods`);
       }
-      svcs.push(mine[0].metadata.name);
     }
-    assert(new Set(svcs).size === 2, "both proxies behind one Service");
-    return { note: `${deps.map(id).join(", ")} behind ${svcs.join(", ")}` };
-  });
-
-  await check("proxy-mode: the sidecars name every proxy Service's frontend, and bind no data socket", () => {
-    const proxies = (sideEnv.get("ROOMCAST_PROXIES") || "").split(",").filter(Boolean);
-    assert(proxies.length === 2, `ROOMCAST_PROXIES ${sideEnv.get("ROOMCAST_PROXIES")} (want both proxies)`);
-    for (const d of deps) {
-      const labels = d.spec.template.metadata.labels;
-      const svc = pm.find((o) => o.kind === "Service" && o.spec.selector &&
-        Object.entries(o.spec.selector).every(([k, v]) => labels[k] === v));
-      const env = envOf(d);
+    const svcs = ds2.map((d) => svcOf(d)[0]);
+    assert(svcs[0] !== svcs[1], "both proxies behind one Service");
+    const proxies = (sEnv2.get("ROOMCAST_PROXIES") || "").split(",").filter(Boolean);
+    assert(proxies.length === 2, `ROOMCAST_PROXIES ${sEnv2.get("ROOMCAST_PROXIES")} (want both proxies)`);
+    ds2.forEach((d, i) => {
+      const svc = svcs[i];
+      const env = env2(d);
       const front = portOf(env.get("ROOMCAST_FRONTEND"));
       const back = env.get("ROOMCAST_BACKEND") ? portOf(env.get("ROOMCAST_BACKEND")) : front + 1;
       const c = proxyC(d);
@@ -939,9 +936,38 @@ if (sets["proxy-mode"]) {
       const want = `tcp://${svc.metadata.name}:${sp("frontend").port}`;
       assert(proxies.some((p) => p === want || p.startsWith(`tcp://${svc.metadata.name}.${svc.metadata.namespace}.`)),
         `ROOMCAST_PROXIES does not name ${want}`);
-    }
-    assert((sideEnv.get("ROOMCAST_BIND") ?? "") === "", `ROOMCAST_BIND ${sideEnv.get("ROOMCAST_BIND")}: a bound sidecar would get links to every member too`);
-    return { note: proxies.join(", ") };
+    });
+    assert((sEnv2.get("ROOMCAST_BIND") ?? "") === "", `ROOMCAST_BIND ${sEnv2.get("ROOMCAST_BIND")}: a bound sidecar would get links to every member too`);
+    return `${ds2.map(id).join(", ")} behind ${svcs.map(id).join(", ")}; sidecars: ${proxies.join(", ")}`;
+  };
+
+  await check("proxy-mode: two one-pod proxies on their own Services; the sidecars name both and bind no data socket", () =>
+    ({ note: topology(pm) }));
+
+  await check("proxy-mode: the topology check catches two replicas, a shared Service, one proxy named, a bound sidecar (self-test)", () => {
+    const broken = (mutate) => {
+      const copy = structuredClone(pm);
+      mutate(copy);
+      try {
+        topology(copy);
+        return "";
+      } catch (e) {
+        return e.message;
+      }
+    };
+    const depA = (c) => c.find((o) => o.kind === "Deployment" && o.metadata.name.endsWith("-a"));
+    const side = (c) => one(c, "DaemonSet").spec.template.spec.containers.find((x) => x.name === "roomcastd");
+    const cm = (c) => c.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("roomcastd"));
+    assert(/replicas 2/.test(broken((c) => { depA(c).spec.replicas = 2; })), "two replicas of one proxy were accepted");
+    assert(/Services/.test(broken((c) => {
+      for (const svc of c.filter((o) => o.kind === "Service" && o.metadata.name.startsWith("roomcast-proxy"))) {
+        delete svc.spec.selector["app.kubernetes.io/instance"];
+      }
+    })), "one Service in front of both proxies was accepted");
+    assert(/ROOMCAST_PROXIES/.test(broken((c) => { cm(c).data.ROOMCAST_PROXIES = "tcp://roomcast-proxy-a:7450"; })),
+      "sidecars naming one proxy were accepted");
+    assert(/ROOMCAST_BIND/.test(broken((c) => { side(c).env.find((e) => e.name === "ROOMCAST_BIND").value = "tcp://$(POD_IP):7440"; })),
+      "a bound sidecar was accepted");
   });
 
   await check("proxy-mode: proxies probed (/healthz, /readyz), hardened, memory request = limit, scraped", () => {
