@@ -178,8 +178,10 @@ man_roomcastd() {
     echo ".SH OPTIONS"
     echo "$help" | items | tp_list Options
     echo ".SH PROXY MODE"
-    echo "$proxy" | awk 'NR > 2 && /^  -/ { exit } NR > 2' | paras
-    echo "$proxy" | items | tp_list ""
+    echo "$proxy" | awk 'NR > 2 && /^(  -|Options:)/ { exit } NR > 2' | paras
+    echo "$proxy" | items | tp_list Options
+    echo ".PP"
+    echo "$proxy" | awk '/^Queues:/ { on = 1 } /^Signals:/ { on = 0 } on' | paras
     echo "$help" | awk '/^Signals:/ { on = 1 } /^Exit status:/ { on = 0 } on' |
         sed 's/^Signals: //' | esc | awk 'BEGIN { print ".SH SIGNALS" } NF { print }'
     echo "$help" | awk '/^Exit status:/ { on = 1 } /^See also:/ { on = 0 } on' |

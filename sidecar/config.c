@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -172,12 +173,66 @@ static const opt_t s_opts[] = {
 };
 #define NOPTS (sizeof s_opts / sizeof s_opts[0])
 
-static const opt_t *s_find(const char *name, size_t len)
+#define POFF(f) offsetof(config_proxy_t, f)
+
+//  `roomcastd proxy`: its own table, read by the same code (file,
+//  environment, flags), so the two cannot parse differently.
+static const opt_t s_proxy_opts[] = {
+    {"frontend", T_STR, POFF(frontend), NULL, "ENDPOINT",
+     "Endpoint of the frontend (XSUB) to bind, where the\n"
+     "sidecars publish, e.g. tcp://0.0.0.0:7450 (required).",
+     NULL},
+    {"backend", T_STR, POFF(backend), "", "ENDPOINT",
+     "Endpoint of the backend (XPUB) to bind, where the\n"
+     "sidecars subscribe (default: the frontend's PORT + 1,\n"
+     "which --proxy tcp://HOST:PORT on a sidecar assumes).",
+     NULL},
+    {"hwm", T_COUNT, POFF(hwm), "10000", "N",
+     "Messages queued per sidecar link, each way, 1 or more.\n"
+     "A sidecar that does not read fast enough loses what\n"
+     "is past it (its sidecar counts the gap); the proxy\n"
+     "never grows its queues instead.",
+     NULL},
+    {"http", T_STR, POFF(http), "", "HOST:PORT",
+     "Serve /metrics (Prometheus), /healthz and /readyz\n"
+     "here, e.g. 127.0.0.1:9465 (off when empty).",
+     NULL},
+    {"ready-peers", T_COUNT, POFF(ready_peers), "0", "N",
+     "/readyz says ready once both sockets are bound and at\n"
+     "least N sidecars are connected to each.",
+     NULL},
+    {"curve-cert", T_STR, POFF(curve_cert), "", "FILE",
+     "CurveZMQ secret certificate: both sockets encrypt and\n"
+     "admit only the --curve-allow keys.",
+     NULL},
+    {"curve-allow", T_STR, POFF(curve_allow), "", "DIR",
+     "Directory of the sidecars' public certificates.", NULL},
+    {"runtime-dir", T_STR, POFF(runtime_dir), "/tmp", "DIR",
+     "Where the admitted keys are kept (with --curve-cert).", NULL},
+    {"log-level", T_STR, POFF(log_level), "info", "LEVEL",
+     "error, warn, info or debug. Logs go to stderr, one\n"
+     "line per event.",
+     NULL},
+    {"log-format", T_STR, POFF(log_format), "logfmt", "FORMAT",
+     "logfmt or json: one line per event on stderr.", NULL},
+};
+
+//  A table and how many entries it has.
+typedef struct {
+    const opt_t *opts;
+    size_t n;
+} schema_t;
+
+static const schema_t s_sidecar = {s_opts, NOPTS};
+static const schema_t s_proxy = {s_proxy_opts,
+                                 sizeof s_proxy_opts / sizeof s_proxy_opts[0]};
+
+static const opt_t *s_find(const schema_t *schema, const char *name, size_t len)
 {
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (strlen(s_opts[i].name) == len &&
-            strncmp(s_opts[i].name, name, len) == 0) {
-            return &s_opts[i];
+    for (size_t i = 0; i < schema->n; i++) {
+        if (strlen(schema->opts[i].name) == len &&
+            strncmp(schema->opts[i].name, name, len) == 0) {
+            return &schema->opts[i];
         }
     }
     return NULL;
@@ -469,10 +524,11 @@ static config_addr_t s_addr_kind(const opt_t *opt)
         const char *name;
         config_addr_t kind;
     } kinds[] = {
-        {"bind", CONFIG_ADDR_BIND}, {"advertise", CONFIG_ADDR_CONNECT},
-        {"peer", CONFIG_ADDR_PEER}, {"proxy", CONFIG_ADDR_PROXY},
-        {"http", CONFIG_ADDR_HTTP}, {"gossip", CONFIG_ADDR_GOSSIP},
-        {"join", CONFIG_ADDR_SEED},
+        {"bind", CONFIG_ADDR_BIND},    {"advertise", CONFIG_ADDR_CONNECT},
+        {"peer", CONFIG_ADDR_PEER},    {"proxy", CONFIG_ADDR_PROXY},
+        {"http", CONFIG_ADDR_HTTP},    {"gossip", CONFIG_ADDR_GOSSIP},
+        {"join", CONFIG_ADDR_SEED},    {"frontend", CONFIG_ADDR_BIND},
+        {"backend", CONFIG_ADDR_BIND},
     };
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (strcmp(opt->name, kinds[i].name) == 0) {
@@ -497,7 +553,7 @@ static int s_check_value(const opt_t *opt, const char *value,
     return -1;
 }
 
-static int s_set(config_t *cfg, const opt_t *opt, const char *value,
+static int s_set(void *cfg, const opt_t *opt, const char *value,
                  const char *origin, char *err, size_t errlen)
 {
     char *at = (char *)cfg + opt->offset;
@@ -545,29 +601,40 @@ static int s_set(config_t *cfg, const opt_t *opt, const char *value,
     return 0;
 }
 
+static void s_defaults(const schema_t *schema, void *cfg)
+{
+    char err[8];
+    for (size_t i = 0; i < schema->n; i++) {
+        if (schema->opts[i].def) {
+            (void)s_set(cfg, &schema->opts[i], schema->opts[i].def, "default",
+                        err, sizeof err);
+        }
+    }
+}
+
 void config_defaults(config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    char err[8];
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (s_opts[i].def) {
-            (void)s_set(cfg, &s_opts[i], s_opts[i].def, "default", err,
-                        sizeof err);
+    s_defaults(&s_sidecar, cfg);
+}
+
+static void s_free(const schema_t *schema, void *cfg)
+{
+    for (size_t i = 0; i < schema->n; i++) {
+        const opt_t *opt = &schema->opts[i];
+        if (opt->type == T_STR) {
+            char **at = (char **)((char *)cfg + opt->offset);
+            free(*at);
+            *at = NULL;
+        } else if (opt->type == T_LIST) {
+            s_list_clear((config_list_t *)((char *)cfg + opt->offset));
         }
     }
 }
 
 void config_free(config_t *cfg)
 {
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (s_opts[i].type == T_STR) {
-            char **at = (char **)((char *)cfg + s_opts[i].offset);
-            free(*at);
-            *at = NULL;
-        } else if (s_opts[i].type == T_LIST) {
-            s_list_clear((config_list_t *)((char *)cfg + s_opts[i].offset));
-        }
-    }
+    s_free(&s_sidecar, cfg);
     free(cfg->config_file);
     cfg->config_file = NULL;
 }
@@ -584,8 +651,8 @@ static char *s_trim(char *s)
     return s;
 }
 
-int config_parse_text(config_t *cfg, const char *text, const char *origin,
-                      char *err, size_t errlen)
+static int s_parse_text(const schema_t *schema, void *cfg, const char *text,
+                        const char *origin, char *err, size_t errlen)
 {
     char *copy = strdup(text), *save = NULL;
     if (!copy) {
@@ -623,7 +690,7 @@ int config_parse_text(config_t *cfg, const char *text, const char *origin,
         }
         *eq = 0;
         char *name = s_trim(s), *value = s_trim(eq + 1);
-        const opt_t *opt = s_find(name, strlen(name));
+        const opt_t *opt = s_find(schema, name, strlen(name));
         if (!opt) {
             snprintf(err, errlen, "%s: unknown setting '%s'", where, name);
             rc = -1;
@@ -635,8 +702,14 @@ int config_parse_text(config_t *cfg, const char *text, const char *origin,
     return rc;
 }
 
-static int s_load_file(config_t *cfg, const char *path, char *err,
-                       size_t errlen)
+int config_parse_text(config_t *cfg, const char *text, const char *origin,
+                      char *err, size_t errlen)
+{
+    return s_parse_text(&s_sidecar, cfg, text, origin, err, errlen);
+}
+
+static int s_load_file(const schema_t *schema, void *cfg, const char *path,
+                       char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -658,7 +731,7 @@ static int s_load_file(config_t *cfg, const char *path, char *err,
         return -1;
     }
     fclose(mem);
-    int rc = config_parse_text(cfg, text, path, err, errlen);
+    int rc = s_parse_text(schema, cfg, text, path, err, errlen);
     free(text);
     return rc;
 }
@@ -674,6 +747,30 @@ static void s_env_name(const opt_t *opt, char *out, size_t size)
         out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
     }
     out[n] = 0;
+}
+
+//  One entry per option: flag, help, env and default.
+static void s_usage_opts(const schema_t *schema, FILE *out)
+{
+    for (size_t i = 0; i < schema->n; i++) {
+        const opt_t *opt = &schema->opts[i];
+        char flag[64], env[64];
+        snprintf(flag, sizeof flag, "--%s %s", opt->name, opt->arg);
+        s_env_name(opt, env, sizeof env);
+        if (strlen(flag) > 21) { // no room for the two spaces: own line
+            fprintf(out, "  %s\n  %-22s ", flag, "");
+        } else {
+            fprintf(out, "  %-22s ", flag);
+        }
+        for (const char *p = opt->help; *p; p++) {
+            fputc(*p, out);
+            if (*p == '\n') {
+                fprintf(out, "  %-22s ", "");
+            }
+        }
+        fprintf(out, "\n  %-22s [env %s; default: %s]\n", "", env,
+                opt->def ? (*opt->def ? opt->def : "none") : "none, required");
+    }
 }
 
 void config_usage(FILE *out)
@@ -696,25 +793,7 @@ void config_usage(FILE *out)
         "Options:\n"
         "  --config FILE          read settings from FILE (env "
         "ROOMCAST_CONFIG)\n");
-    for (size_t i = 0; i < NOPTS; i++) {
-        char flag[64], env[64];
-        snprintf(flag, sizeof flag, "--%s %s", s_opts[i].name, s_opts[i].arg);
-        s_env_name(&s_opts[i], env, sizeof env);
-        if (strlen(flag) > 21) { // no room for the two spaces: own line
-            fprintf(out, "  %s\n  %-22s ", flag, "");
-        } else {
-            fprintf(out, "  %-22s ", flag);
-        }
-        for (const char *p = s_opts[i].help; *p; p++) {
-            fputc(*p, out);
-            if (*p == '\n') {
-                fprintf(out, "  %-22s ", "");
-            }
-        }
-        fprintf(out, "\n  %-22s [env %s; default: %s]\n", "", env,
-                s_opts[i].def ? (*s_opts[i].def ? s_opts[i].def : "none")
-                              : "none, required");
-    }
+    s_usage_opts(&s_sidecar, out);
     fprintf(out, "  -h, --help             show this help and exit\n"
                  "  -V, --version          show the version and exit\n"
                  "\n"
@@ -729,9 +808,13 @@ void config_usage(FILE *out)
                  "See also: roomcastd(8), roomcastctl(1), roomcast(7).\n");
 }
 
-int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+//  The layers above the defaults, lowest first: the file (--config or
+//  ROOMCAST_CONFIG, kept in *config_file), the environment, the flags.
+//  usage prints --help. CONFIG_OK, CONFIG_EXIT or CONFIG_ERROR.
+static int s_load(const schema_t *schema, void *cfg, char **config_file,
+                  void (*usage)(FILE *out), int argc, char **argv, char *err,
+                  size_t errlen)
 {
-    config_defaults(cfg);
     //  the file first: it is the lowest layer above the defaults
     const char *file = getenv("ROOMCAST_CONFIG");
     for (int i = 1; i < argc; i++) {
@@ -746,24 +829,25 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
         }
     }
     if (file && *file) {
-        if (s_load_file(cfg, file, err, errlen)) {
+        if (s_load_file(schema, cfg, file, err, errlen)) {
             return CONFIG_ERROR;
         }
-        cfg->config_file = strdup(file);
+        *config_file = strdup(file);
     }
-    for (size_t i = 0; i < NOPTS; i++) {
+    for (size_t i = 0; i < schema->n; i++) {
         char env[64];
-        s_env_name(&s_opts[i], env, sizeof env);
+        s_env_name(&schema->opts[i], env, sizeof env);
         const char *value = getenv(env);
-        if (value && s_set(cfg, &s_opts[i], value, env, err, errlen)) {
+        if (value && s_set(cfg, &schema->opts[i], value, env, err, errlen)) {
             return CONFIG_ERROR;
         }
     }
-    bool flag_seen[NOPTS] = {false};
+    bool flag_seen[sizeof s_opts / sizeof s_opts[0] + 16] = {false};
+    assert(schema->n <= sizeof flag_seen / sizeof flag_seen[0]);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            config_usage(stdout);
+            usage(stdout);
             return CONFIG_EXIT;
         }
         if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
@@ -781,7 +865,7 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
             i += value ? 0 : 1;
             continue;
         }
-        const opt_t *opt = s_find(name, len);
+        const opt_t *opt = s_find(schema, name, len);
         if (!opt) {
             snprintf(err, errlen, "unknown option '%s' (see --help)", a);
             return CONFIG_ERROR;
@@ -793,7 +877,7 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
             }
             value = argv[++i];
         }
-        size_t index = (size_t)(opt - s_opts);
+        size_t index = (size_t)(opt - schema->opts);
         if (opt->type == T_LIST && flag_seen[index]) {
             config_list_t *list = (config_list_t *)((char *)cfg + opt->offset);
             if (s_check_value(opt, value, "command line", err, errlen)) {
@@ -809,6 +893,17 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
         if (s_set(cfg, opt, value, "command line", err, errlen)) {
             return CONFIG_ERROR;
         }
+    }
+    return CONFIG_OK;
+}
+
+int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    config_defaults(cfg);
+    int rc = s_load(&s_sidecar, cfg, &cfg->config_file, config_usage, argc,
+                    argv, err, errlen);
+    if (rc != CONFIG_OK) {
+        return rc;
     }
     if (!cfg->channel || !*cfg->channel) {
         snprintf(err, errlen,
@@ -891,6 +986,104 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
         gethostname(host, sizeof host - 1);
         free(cfg->name);
         cfg->name = strdup(host);
+    }
+    return CONFIG_OK;
+}
+
+// --- roomcastd proxy ---------------------------------------------------------
+
+void config_proxy_usage(FILE *out)
+{
+    fprintf(
+        out,
+        "Usage: roomcastd proxy --frontend ENDPOINT [OPTION]...\n"
+        "\n"
+        "roomcastd proxy forwards sealed envelopes between sidecars in proxy\n"
+        "mode, so that each sidecar keeps one link per proxy instead of one\n"
+        "per peer. Sidecars started with --proxy tcp://HOST:PORT publish to\n"
+        "the frontend (an XSUB at PORT) and subscribe at the backend (an XPUB\n"
+        "at PORT+1); messages go frontend to backend, subscriptions back. The\n"
+        "proxy holds no cluster key: routing keys are opaque hashes and\n"
+        "bodies are sealed, so it reads nothing. Run two, on two hosts, and\n"
+        "give every sidecar both (receivers drop the duplicate copies).\n"
+        "\n"
+        "Every option can also be set in the environment (ROOMCAST_NAME, "
+        "dashes\n"
+        "as underscores) or in a config file (\"name = value\" lines), as "
+        "for the\n"
+        "sidecar. Precedence: flag, then environment, then file, then "
+        "default.\n"
+        "\n"
+        "Options:\n"
+        "  --config FILE          read settings from FILE (env "
+        "ROOMCAST_CONFIG)\n");
+    s_usage_opts(&s_proxy, out);
+    fprintf(
+        out,
+        "  -h, --help             show this help and exit\n"
+        "  -V, --version          show the version and exit\n"
+        "\n"
+        "Queues: every link holds at most --hwm messages each way; a sidecar\n"
+        "that does not keep up loses what comes past them (its sidecar sees\n"
+        "the sequence gap and reports it; the publisher learns it from the\n"
+        "receiver's beats; the proxy counts it too). Subscriptions are never\n"
+        "dropped (a lost one would cut a topic off without a trace): their\n"
+        "queue grows only while a sidecar does not read them.\n"
+        "\n"
+        "HTTP (--http): /metrics in the Prometheus text format (messages,\n"
+        "frames and bytes forwarded each way, messages a full link dropped,\n"
+        "subscriptions held, sidecars connected, refused handshakes,\n"
+        "build_info, process_*); /healthz 200 while the loop runs; /readyz\n"
+        "200 when ready, else 503 saying why. Ready means: both sockets are\n"
+        "bound and at least --ready-peers sidecars are connected to each\n"
+        "(0: bound is ready).\n"
+        "\n"
+        "Signals: SIGTERM or SIGINT stops forwarding and exits 0.\n"
+        "\n"
+        "Exit status: 0 after a clean stop, 1 on a runtime failure (a socket\n"
+        "that cannot be bound), 2 on a bad option or setting.\n"
+        "\n"
+        "See also: roomcastd(8), roomcast(7).\n");
+}
+
+void config_proxy_free(config_proxy_t *cfg)
+{
+    s_free(&s_proxy, cfg);
+    free(cfg->config_file);
+    cfg->config_file = NULL;
+}
+
+int config_proxy_load(config_proxy_t *cfg, int argc, char **argv, char *err,
+                      size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    s_defaults(&s_proxy, cfg);
+    int rc = s_load(&s_proxy, cfg, &cfg->config_file, config_proxy_usage, argc,
+                    argv, err, errlen);
+    if (rc != CONFIG_OK) {
+        return rc;
+    }
+    char why[512];
+    if (!cfg->frontend || !*cfg->frontend) {
+        snprintf(err, errlen,
+                 "--frontend tcp://HOST:PORT is required (env "
+                 "ROOMCAST_FRONTEND; see --help)");
+        return CONFIG_ERROR;
+    }
+    //  without --backend the backend is PORT+1: PORT must leave room
+    if (!*cfg->backend && config_check_addr(CONFIG_ADDR_FRONTEND, cfg->frontend,
+                                            why, sizeof why)) {
+        snprintf(err, errlen, "bad value '%s' for frontend: %s", cfg->frontend,
+                 why);
+        return CONFIG_ERROR;
+    }
+    if (cfg->hwm < 1 || cfg->hwm > INT32_MAX) {
+        snprintf(err, errlen, "--hwm must be 1 or more");
+        return CONFIG_ERROR;
+    }
+    if (*cfg->curve_allow && !*cfg->curve_cert) {
+        snprintf(err, errlen, "--curve-allow needs --curve-cert");
+        return CONFIG_ERROR;
     }
     return CONFIG_OK;
 }

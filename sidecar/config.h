@@ -107,4 +107,28 @@ void config_usage(FILE *out);
 
 void config_free(config_t *cfg);
 
+//  `roomcastd proxy`: its settings, from the same layers (flag,
+//  ROOMCAST_NAME, --config file, default) and the same code.
+typedef struct {
+    char *frontend;     // XSUB bind, tcp://HOST:PORT; required
+    char *backend;      // XPUB bind ("" = the frontend's PORT + 1)
+    size_t hwm;         // messages queued per link, each way
+    char *http;         // metrics and probes HOST:PORT ("" = off)
+    size_t ready_peers; // sidecars on each socket before /readyz says ready
+    char *curve_cert;   // our CurveZMQ secret certificate ("" = none)
+    char *curve_allow;  // directory of admitted public certificates
+    char *runtime_dir;  // where the admitted keys are kept
+    char *log_level;    // error, warn, info, debug
+    char *log_format;   // logfmt, json
+    char *config_file;  // where settings were read from, or NULL
+} config_proxy_t;
+
+//  Fill cfg for `roomcastd proxy ARGS` (argv[0] is "proxy", skipped).
+//  Returns CONFIG_OK, CONFIG_EXIT (--help, --version) or CONFIG_ERROR with
+//  err filled. Call config_proxy_free after, whatever it returned.
+int config_proxy_load(config_proxy_t *cfg, int argc, char **argv, char *err,
+                      size_t errlen);
+void config_proxy_usage(FILE *out);
+void config_proxy_free(config_proxy_t *cfg);
+
 #endif

@@ -400,3 +400,8 @@ int metrics_readyz(bool readable, bool writable, http_reply_t *reply)
     }
     return 503;
 }
+
+void metrics_render_process(http_reply_t *reply)
+{
+    s_process(reply);
+}

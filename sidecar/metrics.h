@@ -92,6 +92,9 @@ int metrics_process_read(const char *proc, const char *pid,
 void metrics_render(const metrics_input_t *in, http_reply_t *reply)
     __attribute__((nonnull));
 
+//  Append only the process_* families (roomcastd proxy uses them too).
+void metrics_render_process(http_reply_t *reply) __attribute__((nonnull));
+
 //  /readyz: 200 "ready" when both health bits are up, else 503 with one
 //  line per bit down ("not readable: no peer heard lately", "not writable:
 //  no peer hears us"). Sets reply's status and body; returns the status.

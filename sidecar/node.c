@@ -333,6 +333,7 @@ static void s_on_mesh_health(void *arg, const mesh_health_t *h)
     log_info("mesh_health", "readable=%s writable=%s live_peers=%u",
              h->readable ? "true" : "false", h->writable ? "true" : "false",
              h->live_peers);
+    presence_peers(self->presence, h->live_peers);
     if (expect_peers && h->live_peers == 0) {
         s_set_health(self, false, false, 0,
                      "not joined: no peer heard yet (check --join or --peer, "
@@ -346,7 +347,7 @@ static void s_on_peer_up(void *arg, const uint8_t node[16])
 {
     (void)node;
     node_t *self = arg;
-    presence_snapshot(self->presence); // it learns ours
+    presence_snapshot_soon(self->presence); // it learns ours
 }
 
 static void s_on_peer_down(void *arg, const uint8_t node[16])

@@ -38,13 +38,16 @@ struct presence_t {
     presence_limits_t limits;
     uint8_t node[16];
     char channel[256];
-    zhashx_t *entries; // key string -> entry_t
-    zhashx_t *origins; // node hex -> origin_t
-    zhashx_t *owners;  // owner pointer as text -> usage_t
-    usage_t local;     // all our apps
-    uint64_t version;  // ours
-    bool snapshot_due; // a peer asked since the last tick
-    uint64_t ticks;    // presence_tick calls
+    zhashx_t *entries;     // key string -> entry_t
+    zhashx_t *origins;     // node hex -> origin_t
+    zhashx_t *owners;      // owner pointer as text -> usage_t
+    usage_t local;         // all our apps
+    uint64_t version;      // ours
+    bool snapshot_due;     // a peer asked since the last tick
+    uint64_t ticks;        // presence_tick calls
+    uint64_t last_summary; // the tick of the last summary
+    bool summarized;       // one was sent
+    size_t peers;          // live peers (presence_peers)
     msgpack_sbuffer sbuf;
 };
 
@@ -377,13 +380,36 @@ void presence_tick(presence_t *self)
     if (self->snapshot_due) {
         presence_snapshot(self);
     }
-    if (self->ticks++ % PRESENCE_SUMMARY_TICKS) {
+    //  every sidecar hears every summary: beyond PRESENCE_FAN_IN peers
+    //  the period grows with them, so a sidecar receives about
+    //  PRESENCE_FAN_IN summaries per PRESENCE_SUMMARY_TICKS whatever the
+    //  cluster size (as meshctl's beats), not one per peer
+    size_t fan_in = PRESENCE_FAN_IN;
+    uint64_t every =
+        PRESENCE_SUMMARY_TICKS *
+        (self->peers > fan_in ? (self->peers + fan_in - 1) / fan_in : 1);
+    uint64_t tick = self->ticks++;
+    if (self->summarized && tick - self->last_summary < every) {
         return;
     }
+    self->summarized = true;
+    self->last_summary = tick;
     msgpack_packer pk;
     s_pack_head(self, &pk, 4, "v");
     self->io.send(self->io.arg, (const uint8_t *)self->sbuf.data,
                   self->sbuf.size);
+}
+
+void presence_snapshot_soon(presence_t *self)
+{
+    if (self->version) {
+        self->snapshot_due = true; // at the next tick, once for all
+    }
+}
+
+void presence_peers(presence_t *self, size_t peers)
+{
+    self->peers = peers;
 }
 
 void presence_usage(const presence_t *self, size_t *entries, size_t *bytes)

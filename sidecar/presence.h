@@ -65,6 +65,7 @@ typedef struct {
 
 #define PRESENCE_CHUNK_BYTES   (60 * 1024) // entries per snapshot chunk
 #define PRESENCE_SUMMARY_TICKS 5           // ticks between summaries
+#define PRESENCE_FAN_IN        10 // summaries per period a sidecar receives
 
 //  Budgets (0: the default in brackets).
 typedef struct {
@@ -101,9 +102,19 @@ int presence_on_remote(presence_t *self, const uint8_t *body, size_t len);
 void presence_node_gone(presence_t *self, const uint8_t node[16]);
 //  Send our full snapshot now, in chunks (a peer appeared).
 void presence_snapshot(presence_t *self);
+//  A peer appeared: send our snapshot at the next tick (once, however
+//  many appeared meanwhile), unless we never held an entry (version 0: a
+//  peer can hold nothing of ours). Every snapshot goes to every sidecar,
+//  so one per peer that appears would cost O(N^2) messages when N come
+//  up together.
+void presence_snapshot_soon(presence_t *self);
+//  How many live peers there are (the summary period follows).
+void presence_peers(presence_t *self, size_t peers);
 //  Once per tick (the coordinator's, 500 ms): send the snapshot that peers
-//  asked for since the last tick (once, however many asked), and every
-//  PRESENCE_SUMMARY_TICKS announce our version.
+//  asked for since the last tick (once, however many asked), and announce
+//  our version every PRESENCE_SUMMARY_TICKS, times ceil (peers /
+//  PRESENCE_FAN_IN) beyond PRESENCE_FAN_IN peers (a summary every 2.5 s
+//  up to 10 peers, 50 s at 200: what a lost delta may take to repair).
 void presence_tick(presence_t *self);
 
 //  Entries and bytes our apps hold, for metrics.

@@ -6,6 +6,18 @@
     are sealed and routing keys are opaque hashes, so it reads nothing. By
     convention the backend is the frontend's port + 1, which is what
     `roomcastd --proxy tcp://HOST:PORT` assumes.
+
+    Settings come from config.c (config_proxy_load: flags, ROOMCAST_*
+    environment, --config file), logs from common/log.c (--log-format), and
+    with --http it serves /metrics, /healthz and /readyz (http.c). Ready
+    means both sockets bound and at least --ready-peers sidecars connected
+    to each (counted from libzmq's socket monitor: connections accepted minus
+    those connections closed).
+
+    Queues are bounded: --hwm messages per link each way; the XPUB drops
+    for a link that is full (ZMQ_XPUB_NODROP off) rather than grow or stop
+    the other links. Subscriptions are the exception (never dropped, as
+    many as the sidecars hold).
 */
 #ifndef RCD_PROXY_H
 #define RCD_PROXY_H

@@ -2,8 +2,8 @@
 # Checks of deploy/ (make check runs it after the C suites; it also runs
 # alone: tests/deploy/check.sh). Offline apart from installing its tools:
 #   kubernetes/  renders with kubectl kustomize (the base, the example app,
-#                the host-network, existing-secret and per-pod variants,
-#                the monitoring kit); every object validates against the
+#                the host-network, existing-secret, per-pod and proxy-mode
+#                variants, the monitoring kit); every object validates against the
 #                Kubernetes API schemas and has no unknown field
 #                (kubernetes-models + TypeScript, validate.mjs); selectors,
 #                restart policies and limits are sound; the properties the
@@ -17,8 +17,9 @@
 #                checked against a JSON Schema (ctl-json.mjs)
 #   docker/      Dockerfile lint and rules (dockerfile.mjs), RUN scripts
 #                through shellcheck
-#   systemd/     systemd-analyze verify and security (offline), the unit's
-#                promises, the env file's settings start a real roomcastd
+#   systemd/     systemd-analyze verify and security (offline), the units'
+#                promises, the env files' settings start a real roomcastd
+#                and a real roomcastd proxy (proxy-smoke.mjs)
 # Installs what is missing: Debian packages kubernetes-client (kubectl),
 # systemd (systemd-analyze), shellcheck, binutils (readelf), prometheus
 # (promtool), nodejs and npm
@@ -104,9 +105,12 @@ ROOMCASTD=${ROOMCASTD:-$top/build/release/roomcastd}
 ROOMCASTCTL=${ROOMCASTCTL:-$top/build/release/roomcastctl}
 HOLD_APP=${HOLD_APP:-$top/build/release/tests/tools/hold_app}
 help=""
+proxy_help=""
 if [ -x "$ROOMCASTD" ] && [ -x "$ROOMCASTCTL" ]; then
     help=$tmp/roomcastd-help.txt
     "$ROOMCASTD" --help >"$help" 2>&1 || help=""
+    proxy_help=$tmp/roomcastd-proxy-help.txt
+    "$ROOMCASTD" proxy --help >"$proxy_help" 2>&1 || proxy_help=""
 fi
 
 # --- kubernetes ----------------------------------------------------------------
@@ -145,7 +149,8 @@ rendered=1
 # the repository itself, so a key lying next to them would show.
 for r in "base:$tmp/base" "example:$tmp/base/example-app" "hostnetwork:$tmp/hostnetwork" \
     "existing-secret:deploy/kubernetes/variants/existing-secret" \
-    "per-pod:deploy/kubernetes/variants/per-pod" "monitoring:deploy/kubernetes/monitoring"; do
+    "per-pod:deploy/kubernetes/variants/per-pod" "monitoring:deploy/kubernetes/monitoring" \
+    "proxy-mode:deploy/kubernetes/variants/proxy-mode"; do
     name=${r%%:*}
     dir=${r#*:}
     if kubectl kustomize "$dir" >"$tmp/$name.yaml" 2>"$tmp/$name.err"; then
@@ -156,9 +161,10 @@ for r in "base:$tmp/base" "example:$tmp/base/example-app" "hostnetwork:$tmp/host
     fi
 done
 if [ "$rendered" -eq 1 ]; then
-    args=(--emit-env "$tmp/env.json")
+    args=(--emit-env "$tmp/env.json" --emit-proxy-env "$tmp/proxy-env.json")
     [ -n "$help" ] && args+=(--help-file "$help")
-    for name in base example hostnetwork existing-secret per-pod monitoring; do
+    [ -n "$proxy_help" ] && args+=(--proxy-help-file "$proxy_help")
+    for name in base example hostnetwork existing-secret per-pod monitoring proxy-mode; do
         args+=("$name=$tmp/$name.yaml")
     done
     run_node validate.mjs "${args[@]}"
@@ -166,6 +172,11 @@ if [ "$rendered" -eq 1 ]; then
         run_node smoke.mjs "$ROOMCASTD" "$ROOMCASTCTL" "$help" k8s "$tmp/env.json"
     else
         skip "k8s sidecar settings start roomcastd: no roomcastd build"
+    fi
+    if [ -n "$proxy_help" ] && [ -s "$tmp/proxy-env.json" ]; then
+        run_node proxy-smoke.mjs "$ROOMCASTD" k8s "$tmp/proxy-env.json"
+    else
+        skip "k8s proxy settings start roomcastd proxy: no roomcastd build"
     fi
 fi
 
@@ -323,6 +334,63 @@ if [ -n "$help" ]; then
     run_node smoke.mjs "$ROOMCASTD" "$ROOMCASTCTL" "$help" systemd "$top/$unit" "$top/$envfile"
 else
     skip "systemd settings start roomcastd: no roomcastd build"
+fi
+
+# The proxy's unit: the same checks, its own promises.
+punit=deploy/systemd/roomcast-proxy.service
+penv=deploy/systemd/roomcast-proxy.env
+if command -v systemd-analyze >/dev/null 2>&1; then
+    exe=/bin/true
+    [ -n "$help" ] && exe=$ROOMCASTD
+    sed "s|^ExecStart=/usr/local/bin/roomcastd|ExecStart=$exe|" "$punit" >"$tmp/systemd/roomcast-proxy.service"
+    if out=$(cd "$tmp" && systemd-analyze verify --man=no "$tmp/systemd/roomcast-proxy.service" 2>&1) &&
+        [ -z "$out" ]; then
+        ok "systemd-analyze verify roomcast-proxy.service: clean"
+    else
+        bad "systemd-analyze verify roomcast-proxy.service: $out"
+    fi
+    out=$(systemd-analyze security --offline=true --threshold=20 "$tmp/systemd/roomcast-proxy.service" 2>&1)
+    rc=$?
+    level=$(grep -o 'Overall exposure level for [^:]*: [0-9.]* [A-Z]*' <<<"$out" | sed 's/.*: //')
+    if [ $rc -eq 0 ] && [ -n "$level" ]; then
+        ok "systemd-analyze security roomcast-proxy.service: exposure $level (at most 2.0 allowed)"
+    else
+        bad "systemd-analyze security roomcast-proxy.service: exposure ${level:-unknown} (at most 2.0 allowed)"
+    fi
+fi
+pkey() { sed -n "s/^$1=//p" "$punit" | tail -n1; }
+problems=""
+[ "$(pkey ExecStart)" = "/usr/local/bin/roomcastd proxy" ] ||
+    problems="$problems; ExecStart is not /usr/local/bin/roomcastd proxy"
+[ "$(pkey EnvironmentFile)" = /etc/roomcast/roomcast-proxy.env ] ||
+    problems="$problems; EnvironmentFile is not /etc/roomcast/roomcast-proxy.env"
+for k in NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
+    PrivateDevices=yes RestrictSUIDSGID=yes CapabilityBoundingSet= MemoryDenyWriteExecute=yes DynamicUser=yes; do
+    grep -qx "$k" "$punit" || problems="$problems; no $k"
+done
+grep -q "^ROOMCAST_FRONTEND=tcp://" "$penv" || problems="$problems; the env file sets no ROOMCAST_FRONTEND"
+rdir=$(sed -n 's/^Environment=ROOMCAST_RUNTIME_DIR=//p' "$punit")
+[ "$rdir" = "/run/$(pkey RuntimeDirectory)" ] ||
+    problems="$problems; ROOMCAST_RUNTIME_DIR ($rdir) is not the RuntimeDirectory"
+if [ -z "$problems" ]; then
+    ok "roomcast-proxy.service: roomcastd proxy, env file, runtime directory, hardening"
+else
+    bad "roomcast-proxy.service:${problems#;}"
+fi
+if [ -n "$proxy_help" ]; then
+    unknown=""
+    for name in $(grep -Eo '^#?ROOMCAST_[A-Z_]+' "$penv" | tr -d '#') \
+        $(grep -Eo '^Environment=ROOMCAST_[A-Z_]+' "$punit" | cut -d= -f2); do
+        grep -Eq "env ${name}[;)]" "$proxy_help" || unknown="$unknown $name"
+    done
+    if [ -z "$unknown" ]; then
+        ok "roomcast-proxy.env and its unit set only options roomcastd proxy knows"
+    else
+        bad "roomcast-proxy.env / unit: unknown to roomcastd proxy --help:$unknown"
+    fi
+    run_node proxy-smoke.mjs "$ROOMCASTD" systemd "$top/$punit" "$top/$penv"
+else
+    skip "systemd proxy settings start roomcastd proxy: no roomcastd build"
 fi
 
 # --- this script ---------------------------------------------------------------

@@ -3,8 +3,10 @@
 //   node validate.mjs [--help-file F] [--emit-env F] NAME=FILE...
 //
 // NAME is one of base, example, hostnetwork, existing-secret, per-pod,
-// monitoring (each a `kubectl kustomize` output); base, example and
-// hostnetwork are required.
+// monitoring, proxy-mode (each a `kubectl kustomize` output); base,
+// example and hostnetwork are required. --proxy-help-file is `roomcastd
+// proxy --help`; --emit-proxy-env writes a proxy's effective environment
+// (proxy-mode) for proxy-smoke.mjs.
 //
 // 1. Schema: every object validates against the Kubernetes API schemas
 //    (kubernetes-models: the OpenAPI schemas compiled to validators; the
@@ -37,10 +39,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 let helpFile = null;
 let emitEnv = null;
+let proxyHelpFile = null;
+let emitProxyEnv = null;
 const files = {};
 for (let i = 0; i < args.length; i++) {
   if (args[i] === "--help-file") helpFile = args[++i];
   else if (args[i] === "--emit-env") emitEnv = args[++i];
+  else if (args[i] === "--proxy-help-file") proxyHelpFile = args[++i];
+  else if (args[i] === "--emit-proxy-env") emitProxyEnv = args[++i];
   else {
     const m = /^([a-z-]+)=(.+)$/.exec(args[i]);
     if (m) files[m[1]] = m[2];
@@ -882,6 +888,153 @@ if (sets.monitoring) {
     assert(pm.spec.namespaceSelector?.any === true, "the per-pod sidecars live in app namespaces: namespaceSelector.any");
     return { note: `ports ${ports.join(", ")}, job ${[...jobs].join(",")}` };
   });
+}
+
+// --- the proxy-mode variant: two proxies, the sidecars pointed at them ---------------
+
+if (sets["proxy-mode"]) {
+  const pm = sets["proxy-mode"];
+  const deps = pm.filter((o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/component"] === "proxy");
+  const proxyC = (d) => d.spec.template.spec.containers.find((c) => c.name === "roomcast-proxy") || {};
+  const envOf = (d) => effectiveEnv(proxyC(d), pm, podValues).env;
+  const pmDs = one(pm, "DaemonSet");
+
+  // The topology: two one-pod Deployments running `roomcastd proxy`, each
+  // behind its own Service, the sidecars naming both frontends and binding
+  // no data socket. Throws the first problem; returns a note.
+  const topology = (set) => {
+    const ds2 = set.filter((o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/component"] === "proxy");
+    const side2 = one(set, "DaemonSet").spec.template.spec.containers.find((c) => c.name === "roomcastd");
+    const sEnv2 = effectiveEnv(side2, set, podValues).env;
+    const env2 = (d) => effectiveEnv(proxyC(d), set, podValues).env;
+    const svcOf = (d) => set.filter((o) => o.kind === "Service" && o.spec.selector &&
+      Object.entries(o.spec.selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v));
+    assert(ds2.length === 2, `${ds2.length} proxy Deployments (want 2)`);
+    for (const d of ds2) {
+      assert(d.spec.replicas === 1, `${id(d)}: replicas ${d.spec.replicas} (one pod: each proxy is its own endpoint)`);
+      assert((proxyC(d).args || [])[0] === "proxy", `${id(d)}: does not run roomcastd proxy`);
+      assert(svcOf(d).length === 1, `${id(d)}: selected by ${svcOf(d).length} Services (want its own one)`);
+      for (const other of ds2.filter((x) => x !== d)) {
+        assert(!selects(d.spec.selector, other.spec.template.metadata.labels), `${id(d)}'s selector also selects ${id(other)}'s pods`);
+      }
+    }
+    const svcs = ds2.map((d) => svcOf(d)[0]);
+    assert(svcs[0] !== svcs[1], "both proxies behind one Service");
+    const proxies = (sEnv2.get("ROOMCAST_PROXIES") || "").split(",").filter(Boolean);
+    assert(proxies.length === 2, `ROOMCAST_PROXIES ${sEnv2.get("ROOMCAST_PROXIES")} (want both proxies)`);
+    ds2.forEach((d, i) => {
+      const svc = svcs[i];
+      const env = env2(d);
+      const front = portOf(env.get("ROOMCAST_FRONTEND"));
+      const back = env.get("ROOMCAST_BACKEND") ? portOf(env.get("ROOMCAST_BACKEND")) : front + 1;
+      const c = proxyC(d);
+      assert(containerPort(c, "frontend")?.containerPort === front, `${id(d)}: ROOMCAST_FRONTEND ${env.get("ROOMCAST_FRONTEND")} is not the frontend port`);
+      assert(containerPort(c, "backend")?.containerPort === back, `${id(d)}: the backend port is not ${back}`);
+      const sp = (name) => svc.spec.ports.find((p) => p.targetPort === name || p.targetPort === containerPort(c, name)?.containerPort);
+      assert(sp("frontend") && sp("backend") && sp("backend").port === sp("frontend").port + 1,
+        `${id(svc)}: the backend must be the frontend's port + 1 on the Service (sidecars assume it)`);
+      const want = `tcp://${svc.metadata.name}:${sp("frontend").port}`;
+      assert(proxies.some((p) => p === want || p.startsWith(`tcp://${svc.metadata.name}.${svc.metadata.namespace}.`)),
+        `ROOMCAST_PROXIES does not name ${want}`);
+    });
+    assert((sEnv2.get("ROOMCAST_BIND") ?? "") === "", `ROOMCAST_BIND ${sEnv2.get("ROOMCAST_BIND")}: a bound sidecar would get links to every member too`);
+    return `${ds2.map(id).join(", ")} behind ${svcs.map(id).join(", ")}; sidecars: ${proxies.join(", ")}`;
+  };
+
+  await check("proxy-mode: two one-pod proxies on their own Services; the sidecars name both and bind no data socket", () =>
+    ({ note: topology(pm) }));
+
+  await check("proxy-mode: the topology check catches two replicas, a shared Service, one proxy named, a bound sidecar (self-test)", () => {
+    const broken = (mutate) => {
+      const copy = structuredClone(pm);
+      mutate(copy);
+      try {
+        topology(copy);
+        return "";
+      } catch (e) {
+        return e.message;
+      }
+    };
+    const depA = (c) => c.find((o) => o.kind === "Deployment" && o.metadata.name.endsWith("-a"));
+    const side = (c) => one(c, "DaemonSet").spec.template.spec.containers.find((x) => x.name === "roomcastd");
+    const cm = (c) => c.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("roomcastd"));
+    assert(/replicas 2/.test(broken((c) => { depA(c).spec.replicas = 2; })), "two replicas of one proxy were accepted");
+    assert(/Services/.test(broken((c) => {
+      for (const svc of c.filter((o) => o.kind === "Service" && o.metadata.name.startsWith("roomcast-proxy"))) {
+        delete svc.spec.selector["app.kubernetes.io/instance"];
+      }
+    })), "one Service in front of both proxies was accepted");
+    assert(/ROOMCAST_PROXIES/.test(broken((c) => { cm(c).data.ROOMCAST_PROXIES = "tcp://roomcast-proxy-a:7450"; })),
+      "sidecars naming one proxy were accepted");
+    assert(/ROOMCAST_BIND/.test(broken((c) => { side(c).env.find((e) => e.name === "ROOMCAST_BIND").value = "tcp://$(POD_IP):7440"; })),
+      "a bound sidecar was accepted");
+  });
+
+  await check("proxy-mode: proxies probed (/healthz, /readyz), hardened, memory request = limit, scraped", () => {
+    for (const d of deps) {
+      const c = proxyC(d);
+      const spec = d.spec.template.spec;
+      const http = containerPort(c, "http");
+      assert(http && portOf(envOf(d).get("ROOMCAST_HTTP")) === http.containerPort, `${id(d)}: ROOMCAST_HTTP is not on the http port`);
+      assert(!/^(127\.|localhost:)/.test(envOf(d).get("ROOMCAST_HTTP")), `${id(d)}: HTTP on loopback: the kubelet cannot probe it`);
+      for (const [probe, path] of [["livenessProbe", "/healthz"], ["readinessProbe", "/readyz"]]) {
+        const g = c[probe]?.httpGet;
+        assert(g?.path === path && (g.port === "http" || g.port === http.containerPort), `${id(d)}: ${probe} is not GET ${path} on the http port`);
+      }
+      checkContainerSecurity(c, spec.securityContext || {});
+      assert(spec.securityContext?.seccompProfile?.type === "RuntimeDefault", `${id(d)}: no RuntimeDefault seccomp`);
+      assert(spec.automountServiceAccountToken === false, `${id(d)}: a service account token is mounted`);
+      memoryEqualsLimit([c]);
+      const a = d.spec.template.metadata.annotations || {};
+      assert(a["prometheus.io/scrape"] === "true" && Number(a["prometheus.io/port"]) === http.containerPort, `${id(d)}: scrape annotations`);
+      const u = d.spec.strategy;
+      assert(u?.type === "RollingUpdate" && u.rollingUpdate?.maxUnavailable === 0, `${id(d)}: a rollout may take the proxy down before its successor is ready`);
+      const ready = Number(envOf(d).get("ROOMCAST_READY_PEERS") ?? 0);
+      assert(ready === 0, `${id(d)}: ROOMCAST_READY_PEERS ${ready}: the Service only sends sidecars to a ready proxy, so it would never become ready`);
+    }
+  });
+
+  await check("proxy-mode: a PodDisruptionBudget keeps one proxy through drains; only sidecars reach the proxy ports", () => {
+    const pdb = one(pm, "PodDisruptionBudget");
+    const covered = deps.filter((d) => selects(pdb.spec.selector, d.spec.template.metadata.labels));
+    assert(covered.length === 2, `the PDB selects ${covered.length} of the 2 proxies`);
+    const ok = pdb.spec.maxUnavailable === 1 || pdb.spec.minAvailable === 1;
+    assert(ok, `maxUnavailable ${pdb.spec.maxUnavailable}, minAvailable ${pdb.spec.minAvailable}: want one proxy kept`);
+    const np = one(pm, "NetworkPolicy", (o) => deps.some((d) => selects(o.spec.podSelector, d.spec.template.metadata.labels)));
+    const sideLabels = pmDs.spec.template.metadata.labels;
+    for (const name of ["frontend", "backend"]) {
+      const port = containerPort(proxyC(deps[0]), name).containerPort;
+      const rule = np.spec.ingress.find((r) => (r.ports || []).some((x) => x.port === port));
+      assert(rule?.from?.length, `port ${port} (${name}) is open to everyone`);
+      assert(rule.from.some((f) => selects(f.podSelector, sideLabels)), `port ${port} does not admit the sidecars`);
+    }
+    return { note: `${id(pdb)} maxUnavailable ${pdb.spec.maxUnavailable}` };
+  });
+
+  await check("proxy-mode: the sidecars' other settings are the base's", () => {
+    const base = one(sets.base, "ConfigMap").data;
+    const cm = pm.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("roomcastd")).data;
+    const rest = Object.fromEntries(Object.entries(cm).filter(([k]) => k !== "ROOMCAST_PROXIES"));
+    assert(JSON.stringify(rest) === JSON.stringify(base), "its ConfigMap differs from deploy/kubernetes/kustomization.yaml's (beyond ROOMCAST_PROXIES)");
+  });
+
+  await check("proxy-mode: ROOMCAST_* of the proxies are options `roomcastd proxy` knows", () => {
+    if (!proxyHelpFile) return { skip: "no roomcastd proxy --help (build it first)" };
+    const known = new Set([...readFileSync(proxyHelpFile, "utf8").matchAll(/env (ROOMCAST_[A-Z_]+)/g)].map((m) => m[1]));
+    assert(known.size > 5, "could not read the option list from roomcastd proxy --help");
+    const names = [...new Set(deps.flatMap((d) => [...envOf(d).keys()]))].filter((k) => k.startsWith("ROOMCAST_"));
+    const unknown = names.filter((k) => !known.has(k));
+    assert(!unknown.length, `unknown: ${unknown.join(", ")}`);
+    return { note: `${names.length} settings` };
+  });
+
+  if (emitProxyEnv && deps.length) {
+    const { env } = effectiveEnv(proxyC(deps[0]), pm, { "status.podIP": "127.0.0.1" });
+    writeFileSync(emitProxyEnv, JSON.stringify({
+      env: [...env.entries()].filter(([k]) => k.startsWith("ROOMCAST_")),
+      graceSeconds: deps[0].spec.template.spec.terminationGracePeriodSeconds ?? 30,
+    }, null, 2));
+  }
 }
 
 if (emitEnv) {

@@ -128,7 +128,7 @@ saw_all_alive() {
     shift
     for f in "$@"; do
         awk -v want="$want" '
-            / member / {
+            / member | event=member / {
                 id = ""; st = ""
                 for (i = 1; i <= NF; i++) {
                     if ($i ~ /^node_id=/) { id = substr($i, 9) }
@@ -222,7 +222,7 @@ deliver() {
     put "$case" unconfirmed "$(sed -nE 's/.*unconfirmed=([0-9]+).*/\1/p' <<<"$line")"
 }
 
-node_id() { sed -nE 's/.* started .*node_id=([0-9a-f]+).*/\1/p' "$T/s$1.log" | tail -1; }
+node_id() { sed -nE 's/.* (event=)?started .*node_id=([0-9a-f]+).*/\2/p' "$T/s$1.log" | tail -1; }
 
 # --- mesh ---------------------------------------------------------------
 
@@ -270,7 +270,7 @@ case_mesh() {
     for ((i = 0; i < N; i++)); do [ "$i" != "$victim" ] && logs+=("$T/s$i.log"); done
     while :; do
         for f in "${logs[@]}"; do
-            awk -v id="$id" '$0 ~ " member " && $0 ~ "node_id=" id && / state=dead / {
+            awk -v id="$id" '$0 ~ "( |event=)member " && $0 ~ "node_id=" id && / state=dead / {
                 split($1, t, "T"); split(t[2], h, ":")
                 printf "%.3f\n", h[1] * 3600 + h[2] * 60 + h[3]; found = 1; exit }
                 END { if (!found) print "-" }' "$f"
@@ -408,6 +408,12 @@ case_proxy() {
     kill "$watchdog" 2>/dev/null
     wait "$watchdog" 2>/dev/null
     stop_all
+    # what each proxy forwarded and what its full links dropped, from its
+    # last log line
+    for n in 1 2; do
+        put proxy "proxy${n}_messages" "$(sed -nE 's/.*proxy_stopped.* messages=([0-9]+).*/\1/p' "$T/proxy$n.log" | tail -1)"
+        put proxy "proxy${n}_dropped" "$(sed -nE 's/.*proxy_stopped.* dropped=([0-9]+).*/\1/p' "$T/proxy$n.log" | tail -1)"
+    done
 }
 
 for c in $CASES; do
@@ -464,6 +470,8 @@ row() {
         row "proxy: RSS of proxy 1 (MiB)" "<= 64" "$(get proxy proxy1_rss_mib)" "v <= 64"
         row "proxy: RSS of proxy 2 (MiB)" "<= 64" "$(get proxy proxy2_rss_mib)" "v <= 64"
         row "proxy: idle CPU of proxy 1 / 2 (% of a core)" "reported" "$(get proxy proxy1_cpu_pct) / $(get proxy proxy2_cpu_pct)" ""
+        row "proxy: messages forwarded by proxy 1 / 2, whole run" "" "$(get proxy proxy1_messages) / $(get proxy proxy2_messages)" ""
+        row "proxy: of them dropped by a full link (--hwm), proxy 1 / 2" "" "$(get proxy proxy1_dropped) / $(get proxy proxy2_dropped)" ""
         row "proxy: idle CPU per sidecar, median (% of a core)" "" "$(get proxy cpu_pct_median)" ""
         row "proxy: stopped early by the memory caps (1 = yes)" "0" "$(get proxy capped)" "v == 0"
         row "proxy: RSS per sidecar, median / max (MiB)" "" "$(get proxy rss_mib_median) / $(get proxy rss_mib_max)" ""

@@ -877,6 +877,46 @@ static void test_budgets_refuse_and_free(void **state)
     s_big_fini(&a);
 }
 
+//  Through proxies every sidecar hears every other's presence traffic: what
+//  a sidecar sends while idle or while peers come up must not grow with
+//  the peers (issue 20). Summaries: about PRESENCE_FAN_IN per period
+//  reach a sidecar, whatever the cluster size. Snapshots for peers that
+//  appear: one per tick for all of them, none before any entry was held.
+static void test_presence_traffic_does_not_grow_with_the_peers(void **state)
+{
+    (void)state;
+    big_t a;
+    s_big_init(&a, "a", NULL);
+    presence_peers(a.p, 200);
+    long ticks = 200 * PRESENCE_SUMMARY_TICKS;
+    for (long i = 0; i < ticks; i++) {
+        presence_snapshot_soon(a.p); // 200 peers appear: nothing to tell
+        presence_tick(a.p);
+    }
+    //  200 senders x 10 summaries each = 2,000 per period for a sidecar:
+    //  10 x PRESENCE_FAN_IN per 10 periods
+    assert_int_equal(a.nout, ticks / (PRESENCE_SUMMARY_TICKS * 20));
+    s_big_drop_outbox(&a);
+    assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
+                                  wire_str("lobby"), wire_str("alice"),
+                                  wire_str("hi")),
+                     0);
+    assert_int_equal(a.nout, 1); // the delta
+    s_big_drop_outbox(&a);
+    for (int i = 0; i < 50; i++) {
+        presence_snapshot_soon(a.p); // 50 peers appear within one tick
+    }
+    presence_tick(a.p);          // tick 1,000: a summary is due too
+    assert_int_equal(a.nout, 2); // one snapshot for them all, one summary
+    presence_peers(a.p, 3);      // few peers: every PRESENCE_SUMMARY_TICKS
+    s_big_drop_outbox(&a);
+    for (int i = 0; i < 100 * PRESENCE_SUMMARY_TICKS; i++) {
+        presence_tick(a.p);
+    }
+    assert_true(a.nout >= 99 && a.nout <= 100);
+    s_big_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -893,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_a_big_table_goes_in_chunks),
         cmocka_unit_test(test_a_summary_brings_a_late_peer_up_to_date),
         cmocka_unit_test(test_budgets_refuse_and_free),
+        cmocka_unit_test(test_presence_traffic_does_not_grow_with_the_peers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
