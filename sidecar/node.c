@@ -468,6 +468,7 @@ static void s_on_closed(void *arg, conn_t *conn)
 static bool s_on_idle(void *arg)
 {
     node_t *self = arg;
+    node_memory_idle(self);
     return fanout_run(self->fanout);
 }
 

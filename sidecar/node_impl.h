@@ -62,6 +62,8 @@ struct node_t {
     uint64_t mem_limit;           // --memory-limit in bytes (0: no cap)
     int mem_level;                // memcap_level_t
     int mem_timer;                // samples resident memory (0: none)
+    uint64_t mem_bytes_in;        // stats->bytes_in at the last sample
+    uint64_t mem_trimmed;         // loop ms of the last malloc_trim
     metrics_peers_t sample_peers; // per-peer series of the last sample
 };
 
@@ -77,6 +79,8 @@ void node_memory_stop(node_t *self);
 typedef enum { NODE_MEM_SUB, NODE_MEM_PSET, NODE_MEM_PUB } node_mem_ask_t;
 //  Whether the cap refuses it now; if so the app got ERR LIMIT for req
 //  (unless its queue is full already) and it is counted.
+//  Once per loop turn: samples again when apps sent much since the last.
+void node_memory_idle(node_t *self);
 bool node_memory_refuses(node_t *self, conn_t *conn, uint64_t req,
                          node_mem_ask_t ask);
 

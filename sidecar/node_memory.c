@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SAMPLE_MS 100 // resident memory read this often (3 system calls)
+#define SAMPLE_MS 100  // resident memory read this often (3 system calls)
+#define TRIM_MS   1000 // under pressure, freed heap handed back this often
+#define STEP_DIV  64   // and read again when apps sent limit / STEP_DIV
 
 #define WHY_REFUSE                                                             \
     "sidecar over its memory limit (--memory-limit): try later or another "    \
@@ -59,11 +61,10 @@ static void s_apply(node_t *self, memcap_level_t level)
                                         : cfg->max_payload);
 }
 
-static void s_sample(loop_t *loop, int timer_id, void *arg)
+//  Read resident memory and act on its level.
+static void s_check(node_t *self)
 {
-    (void)loop;
-    (void)timer_id;
-    node_t *self = arg;
+    self->mem_bytes_in = self->stats->bytes_in;
     uint64_t resident = memcap_resident("/proc");
     if (!resident) {
         return; // no /proc: nothing to go by
@@ -79,17 +80,39 @@ static void s_sample(loop_t *loop, int timer_id, void *arg)
                   (unsigned long long)resident,
                   (unsigned long long)self->mem_limit);
     }
+    size_t freed = 0;
     if (level >= MEMCAP_SHED) {
         uint64_t want = memcap_shed_target(self->mem_limit, resident);
-        size_t freed = server_shed_queues(self->server, (size_t)want);
-        //  freed blocks stay in the heap unless handed back; the next
-        //  sample then sees what the kernel sees
-        malloc_trim(0);
+        freed = server_shed_queues(self->server, (size_t)want);
         if (freed) {
             log_warn("memory_shed", "resident=%llu limit=%llu dropped=%zu",
                      (unsigned long long)resident,
                      (unsigned long long)self->mem_limit, freed);
         }
+    }
+    //  freed blocks stay in the heap unless handed back, and the level
+    //  would never fall: trim after a shed, and now and then under
+    //  pressure (it walks the free lists: not every sample)
+    uint64_t now = loop_now(self->loop);
+    if (freed || (level > MEMCAP_OK && now - self->mem_trimmed >= TRIM_MS)) {
+        malloc_trim(0);
+        self->mem_trimmed = now;
+    }
+}
+
+static void s_sample(loop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    s_check(arg);
+}
+
+void node_memory_idle(node_t *self)
+{
+    //  a flood from apps grows queues faster than the timer looks
+    if (self->mem_timer && self->stats->bytes_in - self->mem_bytes_in >
+                               self->mem_limit / STEP_DIV) {
+        s_check(self);
     }
 }
 
