@@ -59,10 +59,11 @@ const char *memcap_level_name(memcap_level_t level);
 
 //  The memory limit of the cgroup the process at proc ("/proc") runs in,
 //  under the cgroup file systems mounted at sys ("/sys/fs/cgroup"): v2's
-//  memory.max, else v1's memory.limit_in_bytes, at the process's own
-//  cgroup path or, in a cgroup namespace, at the root. Returns the bytes,
-//  or 0 when there is none ("max", or v1's "unlimited" of 2^63 rounded to
-//  pages) or none can be read. Tests give directories of their own.
+//  memory.max, else v1's memory.limit_in_bytes, the lowest on the way from
+//  the process's cgroup up to the root (in a cgroup namespace, as in a
+//  container, its own cgroup is the root). Returns the bytes, or 0 when
+//  there is none ("max", v1's unlimited, nothing readable). Tests give
+//  directories of their own.
 uint64_t memcap_cgroup_limit(const char *proc, const char *sys);
 
 //  Resident bytes of the process (proc/self/statm). Returns 0 when it

@@ -188,8 +188,9 @@ void server_close_with(server_t *self, conn_t *conn, wire_err_t code,
     server_send(self, conn, &f);
     conn->closing = true;
     conn->closing_since = loop_now(self->loop);
-    log_info("client_closing", "client=%llu reason=\"%s\"",
-             (unsigned long long)conn->id, why);
+    //  a refusal (protocol, slow, budget) is worth a look; a shutdown not
+    log_event(code == WIRE_E_SHUTDOWN ? LOGL_INFO : LOGL_WARN, "client_closing",
+              "client=%llu reason=\"%s\"", (unsigned long long)conn->id, why);
 }
 
 static void s_close_slow(server_t *self, conn_t *conn);
