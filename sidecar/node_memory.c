@@ -31,7 +31,8 @@ static int s_resolve(const char *text, uint64_t *limit, const char **source,
     if (strcmp(text, "auto") == 0) {
         uint64_t cg = memcap_cgroup_limit("/proc", "/sys/fs/cgroup");
         *limit = cg / 100 * MEMCAP_AUTO_PERCENT;
-        *source = "cgroup";
+        *source = cg ? "auto: 90% of the cgroup's memory limit"
+                     : "auto: no cgroup memory limit";
         if (*limit && *limit < MEMCAP_MIN_LIMIT) {
             log_warn("memory_limit_off",
                      "cgroup_limit=%llu reason=\"90%% of the cgroup's limit "
@@ -124,7 +125,7 @@ int node_memory_start(node_t *self, char *err, size_t errlen)
         return -1;
     }
     if (!self->mem_limit) {
-        log_info("memory_limit", "limit=off source=%s", source);
+        log_info("memory_limit", "limit=off source=\"%s\"", source);
         return 0;
     }
     self->mem_timer =
@@ -134,7 +135,7 @@ int node_memory_start(node_t *self, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    log_info("memory_limit", "limit=%llu source=%s resident=%llu",
+    log_info("memory_limit", "limit=%llu source=\"%s\" resident=%llu",
              (unsigned long long)self->mem_limit, source,
              (unsigned long long)memcap_resident("/proc"));
     return 0;
