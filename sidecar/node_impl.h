@@ -77,8 +77,9 @@ int node_memory_start(node_t *self, char *err, size_t errlen);
 void node_memory_stop(node_t *self);
 //  What an app asks that the cap may refuse.
 typedef enum { NODE_MEM_SUB, NODE_MEM_PSET, NODE_MEM_PUB } node_mem_ask_t;
-//  Whether the cap refuses it now; if so the app got ERR LIMIT for req
-//  (unless its queue is full already) and it is counted.
+//  Whether the cap refuses it now; if so it is counted and the app got ERR
+//  LIMIT for req (for a PUB, only while its queue holds less than
+//  --max-payload: a flood that is not read gets no ERR per frame).
 //  Once per loop turn: samples again when apps sent much since the last.
 void node_memory_idle(node_t *self);
 bool node_memory_refuses(node_t *self, conn_t *conn, uint64_t req,

@@ -168,9 +168,9 @@ bool node_memory_refuses(node_t *self, conn_t *conn, uint64_t req,
         return false;
     }
     (*(uint64_t *)((char *)self->stats + asks[ask].counter))++;
-    //  an app that floods and does not read gets no ERR per frame: its
+    //  an app that floods PUBs and does not read gets no ERR per frame: its
     //  queue would grow by what the cap refuses
-    if (conn->out.bytes < self->cfg->max_payload) {
+    if (ask != NODE_MEM_PUB || conn->out.bytes < self->cfg->max_payload) {
         session_err(self->session, conn, req, WIRE_E_LIMIT, "%s refused: %s",
                     asks[ask].what, WHY_REFUSE);
     }
