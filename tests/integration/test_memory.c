@@ -332,6 +332,7 @@ static void test_presence_past_the_cap_is_refused(void **state)
     r.at_least = before + 1;
     assert_true(wait_for(s_refused, &r, only, 10000));
     assert_true(s_logged(&d, "level=warn", "event=client_refused"));
+    assert_true(s_logged(&d, "level=warn", "event=frame_refused"));
     //  the app leaves, its entries go, and apps are welcome again
     rc_close(&c);
     long long until = now_ms() + 10000;
