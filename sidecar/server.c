@@ -243,7 +243,7 @@ static void s_report_drops(server_t *self, conn_t *conn)
         char text[200];
         snprintf(text, sizeof text,
                  "%llu messages dropped: this app read too slowly (its queue "
-                 "was over --queue-budget)%s",
+                 "was over --queue-budget, or dropped under --memory-limit)%s",
                  (unsigned long long)conn->owed_drops,
                  conn->hello_flags & WIRE_HF_GAPS
                      ? " on more topics than GAP notices name"
