@@ -58,6 +58,12 @@ typedef struct {
     uint64_t gossip_undecryptable;  // did not open (other key, forged)
     uint64_t gossip_bad;            // opened but not SWIM
     uint64_t curve_refused;         // TCP handshakes refused (unknown key)
+    uint64_t mem_refused_clients;   // --memory-limit: apps refused
+    uint64_t mem_refused_subs;      // --memory-limit: SUB refused
+    uint64_t mem_refused_presence;  // --memory-limit: PSET refused
+    uint64_t mem_refused_pubs;      // --memory-limit: PUB refused
+    uint64_t mem_shed_queues;       // --memory-limit: app queues dropped
+    uint64_t dropped_memory;        // --memory-limit: MSG dropped from them
     uint64_t fanout_us_sum;         // total fanout time
     uint64_t fanout_hist[STATS_FANOUT_BUCKETS]; // by duration (not cumulative)
 } stats_t;

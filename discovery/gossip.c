@@ -147,11 +147,13 @@ static void s_changed(void *arg, const swim_member_t *m, int old_state)
     gossip_t *self = arg;
     if (m->state != old_state) {
         char hex[IDS_HEX_SIZE];
-        log_info("member",
-                 "node_id=%s name=%s state=%s was=%s gossip=%s "
-                 "endpoint=%s",
-                 ids_hex(m->id, hex), m->name, swim_state_name(m->state),
-                 swim_state_name(old_state), m->gossip_addr, m->endpoint);
+        //  a death is something to look at; joins, suspicion and leaves
+        //  are the cluster's normal life
+        log_event(m->state == SWIM_DEAD ? LOGL_WARN : LOGL_INFO, "member",
+                  "node_id=%s name=%s state=%s was=%s gossip=%s "
+                  "endpoint=%s",
+                  ids_hex(m->id, hex), m->name, swim_state_name(m->state),
+                  swim_state_name(old_state), m->gossip_addr, m->endpoint);
     }
     if (self->io.member) {
         self->io.member(self->io.arg, m, old_state);
@@ -568,6 +570,14 @@ void gossip_member_rows(gossip_t *self, gossip_row_fn *fn, void *arg)
                  (unsigned long long)m->incarnation, m->endpoint,
                  m->gossip_addr, *m->zone ? m->zone : "-");
         fn(arg, hex, value);
+    }
+}
+
+void gossip_counts(gossip_t *self, size_t counts[5])
+{
+    counts[0] = 0;
+    for (int state = SWIM_ALIVE; state <= SWIM_LEFT; state++) {
+        counts[state] = swim_count(self->swim, state);
     }
 }
 

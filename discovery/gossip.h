@@ -75,4 +75,9 @@ void gossip_member_rows(gossip_t *self, gossip_row_fn *fn, void *arg);
 //  Members alive, self included.
 size_t gossip_alive(gossip_t *self);
 
+//  Members by state, self included: counts[SWIM_ALIVE], [SWIM_SUSPECT],
+//  [SWIM_DEAD], [SWIM_LEFT] (dead and left until their tombstone period
+//  ends); counts[0] unused (0).
+void gossip_counts(gossip_t *self, size_t counts[5]);
+
 #endif

@@ -170,6 +170,17 @@ static const opt_t s_opts[] = {
      "Messages queued per peer link before ZeroMQ drops\n"
      "(receivers count the gaps).",
      NULL},
+    {"memory-limit", T_STR, OFF(memory_limit), "auto", "BYTES",
+     "Cap on the sidecar's resident memory (suffixes KiB,\n"
+     "MiB, GiB; at least 8MiB), shed before the kernel's\n"
+     "OOM killer would act, in this order: from 85% new\n"
+     "apps, SUB and presence sets are refused (ERR LIMIT);\n"
+     "from 95% app queue budgets are cut to 1/8 and the\n"
+     "largest app queues dropped (those apps get GAP or\n"
+     "ERR slow); from 100% PUB is refused. auto: 90% of\n"
+     "the cgroup's memory limit (memory.max), no cap when\n"
+     "there is none; off: no cap.",
+     NULL},
 };
 #define NOPTS (sizeof s_opts / sizeof s_opts[0])
 
@@ -238,8 +249,7 @@ static const opt_t *s_find(const schema_t *schema, const char *name, size_t len)
     return NULL;
 }
 
-//  "1MiB", "512k", "65536" -> bytes.
-static int s_parse_size(const char *text, uint64_t *out)
+int config_parse_size(const char *text, uint64_t *out)
 {
     char *end;
     errno = 0;
@@ -584,8 +594,8 @@ static int s_set(void *cfg, const opt_t *opt, const char *value,
         *(char **)at = copy;
         return 0;
     }
-    int bad =
-        opt->type == T_SIZE ? s_parse_size(value, &n) : s_parse_uint(value, &n);
+    int bad = opt->type == T_SIZE ? config_parse_size(value, &n)
+                                  : s_parse_uint(value, &n);
     if (bad) {
         snprintf(err, errlen, "%s: bad value '%s' for %s (expected %s)", origin,
                  value, opt->name,
@@ -975,6 +985,17 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
     }
     if (*cfg->curve_allow && !*cfg->curve_cert) {
         snprintf(err, errlen, "--curve-allow needs --curve-cert");
+        return CONFIG_ERROR;
+    }
+    uint64_t cap = 0;
+    if (strcmp(cfg->memory_limit, "auto") != 0 &&
+        strcmp(cfg->memory_limit, "off") != 0 &&
+        (config_parse_size(cfg->memory_limit, &cap) ||
+         (cap && cap < 8 * 1024 * 1024))) {
+        snprintf(err, errlen,
+                 "--memory-limit: expected auto, off, 0 or bytes of at "
+                 "least 8MiB (e.g. 460MiB), not '%s'",
+                 cfg->memory_limit);
         return CONFIG_ERROR;
     }
     if (cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 60000) {

@@ -58,6 +58,7 @@ typedef struct {
     uint64_t pushpull_interval_ms; // SWIM anti-entropy period
     uint64_t tombstone_ms;         // dead and left members remembered
     size_t mesh_hwm;               // messages queued per peer link
+    char *memory_limit;            // "auto", "off" or BYTES (memcap.h)
     char *config_file;             // where settings were read from, or NULL
 } config_t;
 
@@ -98,6 +99,11 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 //  Returns 0, or -1 with err filled. Exposed for the fuzzer.
 int config_parse_text(config_t *cfg, const char *text, const char *origin,
                       char *err, size_t errlen);
+
+//  "1MiB", "512k", "65536" (suffixes k, m, g with or without "iB"/"B",
+//  all powers of 1024) -> bytes. Returns 0, or -1 when it is not one.
+int config_parse_size(const char *text, uint64_t *out)
+    __attribute__((nonnull, warn_unused_result));
 
 //  Set defaults (config_load does it first).
 void config_defaults(config_t *cfg);

@@ -334,7 +334,7 @@ static void s_ctl_peer(void *arg, const uint8_t *node, const char *name,
                  endpoint);
         self->io.peer_up(self->io.arg, node); // it learns our presence
     } else if (event == MESHCTL_DOWN) {
-        log_info("peer_down", "node_id=%s name=%s", hex, name);
+        log_warn("peer_down", "node_id=%s name=%s", hex, name);
         self->io.peer_down(self->io.arg, node);
     } else {
         log_debug("peer_gone", "node_id=%s name=%s", hex, name);
@@ -828,6 +828,28 @@ void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg)
     for (size_t i = 0; i < self->nlinks; i++) {
         fn(arg, "link", self->links[i].endpoint);
     }
+}
+
+typedef struct {
+    mesh_peer_fn *fn;
+    void *arg;
+} each_t;
+
+static void s_each(void *arg, const meshctl_row_t *r)
+{
+    each_t *each = arg;
+    if (r->member == MESHCTL_DEAD || r->member == MESHCTL_LEFT) {
+        return; // tombstones, as in mesh_peer_rows
+    }
+    mesh_peer_t p = {r->node,    r->name,     r->state,  r->hears_us,
+                     r->last_ms, r->received, r->missed, r->lost_to};
+    each->fn(each->arg, &p);
+}
+
+void mesh_peer_each(mesh_t *self, mesh_peer_fn *fn, void *arg)
+{
+    each_t each = {fn, arg};
+    meshctl_rows(self->ctl, loop_now(self->loop), s_each, &each);
 }
 
 //  tcp://host:port -> tcp://host:port+1 (a proxy's backend).

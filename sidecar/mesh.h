@@ -160,4 +160,20 @@ const char *mesh_mode(const mesh_t *self);
 typedef void(mesh_row_fn)(void *arg, const char *key, const char *value);
 void mesh_peer_rows(mesh_t *self, mesh_row_fn *fn, void *arg);
 
+//  For metrics: each peer of the table but tombstones (dead and left
+//  members), as mesh_peer_rows shows them. Strings and node are borrowed
+//  for the call.
+typedef struct {
+    const uint8_t *node; // 16 bytes
+    const char *name;    //
+    const char *state;   // "live", "down" or "silent"
+    bool hears_us;       //
+    uint64_t last_ms;    // since heard, UINT64_MAX if never
+    uint64_t received;   // its envelopes that reached us
+    uint64_t missed;     // its messages lost on the way to us
+    uint64_t lost_to;    // ours it says were lost on the way to it
+} mesh_peer_t;
+typedef void(mesh_peer_fn)(void *arg, const mesh_peer_t *peer);
+void mesh_peer_each(mesh_t *self, mesh_peer_fn *fn, void *arg);
+
 #endif

@@ -39,16 +39,12 @@ static const counter_t s_counters[] = {
      {{NULL, F(deliveries)}},
      1},
     {"dropped_total",
-     "Messages dropped, by reason.",
+     "Messages for local apps dropped, and app frames refused, by reason "
+     "(mesh drops: envelopes_total).",
      {{"reason=\"slow_consumer\"", F(dropped_slow)},
-      {"reason=\"bad_frame\"", F(bad_frames)},
-      {"reason=\"undecryptable\"", F(env_undecryptable)},
-      {"reason=\"malformed\"", F(env_malformed)},
-      {"reason=\"format\"", F(env_refused_format)},
-      {"reason=\"duplicate\"", F(env_duplicates)},
-      {"reason=\"own\"", F(env_own)},
-      {"reason=\"stale\"", F(env_stale)}},
-     8},
+      {"reason=\"memory_limit\"", F(dropped_memory)},
+      {"reason=\"bad_frame\"", F(bad_frames)}},
+     3},
     {"clients_closed_total",
      "App connections closed by the sidecar.",
      {{"reason=\"slow_consumer\"", F(closed_slow)},
@@ -131,6 +127,14 @@ static const counter_t s_counters[] = {
      "TCP handshakes refused: a CurveZMQ key not admitted.",
      {{NULL, F(curve_refused)}},
      1},
+    {"memory_shed_total",
+     "What the memory cap (--memory-limit) did, by action.",
+     {{"action=\"refuse_client\"", F(mem_refused_clients)},
+      {"action=\"refuse_subscribe\"", F(mem_refused_subs)},
+      {"action=\"refuse_presence\"", F(mem_refused_presence)},
+      {"action=\"refuse_publish\"", F(mem_refused_pubs)},
+      {"action=\"drop_queue\"", F(mem_shed_queues)}},
+     5},
 };
 
 static void s_family(http_reply_t *r, const char *name, const char *type,
@@ -330,6 +334,149 @@ static void s_process(http_reply_t *r)
     }
 }
 
+// --- per-peer series
+// -----------------------------------------------------------
+
+//  How bad a peer looks, for the cap: not live first, then most messages
+//  lost, then longest silent; > 0 when a ranks worse than b. Ties by node
+//  id (the lower is kept), so the set is stable in a healthy cluster.
+static int s_worse(const metrics_peer_t *a, const metrics_peer_t *b)
+{
+    bool a_down = strcmp(a->state, "live") != 0;
+    bool b_down = strcmp(b->state, "live") != 0;
+    if (a_down != b_down) {
+        return a_down ? 1 : -1;
+    }
+    uint64_t al = a->missed + a->lost_to, bl = b->missed + b->lost_to;
+    if (al != bl) {
+        return al > bl ? 1 : -1;
+    }
+    if (a->last_ms != b->last_ms) {
+        return a->last_ms > b->last_ms ? 1 : -1;
+    }
+    return strcmp(b->node_id, a->node_id);
+}
+
+void metrics_peers_reset(metrics_peers_t *set)
+{
+    set->count = set->total = 0;
+}
+
+void metrics_peers_offer(metrics_peers_t *set, const metrics_peer_t *peer)
+{
+    set->total++;
+    if (set->count < METRICS_PEERS_MAX) {
+        set->items[set->count++] = *peer;
+        return;
+    }
+    size_t best = 0;
+    for (size_t i = 1; i < set->count; i++) {
+        if (s_worse(&set->items[best], &set->items[i]) > 0) {
+            best = i;
+        }
+    }
+    if (s_worse(peer, &set->items[best]) > 0) {
+        set->items[best] = *peer;
+    }
+}
+
+//  The labels of one peer's series.
+static void s_peer_labels(http_reply_t *r, const char *name,
+                          const metrics_peer_t *p)
+{
+    http_reply_printf(r, PREFIX "%s{node_id=\"", name);
+    s_label_value(r, p->node_id);
+    http_reply_printf(r, "\",name=\"");
+    s_label_value(r, p->name);
+    http_reply_printf(r, "\"} ");
+}
+
+static void s_peers(http_reply_t *r, const metrics_peers_t *set)
+{
+    static const struct {
+        const char *name;
+        const char *type;
+        const char *help;
+        size_t field; // offsetof (metrics_peer_t, ...), or SIZE_MAX
+    } series[] = {
+        {"peer_up", "gauge", "1 while the peer is heard (live), else 0.",
+         SIZE_MAX},
+        {"peer_hears_us", "gauge", "1 while the peer hears us.", SIZE_MAX},
+        {"peer_last_heard_seconds", "gauge",
+         "Seconds since the peer was last heard (absent: never).", SIZE_MAX},
+        {"peer_received_total", "counter",
+         "The peer's envelopes that reached us.",
+         offsetof(metrics_peer_t, received)},
+        {"peer_missed_total", "counter",
+         "The peer's messages lost on the way to us.",
+         offsetof(metrics_peer_t, missed)},
+        {"peer_lost_to_total", "counter",
+         "Our messages the peer says were lost on the way to it.",
+         offsetof(metrics_peer_t, lost_to)},
+    };
+    for (size_t k = 0; k < sizeof series / sizeof series[0]; k++) {
+        s_family(r, series[k].name, series[k].type, series[k].help);
+        for (size_t i = 0; set && i < set->count; i++) {
+            const metrics_peer_t *p = &set->items[i];
+            if (k == 2 && p->last_ms == UINT64_MAX) {
+                continue;
+            }
+            s_peer_labels(r, series[k].name, p);
+            if (k == 0) {
+                http_reply_printf(r, "%d\n", strcmp(p->state, "live") == 0);
+            } else if (k == 1) {
+                http_reply_printf(r, "%d\n", p->hears_us);
+            } else if (k == 2) {
+                s_seconds(r, p->last_ms * 1000);
+                http_reply_printf(r, "\n");
+            } else {
+                http_reply_printf(
+                    r, "%" PRIu64 "\n",
+                    *(const uint64_t *)((const char *)p + series[k].field));
+            }
+        }
+    }
+    s_gauge(r, "peer_series_omitted",
+            "Peers left out of the per-peer series (past the cap of 64).",
+            set && set->total > set->count ? set->total - set->count : 0);
+}
+
+//  Members, queues, presence and the memory cap.
+static void s_state_gauges(http_reply_t *r, const metrics_input_t *in)
+{
+    static const char *states[] = {NULL, "alive", "suspect", "dead", "left"};
+    s_family(r, "members", "gauge",
+             "Gossip members by state, this sidecar included (0 without "
+             "gossip).");
+    for (int i = 1; i <= 4; i++) {
+        http_reply_printf(r, PREFIX "members{state=\"%s\"} %zu\n", states[i],
+                          in->members[i]);
+    }
+    s_gauge(r, "app_queue_bytes",
+            "Bytes queued toward local apps, not written yet.",
+            in->queue_bytes);
+    s_gauge(r, "app_queue_frames", "Frames queued toward local apps.",
+            in->queue_frames);
+    s_gauge(r, "app_queue_largest_bytes",
+            "The largest queue toward one app, in bytes.", in->queue_largest);
+    s_gauge(r, "apps_slow", "Apps over their queue budget now (dropping).",
+            in->apps_slow);
+    s_gauge(r, "partial_frame_bytes",
+            "Bytes held in incomplete frames from apps (--partial-budget).",
+            in->stats->partial_bytes);
+    s_gauge(r, "presence_entries", "Presence entries our apps hold.",
+            in->presence_entries);
+    s_gauge(r, "presence_bytes", "Bytes of the presence entries our apps hold.",
+            in->presence_bytes);
+    s_gauge(r, "memory_limit_bytes",
+            "The memory cap (--memory-limit); 0 when there is none.",
+            in->memory_limit);
+    s_gauge(r, "memory_pressure",
+            "The memory cap's level: 0 ok, 1 refusing new work, 2 shedding "
+            "app queues, 3 refusing publishes.",
+            (unsigned long long)in->memory_pressure);
+}
+
 void metrics_render(const metrics_input_t *in, http_reply_t *reply)
 {
     reply->content_type = METRICS_CONTENT_TYPE;
@@ -375,6 +522,8 @@ void metrics_render(const metrics_input_t *in, http_reply_t *reply)
         s_counter(reply, in->stats, &s_counters[i]);
     }
     s_histogram(reply, in->stats);
+    s_state_gauges(reply, in);
+    s_peers(reply, in->peers);
     s_family(reply, "build_info", "gauge",
              "The build of this roomcastd; the value is always 1.");
     http_reply_printf(reply, PREFIX "build_info{version=\"");

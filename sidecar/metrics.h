@@ -23,6 +23,23 @@
       mesh_send_failed_total                   counter
       fanout_duration_seconds                  histogram (stats.fanout_hist)
       build_info{version}                      gauge, always 1
+      members{state="alive"|"suspect"|"dead"|"left"}  gauge (gossip; 0
+                           without), self included
+      peer_up, peer_hears_us{node_id,name}     gauge 0/1, per peer
+      peer_last_heard_seconds{node_id,name}    gauge (left out: never heard)
+      peer_received_total, peer_missed_total,
+      peer_lost_to_total{node_id,name}         counter, per peer
+      peer_series_omitted                      gauge: peers past the cap
+      app_queue_bytes, app_queue_frames,
+      app_queue_largest_bytes, apps_slow       gauge (queues toward apps)
+      partial_frame_bytes                      gauge
+      presence_entries, presence_bytes         gauge (our apps' entries)
+      memory_limit_bytes                       gauge (0: no cap)
+      memory_pressure                          gauge 0 ok, 1 refuse, 2 shed,
+                                               3 critical (memcap.h)
+      memory_shed_total{action=}               counter: refuse_client,
+                           refuse_subscribe, refuse_presence,
+                           refuse_publish, drop_queue
 
     and the process families every Prometheus client exports (read from
     /proc at each scrape, left out where /proc cannot be read):
@@ -32,9 +49,14 @@
       process_open_fds, process_max_fds                            gauge
       process_start_time_seconds (since the epoch)                 gauge
 
-    The envelope drops appear twice on purpose, as dropped_total (every
-    message lost, whatever the cause) and envelopes_total (the mesh side):
-    do not sum across the two families.
+    dropped_total counts messages meant for local apps that they never
+    got (slow_consumer, memory_limit) and app frames refused (bad_frame);
+    what the mesh drops on receipt is counted once, in envelopes_total.
+
+    Per-peer series are bounded: at most METRICS_PEERS_MAX peers, chosen
+    worst first (not live, then most messages lost either way, then
+    longest silent; ties by node id, so a healthy cluster shows a stable
+    set); the rest are counted in peer_series_omitted.
 
     THREAD SAFETY: pure functions; the caller reads the state on the loop.
 */
@@ -49,6 +71,35 @@
 #include <stdint.h>
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+#define METRICS_PEERS_MAX 64 // per-peer series at most
+
+//  One peer, for the per-peer series.
+typedef struct {
+    char node_id[33];  // hex
+    char name[65];     //
+    const char *state; // "live", "down", "silent" (static)
+    bool hears_us;     //
+    uint64_t last_ms;  // since heard, UINT64_MAX if never
+    uint64_t received; // its envelopes that reached us
+    uint64_t missed;   // its messages lost on the way to us
+    uint64_t lost_to;  // ours it says were lost on the way to it
+} metrics_peer_t;
+
+//  The peers the series show: the worst METRICS_PEERS_MAX of those
+//  offered (see above), and how many were offered.
+typedef struct {
+    metrics_peer_t items[METRICS_PEERS_MAX];
+    size_t count; // items used
+    size_t total; // offered
+} metrics_peers_t;
+
+//  Empty set.
+void metrics_peers_reset(metrics_peers_t *set) __attribute__((nonnull));
+//  Offer one peer (copied): kept while there is room, else in place of the
+//  best kept one when it ranks worse.
+void metrics_peers_offer(metrics_peers_t *set, const metrics_peer_t *peer)
+    __attribute__((nonnull));
 
 typedef struct {
     const stats_t *stats;  // the counters (borrowed)
@@ -68,6 +119,16 @@ typedef struct {
     const char *node_id; // 32 hex digits
     const char *channel; // cluster channel
     const char *detail;  // health in words (e.g. "not joined: ..."), or NULL
+    size_t members[5];   // gossip members by swim state (1 alive .. 4 left)
+    const metrics_peers_t *peers; // per-peer series, or NULL (no mesh)
+    size_t queue_bytes;           // queued toward apps, not written yet
+    size_t queue_frames;          //
+    size_t queue_largest;         // one app's largest queue
+    size_t apps_slow;             // apps over their queue budget now
+    size_t presence_entries;      // our apps' presence entries
+    size_t presence_bytes;        //
+    uint64_t memory_limit;        // --memory-limit in bytes (0: none)
+    int memory_pressure;          // memcap_level_t
 } metrics_input_t;
 
 //  The process as /proc shows it.

@@ -56,6 +56,9 @@ static void s_set_health(node_t *self, bool readable, bool writable,
 static void s_on_pub(void *arg, conn_t *conn, const wire_frame_t *f)
 {
     node_t *self = arg;
+    if (node_memory_refuses(self, conn, f->req, NODE_MEM_PUB)) {
+        return;
+    }
     self->stats->publishes++;
     conn->published++;
     msg_t msg = {.ns = f->ns,
@@ -161,6 +164,9 @@ static void s_on_mesh_confirmed(void *arg, uint64_t upto)
 static void s_on_sub(void *arg, conn_t *conn, const wire_frame_t *f)
 {
     node_t *self = arg;
+    if (node_memory_refuses(self, conn, f->req, NODE_MEM_SUB)) {
+        return;
+    }
     int rc = registry_join(self->registry, &conn->reg, f->ns.ptr, f->ns.len,
                            f->topic.ptr, f->topic.len);
     if (rc < 0) {
@@ -234,6 +240,9 @@ static void s_on_last_member(registry_topic_t *t, void *arg)
 static void s_on_pset(void *arg, conn_t *conn, const wire_frame_t *f)
 {
     node_t *self = arg;
+    if (node_memory_refuses(self, conn, f->req, NODE_MEM_PSET)) {
+        return;
+    }
     if (presence_set(self->presence, conn, f->ns, f->topic, f->arg, f->meta)) {
         self->stats->presence_refused++;
         session_err(self->session, conn, f->req,
@@ -330,9 +339,10 @@ static void s_on_mesh_health(void *arg, const mesh_health_t *h)
     const config_t *cfg = self->cfg;
     bool expect_peers =
         cfg->joins.count || cfg->peers.count || cfg->proxies.count;
-    log_info("mesh_health", "readable=%s writable=%s live_peers=%u",
-             h->readable ? "true" : "false", h->writable ? "true" : "false",
-             h->live_peers);
+    log_event(h->readable && h->writable ? LOGL_INFO : LOGL_WARN, "mesh_health",
+              "readable=%s writable=%s live_peers=%u",
+              h->readable ? "true" : "false", h->writable ? "true" : "false",
+              h->live_peers);
     presence_peers(self->presence, h->live_peers);
     if (expect_peers && h->live_peers == 0) {
         s_set_health(self, false, false, 0,
@@ -459,11 +469,47 @@ static void s_on_closed(void *arg, conn_t *conn)
 static bool s_on_idle(void *arg)
 {
     node_t *self = arg;
+    node_memory_idle(self);
     return fanout_run(self->fanout);
 }
 
 // --- ops
 // ----------------------------------------------------------------------
+
+static void s_offer_peer(void *arg, const mesh_peer_t *p)
+{
+    metrics_peer_t m = {.state = p->state,
+                        .hears_us = p->hears_us,
+                        .last_ms = p->last_ms,
+                        .received = p->received,
+                        .missed = p->missed,
+                        .lost_to = p->lost_to};
+    ids_hex(p->node, m.node_id);
+    snprintf(m.name, sizeof m.name, "%s", p->name);
+    metrics_peers_offer(arg, &m);
+}
+
+//  Members, per-peer series, queues, presence, the memory cap.
+static void s_sample_more(node_t *self, metrics_input_t *in)
+{
+    if (self->gossip) {
+        gossip_counts(self->gossip, in->members);
+    }
+    if (self->mesh) {
+        metrics_peers_reset(&self->sample_peers);
+        mesh_peer_each(self->mesh, s_offer_peer, &self->sample_peers);
+        in->peers = &self->sample_peers;
+    }
+    server_queues_t q;
+    server_queue_totals(self->server, &q);
+    in->queue_bytes = q.bytes;
+    in->queue_frames = q.frames;
+    in->queue_largest = q.largest;
+    in->apps_slow = q.slow;
+    presence_usage(self->presence, &in->presence_entries, &in->presence_bytes);
+    in->memory_limit = self->mem_limit;
+    in->memory_pressure = self->mem_level;
+}
 
 static void s_on_sample(void *arg, metrics_input_t *in)
 {
@@ -494,6 +540,7 @@ static void s_on_sample(void *arg, metrics_input_t *in)
                           .node_id = self->id_hex,
                           .channel = self->cfg->channel,
                           .detail = self->health.detail};
+    s_sample_more(self, in);
 }
 
 // --- housekeeping
@@ -690,7 +737,8 @@ node_t *node_new(loop_t *loop, const config_t *cfg, stats_t *stats, char *err,
                        self);
     if (server_listen(self->server, err, errlen) ||
         s_start_mesh(self, err, errlen) || s_start_gossip(self, err, errlen) ||
-        s_start_ops(self, err, errlen)) {
+        s_start_ops(self, err, errlen) ||
+        node_memory_start(self, err, errlen)) {
         node_destroy(&self);
         return NULL;
     }
@@ -777,6 +825,7 @@ void node_destroy(node_t **self_p)
         return;
     }
     node_t *self = *self_p;
+    node_memory_stop(self);
     ops_destroy(&self->ops);
     gossip_destroy(&self->gossip); // reports to the mesh: before it
     while (self->waiters) {

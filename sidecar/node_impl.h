@@ -59,9 +59,30 @@ struct node_t {
     waiter_t *waiters;
     int timer; // housekeeping: waiters, presence anti-entropy
     uint64_t ticks;
+    uint64_t mem_limit;           // --memory-limit in bytes (0: no cap)
+    int mem_level;                // memcap_level_t
+    int mem_timer;                // samples resident memory (0: none)
+    uint64_t mem_bytes_in;        // stats->bytes_in at the last sample
+    uint64_t mem_trimmed;         // loop ms of the last malloc_trim
+    metrics_peers_t sample_peers; // per-peer series of the last sample
 };
 
 //  QUERY from an app (roomcastctl): node_query.c.
 void node_query(node_t *self, conn_t *conn, const wire_frame_t *f);
+
+//  The memory cap (node_memory.c; memcap.h has the order it sheds in).
+//  Start sampling when --memory-limit (or the cgroup) sets a cap. Returns
+//  0, or -1 with err filled.
+int node_memory_start(node_t *self, char *err, size_t errlen);
+void node_memory_stop(node_t *self);
+//  What an app asks that the cap may refuse.
+typedef enum { NODE_MEM_SUB, NODE_MEM_PSET, NODE_MEM_PUB } node_mem_ask_t;
+//  Whether the cap refuses it now; if so it is counted and the app got ERR
+//  LIMIT for req (for a PUB, only while its queue holds less than
+//  --max-payload: a flood that is not read gets no ERR per frame).
+//  Once per loop turn: samples again when apps sent much since the last.
+void node_memory_idle(node_t *self);
+bool node_memory_refuses(node_t *self, conn_t *conn, uint64_t req,
+                         node_mem_ask_t ask);
 
 #endif

@@ -178,6 +178,23 @@ void outq_trim(outq_t *self)
     }
 }
 
+size_t outq_shed(outq_t *self, outq_drop_fn *drop, void *arg)
+{
+    size_t kept = self->offset > 0 ? 1 : 0, dropped = 0;
+    for (size_t i = kept; i < self->count; i++) {
+        outbuf_t **at = &self->ring[(self->head + i) % self->cap];
+        if (drop(arg, *at)) {
+            dropped += (*at)->len;
+            outbuf_unref(at);
+        } else {
+            self->ring[(self->head + kept++) % self->cap] = *at;
+        }
+    }
+    self->count = kept;
+    self->bytes -= dropped;
+    return dropped;
+}
+
 void outq_clear(outq_t *self)
 {
     while (self->count) {

@@ -12,6 +12,7 @@
 
 #include "wire.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -61,6 +62,11 @@ ssize_t outq_write(outq_t *self, int fd);
 //  Drop everything queued but a frame already partly written (so the
 //  stream stays whole for a last frame).
 void outq_trim(outq_t *self);
+//  Drop the queued frames drop(arg, buf) says true of, keeping the others
+//  in order and a frame already partly written (memory pressure: the
+//  messages go, answers stay). Returns the bytes dropped.
+typedef bool(outq_drop_fn)(void *arg, const outbuf_t *buf);
+size_t outq_shed(outq_t *self, outq_drop_fn *drop, void *arg);
 //  Drop everything queued and free the ring.
 void outq_clear(outq_t *self);
 

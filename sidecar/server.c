@@ -40,6 +40,10 @@ struct server_t {
     gid_t *allow_gids;
     size_t nallow_gids;
     int sweep_timer;
+    size_t budget;             // bytes per app queue (server_set_budget)
+    const char *refusing;      // new apps refused with this (memory cap)
+    uint64_t refused_unlogged; // refusals since the last client_refused log
+    uint64_t refused_logged_at;
     uint8_t scratch[READ_CHUNK];
 };
 
@@ -184,8 +188,9 @@ void server_close_with(server_t *self, conn_t *conn, wire_err_t code,
     server_send(self, conn, &f);
     conn->closing = true;
     conn->closing_since = loop_now(self->loop);
-    log_info("client_closing", "client=%llu reason=\"%s\"",
-             (unsigned long long)conn->id, why);
+    //  a refusal (protocol, slow, budget) is worth a look; a shutdown not
+    log_event(code == WIRE_E_SHUTDOWN ? LOGL_INFO : LOGL_WARN, "client_closing",
+              "client=%llu reason=\"%s\"", (unsigned long long)conn->id, why);
 }
 
 static void s_close_slow(server_t *self, conn_t *conn);
@@ -238,7 +243,7 @@ static void s_report_drops(server_t *self, conn_t *conn)
         char text[200];
         snprintf(text, sizeof text,
                  "%llu messages dropped: this app read too slowly (its queue "
-                 "was over --queue-budget)%s",
+                 "was over --queue-budget, or dropped under --memory-limit)%s",
                  (unsigned long long)conn->owed_drops,
                  conn->hello_flags & WIRE_HF_GAPS
                      ? " on more topics than GAP notices name"
@@ -259,7 +264,7 @@ void server_deliver(void *arg, void *member, outbuf_t *buf)
         return;
     }
     bool was_slow = conn->slow_since != 0;
-    if (conn->out.bytes + buf->len > self->cfg->queue_budget) {
+    if (conn->out.bytes + buf->len > self->budget) {
         //  the queue fills within one batch of reads even for a client
         //  that keeps up: hand the kernel what it takes before judging
         s_flush(self, conn);
@@ -267,9 +272,8 @@ void server_deliver(void *arg, void *member, outbuf_t *buf)
             return;
         }
     }
-    switch (outq_admit(&conn->out, buf->len, self->cfg->queue_budget,
-                       &conn->slow_since, loop_now(self->loop),
-                       self->cfg->slow_grace_ms)) {
+    switch (outq_admit(&conn->out, buf->len, self->budget, &conn->slow_since,
+                       loop_now(self->loop), self->cfg->slow_grace_ms)) {
         case OUTQ_QUEUE:
             break;
         case OUTQ_DROP:
@@ -279,7 +283,7 @@ void server_deliver(void *arg, void *member, outbuf_t *buf)
             if (!was_slow) {
                 log_warn("client_slow", "client=%llu queued=%zu budget=%zu",
                          (unsigned long long)conn->id, conn->out.bytes,
-                         self->cfg->queue_budget);
+                         self->budget);
             }
             return;
         case OUTQ_CLOSE:
@@ -316,7 +320,7 @@ static void s_flush(server_t *self, conn_t *conn)
         return;
     }
     self->stats->bytes_out += (uint64_t)(before - conn->out.bytes);
-    outq_caught_up(&conn->out, self->cfg->queue_budget, &conn->slow_since);
+    outq_caught_up(&conn->out, self->budget, &conn->slow_since);
     if (!conn->slow_since && (conn->owed_drops || conn->owed)) {
         s_report_drops(self, conn);
         gapbook_destroy(&conn->owed); // most apps are never slow again
@@ -461,6 +465,15 @@ static void s_refuse(server_t *self, int fd, wire_err_t code, const char *why)
     wire_buf_free(&buf);
     close(fd);
     self->stats->clients_refused++;
+    //  a client retrying in a loop must not flood the log: once a second
+    uint64_t now = loop_now(self->loop);
+    self->refused_unlogged++;
+    if (!self->refused_logged_at || now - self->refused_logged_at >= 1000) {
+        log_warn("client_refused", "reason=\"%s\" refused=%llu", why,
+                 (unsigned long long)self->refused_unlogged);
+        self->refused_unlogged = 0;
+        self->refused_logged_at = now;
+    }
 }
 
 static bool s_allowed(const server_t *self, const struct ucred *cred)
@@ -541,6 +554,11 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
                 log_warn("accept_failed", "error=\"%s\"", strerror(errno));
             }
             return;
+        }
+        if (self->refusing) {
+            self->stats->mem_refused_clients++;
+            s_refuse(self, cfd, WIRE_E_LIMIT, self->refusing);
+            continue;
         }
         if (self->nconns >= self->cfg->max_clients) {
             s_refuse(self, cfd, WIRE_E_LIMIT,
@@ -667,6 +685,7 @@ server_t *server_new(loop_t *loop, const config_t *cfg, stats_t *stats,
     self->listen_fd = -1;
     self->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     self->io = *io;
+    self->budget = cfg->queue_budget;
     self->decoder = wire_decoder_new();
     if (!self->decoder || loop_add_idle(loop, s_idle, self)) {
         server_destroy(&self);
@@ -816,6 +835,108 @@ void server_shutdown(server_t *self)
     }
     loop_add_timer(self->loop, self->cfg->shutdown_timeout_ms, false,
                    s_shutdown_deadline, self);
+}
+
+void server_set_budget(server_t *self, size_t budget)
+{
+    self->budget = budget;
+}
+
+void server_refuse_new(server_t *self, const char *why)
+{
+    self->refusing = why;
+}
+
+typedef struct {
+    server_t *server;
+    conn_t *conn;
+    size_t messages;
+} shed_ctx_t;
+
+//  outq_shed's predicate: messages go (owed to the app as a GAP or an
+//  ERR), answers and notices stay.
+static bool s_shed_msg(void *arg, const outbuf_t *buf)
+{
+    shed_ctx_t *ctx = arg;
+    wire_frame_t f;
+    if (buf->len <= WIRE_PREFIX ||
+        wire_decode(ctx->server->decoder, buf->data + WIRE_PREFIX,
+                    buf->len - WIRE_PREFIX, &f) ||
+        f.type != WIRE_MSG) {
+        return false;
+    }
+    s_owe(ctx->server, ctx->conn, buf);
+    ctx->messages++;
+    return true;
+}
+
+static int s_by_queue_desc(const void *a, const void *b)
+{
+    size_t x = (*(conn_t *const *)a)->out.bytes;
+    size_t y = (*(conn_t *const *)b)->out.bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+//  One app's queued messages go: it is slow now, and told when it reads.
+static size_t s_shed_conn(server_t *self, conn_t *conn)
+{
+    shed_ctx_t ctx = {self, conn, 0};
+    size_t bytes = outq_shed(&conn->out, s_shed_msg, &ctx);
+    if (!ctx.messages) {
+        return 0;
+    }
+    self->stats->mem_shed_queues++;
+    self->stats->dropped_memory += ctx.messages;
+    conn->dropped += ctx.messages;
+    if (!conn->slow_since) {
+        conn->slow_since = loop_now(self->loop);
+    }
+    log_warn("client_queue_shed",
+             "client=%llu messages=%zu bytes=%zu reason=\"--memory-limit\"",
+             (unsigned long long)conn->id, ctx.messages, bytes);
+    s_mark_dirty(self, conn); // its GAP or ERR once the socket takes it
+    return bytes;
+}
+
+size_t server_shed_queues(server_t *self, size_t want)
+{
+    size_t n = 0, freed = 0;
+    for (conn_t *c = self->conns; c; c = c->next) {
+        n += c->out.bytes > 0 && !c->closing;
+    }
+    conn_t **order = n ? calloc(n, sizeof *order) : NULL;
+    if (!order) {
+        //  no room even for the list: every queue, in list order
+        for (conn_t *c = self->conns; c && freed < want; c = c->next) {
+            freed += c->closing ? 0 : s_shed_conn(self, c);
+        }
+        return freed;
+    }
+    size_t i = 0;
+    for (conn_t *c = self->conns; c; c = c->next) {
+        if (c->out.bytes > 0 && !c->closing) {
+            order[i++] = c;
+        }
+    }
+    qsort(order, n, sizeof *order, s_by_queue_desc);
+    for (i = 0; i < n && freed < want; i++) {
+        freed += s_shed_conn(self, order[i]);
+    }
+    free(order);
+    return freed;
+}
+
+void server_queue_totals(const server_t *self, server_queues_t *out)
+{
+    *out = (server_queues_t){0};
+    for (const conn_t *c = self->conns; c; c = c->next) {
+        out->bytes += c->out.bytes;
+        out->frames += c->out.count;
+        if (c->out.bytes > out->largest) {
+            out->largest = c->out.bytes;
+        }
+        out->slow += c->slow_since != 0;
+    }
 }
 
 conn_t *server_first_conn(server_t *self)

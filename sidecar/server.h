@@ -71,6 +71,28 @@ void server_deliver(void *self, void *member, outbuf_t *buf);
 void server_hold(void *self, void *member);
 void server_release(void *self, void *member);
 
+//  The memory cap (node_memory.c). The queue budget of every app from now
+//  on (cfg->queue_budget at start).
+void server_set_budget(server_t *self, size_t budget);
+//  Refuse new apps with ERR LIMIT why (a static string), counted in
+//  stats->mem_refused_clients; NULL accepts them again.
+void server_refuse_new(server_t *self, const char *why);
+//  Drop the queued messages (not answers or notices) of the apps with the
+//  largest queues, largest first, until want bytes are dropped or none is
+//  left. Each such app counts as slow and is told what it lost (a GAP per
+//  stream, or one ERR) once it reads again; counted in
+//  stats->mem_shed_queues and dropped_memory. Returns the bytes dropped.
+size_t server_shed_queues(server_t *self, size_t want);
+
+//  What the apps' queues hold now (a walk of the connections).
+typedef struct {
+    size_t bytes;   // queued to every app, not yet written
+    size_t frames;  //
+    size_t largest; // the largest one app's queue holds
+    size_t slow;    // apps over budget now (dropping)
+} server_queues_t;
+void server_queue_totals(const server_t *self, server_queues_t *out);
+
 //  The open connections (conn->next walks on), and how many.
 conn_t *server_first_conn(server_t *self);
 size_t server_clients(const server_t *self);

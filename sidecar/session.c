@@ -2,18 +2,22 @@
     s_handlers; a frame that fails validation is answered with an ERR that
     names the problem and counted, and touches no other client. */
 #include "session.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct session_t {
     session_config_t cfg;
     session_io_t io;
     stats_t *stats;
     wire_decoder_t *decoder;
+    uint64_t refused_unlogged;  // ERRs since the last frame_refused line
+    uint64_t refused_logged_ms; // monotonic ms of that line (0: none yet)
 };
 
 typedef void(handler_fn)(session_t *self, conn_t *conn, const wire_frame_t *f);
@@ -29,6 +33,20 @@ void session_err(session_t *self, conn_t *conn, uint64_t req, wire_err_t code,
     wire_frame_t f = {
         .type = WIRE_ERR, .req = req, .code = code, .text = wire_str(text)};
     self->io.send(self->io.arg, conn, &f);
+    //  a refusal is worth a look, but an app repeating a bad frame must
+    //  not flood the log: the first, then at most one line a second
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    self->refused_unlogged++;
+    if (!self->refused_logged_ms || now - self->refused_logged_ms >= 1000) {
+        log_warn("frame_refused",
+                 "client=%llu code=%d reason=\"%s\" refused=%llu",
+                 (unsigned long long)conn->id, (int)code, text,
+                 (unsigned long long)self->refused_unlogged);
+        self->refused_unlogged = 0;
+        self->refused_logged_ms = now ? now : 1;
+    }
 }
 
 // --- validation

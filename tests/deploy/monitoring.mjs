@@ -142,10 +142,12 @@ await check("the name check catches a misspelt series and a label value never ex
   assert(p1.length === 1 && p2.length === 1 && p3.length === 0, `${p1} | ${p2} | ${p3}`);
 });
 
-await check("the scrape has what the kit relies on: process_*, build_info, gossip results", () => {
+await check("the scrape has what the kit relies on: process_*, build_info, gossip results, members, per-peer series, queues, the memory cap", () => {
   if (!have) return { skip: "no /metrics scraped" };
   const want = ["process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
-    "process_start_time_seconds", "roomcast_build_info", "roomcast_gossip_packets_total", "roomcast_mesh_peers"];
+    "process_start_time_seconds", "roomcast_build_info", "roomcast_gossip_packets_total", "roomcast_mesh_peers",
+    "roomcast_members", "roomcast_peer_up", "roomcast_peer_last_heard_seconds", "roomcast_app_queue_bytes",
+    "roomcast_memory_limit_bytes", "roomcast_memory_pressure", "roomcast_memory_shed_total"];
   const missing = want.filter((n) => !have.has(n));
   assert(!missing.length, `missing: ${missing.join(", ")}`);
 });

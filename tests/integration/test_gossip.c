@@ -114,6 +114,84 @@ static int s_count_state(gcluster_t *c, int i, const char *state)
     return n;
 }
 
+//  One logfmt value at *p (bare, or quoted with \\ \" \n \t escapes) into
+//  out; *p moves past it.
+static void s_logfmt_value(const char **p, char *out, size_t size)
+{
+    size_t n = 0;
+    const char *q = *p;
+    if (*q == '"') {
+        for (q++; *q && *q != '"'; q++) {
+            char ch = *q;
+            if (ch == '\\' && q[1]) {
+                q++;
+                ch = *q == 'n' ? '\n' : *q == 't' ? '\t' : *q;
+            }
+            if (n + 1 < size) {
+                out[n++] = ch;
+            }
+        }
+        q += *q == '"';
+    } else {
+        for (; *q && *q != ' ' && *q != '\n'; q++) {
+            if (n + 1 < size) {
+                out[n++] = *q;
+            }
+        }
+    }
+    out[n] = 0;
+    *p = q;
+}
+
+//  The value of key in one logfmt line, or "" (a key inside a quoted
+//  value is not a key: the line is parsed, not searched).
+static void s_logfmt_get(const char *line, const char *key, char *out,
+                         size_t size)
+{
+    out[0] = 0;
+    for (const char *p = line; *p && *p != '\n';) {
+        while (*p == ' ') {
+            p++;
+        }
+        const char *eq = strchr(p, '=');
+        if (!eq) {
+            return;
+        }
+        bool match = (size_t)(eq - p) == strlen(key) &&
+                     strncmp(p, key, strlen(key)) == 0;
+        p = eq + 1;
+        char value[512];
+        s_logfmt_value(&p, value, sizeof value);
+        if (match) {
+            snprintf(out, size, "%s", value);
+            return;
+        }
+    }
+}
+
+//  The level of the first line of d's log with event and, when given,
+//  key=value ("" when there is none) into level.
+static void s_log_level_of(const rcd_t *d, const char *event, const char *key,
+                           const char *value, char *level, size_t size)
+{
+    FILE *f = fopen(d->log, "r");
+    char line[4096], got[512];
+    level[0] = 0;
+    while (f && !level[0] && fgets(line, sizeof line, f)) {
+        s_logfmt_get(line, "event", got, sizeof got);
+        if (strcmp(got, event) != 0) {
+            continue;
+        }
+        s_logfmt_get(line, key ? key : "event", got, sizeof got);
+        if (!key || strcmp(got, value) == 0) {
+            s_logfmt_get(line, "level", level, size);
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
 typedef struct {
     gcluster_t *c;
     int skip;          // a sidecar not to ask (the dead one), or -1
@@ -173,6 +251,19 @@ static void s_membership_case(int n)
         }
     }
     long long marked_dead = now_ms();
+    //  a death is logged at warn by every survivor (they run at --log-level
+    //  warn, so info lines would not be there at all), its lost link too
+    for (int i = 0; i < n; i++) {
+        char level[16];
+        if (i == victim) {
+            continue;
+        }
+        s_log_level_of(&c->d[i], "member", "state", "dead", level,
+                       sizeof level);
+        assert_string_equal(level, "warn");
+        s_log_level_of(&c->d[i], "peer_down", NULL, NULL, level, sizeof level);
+        assert_string_equal(level, "warn");
+    }
     rc_msg_t *m;
     while (got < sent && rc_recv(sub, &m, 2000) == 0) {
         got++;
@@ -250,6 +341,10 @@ static void test_graceful_leave_is_seen_at_once(void **state)
     assert_true(wait_for(s_seen_left, &seen, list, 3000));
     print_message("leave seen everywhere in %lld ms\n", took);
     assert_true(took < 2000); // not the failure detector's 1 s+ timeout
+    //  a leave is the cluster's normal life: info, so not in a warn log
+    char level[16];
+    s_log_level_of(&c->d[0], "member", "state", "left", level, sizeof level);
+    assert_string_equal(level, "");
     rc_close(&app);
     s_stop(c);
 }

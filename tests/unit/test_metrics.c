@@ -55,6 +55,13 @@ static stats_t s_stats(void)
         .fanout_us_sum = 1234567,
         .fanout_hist = {1, 2, 0, 3, 0, 0, 0, 0, 4},
         .fanouts = 10,
+        .mem_refused_clients = 125,
+        .mem_refused_subs = 126,
+        .mem_refused_presence = 127,
+        .mem_refused_pubs = 128,
+        .mem_shed_queues = 129,
+        .dropped_memory = 130,
+        .partial_bytes = 131,
     };
     return st;
 }
@@ -79,7 +86,7 @@ static metrics_input_t s_input(const stats_t *st)
 
 //  The body as an array of lines (the body is changed in place).
 typedef struct {
-    char *lines[512];
+    char *lines[2048];
     size_t n;
 } lines_t;
 
@@ -154,12 +161,8 @@ static void test_gauges_and_counters(void **state)
         "roomcast_deliveries_total 104",
         "# TYPE roomcast_dropped_total counter",
         "roomcast_dropped_total{reason=\"slow_consumer\"} 105",
+        "roomcast_dropped_total{reason=\"memory_limit\"} 130",
         "roomcast_dropped_total{reason=\"bad_frame\"} 109",
-        "roomcast_dropped_total{reason=\"undecryptable\"} 114",
-        "roomcast_dropped_total{reason=\"malformed\"} 115",
-        "roomcast_dropped_total{reason=\"duplicate\"} 116",
-        "roomcast_dropped_total{reason=\"own\"} 117",
-        "roomcast_dropped_total{reason=\"stale\"} 118",
         "roomcast_clients_closed_total{reason=\"slow_consumer\"} 106",
         "roomcast_clients_closed_total{reason=\"protocol\"} 107",
         "roomcast_clients_accepted_total 101",
@@ -321,9 +324,11 @@ static void test_every_line_is_exposition_syntax(void **state)
         }
         samples++;
     }
-    assert_int_equal(ntyped, 38);  // + mesh_lost_out, 3 peer-table gauges,
-                                   // envelope_batches_total
-    assert_int_equal(samples, 77); // + 4, + 2 refused_format, + 1 batches
+    //  + members, 9 queue/presence/memory gauges, memory_shed_total, 7
+    //  per-peer families (no peer given: none of their samples)
+    assert_int_equal(ntyped, 56); // + envelope_batches_total
+    //  dropped_total 3 (was 7), memory_shed 5, members 4, 9 gauges, 1
+    assert_int_equal(samples, 91); // + 1 batches, + 1 refused_format
     regfree(&sample);
     regfree(&comment);
     http_reply_free(&reply);
@@ -603,6 +608,201 @@ static void test_process_read_parses_proc(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+//  Each envelope result once: dropped_total no longer repeats them.
+static void test_drops_are_counted_once(void **state)
+{
+    (void)state;
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    size_t dropped = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        dropped += strncmp(l.lines[i], "roomcast_dropped_total{", 23) == 0;
+        assert_null(strstr(l.lines[i], "reason=\"undecryptable\""));
+    }
+    assert_int_equal(dropped, 3);
+    http_reply_free(&reply);
+}
+
+static void test_members_queues_and_memory(void **state)
+{
+    (void)state;
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    in.members[1] = 5;
+    in.members[2] = 1;
+    in.members[3] = 2;
+    in.members[4] = 3;
+    in.queue_bytes = 1000;
+    in.queue_frames = 10;
+    in.queue_largest = 600;
+    in.apps_slow = 1;
+    in.presence_entries = 7;
+    in.presence_bytes = 700;
+    in.memory_limit = 483183820;
+    in.memory_pressure = 2;
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    const char *want[] = {
+        "# TYPE roomcast_members gauge",
+        "roomcast_members{state=\"alive\"} 5",
+        "roomcast_members{state=\"suspect\"} 1",
+        "roomcast_members{state=\"dead\"} 2",
+        "roomcast_members{state=\"left\"} 3",
+        "roomcast_app_queue_bytes 1000",
+        "roomcast_app_queue_frames 10",
+        "roomcast_app_queue_largest_bytes 600",
+        "roomcast_apps_slow 1",
+        "roomcast_partial_frame_bytes 131",
+        "roomcast_presence_entries 7",
+        "roomcast_presence_bytes 700",
+        "# TYPE roomcast_memory_limit_bytes gauge",
+        "roomcast_memory_limit_bytes 483183820",
+        "roomcast_memory_pressure 2",
+        "# TYPE roomcast_memory_shed_total counter",
+        "roomcast_memory_shed_total{action=\"refuse_client\"} 125",
+        "roomcast_memory_shed_total{action=\"refuse_subscribe\"} 126",
+        "roomcast_memory_shed_total{action=\"refuse_presence\"} 127",
+        "roomcast_memory_shed_total{action=\"refuse_publish\"} 128",
+        "roomcast_memory_shed_total{action=\"drop_queue\"} 129",
+        "roomcast_peer_series_omitted 0",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        s_expect(&l, want[i]);
+    }
+    http_reply_free(&reply);
+}
+
+static metrics_peer_t s_peer(unsigned n, const char *state, uint64_t lost,
+                             uint64_t last_ms)
+{
+    metrics_peer_t p = {.state = state,
+                        .hears_us = true,
+                        .last_ms = last_ms,
+                        .received = 1000 + n,
+                        .missed = lost,
+                        .lost_to = 0};
+    snprintf(p.node_id, sizeof p.node_id, "%032x", n);
+    snprintf(p.name, sizeof p.name, "node-%u", n);
+    return p;
+}
+
+static void test_peer_series(void **state)
+{
+    (void)state;
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    static metrics_peers_t set;
+    metrics_peers_reset(&set);
+    metrics_peer_t a = s_peer(1, "live", 3, 1500);
+    a.lost_to = 4;
+    snprintf(a.name, sizeof a.name, "we\"ird"); // escaped as a label
+    metrics_peer_t b = s_peer(2, "down", 0, UINT64_MAX);
+    b.hears_us = false;
+    metrics_peers_offer(&set, &a);
+    metrics_peers_offer(&set, &b);
+    in.peers = &set;
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    const char *la = "{node_id=\"00000000000000000000000000000001\","
+                     "name=\"we\\\"ird\"}";
+    const char *lb = "{node_id=\"00000000000000000000000000000002\","
+                     "name=\"node-2\"}";
+    char want[300];
+    const struct {
+        const char *name;
+        const char *labels;
+        const char *value;
+    } rows[] = {
+        {"peer_up", la, "1"},
+        {"peer_up", lb, "0"},
+        {"peer_hears_us", la, "1"},
+        {"peer_hears_us", lb, "0"},
+        {"peer_last_heard_seconds", la, "1.5"},
+        {"peer_received_total", la, "1001"},
+        {"peer_received_total", lb, "1002"},
+        {"peer_missed_total", la, "3"},
+        {"peer_lost_to_total", la, "4"},
+        {"peer_lost_to_total", lb, "0"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        snprintf(want, sizeof want, "roomcast_%s%s %s", rows[i].name,
+                 rows[i].labels, rows[i].value);
+        s_expect(&l, want);
+    }
+    //  never heard: no last-heard sample rather than a made-up one
+    snprintf(want, sizeof want, "roomcast_peer_last_heard_seconds%s", lb);
+    for (size_t i = 0; i < l.n; i++) {
+        assert_true(strncmp(l.lines[i], want, strlen(want)) != 0);
+    }
+    s_expect(&l, "# TYPE roomcast_peer_received_total counter");
+    s_expect(&l, "roomcast_peer_series_omitted 0");
+    http_reply_free(&reply);
+}
+
+static bool s_kept(const metrics_peers_t *set, unsigned n)
+{
+    char id[33];
+    snprintf(id, sizeof id, "%032x", n);
+    for (size_t i = 0; i < set->count; i++) {
+        if (strcmp(set->items[i].node_id, id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+//  200 peers: the series show 64, worst first (down, then lossy, then
+//  silent longest, then the lowest ids), whatever the order they come in.
+static void test_peer_series_are_capped_worst_first(void **state)
+{
+    (void)state;
+    static metrics_peers_t fwd, rev;
+    metrics_peers_reset(&fwd);
+    metrics_peers_reset(&rev);
+    enum { N = 200 };
+    static metrics_peer_t peers[N];
+    for (unsigned i = 0; i < N; i++) {
+        //  ids 150..159 down, 100..119 lossy, 50..59 silent 9 s, others
+        //  healthy and heard 100 ms ago
+        bool down = i >= 150 && i < 160;
+        uint64_t lost = i >= 100 && i < 120 ? i : 0;
+        uint64_t last = i >= 50 && i < 60 ? 9000 : 100;
+        peers[i] = s_peer(i, down ? "down" : "live", lost, last);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        metrics_peers_offer(&fwd, &peers[i]);
+        metrics_peers_offer(&rev, &peers[N - 1 - i]);
+    }
+    assert_int_equal(fwd.count, METRICS_PEERS_MAX);
+    assert_int_equal(fwd.total, N);
+    for (unsigned i = 0; i < N; i++) {
+        bool want = (i >= 150 && i < 160) || (i >= 100 && i < 120) ||
+                    (i >= 50 && i < 60) || i < 24; // 40 bad + 24 lowest
+        if (s_kept(&fwd, i) != want || s_kept(&rev, i) != want) {
+            fail_msg("peer %u: kept %d/%d, want %d", i, s_kept(&fwd, i),
+                     s_kept(&rev, i), want);
+        }
+    }
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    in.peers = &fwd;
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    s_expect(&l, "roomcast_peer_series_omitted 136");
+    size_t up = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        up += strncmp(l.lines[i], "roomcast_peer_up{", 17) == 0;
+    }
+    assert_int_equal(up, METRICS_PEERS_MAX);
+    http_reply_free(&reply);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +814,10 @@ int main(void)
         cmocka_unit_test(test_scrape_over_http),
         cmocka_unit_test(test_build_info_and_process),
         cmocka_unit_test(test_process_read_parses_proc),
+        cmocka_unit_test(test_drops_are_counted_once),
+        cmocka_unit_test(test_members_queues_and_memory),
+        cmocka_unit_test(test_peer_series),
+        cmocka_unit_test(test_peer_series_are_capped_worst_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

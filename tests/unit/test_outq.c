@@ -495,6 +495,65 @@ static void test_trim_keeps_only_a_half_written_head(void **state)
     free(got.data);
 }
 
+//  outq_shed's predicate for the test: drops the outbufs whose first byte
+//  is odd (as the server drops MSG frames and keeps answers).
+static bool s_odd(void *arg, const outbuf_t *buf)
+{
+    (*(size_t *)arg)++;
+    return buf->data[0] & 1;
+}
+
+static void test_shed_drops_what_the_predicate_says_in_order(void **state)
+{
+    (void)state;
+    int fds[2];
+    s_socketpair(fds);
+    outq_t q = {0};
+    bytes_t got = {0}, want = {0};
+    outbuf_t *big = s_outbuf(256 * KIB, 9); // odd, but half written: kept
+    outbuf_t *keep[3], *drop[3];
+    for (int i = 0; i < 3; i++) {
+        keep[i] = s_outbuf(100 + (size_t)i, (uint8_t)(2 * i + 2));
+        drop[i] = s_outbuf(300, (uint8_t)(2 * i + 1));
+    }
+    assert_int_equal(outq_push(&q, big), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(outq_push(&q, drop[i]), 0);
+        assert_int_equal(outq_push(&q, keep[i]), 0);
+    }
+    ssize_t w = outq_write(&q, fds[0]);
+    assert_true(w > 0 && (size_t)w < big->len);
+    s_bytes_add(&want, big->data, big->len);
+    for (int i = 0; i < 3; i++) {
+        s_bytes_add(&want, keep[i]->data, keep[i]->len);
+    }
+    size_t asked = 0;
+    size_t dropped = outq_shed(&q, s_odd, &asked);
+    assert_int_equal(asked, 6); // the half-written head is never asked
+    assert_int_equal(dropped, 900);
+    assert_int_equal(q.count, 4);
+    s_check_bytes(&q);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(drop[i]->refs, 1); // let go of
+        assert_int_equal(keep[i]->refs, 2);
+    }
+    //  the reader gets the big frame whole, then the kept ones in order
+    s_pump(&q, fds, &got, SIZE_MAX);
+    s_assert_bytes_equal(&want, &got);
+    //  an empty queue sheds nothing
+    assert_int_equal(outq_shed(&q, s_odd, &asked), 0);
+    close(fds[0]);
+    close(fds[1]);
+    outq_clear(&q);
+    outbuf_unref(&big);
+    for (int i = 0; i < 3; i++) {
+        outbuf_unref(&keep[i]);
+        outbuf_unref(&drop[i]);
+    }
+    free(got.data);
+    free(want.data);
+}
+
 static void test_trim_after_the_head_was_written_whole(void **state)
 {
     (void)state;
@@ -678,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_write_skips_empty_outbufs),
         cmocka_unit_test(test_trim_keeps_only_a_half_written_head),
         cmocka_unit_test(test_trim_after_the_head_was_written_whole),
+        cmocka_unit_test(test_shed_drops_what_the_predicate_says_in_order),
         cmocka_unit_test(test_clear_drops_everything),
         cmocka_unit_test(test_admit_within_budget_queues),
         cmocka_unit_test(test_admit_over_budget_drops_then_closes),
