@@ -52,6 +52,8 @@ typedef struct {
     uint64_t missed;                // messages those gaps skipped
     uint64_t control_received;      // heartbeats and acks
     uint64_t control_bad;           // control frames that did not open
+    uint64_t control_replayed;      // beats and acks seen already (a
+                                    // second proxy's copy, or late)
     uint64_t mesh_send_failed;      // zmq_send refused (HWM, no memory)
     uint64_t gossip_in;             // gossip datagrams received
     uint64_t gossip_out;            // gossip datagrams sent

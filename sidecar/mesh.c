@@ -485,10 +485,15 @@ static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
         }
         return;
     }
-    //  malformed, or a replayed or late beat: counted, never trusted
+    //  malformed, or a replayed or late beat (through two proxies every
+    //  beat arrives twice): counted apart, never trusted
     if (kind && meshctl_on_control(self->ctl, loop_now(self->loop), kind, plain,
                                    (size_t)len)) {
-        self->stats->control_bad++;
+        if (errno == EPROTO) {
+            self->stats->control_bad++;
+        } else {
+            self->stats->control_replayed++;
+        }
     }
 }
 

@@ -133,6 +133,7 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     COUNTER(missed);
     COUNTER(control_received);
     COUNTER(control_bad);
+    COUNTER(control_replayed);
     COUNTER(mesh_send_failed);
     COUNTER(gossip_in);
     COUNTER(gossip_out);

@@ -87,7 +87,7 @@ const counters = [
   "clients_accepted", "clients_refused", "publishes", "deliveries", "dropped_slow", "closed_slow",
   "closed_proto", "bad_frames", "errors_sent", "bytes_in", "bytes_out", "fanouts", "fanout_us_sum",
   "env_sent", "env_received", "env_undecryptable", "env_malformed", "env_refused_format", "env_batches", "env_duplicates", "env_own",
-  "env_stale", "gaps", "missed", "control_received", "control_bad", "mesh_send_failed", "gossip_in",
+  "env_stale", "gaps", "missed", "control_received", "control_bad", "control_replayed", "mesh_send_failed", "gossip_in",
   "gossip_out", "gossip_undecryptable", "gossip_bad", "curve_refused", "presence_refused",
   "closed_partial", "closed_partial_budget", "partial_bytes", "refused_order", "refused_name",
   "refused_size", "refused_type", "refused_flags", "refused_query", "refused_version",

@@ -395,6 +395,14 @@ static void s_proxy_case(int nproxies)
         assert_int_equal(dups, 0);
     }
     assert_in_range(received, 5000, 5001);
+    //  a beat's second copy is a replay, not a bad control message: an
+    //  alert on result="bad" must not fire for a healthy proxy pair
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sidecar_counter(c.d[i].socket, "control_bad"), 0);
+    }
+    if (nproxies == 2) {
+        assert_true(sidecar_counter(c.d[1].socket, "control_replayed") > 0);
+    }
     rc_close(&pub);
     rc_close(&o[0].c);
     rc_close(&o[1].c);
