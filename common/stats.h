@@ -56,6 +56,16 @@ typedef struct {
     uint64_t gossip_undecryptable;  // did not open (other key, forged)
     uint64_t gossip_bad;            // opened but not SWIM
     uint64_t curve_refused;         // TCP handshakes refused (unknown key)
+    uint64_t mesh_blocked;          // times a full peer link held apps
+    uint64_t mesh_blocked_ms;       // ms apps were held in all
+    uint64_t mesh_peers_cut;        // peers cut off past the stall timeout
+    uint64_t repair_requests_sent;  // repair requests we sent (retries too)
+    uint64_t repair_requests_served; // peers' requests we answered
+    uint64_t repair_resent;          // envelopes we re-sent for them
+    uint64_t repaired;               // messages we got through a repair
+    uint64_t repair_unrepaired;      // messages given up: told in GAPs
+    uint64_t repair_timeouts;        // our requests given up unanswered
+    uint64_t test_dropped;           // TEST HOOK --test-drop-every
     uint64_t fanout_us_sum;         // total fanout time
     uint64_t fanout_hist[STATS_FANOUT_BUCKETS]; // by duration (not cumulative)
 } stats_t;

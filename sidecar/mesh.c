@@ -9,6 +9,15 @@
         beat     [HB (8)]            to all (every SUB subscribes HB)
         ack      [AK (8) || node]    to node (only it subscribes that)
         presence [PR (8)]            to all (presence.h)
+        repair   [RQ (8) || origin]  to the origin (only it subscribes
+                                     that): [requester bin16, req uint,
+                                     instance bin16, ns str, topic str,
+                                     from uint, to uint], sequences
+                                     [from, to] of that stream, please
+        answer   [RA (8) || node]    to the requester, after the re-sent
+                                     envelopes: [origin bin16, req uint,
+                                     resent uint]; what did not come is
+                                     gone
       marker     a subscription to MK (8) || node (16) || u64be marker
 
     Control seals use ad = "roomcast/ctl/v1" || frame 1 || channel, so a
@@ -27,7 +36,9 @@
 #include "ids.h"
 #include "log.h"
 #include "meshctl.h"
+#include "repair.h"
 #include "rkeys.h"
+#include "sentring.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -42,11 +53,24 @@
 #define PREFIX_LEN  8
 #define DRAIN_BATCH 2048 // messages per socket per loop turn
 #define MARKER_LEN  (PREFIX_LEN + 16 + 8)
+#define RETRY_MS    5    // a full link is tried again this often
+#define SERVE_MAX   8192 // envelopes re-sent for one repair request
 
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
 static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
 static const uint8_t MK[PREFIX_LEN] = {0xff, 0xff, 'R', 'C', 'm', 'k', 0, 1};
 static const uint8_t PR[PREFIX_LEN] = {0xff, 0xfc, 'R', 'C', 'p', 'r', 0, 1};
+static const uint8_t RQ[PREFIX_LEN] = {0xff, 0xfb, 'R', 'C', 'r', 'q', 0, 1};
+static const uint8_t RA[PREFIX_LEN] = {0xff, 0xfa, 'R', 'C', 'r', 'a', 0, 1};
+
+//  A message a full link refused, waiting its turn (frame 2 owned).
+typedef struct pending_t {
+    struct pending_t *next;
+    uint8_t f1[PREFIX_LEN + 16]; // a routing key or a control prefix
+    size_t f1_len;
+    uint8_t *f2;
+    size_t f2_len;
+} pending_t;
 
 //  One connection of our SUB: where, and the server key it was made with
 //  (a member restarted on the same address may come back with a new key).
@@ -85,6 +109,16 @@ struct mesh_t {
     curve_monitor_t *monitor_sub; // ... and on our SUB (we are refused)
     rkeys_t *rkeys;               // routing keys per (ns, topic)
     bool sent;                    // sent on the XPUB since the idle turn began
+    uint64_t timer_at;            // when the timer fires
+    sentring_t *sentring;         // what we sent lately, for repair
+    repair_t *repair;             // gaps waiting for their origin
+    pending_t *backlog;           // envelopes a full link refused, in order
+    pending_t *backlog_tail;      //
+    uint64_t blocked_since;       // ms the apps have been held, 0: not held
+    bool cut;                     // stalled peers' links drop, we go on
+    uint64_t cut_full_at;         // last send that found a full link (cut)
+    bool nodrop;                  // ZMQ_XPUB_NODROP as set now
+    uint64_t drop_n;              // TEST HOOK --test-drop-every
 };
 
 static uint64_t s_wall_ms(void)
@@ -103,22 +137,210 @@ static void s_free_sealed(void *data, void *hint)
     free(data);
 }
 
-//  Send [frame1][frame2] without blocking; frame2 (malloc'ed) is taken.
+static void s_set_nodrop(mesh_t *self, bool on)
+{
+    if (self->nodrop != on) {
+        int v = on;
+        zmq_setsockopt(self->xpub, ZMQ_XPUB_NODROP, &v, sizeof v);
+        self->nodrop = on;
+    }
+}
+
+//  Send [frame1][frame2] without blocking. lossy: a full link drops it
+//  (ZeroMQ's way); else a full link refuses it whole. Returns 0 (sent,
+//  frame2 taken), 1 (a link is full: nothing sent, frame2 still ours),
+//  -1 (failed, counted, frame2 freed).
+static int s_try_send(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                      uint8_t *f2, size_t f2_len, bool lossy)
+{
+    s_set_nodrop(self, !lossy);
+    if (zmq_send(self->xpub, f1, f1_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (errno == EAGAIN && !lossy) {
+            return 1;
+        }
+        self->stats->mesh_send_failed++;
+        free(f2);
+        return -1;
+    }
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, f2, f2_len, s_free_sealed, NULL)) {
+        free(f2);
+        zmq_msg_init(&m); // the first frame went: end the message anyway
+    }
+    if (zmq_msg_send(&m, self->xpub, ZMQ_DONTWAIT) < 0) {
+        //  the same links took frame 1: finish it whatever they say
+        s_set_nodrop(self, false);
+        if (zmq_msg_send(&m, self->xpub, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            self->stats->mesh_send_failed++;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+// --- backpressure
+// -------------------------------------------------------------
+
+static void s_rearm(mesh_t *self);
+static void s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                          uint8_t *f2, size_t f2_len, bool ordered);
+
+//  Control: beats and acks do not wait behind data (they go when the
+//  links take them, else in turn); presence and repair answers keep
+//  their order with the data. frame2 is taken.
 static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
                     size_t f2_len)
 {
-    self->sent = true;
-    zmq_msg_t m;
-    if (zmq_send(self->xpub, f1, f1_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_init_data(&m, f2, f2_len, s_free_sealed, NULL)) {
+    bool ordered = memcmp(f1, HB, PREFIX_LEN) != 0 &&
+                   memcmp(f1, AK, PREFIX_LEN) != 0 &&
+                   memcmp(f1, RQ, PREFIX_LEN) != 0;
+    s_send_frames(self, f1, f1_len, f2, f2_len, ordered);
+}
+static void s_on_timer(loop_t *loop, int timer_id, void *arg);
+
+static void s_backlog_add(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                          uint8_t *f2, size_t f2_len)
+{
+    pending_t *p = malloc(sizeof *p);
+    if (!p || f1_len > sizeof p->f1) {
+        free(p);
         self->stats->mesh_send_failed++;
         free(f2);
         return;
     }
-    if (zmq_msg_send(&m, self->xpub, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m);
-        self->stats->mesh_send_failed++;
+    memcpy(p->f1, f1, f1_len);
+    p->f1_len = f1_len;
+    p->f2 = f2;
+    p->f2_len = f2_len;
+    p->next = NULL;
+    if (self->backlog_tail) {
+        self->backlog_tail->next = p;
+    } else {
+        self->backlog = p;
     }
+    self->backlog_tail = p;
+}
+
+typedef struct {
+    uint64_t held_ms;
+    unsigned named;
+} cut_ctx_t;
+
+//  The peers that hear us but were not heard while we were held: stalled.
+static void s_cut_row(void *arg, const meshctl_row_t *r)
+{
+    cut_ctx_t *c = arg;
+    if (!r->hears_us || (r->last_ms != UINT64_MAX && r->last_ms < c->held_ms)) {
+        return;
+    }
+    char hex[IDS_HEX_SIZE];
+    log_warn("peer_cut",
+             "node_id=%s name=%s endpoint=%s held_ms=%llu note=\"its link "
+             "was full for --peer-stall-timeout: it now drops what that "
+             "peer cannot take\"",
+             ids_hex(r->node, hex), r->name, r->endpoint,
+             (unsigned long long)c->held_ms);
+    c->named++;
+}
+
+//  Held for --peer-stall-timeout: cut the stalled peers off, go on.
+static void s_cut(mesh_t *self, uint64_t now)
+{
+    cut_ctx_t c = {now - self->blocked_since, 0};
+    meshctl_rows(self->ctl, now, s_cut_row, &c);
+    if (!c.named) {
+        log_warn("peer_cut",
+                 "node_id=unknown held_ms=%llu note=\"a peer that we still "
+                 "hear reads too slowly: its link drops what it cannot "
+                 "take\"",
+                 (unsigned long long)c.held_ms);
+    }
+    self->stats->mesh_peers_cut += c.named ? c.named : 1;
+    self->cut = true;
+    self->cut_full_at = now;
+}
+
+//  Send what waits; the apps go on when it is all out.
+static void s_drain_backlog(mesh_t *self, uint64_t now)
+{
+    while (self->backlog) {
+        pending_t *p = self->backlog;
+        if (s_try_send(self, p->f1, p->f1_len, p->f2, p->f2_len, self->cut) ==
+            1) {
+            break;
+        }
+        self->backlog = p->next;
+        free(p);
+    }
+    if (!self->backlog) {
+        self->backlog_tail = NULL;
+        if (self->blocked_since) {
+            self->stats->mesh_blocked_ms += now - self->blocked_since;
+            self->blocked_since = 0;
+            if (self->io.blocked) {
+                self->io.blocked(self->io.arg, false);
+            }
+        }
+    } else if (now - self->blocked_since >= self->cfg->peer_stall_timeout_ms) {
+        s_cut(self, now);
+        s_drain_backlog(self, now); // lossy now: it all goes
+    }
+}
+
+//  Cut peers are taken back once no send found a full link for a while.
+static void s_cut_over(mesh_t *self, uint64_t now)
+{
+    if (self->cut &&
+        now - self->cut_full_at >= self->cfg->peer_stall_timeout_ms) {
+        self->cut = false;
+        log_info("peer_cut_over", "note=\"no link was full for "
+                                  "--peer-stall-timeout: sends wait again\"");
+    }
+}
+
+//  Held behind a full link (the apps with it), never dropped between live
+//  sidecars, unless a stalled peer is cut off. Never lossy otherwise: a
+//  link that once dropped is skipped by libzmq until it drains, so one
+//  lossy send would make it lose what follows too. ordered: after what
+//  waits already (else it may overtake it). frame2 is taken.
+static void s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                          uint8_t *f2, size_t f2_len, bool ordered)
+{
+    self->sent = true;
+    if (self->backlog && ordered) {
+        s_backlog_add(self, f1, f1_len, f2, f2_len); // its turn after those
+        return;
+    }
+    if (s_try_send(self, f1, f1_len, f2, f2_len, false) != 1) {
+        return;
+    }
+    uint64_t now = loop_now(self->loop);
+    if (self->cut) {
+        self->cut_full_at = now;
+        (void)s_try_send(self, f1, f1_len, f2, f2_len, true);
+        return;
+    }
+    s_backlog_add(self, f1, f1_len, f2, f2_len);
+    if (!self->blocked_since) {
+        self->blocked_since = now;
+        self->stats->mesh_blocked++;
+        if (self->io.blocked) {
+            self->io.blocked(self->io.arg, true);
+        }
+        s_rearm(self);
+    }
+}
+
+static void s_send_env(mesh_t *self, const uint8_t *f1, uint8_t *f2,
+                       size_t f2_len)
+{
+    s_send_frames(self, f1, KEYRING_RKEY_SIZE, f2, f2_len, true);
+}
+
+bool mesh_blocked(const mesh_t *self)
+{
+    return self->blocked_since != 0;
 }
 
 //  Associated data of a control frame: a domain tag (so no control seal can
@@ -202,7 +424,13 @@ void mesh_publish(mesh_t *self, const msg_t *msg)
         return;
     }
     self->stats->env_sent++;
-    s_send2(self, rkeys[0], KEYRING_RKEY_SIZE, sealed, len);
+    //  kept for repair: the sealed bytes as they are, indexed by stream
+    sentring_span_t span = {msg->instance,  msg->ns.ptr,    msg->ns.len,
+                            msg->topic.ptr, msg->topic.len, msg->seq,
+                            msg->seq};
+    (void)sentring_put(self->sentring, loop_now(self->loop), rkeys[0],
+                       KEYRING_RKEY_SIZE, sealed, len, &span, 1);
+    s_send_env(self, rkeys[0], sealed, len);
 }
 
 // --- the control plane's io (meshctl)
@@ -254,8 +482,12 @@ static void s_ctl_peer(void *arg, const uint8_t *node, const char *name,
     } else if (event == MESHCTL_DOWN) {
         log_info("peer_down", "node_id=%s name=%s", hex, name);
         self->io.peer_down(self->io.arg, node);
+        //  its link ended or it went silent: what we wait for from it
+        //  will not come (GAP, reason origin gone, at once)
+        repair_origin_gone(self->repair, loop_now(self->loop), node);
     } else {
         log_debug("peer_gone", "node_id=%s name=%s", hex, name);
+        repair_origin_gone(self->repair, loop_now(self->loop), node);
     }
 }
 
@@ -296,9 +528,173 @@ static void s_run_flush(mesh_t *self)
     }
 }
 
+// --- repair
+// ------------------------------------------------------------------
+
+//  Keep the counters of repair.c in stats (they are read elsewhere).
+static void s_sync_stats(mesh_t *self)
+{
+    repair_stats_t r;
+    repair_stats(self->repair, &r);
+    self->stats->repair_requests_sent = r.requests;
+    self->stats->repaired = r.repaired;
+    self->stats->repair_unrepaired = r.unrepaired;
+    self->stats->repair_timeouts = r.timeouts;
+}
+
+//  repair.c's io: the apps get msg, after missed lost ones.
+static void s_repair_deliver(void *arg, const msg_t *msg, uint64_t missed,
+                             int reason)
+{
+    mesh_t *self = arg;
+    if (missed && reason != REPAIR_MESH && self->io.lost) {
+        self->io.lost(self->io.arg, msg, missed, reason);
+        missed = 0;
+    }
+    self->io.message(self->io.arg, msg, missed);
+}
+
+typedef struct {
+    uint8_t *buf;
+    size_t len;
+    size_t cap;
+} body_t;
+
+static int s_body_write(void *data, const char *p, size_t n)
+{
+    body_t *b = data;
+    if (n > b->cap - b->len) {
+        return -1;
+    }
+    memcpy(b->buf + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+//  repair.c's io: ask origin, on RQ || origin (only it subscribes that).
+static void s_repair_request(void *arg, const uint8_t *origin, uint64_t req,
+                             const uint8_t *instance, wire_str_t ns,
+                             wire_str_t topic, uint64_t from, uint64_t to)
+{
+    mesh_t *self = arg;
+    uint8_t buf[128 + 2 * 256];
+    body_t b = {buf, 0, sizeof buf};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, s_body_write);
+    msgpack_pack_array(&pk, 7);
+    msgpack_pack_bin_with_body(&pk, self->node, 16);
+    msgpack_pack_uint64(&pk, req);
+    msgpack_pack_bin_with_body(&pk, instance, 16);
+    msgpack_pack_str_with_body(&pk, ns.ptr, ns.len);
+    msgpack_pack_str_with_body(&pk, topic.ptr, topic.len);
+    msgpack_pack_uint64(&pk, from);
+    msgpack_pack_uint64(&pk, to);
+    uint8_t f1[PREFIX_LEN + 16];
+    memcpy(f1, RQ, PREFIX_LEN);
+    memcpy(f1 + PREFIX_LEN, origin, 16);
+    s_send_control(self, f1, sizeof f1, buf, b.len);
+}
+
+static bool s_obj_bin16(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_BIN && o->via.bin.size == 16;
+}
+
+static bool s_obj_uint(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+}
+
+static void s_resend(void *arg, const uint8_t *f1, size_t f1_len,
+                     const uint8_t *f2, size_t f2_len)
+{
+    mesh_t *self = arg;
+    uint8_t *copy = malloc(f2_len ? f2_len : 1);
+    if (f1_len != KEYRING_RKEY_SIZE || !copy) {
+        free(copy);
+        return;
+    }
+    memcpy(copy, f2, f2_len);
+    self->stats->repair_resent++;
+    s_send_env(self, f1, copy, f2_len);
+}
+
+//  A peer asks us for what it missed: re-send it as it was sealed, then
+//  answer (after it on the same link: what did not come is gone). While
+//  a link is full we re-send nothing (the answer says so at once).
+static void s_on_repair_request(mesh_t *self, const uint8_t *body, size_t len)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    const msgpack_object *f = NULL;
+    if (msgpack_unpack_next(&u, (const char *)body, len, &off) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        off == len && u.data.type == MSGPACK_OBJECT_ARRAY &&
+        u.data.via.array.size == 7) {
+        f = u.data.via.array.ptr;
+    }
+    if (!f || !s_obj_bin16(&f[0]) || !s_obj_uint(&f[1]) ||
+        !s_obj_bin16(&f[2]) || f[3].type != MSGPACK_OBJECT_STR ||
+        f[4].type != MSGPACK_OBJECT_STR || !s_obj_uint(&f[5]) ||
+        !s_obj_uint(&f[6]) || f[5].via.u64 > f[6].via.u64) {
+        self->stats->control_bad++;
+        msgpack_unpacked_destroy(&u);
+        return;
+    }
+    const uint8_t *requester = (const uint8_t *)f[0].via.bin.ptr;
+    uint64_t oldest, resent = 0;
+    if (!self->backlog) {
+        resent = sentring_find(
+            self->sentring, loop_now(self->loop),
+            (const uint8_t *)f[2].via.bin.ptr, f[3].via.str.ptr,
+            f[3].via.str.size, f[4].via.str.ptr, f[4].via.str.size,
+            f[5].via.u64, f[6].via.u64, SERVE_MAX, s_resend, self, &oldest);
+    }
+    self->stats->repair_requests_served++;
+    uint8_t buf[64];
+    body_t b = {buf, 0, sizeof buf};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, s_body_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_bin_with_body(&pk, self->node, 16);
+    msgpack_pack_uint64(&pk, f[1].via.u64);
+    msgpack_pack_uint64(&pk, resent);
+    uint8_t f1[PREFIX_LEN + 16];
+    memcpy(f1, RA, PREFIX_LEN);
+    memcpy(f1 + PREFIX_LEN, requester, 16);
+    s_send_control(self, f1, sizeof f1, buf, b.len);
+    msgpack_unpacked_destroy(&u);
+}
+
+//  The origin answered: what it re-sent came before this.
+static void s_on_repair_answer(mesh_t *self, const uint8_t *body, size_t len)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    if (msgpack_unpack_next(&u, (const char *)body, len, &off) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        off == len && u.data.type == MSGPACK_OBJECT_ARRAY &&
+        u.data.via.array.size == 3 && s_obj_bin16(&u.data.via.array.ptr[0]) &&
+        s_obj_uint(&u.data.via.array.ptr[1])) {
+        repair_answer(self->repair, loop_now(self->loop),
+                      (const uint8_t *)u.data.via.array.ptr[0].via.bin.ptr,
+                      u.data.via.array.ptr[1].via.u64);
+    } else {
+        self->stats->control_bad++;
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
 static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
                           const uint8_t *sealed, size_t len)
 {
+    if (self->cfg->test_drop_every &&
+        ++self->drop_n % self->cfg->test_drop_every == 0) {
+        self->stats->test_dropped++; // TEST HOOK: lost on the way
+        return;
+    }
     envelope_opened_t o;
     if (envelope_open(self->rkeys, rkey, KEYRING_RKEY_SIZE, sealed, len,
                       self->cfg->max_payload, &o)) {
@@ -310,12 +706,27 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         return;
     }
     const envelope_t *e = &o.env;
-    uint64_t missed = 0;
+    uint64_t missed = 0, now = loop_now(self->loop);
     int seq;
+    msg_t msg = {
+        .ns = {e->ns, (uint32_t)e->ns_len},
+        .topic = {e->topic, (uint32_t)e->topic_len},
+        .flags = e->kind == ENVELOPE_KIND_BINARY ? WIRE_F_BINARY : 0,
+        .instance = e->origin_instance,
+        .node = e->origin_node,
+        .seq = e->sequence,
+        .payload = {(const char *)e->payload, (uint32_t)e->payload_len}};
+    bool fresh = false;
     if (memcmp(e->origin_node, self->node, 16) == 0) {
         self->stats->env_own++; // came back through a proxy
-    } else if (!dedup_check(self->dedup, e->origin_node, e->event_id,
-                            loop_now(self->loop))) {
+    } else if (!(fresh = dedup_check(self->dedup, e->origin_node, e->event_id,
+                                     now)) &&
+               !repair_active(self->repair)) {
+        self->stats->env_duplicates++;
+    } else if (repair_active(self->repair) &&
+               repair_claim(self->repair, now, &msg)) {
+        //  a hole filled (delivered in order), or a copy of one: repair's
+    } else if (!fresh) {
         self->stats->env_duplicates++;
     } else if ((seq = seqtrack_observe(self->seqtrack, e->origin_instance,
                                        e->ns, e->ns_len, e->topic, e->topic_len,
@@ -324,14 +735,6 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         self->stats->env_stale++;
     } else {
         self->stats->env_received++;
-        msg_t msg = {
-            .ns = {e->ns, (uint32_t)e->ns_len},
-            .topic = {e->topic, (uint32_t)e->topic_len},
-            .flags = e->kind == ENVELOPE_KIND_BINARY ? WIRE_F_BINARY : 0,
-            .instance = e->origin_instance,
-            .node = e->origin_node,
-            .seq = e->sequence,
-            .payload = {(const char *)e->payload, (uint32_t)e->payload_len}};
         if (seq == SEQTRACK_GAP) {
             self->stats->gaps++;
             self->stats->missed += missed;
@@ -347,7 +750,14 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         memcpy(self->run.origin, e->origin_node, 16);
         self->run.received++;
         self->run.missed += missed;
-        self->io.message(self->io.arg, &msg, missed);
+        //  a gap is asked of its origin first (the stream waits, in
+        //  order), unless the origin is down: then it is gone at once
+        bool down = missed && meshctl_is_down(self->ctl, e->origin_node);
+        if (down) {
+            s_repair_deliver(self, &msg, missed, REPAIR_ORIGIN_GONE);
+        } else if (!repair_observe(self->repair, now, &msg, missed, true)) {
+            self->io.message(self->io.arg, &msg, missed);
+        }
     }
     envelope_opened_release(&o);
 }
@@ -372,6 +782,16 @@ static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
     } else if (f1_len == PREFIX_LEN && memcmp(f1, PR, PREFIX_LEN) == 0) {
         if (self->io.presence(self->io.arg, plain, (size_t)len)) {
             self->stats->control_bad++;
+        }
+        return;
+    } else if (f1_len == PREFIX_LEN + 16 &&
+               memcmp(f1 + PREFIX_LEN, self->node, 16) == 0 &&
+               (memcmp(f1, RQ, PREFIX_LEN) == 0 ||
+                memcmp(f1, RA, PREFIX_LEN) == 0)) {
+        if (f1[1] == RQ[1]) {
+            s_on_repair_request(self, plain, (size_t)len);
+        } else {
+            s_on_repair_answer(self, plain, (size_t)len);
         }
         return;
     }
@@ -429,6 +849,10 @@ static int s_drain_sub(mesh_t *self)
 {
     int n = s_drain_sub_batch(self);
     s_run_flush(self);
+    if (n > 0) {
+        s_sync_stats(self);
+        s_rearm(self); // a repair asked for may be due before the timer
+    }
     return n;
 }
 
@@ -483,6 +907,9 @@ static bool s_idle(loop_t *loop, void *arg)
     //  of input that came meanwhile).
     self->sent = false;
     bool more = false;
+    if (self->backlog) {
+        s_drain_backlog(self, loop_now(loop)); // a link may have room now
+    }
     if (s_readable(self->xpub)) {
         more |= s_drain_xpub(self) == DRAIN_BATCH;
     }
@@ -509,17 +936,46 @@ static void s_on_zmq_fd(loop_t *loop, int fd, uint32_t events, void *arg)
     (void)arg; // the idle hook right after this batch drains both sockets
 }
 
-//  meshctl's clock: beats, silence, forgetting, given-up confirmations.
+//  The next of: meshctl's deadline, repair's, a full link's retry.
+static void s_rearm(mesh_t *self)
+{
+    uint64_t now = loop_now(self->loop);
+    uint64_t next = meshctl_next_deadline(self->ctl);
+    uint64_t due = repair_next_deadline(self->repair);
+    next = due < next ? due : next;
+    if (self->backlog && now + RETRY_MS < next) {
+        next = now + RETRY_MS;
+    }
+    if (self->timer >= 0 && self->timer_at <= next) {
+        return;
+    }
+    if (self->timer >= 0) {
+        loop_cancel_timer(self->loop, self->timer);
+    }
+    self->timer_at = next > now ? next : now + 1;
+    self->timer = loop_add_timer(self->loop, self->timer_at - now, false,
+                                 s_on_timer, self);
+}
+
+//  The mesh's clock: beats, silence, forgetting, given-up confirmations
+//  (meshctl); repair retries and time-outs; a full link tried again.
 static void s_on_timer(loop_t *loop, int timer_id, void *arg)
 {
     (void)timer_id;
     mesh_t *self = arg;
     uint64_t now = loop_now(loop);
+    self->timer = -1; // fired
     meshctl_tick(self->ctl, now);
     dedup_expire(self->dedup, now, 600000);
-    uint64_t next = meshctl_next_deadline(self->ctl);
-    self->timer = loop_add_timer(loop, next > now ? next - now : 1, false,
-                                 s_on_timer, self);
+    sentring_expire(self->sentring, now);
+    repair_tick(self->repair, now);
+    if (self->backlog) {
+        s_drain_backlog(self, now);
+    }
+    s_cut_over(self, now);
+    s_sync_stats(self);
+    self->io.received(self->io.arg); // what repair delivered goes out
+    s_rearm(self);
 }
 
 // --- interest
@@ -742,6 +1198,10 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
         return -1;
     }
     zmq_setsockopt(self->xpub, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    //  a full link refuses a send instead of dropping it (backpressure)
+    int nodrop = 1;
+    zmq_setsockopt(self->xpub, ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
+    self->nodrop = true;
     zmq_setsockopt(self->xpub, ZMQ_RCVHWM, &unbounded, sizeof unbounded);
     zmq_setsockopt(self->sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sub, ZMQ_SNDHWM, &unbounded, sizeof unbounded);
@@ -776,6 +1236,11 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     memcpy(ak + PREFIX_LEN, self->node, 16);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, HB, PREFIX_LEN);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, PR, PREFIX_LEN);
+    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
+    //  ... and repair requests and answers addressed to it
+    memcpy(ak, RQ, PREFIX_LEN);
+    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
+    memcpy(ak, RA, PREFIX_LEN);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
     //  Refused handshakes are counted on both sockets, from before the
     //  first connect: a member refusing our key (our SUB, or our XPUB
@@ -870,6 +1335,14 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
     self->dedup = dedup_new(4096, 4096);
     self->rkeys = rkeys_new(self->ring, cfg->channel);
     self->seqtrack = seqtrack_new(1 << 20);
+    self->sentring = sentring_new(cfg->repair_buffer, cfg->repair_age_ms);
+    repair_config_t rc;
+    repair_config_defaults(&rc);
+    rc.timeout_ms = (uint32_t)cfg->repair_timeout_ms;
+    rc.retry_ms = rc.timeout_ms * 2 / 5;
+    repair_io_t rio = {
+        .arg = self, .request = s_repair_request, .deliver = s_repair_deliver};
+    self->repair = repair_new(&rc, &rio);
     //  meshctl tells io the first health at once
     meshctl_config_t cc;
     meshctl_config_defaults(&cc);
@@ -889,7 +1362,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
                             *cfg->advertise ? cfg->advertise : cfg->bind, &cio,
                             loop_now(loop));
     if (!self->zctx || !self->dedup || !self->seqtrack || !self->rkeys ||
-        !self->ctl) {
+        !self->ctl || !self->sentring || !self->repair) {
         snprintf(err, errlen, "out of memory");
         mesh_destroy(&self);
         return NULL;
@@ -899,6 +1372,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
         mesh_destroy(&self);
         return NULL;
     }
+    self->timer_at = loop_now(loop) + 1;
     self->timer = loop_add_timer(loop, 1, false, s_on_timer, self);
     return self;
 }
@@ -931,6 +1405,14 @@ void mesh_destroy(mesh_t **self_p)
         free(self->links[i].endpoint);
     }
     free(self->links);
+    while (self->backlog) {
+        pending_t *p = self->backlog;
+        self->backlog = p->next;
+        free(p->f2);
+        free(p);
+    }
+    sentring_destroy(&self->sentring);
+    repair_destroy(&self->repair);
     dedup_destroy(&self->dedup);
     rkeys_destroy(&self->rkeys);
     seqtrack_destroy(&self->seqtrack);

@@ -71,6 +71,12 @@ void server_deliver(void *self, void *member, outbuf_t *buf);
 void server_hold(void *self, void *member);
 void server_release(void *self, void *member);
 
+//  Stop (true) or go on (false) reading every app: the mesh cannot send
+//  now, so publishing apps are held back (their own buffers fill, then
+//  rc_publish says EAGAIN) instead of their messages being dropped.
+//  Output to apps goes on. New apps are accepted and wait too.
+void server_pause(server_t *self, bool paused);
+
 //  The open connections (conn->next walks on), and how many.
 conn_t *server_first_conn(server_t *self);
 size_t server_clients(const server_t *self);

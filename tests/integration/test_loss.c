@@ -207,7 +207,8 @@ static bool s_publisher_knows(void *arg)
 }
 
 //  Publish-side drops are counted on the publishing sidecar, per link: a
-//  flood through small queues loses messages on the way, the receiving
+//  flood through small queues with a stall timeout of 10 ms (a slow peer
+//  is cut off at once) and no repair loses messages on the way, the receiving
 //  sidecar counts the gap, and its beat tells the publisher, whose
 //  mesh_lost_out (and the peer's lost_to row) then says the same number.
 static void test_mesh_drops_are_counted_at_the_publisher(void **state)
@@ -216,7 +217,17 @@ static void test_mesh_drops_are_counted_at_the_publisher(void **state)
     char key[300];
     snprintf(key, sizeof key, "/tmp/roomcast-lost-%d.key", (int)getpid());
     rcd_t d[2];
-    const char *small[] = {"--mesh-hwm", "20", "--heartbeat", "100", NULL};
+    //  a full link holds the publisher back; cut at once (10 ms) and
+    //  without repair, what the cut drops is lost
+    const char *small[] = {"--mesh-hwm",
+                           "20",
+                           "--heartbeat",
+                           "100",
+                           "--peer-stall-timeout",
+                           "10",
+                           "--repair-buffer",
+                           "0",
+                           NULL};
     assert_int_equal(rcd_mesh_pair(d, "lost", key, small), 0);
     tally_t t = {0};
     rc_client_t *sub = s_client(&d[1], &t, true);
