@@ -55,6 +55,7 @@
 #define MARKER_LEN  (PREFIX_LEN + 16 + 8)
 #define RETRY_MS    5    // a full link is tried again this often
 #define SERVE_MAX   8192 // envelopes re-sent for one repair request
+#define CUT_MAX     8    // stalled peers remembered from the last cut
 
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
 static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
@@ -115,8 +116,9 @@ struct mesh_t {
     pending_t *backlog;           // envelopes a full link refused, in order
     pending_t *backlog_tail;      //
     uint64_t blocked_since;       // ms the apps have been held, 0: not held
-    bool cut;                     // stalled peers' links drop, we go on
-    uint64_t cut_full_at;         // last send that found a full link (cut)
+    uint8_t cut_ids[CUT_MAX][16]; // the peers the last cut named
+    size_t ncut;                  //
+    uint64_t cut_at;              // when
     bool nodrop;                  // ZMQ_XPUB_NODROP as set now
     uint64_t drop_n;              // TEST HOOK --test-drop-every
 };
@@ -223,32 +225,83 @@ static void s_backlog_add(mesh_t *self, const uint8_t *f1, size_t f1_len,
 }
 
 typedef struct {
+    mesh_t *self;
     uint64_t held_ms;
     unsigned named;
+    unsigned again; // of them, cut before and not heard since
 } cut_ctx_t;
+
+//  A peer that hears us and was not heard while we were held (nor for two
+//  of our beat periods: a beat may just be due) is taken for stalled.
+static bool s_stalled(const cut_ctx_t *c, const meshctl_row_t *r)
+{
+    uint64_t quiet = 2 * c->self->cfg->heartbeat_ms;
+    quiet = c->held_ms > quiet ? c->held_ms : quiet;
+    return r->hears_us && (r->last_ms == UINT64_MAX || r->last_ms >= quiet);
+}
+
+//  Whether node was cut last time and not heard since.
+static bool s_cut_before(const mesh_t *self, const meshctl_row_t *r,
+                         uint64_t now)
+{
+    for (size_t i = 0; i < self->ncut; i++) {
+        if (memcmp(self->cut_ids[i], r->node, 16) == 0) {
+            return r->last_ms == UINT64_MAX || r->last_ms >= now - self->cut_at;
+        }
+    }
+    return false;
+}
 
 //  The peers that hear us but were not heard while we were held: stalled.
 static void s_cut_row(void *arg, const meshctl_row_t *r)
 {
     cut_ctx_t *c = arg;
-    if (!r->hears_us || (r->last_ms != UINT64_MAX && r->last_ms < c->held_ms)) {
+    mesh_t *self = c->self;
+    uint64_t now = loop_now(self->loop);
+    if (!s_stalled(c, r)) {
         return;
     }
     char hex[IDS_HEX_SIZE];
+    ids_hex(r->node, hex);
+    c->named++;
+    if (s_cut_before(self, r, now)) {
+        c->again++; // its link took more and filled again: still stalled
+        log_debug("peer_cut_again", "node_id=%s held_ms=%llu", hex,
+                  (unsigned long long)c->held_ms);
+        return;
+    }
     log_warn("peer_cut",
              "node_id=%s name=%s endpoint=%s held_ms=%llu note=\"its link "
              "was full for --peer-stall-timeout: it now drops what that "
              "peer cannot take\"",
-             ids_hex(r->node, hex), r->name, r->endpoint,
-             (unsigned long long)c->held_ms);
-    c->named++;
+             hex, r->name, r->endpoint, (unsigned long long)c->held_ms);
 }
 
-//  Held for --peer-stall-timeout: cut the stalled peers off, go on.
+//  Remember whom a cut named (a second cut of one not heard since is
+//  not news: neither logged at warn nor counted again).
+static void s_cut_remember(void *arg, const meshctl_row_t *r)
+{
+    cut_ctx_t *c = arg;
+    mesh_t *self = c->self;
+    if (s_stalled(c, r) && self->ncut < CUT_MAX) {
+        memcpy(self->cut_ids[self->ncut++], r->node, 16);
+    }
+}
+
+//  Held for --peer-stall-timeout: cut the stalled peers off, go on. The
+//  message at the head of the backlog is sent lossy: the links still full
+//  after all this time (the stalled peers': the others had the whole
+//  stall to drain) drop it, and libzmq then skips those links (they drop
+//  what is sent) until their reader drains them; the rest goes on
+//  without loss. The stalled peer sees the gap when it reads again:
+//  repaired from the ring if still there, else its apps get a GAP.
 static void s_cut(mesh_t *self, uint64_t now)
 {
-    cut_ctx_t c = {now - self->blocked_since, 0};
+    cut_ctx_t c = {self, now - self->blocked_since, 0, 0};
     meshctl_rows(self->ctl, now, s_cut_row, &c);
+    self->ncut = 0;
+    meshctl_rows(self->ctl, now, s_cut_remember, &c);
+    self->cut_at = now;
     if (!c.named) {
         log_warn("peer_cut",
                  "node_id=unknown held_ms=%llu note=\"a peer that we still "
@@ -256,22 +309,33 @@ static void s_cut(mesh_t *self, uint64_t now)
                  "take\"",
                  (unsigned long long)c.held_ms);
     }
-    self->stats->mesh_peers_cut += c.named ? c.named : 1;
-    self->cut = true;
-    self->cut_full_at = now;
+    //  counted once per stall: a peer cut again before heard is the same
+    self->stats->mesh_peers_cut += c.named ? c.named - c.again : 1;
+    pending_t *p = self->backlog;
+    (void)s_try_send(self, p->f1, p->f1_len, p->f2, p->f2_len, true);
+    self->backlog = p->next;
+    free(p);
+    self->blocked_since = now; // what still waits gets a stall of its own
 }
 
 //  Send what waits; the apps go on when it is all out.
 static void s_drain_backlog(mesh_t *self, uint64_t now)
 {
-    while (self->backlog) {
-        pending_t *p = self->backlog;
-        if (s_try_send(self, p->f1, p->f1_len, p->f2, p->f2_len, self->cut) ==
-            1) {
+    for (;;) {
+        while (self->backlog) {
+            pending_t *p = self->backlog;
+            if (s_try_send(self, p->f1, p->f1_len, p->f2, p->f2_len, false) ==
+                1) {
+                break;
+            }
+            self->backlog = p->next;
+            free(p);
+        }
+        if (!self->backlog ||
+            now - self->blocked_since < self->cfg->peer_stall_timeout_ms) {
             break;
         }
-        self->backlog = p->next;
-        free(p);
+        s_cut(self, now);
     }
     if (!self->backlog) {
         self->backlog_tail = NULL;
@@ -282,28 +346,15 @@ static void s_drain_backlog(mesh_t *self, uint64_t now)
                 self->io.blocked(self->io.arg, false);
             }
         }
-    } else if (now - self->blocked_since >= self->cfg->peer_stall_timeout_ms) {
-        s_cut(self, now);
-        s_drain_backlog(self, now); // lossy now: it all goes
-    }
-}
-
-//  Cut peers are taken back once no send found a full link for a while.
-static void s_cut_over(mesh_t *self, uint64_t now)
-{
-    if (self->cut &&
-        now - self->cut_full_at >= self->cfg->peer_stall_timeout_ms) {
-        self->cut = false;
-        log_info("peer_cut_over", "note=\"no link was full for "
-                                  "--peer-stall-timeout: sends wait again\"");
     }
 }
 
 //  Held behind a full link (the apps with it), never dropped between live
-//  sidecars, unless a stalled peer is cut off. Never lossy otherwise: a
-//  link that once dropped is skipped by libzmq until it drains, so one
-//  lossy send would make it lose what follows too. ordered: after what
-//  waits already (else it may overtake it). frame2 is taken.
+//  sidecars: ZeroMQ refuses the whole send when one link it goes to is
+//  full (ZMQ_XPUB_NODROP). Never lossy but at a cut: a link that once
+//  dropped is skipped by libzmq until it drains, so a lossy send would
+//  make it lose what follows too. ordered: after what waits already
+//  (else it may overtake it). frame2 is taken.
 static void s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
                           uint8_t *f2, size_t f2_len, bool ordered)
 {
@@ -316,11 +367,6 @@ static void s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
         return;
     }
     uint64_t now = loop_now(self->loop);
-    if (self->cut) {
-        self->cut_full_at = now;
-        (void)s_try_send(self, f1, f1_len, f2, f2_len, true);
-        return;
-    }
     s_backlog_add(self, f1, f1_len, f2, f2_len);
     if (!self->blocked_since) {
         self->blocked_since = now;
@@ -972,7 +1018,6 @@ static void s_on_timer(loop_t *loop, int timer_id, void *arg)
     if (self->backlog) {
         s_drain_backlog(self, now);
     }
-    s_cut_over(self, now);
     s_sync_stats(self);
     self->io.received(self->io.arg); // what repair delivered goes out
     s_rearm(self);

@@ -321,8 +321,8 @@ static void test_every_line_is_exposition_syntax(void **state)
         }
         samples++;
     }
-    assert_int_equal(ntyped, 37);  // + mesh_lost_out, 3 peer-table gauges
-    assert_int_equal(samples, 74); // + 4
+    assert_int_equal(ntyped, 45);  // + 8 backpressure and repair families
+    assert_int_equal(samples, 83); // + 9 (repair requests: sent, served)
     regfree(&sample);
     regfree(&comment);
     http_reply_free(&reply);
