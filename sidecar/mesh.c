@@ -787,10 +787,6 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         } else {
             missed = 0;
         }
-        //  (heard right now, earlier in this batch, is not down: a sidecar
-        //  that was stopped takes its peers for silent until told)
-        bool heard_now = self->run.received &&
-                         memcmp(self->run.origin, e->origin_node, 16) == 0;
         //  beats queue behind data: a flood is proof of life too, told
         //  to meshctl once per run of one origin's envelopes
         if (self->run.received &&
@@ -801,12 +797,11 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         self->run.received++;
         self->run.missed += missed;
         //  a gap is asked of its origin first (the stream waits, in
-        //  order), unless the origin is down: then it is gone at once
-        bool down =
-            missed && !heard_now && meshctl_is_down(self->ctl, e->origin_node);
-        if (down) {
-            s_repair_deliver(self, &msg, missed, REPAIR_ORIGIN_GONE);
-        } else if (!repair_observe(self->repair, now, &msg, missed, true)) {
+        //  order), even from an origin taken for down: a peer whose link
+        //  just came back sends data before its beat says it is alive;
+        //  one that is dead ends the repair when meshctl says so, or the
+        //  repair times out
+        if (!repair_observe(self->repair, now, &msg, missed, true)) {
             self->io.message(self->io.arg, &msg, missed);
         }
     }

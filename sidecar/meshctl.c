@@ -956,12 +956,6 @@ bool meshctl_is_confirmed(const meshctl_t *self, uint64_t n)
     return n <= self->marker && n <= self->min_acked;
 }
 
-bool meshctl_is_down(const meshctl_t *self, const uint8_t *node)
-{
-    const peer_t *p = s_find(self, node);
-    return p && !p->heard;
-}
-
 void meshctl_health(const meshctl_t *self, meshctl_health_t *health)
 {
     *health = self->health;

@@ -331,11 +331,6 @@ uint64_t meshctl_marker_for_sub(const meshctl_t *self) __attribute__((nonnull));
 bool meshctl_is_confirmed(const meshctl_t *self, uint64_t n)
     __attribute__((nonnull));
 
-//  Whether node is known and not heard now (down, gone, dead or left):
-//  what we wait for from it will not come. Unknown nodes are not down.
-bool meshctl_is_down(const meshctl_t *self, const uint8_t *node)
-    __attribute__((nonnull));
-
 //  Queries.
 void meshctl_health(const meshctl_t *self, meshctl_health_t *health)
     __attribute__((nonnull));
