@@ -31,6 +31,8 @@ struct stream_t {
     uint64_t hash;
     ref_t *refs; // circular, oldest at head
     size_t head, count, cap;
+    uint64_t served_lo, served_hi; // last range re-sent
+    uint64_t served_at;            // when, 0: never
     size_t klen;
     uint8_t key[]; // klen bytes
 };
@@ -344,6 +346,11 @@ size_t sentring_find(sentring_t *self, uint64_t now, const uint8_t *instance,
         return 0;
     }
     *oldest = s_ref(s, 0)->lo;
+    if (s->served_at && now - s->served_at < SENTRING_COALESCE_MS &&
+        from >= s->served_lo && to <= s->served_hi) {
+        self->stats.coalesced++;
+        return 0; // re-sent to every subscriber just now
+    }
     //  first span that ends at or after from
     size_t lo = 0, hi = s->count;
     while (lo < hi) {
@@ -368,6 +375,11 @@ size_t sentring_find(sentring_t *self, uint64_t now, const uint8_t *instance,
         fn(arg, r->blob->data, r->blob->f1_len, r->blob->data + r->blob->f1_len,
            r->blob->f2_len);
         n++;
+    }
+    if (n) {
+        s->served_lo = from;
+        s->served_hi = to;
+        s->served_at = now ? now : 1;
     }
     return n;
 }

@@ -10,6 +10,13 @@
     hold any of them, oldest first, to be published again as they are
     (receivers drop what they have already, by event id).
 
+    Coalescing (as Aeron's NAKs): what is re-sent goes to every peer that
+    subscribes to it, so a loss many peers saw (a burst the origin's own
+    links dropped) is re-sent once: a find whose range lies within the
+    range last re-sent for that stream less than SENTRING_COALESCE_MS ago
+    hands nothing back (counted in coalesced): the copies are on their
+    way, ahead of the answer the caller sends after this call.
+
     Bounded by bytes (blob bytes plus a small overhead per blob and span)
     and by age: the oldest blobs go first. max_bytes 0 keeps nothing (the
     repair is off: every request is answered with nothing).
@@ -28,8 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SENTRING_ID_SIZE  16
-#define SENTRING_NAME_MAX 255
+#define SENTRING_ID_SIZE     16
+#define SENTRING_NAME_MAX    255
+#define SENTRING_COALESCE_MS 50
 
 typedef struct sentring_t sentring_t;
 
@@ -44,11 +52,12 @@ typedef struct {
 } sentring_span_t;
 
 typedef struct {
-    uint64_t blobs;   // held now
-    uint64_t bytes;   // held now, with overheads
-    uint64_t streams; // held now
-    uint64_t put;     // blobs stored
-    uint64_t evicted; // blobs dropped for bytes or age
+    uint64_t blobs;     // held now
+    uint64_t bytes;     // held now, with overheads
+    uint64_t streams;   // held now
+    uint64_t put;       // blobs stored
+    uint64_t evicted;   // blobs dropped for bytes or age
+    uint64_t coalesced; // finds answered by a re-send just made
 } sentring_stats_t;
 
 //  Keep up to max_bytes for up to max_age_ms. Returns NULL on ENOMEM.
@@ -66,8 +75,9 @@ int sentring_put(sentring_t *self, uint64_t now, const uint8_t *f1,
 void sentring_expire(sentring_t *self, uint64_t now);
 
 //  Call fn for each blob holding sequences of [from, to] of the stream,
-//  oldest first, at most max of them. Returns how many; *oldest is set to
-//  the lowest sequence of that stream still held (UINT64_MAX: none).
+//  oldest first, at most max of them (none when coalesced, above).
+//  Returns how many; *oldest is set to the lowest sequence of that stream
+//  still held (UINT64_MAX: none).
 typedef void(sentring_fn)(void *arg, const uint8_t *f1, size_t f1_len,
                           const uint8_t *f2, size_t f2_len);
 size_t sentring_find(sentring_t *self, uint64_t now, const uint8_t *instance,
