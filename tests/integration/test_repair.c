@@ -341,7 +341,10 @@ static void test_stalled_peer_is_cut_and_told(void **st)
     assert_int_equal(tb.received, N); // the fast peer lost nothing
     assert_int_equal(tb.out_of_order, 0);
     assert_int_equal(tb.gaps[RC_GAP_MESH] + tb.gaps[RC_GAP_ORIGIN_GONE], 0);
-    assert_int_equal(cut, 1);
+    //  C once (a cut peer cut again before heard is not counted twice);
+    //  on a loaded machine B may be slow for a whole stall too: then it
+    //  is cut as well, and repairs what that cost it (checked above)
+    assert_true(cut >= 1);
     assert_true(eagain > 0);
     //  A's log names C
     FILE *f = fopen(d[0].log, "r");
