@@ -278,7 +278,7 @@ static void test_origin_died_gap_no_hang(void **st)
 //  stopped (SIGSTOP). A holds its app back while C's link is full, then
 //  cuts C off at --peer-stall-timeout (named in its log, counted); B gets
 //  every message in order all along. C, resumed, gets a GAP (reason lost
-//  between sidecars: the ring keeps 200 ms only) for what was dropped
+//  between sidecars: the ring keeps 2 s only) for what was dropped
 //  while it was cut; what it got plus what it was told of make it all.
 static void test_stalled_peer_is_cut_and_told(void **st)
 {
@@ -304,7 +304,7 @@ static void test_stalled_peer_is_cut_and_told(void **st)
                               "--peer-stall-timeout",
                               "1000",
                               "--repair-age",
-                              "200",
+                              "2000",
                               NULL};
         assert_int_equal(rcd_start(&d[i], "stall", args), 0);
     }
@@ -360,7 +360,7 @@ static void test_stalled_peer_is_cut_and_told(void **st)
     //  C resumes; what comes next shows it the hole
     assert_int_equal(kill(d[2].pid, SIGCONT), 0);
     assert_true(wait_live_peers(d[2].socket, 2, 10000));
-    usleep(500 * 1000); // past the 200 ms ring: the hole is not repairable
+    usleep(2500 * 1000); // past the 2 s ring: the hole is not repairable
     rc_client_t *both[] = {sb, sc, NULL};
     s_publish(pub, "live", MORE, 512, both);
     want_t wc = {&tc, N + MORE};
