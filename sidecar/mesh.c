@@ -733,6 +733,8 @@ static void s_on_repair_answer(mesh_t *self, const uint8_t *body, size_t len)
     msgpack_unpacked_destroy(&u);
 }
 
+static void s_receive(mesh_t *self, const envelope_t *e, uint64_t now);
+
 static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
                           const uint8_t *sealed, size_t len)
 {
@@ -751,8 +753,16 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         }
         return;
     }
-    const envelope_t *e = &o.env;
-    uint64_t missed = 0, now = loop_now(self->loop);
+    s_receive(self, &o.env, loop_now(self->loop));
+    envelope_opened_release(&o);
+}
+
+//  One message opened from an envelope: own, duplicate, a hole a repair
+//  fills, stale, or new (delivered now, or held behind a gap asked of its
+//  origin). The receive path's decisions, per message.
+static void s_receive(mesh_t *self, const envelope_t *e, uint64_t now)
+{
+    uint64_t missed = 0;
     int seq;
     msg_t msg = {
         .ns = {e->ns, (uint32_t)e->ns_len},
@@ -805,7 +815,6 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
             self->io.message(self->io.arg, &msg, missed);
         }
     }
-    envelope_opened_release(&o);
 }
 
 static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
