@@ -27,46 +27,49 @@ typedef struct {
     uint64_t queries;          // QUERY answered
     uint64_t presence_refused; // PSET refused (budget, key taken)
     //  Frames refused, by kind (each also counts in bad_frames):
-    uint64_t refused_order;          // before HELLO, HELLO twice
-    uint64_t refused_name;           // bad namespace, topic or presence key
-    uint64_t refused_size;           // payload, meta or frame over its limit
-    uint64_t refused_type;           // unknown type, or one the sidecar sends
-    uint64_t refused_flags;          // unknown PUB flag bits
-    uint64_t refused_query;          // unknown QUERY, or a bad argument
-    uint64_t refused_version;        // HELLO of a version we do not speak
-    uint64_t refused_protocol;       // bytes that are not the protocol
-    uint64_t closed_partial;         // closed: a frame incomplete too long
-    uint64_t closed_partial_budget;  // closed: --partial-budget full
-    uint64_t partial_bytes;          // gauge: held in incomplete frames
-    uint64_t fanouts;                // messages fanned out (local or mesh)
-    uint64_t env_sent;               // envelopes published to the mesh
-    uint64_t env_received;           // envelopes opened and delivered
-    uint64_t env_undecryptable;      // did not open (other key, tampered)
-    uint64_t env_malformed;          // opened but did not parse
-    uint64_t env_duplicates;         // dropped: seen already (two proxies)
-    uint64_t env_own;                // dropped: our own, come back
-    uint64_t env_stale;              // dropped: older than one delivered
-    uint64_t gaps;                   // streams that skipped sequences
-    uint64_t missed;                 // messages those gaps skipped
-    uint64_t control_received;       // heartbeats and acks
-    uint64_t control_bad;            // control frames that did not open
-    uint64_t mesh_send_failed;       // zmq_send refused (HWM, no memory)
-    uint64_t gossip_in;              // gossip datagrams received
-    uint64_t gossip_out;             // gossip datagrams sent
-    uint64_t gossip_undecryptable;   // did not open (other key, forged)
-    uint64_t gossip_bad;             // opened but not SWIM
-    uint64_t curve_refused;          // TCP handshakes refused (unknown key)
+    uint64_t refused_order;         // before HELLO, HELLO twice
+    uint64_t refused_name;          // bad namespace, topic or presence key
+    uint64_t refused_size;          // payload, meta or frame over its limit
+    uint64_t refused_type;          // unknown type, or one the sidecar sends
+    uint64_t refused_flags;         // unknown PUB flag bits
+    uint64_t refused_query;         // unknown QUERY, or a bad argument
+    uint64_t refused_version;       // HELLO of a version we do not speak
+    uint64_t refused_protocol;      // bytes that are not the protocol
+    uint64_t closed_partial;        // closed: a frame incomplete too long
+    uint64_t closed_partial_budget; // closed: --partial-budget full
+    uint64_t partial_bytes;         // gauge: held in incomplete frames
+    uint64_t fanouts;               // messages fanned out (local or mesh)
+    uint64_t env_sent;              // envelopes published to the mesh
+    uint64_t env_received;          // envelopes opened and delivered
+    uint64_t env_undecryptable;     // did not open (other key, tampered)
+    uint64_t env_malformed;         // opened but did not parse
+    uint64_t env_duplicates;        // dropped: seen already (two proxies)
+    uint64_t env_own;               // dropped: our own, come back
+    uint64_t env_stale;             // dropped: older than one delivered
+    uint64_t gaps;                  // streams that skipped sequences
+    uint64_t missed;                // messages those gaps skipped
+    uint64_t control_received;      // heartbeats and acks
+    uint64_t control_bad;           // control frames that did not open
+    uint64_t mesh_send_failed;      // zmq_send refused (HWM, no memory)
+    uint64_t gossip_in;             // gossip datagrams received
+    uint64_t gossip_out;            // gossip datagrams sent
+    uint64_t gossip_undecryptable;  // did not open (other key, forged)
+    uint64_t gossip_bad;            // opened but not SWIM
+    uint64_t curve_refused;         // TCP handshakes refused (unknown key)
+
+    //  Backpressure and repair between sidecars (mesh.c):
     uint64_t mesh_blocked;           // times a full peer link held apps
     uint64_t mesh_blocked_ms;        // ms apps were held in all
     uint64_t mesh_peers_cut;         // peers cut off past the stall timeout
-    uint64_t repair_requests_sent;   // repair requests we sent (retries too)
+    uint64_t repair_requests_sent;   // repair requests sent (retries too)
     uint64_t repair_requests_served; // peers' requests we answered
     uint64_t repair_resent;          // envelopes we re-sent for them
     uint64_t repaired;               // messages we got through a repair
     uint64_t repair_unrepaired;      // messages given up: told in GAPs
     uint64_t repair_timeouts;        // our requests given up unanswered
     uint64_t test_dropped;           // TEST HOOK --test-drop-every
-    uint64_t fanout_us_sum;          // total fanout time
+
+    uint64_t fanout_us_sum;                     // total fanout time
     uint64_t fanout_hist[STATS_FANOUT_BUCKETS]; // by duration (not cumulative)
 } stats_t;
 

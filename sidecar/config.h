@@ -55,15 +55,17 @@ typedef struct {
     uint64_t probe_timeout_ms;    // SWIM direct ack wait
     size_t suspicion_mult;        // SWIM suspicion timeout factor
     size_t indirect_checks;       // SWIM ping-req fan-out
-    uint64_t pushpull_interval_ms;  // SWIM anti-entropy period
-    uint64_t tombstone_ms;          // dead and left members remembered
-    size_t mesh_hwm;                // messages queued per peer link
+    uint64_t pushpull_interval_ms; // SWIM anti-entropy period
+    uint64_t tombstone_ms;         // dead and left members remembered
+    size_t mesh_hwm;               // messages queued per peer link
+    char *config_file;             // where settings were read from, or NULL
+
+    //  Backpressure and repair between sidecars:
     uint64_t peer_stall_timeout_ms; // a full peer link holds apps this long
     size_t repair_buffer;           // bytes of sent envelopes kept (0: off)
     uint64_t repair_age_ms;         // how long they are kept
     uint64_t repair_timeout_ms;     // a repair request is given up after
     size_t test_drop_every;         // TEST HOOK: drop every Nth envelope in
-    char *config_file;              // where settings were read from, or NULL
 } config_t;
 
 //  What an address setting holds; config_load checks every one at start.
