@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 typedef struct {
@@ -442,6 +445,61 @@ static void test_link_flap_loses_nothing(void **st)
     unlink(s_key);
 }
 
+//  The same through a proxy (roomcastd proxy): requests and answers are
+//  control messages addressed by prefix, which the proxy forwards as it
+//  forwards acks; the re-sent envelopes come through it like any other.
+static void test_repair_through_a_proxy(void **st)
+{
+    (void)st;
+    s_keyfile();
+    assert_int_equal(write_key(s_key), 0);
+    int port = free_port_pair(0);
+    assert_true(port > 0);
+    char front[64];
+    snprintf(front, sizeof front, "tcp://127.0.0.1:%d", port);
+    pid_t proxy = fork();
+    if (proxy == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 2);
+        const char *bin = getenv("ROOMCASTD");
+        execl(bin ? bin : "build/release/roomcastd", "roomcastd", "proxy",
+              "--frontend", front, (char *)NULL);
+        _exit(127);
+    }
+    rcd_t d[2];
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {
+            "--key-file",        s_key,           "--proxy", front,
+            "--test-drop-every", i ? "100" : "0", NULL};
+        assert_int_equal(rcd_start(&d[i], "proxied", args), 0);
+    }
+    assert_true(wait_live_peers(d[0].socket, 1, 10000));
+    assert_true(wait_live_peers(d[1].socket, 1, 10000));
+    tally_t t = {0};
+    rc_client_t *sub = s_sub(&d[1], &t);
+    rc_client_t *pub = s_pub(&d[0]);
+    assert_int_equal(rc_subscribe_wait(sub, "ns", "room", 10000), 0);
+    enum { N = 250 };
+    rc_client_t *others[] = {sub, NULL};
+    s_publish(pub, "room", N, 64, others);
+    assert_true(wait_for(s_accounted, &(want_t){&t, N}, others, 10000));
+    long long repaired = sidecar_counter(d[1].socket, "repaired");
+    printf("proxy: %lld received, %lld dropped on the way, %lld repaired\n",
+           t.received, sidecar_counter(d[1].socket, "test_dropped"), repaired);
+    assert_int_equal(t.received, N);
+    assert_int_equal(t.out_of_order, 0);
+    assert_int_equal(t.gaps[RC_GAP_MESH] + t.gaps[RC_GAP_ORIGIN_GONE], 0);
+    assert_true(repaired >= 2);
+    rc_close(&sub);
+    rc_close(&pub);
+    assert_int_equal(rcd_mesh_pair_stop(d), 0);
+    int status;
+    kill(proxy, SIGTERM);
+    assert_int_equal(waitpid(proxy, &status, 0), proxy);
+    unlink(s_key);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -456,6 +514,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_origin_died_gap_no_hang),
         cmocka_unit_test(test_stalled_peer_is_cut_and_told),
         cmocka_unit_test(test_link_flap_loses_nothing),
+        cmocka_unit_test(test_repair_through_a_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
