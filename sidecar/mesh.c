@@ -315,6 +315,7 @@ static void s_cut(mesh_t *self, uint64_t now)
     (void)s_try_send(self, p->f1, p->f1_len, p->f2, p->f2_len, true);
     self->backlog = p->next;
     free(p);
+    self->stats->mesh_blocked_ms += now - self->blocked_since;
     self->blocked_since = now; // what still waits gets a stall of its own
 }
 
