@@ -185,31 +185,33 @@ static int s_try_send(mesh_t *self, const uint8_t *f1, size_t f1_len,
 // -------------------------------------------------------------
 
 static void s_rearm(mesh_t *self);
-static void s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
-                          uint8_t *f2, size_t f2_len, bool ordered);
+static int s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                         uint8_t *f2, size_t f2_len, bool ordered);
 
 //  Control: beats and acks do not wait behind data (they go when the
 //  links take them, else in turn); presence and repair answers keep
-//  their order with the data. frame2 is taken.
-static void s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
-                    size_t f2_len)
+//  their order with the data. frame2 is taken. Returns 0 (sent or held),
+//  or -1 when ZeroMQ refused it (counted once).
+static int s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
+                   size_t f2_len)
 {
     bool ordered = memcmp(f1, HB, PREFIX_LEN) != 0 &&
                    memcmp(f1, AK, PREFIX_LEN) != 0 &&
                    memcmp(f1, RQ, PREFIX_LEN) != 0;
-    s_send_frames(self, f1, f1_len, f2, f2_len, ordered);
+    return s_send_frames(self, f1, f1_len, f2, f2_len, ordered);
 }
 static void s_on_timer(loop_t *loop, int timer_id, void *arg);
 
-static void s_backlog_add(mesh_t *self, const uint8_t *f1, size_t f1_len,
-                          uint8_t *f2, size_t f2_len)
+//  Returns 0, or -1 (out of memory: counted, frame2 freed).
+static int s_backlog_add(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                         uint8_t *f2, size_t f2_len)
 {
     pending_t *p = malloc(sizeof *p);
     if (!p || f1_len > sizeof p->f1) {
         free(p);
         self->stats->mesh_send_failed++;
         free(f2);
-        return;
+        return -1;
     }
     memcpy(p->f1, f1, f1_len);
     p->f1_len = f1_len;
@@ -222,6 +224,7 @@ static void s_backlog_add(mesh_t *self, const uint8_t *f1, size_t f1_len,
         self->backlog = p;
     }
     self->backlog_tail = p;
+    return 0;
 }
 
 typedef struct {
@@ -355,20 +358,23 @@ static void s_drain_backlog(mesh_t *self, uint64_t now)
 //  full (ZMQ_XPUB_NODROP). Never lossy but at a cut: a link that once
 //  dropped is skipped by libzmq until it drains, so a lossy send would
 //  make it lose what follows too. ordered: after what waits already
-//  (else it may overtake it). frame2 is taken.
-static void s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
-                          uint8_t *f2, size_t f2_len, bool ordered)
+//  (else it may overtake it). frame2 is taken. Returns 0 (sent or held)
+//  or -1 (refused, counted).
+static int s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                         uint8_t *f2, size_t f2_len, bool ordered)
 {
     self->sent = true;
     if (self->backlog && ordered) {
-        s_backlog_add(self, f1, f1_len, f2, f2_len); // its turn after those
-        return;
+        return s_backlog_add(self, f1, f1_len, f2, f2_len); // after those
     }
-    if (s_try_send(self, f1, f1_len, f2, f2_len, false) != 1) {
-        return;
+    int rc = s_try_send(self, f1, f1_len, f2, f2_len, false);
+    if (rc != 1) {
+        return rc;
     }
     uint64_t now = loop_now(self->loop);
-    s_backlog_add(self, f1, f1_len, f2, f2_len);
+    if (s_backlog_add(self, f1, f1_len, f2, f2_len)) {
+        return -1;
+    }
     if (!self->blocked_since) {
         self->blocked_since = now;
         self->stats->mesh_blocked++;
@@ -377,12 +383,14 @@ static void s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
         }
         s_rearm(self);
     }
+    return 0;
 }
 
-static void s_send_env(mesh_t *self, const uint8_t *f1, uint8_t *f2,
-                       size_t f2_len)
+//  An envelope, in order. Returns 0 (sent or held) or -1 (refused).
+static int s_send_env(mesh_t *self, const uint8_t *f1, uint8_t *f2,
+                      size_t f2_len)
 {
-    s_send_frames(self, f1, KEYRING_RKEY_SIZE, f2, f2_len, true);
+    return s_send_frames(self, f1, KEYRING_RKEY_SIZE, f2, f2_len, true);
 }
 
 bool mesh_blocked(const mesh_t *self)
@@ -477,7 +485,7 @@ void mesh_publish(mesh_t *self, const msg_t *msg)
                             msg->seq};
     (void)sentring_put(self->sentring, loop_now(self->loop), rkeys[0],
                        KEYRING_RKEY_SIZE, sealed, len, &span, 1);
-    s_send_env(self, rkeys[0], sealed, len);
+    (void)s_send_env(self, rkeys[0], sealed, len);
 }
 
 // --- the control plane's io (meshctl)
@@ -663,7 +671,7 @@ static void s_resend(void *arg, const uint8_t *f1, size_t f1_len,
     }
     memcpy(copy, f2, f2_len);
     self->stats->repair_resent++;
-    s_send_env(self, f1, copy, f2_len);
+    (void)s_send_env(self, f1, copy, f2_len);
 }
 
 //  A peer asks us for what it missed: re-send it as it was sealed, then
@@ -734,7 +742,7 @@ static void s_on_repair_answer(mesh_t *self, const uint8_t *body, size_t len)
     msgpack_unpacked_destroy(&u);
 }
 
-static void s_receive(mesh_t *self, const envelope_t *e, uint64_t now);
+static void s_on_message(mesh_t *self, const envelope_t *e);
 
 static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
                           const uint8_t *sealed, size_t len)
@@ -754,16 +762,16 @@ static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
         }
         return;
     }
-    s_receive(self, &o.env, loop_now(self->loop));
+    s_on_message(self, &o.env);
     envelope_opened_release(&o);
 }
 
 //  One message opened from an envelope: own, duplicate, a hole a repair
 //  fills, stale, or new (delivered now, or held behind a gap asked of its
 //  origin). The receive path's decisions, per message.
-static void s_receive(mesh_t *self, const envelope_t *e, uint64_t now)
+static void s_on_message(mesh_t *self, const envelope_t *e)
 {
-    uint64_t missed = 0;
+    uint64_t missed = 0, now = loop_now(self->loop);
     int seq;
     msg_t msg = {
         .ns = {e->ns, (uint32_t)e->ns_len},
