@@ -66,7 +66,20 @@ typedef struct {
     uint64_t mem_refused_pubs;      // --memory-limit: PUB refused
     uint64_t mem_shed_queues;       // --memory-limit: app queues dropped
     uint64_t dropped_memory;        // --memory-limit: MSG dropped from them
-    uint64_t fanout_us_sum;         // total fanout time
+
+    //  Backpressure and repair between sidecars (mesh.c):
+    uint64_t mesh_blocked;           // times a full peer link held apps
+    uint64_t mesh_blocked_ms;        // ms apps were held in all
+    uint64_t mesh_peers_cut;         // peers cut off past the stall timeout
+    uint64_t repair_requests_sent;   // repair requests sent (retries too)
+    uint64_t repair_requests_served; // peers' requests we answered
+    uint64_t repair_resent;          // envelopes we re-sent for them
+    uint64_t repaired;               // messages we got through a repair
+    uint64_t repair_unrepaired;      // messages given up: told in GAPs
+    uint64_t repair_timeouts;        // our requests given up unanswered
+    uint64_t test_dropped;           // TEST HOOK --test-drop-every
+
+    uint64_t fanout_us_sum;                     // total fanout time
     uint64_t fanout_hist[STATS_FANOUT_BUCKETS]; // by duration (not cumulative)
 } stats_t;
 

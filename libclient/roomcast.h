@@ -109,13 +109,17 @@ typedef void(rc_status_fn)(rc_client_t *client, const rc_status_t *status,
                            void *arg);
 //  Why messages were lost (rc_gap_t.reason).
 typedef enum {
-    RC_GAP_MESH = 0,       // lost between sidecars and not repaired
+    RC_GAP_MESH = 0,       // lost between sidecars and not repaired (older
+                           // than the origin's repair window, no answer
+                           // in time, or this sidecar was cut off as a
+                           // stalled peer)
     RC_GAP_SLOW = 1,       // dropped at this client's queue budget on the
                            // sidecar: the app read too slowly
     RC_GAP_RECONNECT = 2,  // this client lost its sidecar (it restarted, or
                            // the connection broke): what was published to
                            // the topic meanwhile is lost
-    RC_GAP_ORIGIN_GONE = 3 // the publisher's sidecar died before re-sending
+    RC_GAP_ORIGIN_GONE = 3 // the publisher's sidecar died (or its link
+                           // ended) before re-sending what was lost
 } rc_gap_reason_t;
 
 //  A loss the app is told of: messages of (ns, topic) it was owed and will
@@ -234,7 +238,8 @@ RC_EXPORT int rc_unsubscribe(rc_client_t *client, const char *ns,
 //  is sent or buffered toward the sidecar; -1 with errno EINVAL (bad name
 //  or flags), EMSGSIZE (over the sidecar's payload limit), ENOTCONN (not
 //  connected: the message is dropped), EAGAIN (the send buffer is over
-//  send_budget: the sidecar is not keeping up; the message is dropped).
+//  send_budget: the sidecar is not keeping up; this message is not sent,
+//  publish it again later, e.g. after rc_flush).
 //  The data is copied; the caller keeps it. What the socket does not take
 //  at once stays buffered and is written by the next calls on this client
 //  (rc_dispatch when rc_fd polls readable, rc_recv, rc_publish): call
@@ -245,6 +250,11 @@ RC_EXPORT int rc_unsubscribe(rc_client_t *client, const char *ns,
 //  RC_MORE_BYTES are pending; rc_fd polls readable meanwhile, so a loop on
 //  rc_fd and rc_dispatch writes it at its next turn. Publish the last
 //  message of a burst without RC_MORE (or call rc_flush) so nothing waits.
+//  BACKPRESSURE: between live sidecars nothing is dropped. When a link to
+//  a peer sidecar is full, the sidecar stops reading its apps until the
+//  link takes more (for at most its --peer-stall-timeout, 1 s by default:
+//  then the stalled peer alone is cut off). Meanwhile rc_publish buffers
+//  here up to send_budget, then fails with EAGAIN; rc_flush waits.
 RC_EXPORT int rc_publish(rc_client_t *client, const char *ns, const char *topic,
                          const void *data, size_t len, int flags)
     RC_NONNULL(1, 2, 3) RC_WUR;
@@ -292,7 +302,9 @@ RC_EXPORT int rc_fd(const rc_client_t *client) RC_NONNULL(1);
 RC_EXPORT int rc_dispatch(rc_client_t *client) RC_NONNULL(1);
 
 //  Wait up to timeout_ms until every buffered byte is written to the
-//  sidecar. Returns 0, or -1 with ETIMEDOUT or ENOTCONN.
+//  sidecar (while the sidecar holds its apps back because a peer's link
+//  is full, that is when the link takes more). Returns 0, or -1 with
+//  ETIMEDOUT or ENOTCONN.
 RC_EXPORT int rc_flush(rc_client_t *client, int timeout_ms)
     RC_NONNULL(1) RC_WUR;
 

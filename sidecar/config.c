@@ -167,8 +167,37 @@ static const opt_t s_opts[] = {
      "peer tables.",
      NULL},
     {"mesh-hwm", T_COUNT, OFF(mesh_hwm), "100000", "N",
-     "Messages queued per peer link before ZeroMQ drops\n"
-     "(receivers count the gaps).",
+     "Messages queued per peer link. A full link holds the\n"
+     "publishing apps back (see --peer-stall-timeout).",
+     NULL},
+    {"peer-stall-timeout", T_MS, OFF(peer_stall_timeout_ms), "1000", "MS",
+     "A peer whose link stays full this long is cut off:\n"
+     "named in a warn log line, counted (mesh_peers_cut),\n"
+     "and its link drops what it cannot take until it\n"
+     "keeps up again, so the apps and the other peers go\n"
+     "on; its sidecar repairs the gap or tells its apps\n"
+     "(GAP). Until then the apps publishing here are held\n"
+     "back (rc_publish buffers, then fails with EAGAIN), and\n"
+     "the other peers hear nothing from us: keep it below\n"
+     "4 x --heartbeat, after which they take us for silent.",
+     NULL},
+    {"repair-buffer", T_SIZE, OFF(repair_buffer), "64MiB", "BYTES",
+     "Sent envelopes kept to re-send to a peer that missed\n"
+     "them (0: repair off; peers' gaps become GAPs at\n"
+     "once).",
+     NULL},
+    {"repair-age", T_MS, OFF(repair_age_ms), "10000", "MS",
+     "How long sent envelopes are kept for repair.", NULL},
+    {"repair-timeout", T_MS, OFF(repair_timeout_ms), "500", "MS",
+     "A gap from a live peer waits this long at most for the\n"
+     "missing messages (asked once, again at 2/5 of it),\n"
+     "holding that stream's later messages; then the apps\n"
+     "get a GAP. An origin that dies ends the wait at once.",
+     NULL},
+    {"test-drop-every", T_COUNT, OFF(test_drop_every), "0", "N",
+     "TEST HOOK, never in production: drop every Nth\n"
+     "envelope received from the mesh before opening it, to\n"
+     "test repair (0: off).",
      NULL},
     {"memory-limit", T_STR, OFF(memory_limit), "auto", "BYTES",
      "Cap on the sidecar's resident memory (suffixes KiB,\n"
@@ -1000,6 +1029,14 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
     }
     if (cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 60000) {
         snprintf(err, errlen, "--heartbeat must be 10 to 60000 ms");
+        return CONFIG_ERROR;
+    }
+    if (cfg->peer_stall_timeout_ms < 10 || cfg->repair_timeout_ms < 10 ||
+        cfg->repair_timeout_ms > 60000 || cfg->repair_age_ms > 3600000) {
+        snprintf(err, errlen,
+                 "--peer-stall-timeout and --repair-timeout must be at "
+                 "least 10 ms (--repair-timeout at most 60000), "
+                 "--repair-age at most 3600000");
         return CONFIG_ERROR;
     }
     if (!cfg->name || !*cfg->name) {

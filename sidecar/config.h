@@ -60,6 +60,13 @@ typedef struct {
     size_t mesh_hwm;               // messages queued per peer link
     char *memory_limit;            // "auto", "off" or BYTES (memcap.h)
     char *config_file;             // where settings were read from, or NULL
+
+    //  Backpressure and repair between sidecars:
+    uint64_t peer_stall_timeout_ms; // a full peer link holds apps this long
+    size_t repair_buffer;           // bytes of sent envelopes kept (0: off)
+    uint64_t repair_age_ms;         // how long they are kept
+    uint64_t repair_timeout_ms;     // a repair request is given up after
+    size_t test_drop_every;         // TEST HOOK: drop every Nth envelope in
 } config_t;
 
 //  What an address setting holds; config_load checks every one at start.

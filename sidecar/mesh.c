@@ -9,6 +9,15 @@
         beat     [HB (8)]            to all (every SUB subscribes HB)
         ack      [AK (8) || node]    to node (only it subscribes that)
         presence [PR (8)]            to all (presence.h)
+        repair   [RQ (8) || origin]  to the origin (only it subscribes
+                                     that): [requester bin16, req uint,
+                                     instance bin16, ns str, topic str,
+                                     from uint, to uint], sequences
+                                     [from, to] of that stream, please
+        answer   [RA (8) || node]    to the requester, after the re-sent
+                                     envelopes: [origin bin16, req uint,
+                                     resent uint]; what did not come is
+                                     gone
       marker     a subscription to MK (8) || node (16) || u64be marker
 
     Control seals use ad = "roomcast/ctl/v1" || frame 1 || channel, so a
@@ -27,7 +36,9 @@
 #include "ids.h"
 #include "log.h"
 #include "meshctl.h"
+#include "repair.h"
 #include "rkeys.h"
+#include "sentring.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -43,12 +54,27 @@
 #define DRAIN_BATCH 2048 // messages per socket per loop turn
 #define BATCH_SLOTS 64   // batches: a hash table by routing key
 #define BATCH_KEYS  48   // routing keys batched at once in a loop turn
+#define BATCH_SPANS 16   // publishing apps in one batch (more: it goes)
 #define MARKER_LEN  (PREFIX_LEN + 16 + 8)
+#define RETRY_MS    5    // a full link is tried again this often
+#define SERVE_MAX   8192 // envelopes re-sent for one repair request
+#define CUT_MAX     8    // stalled peers remembered from the last cut
 
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
 static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
 static const uint8_t MK[PREFIX_LEN] = {0xff, 0xff, 'R', 'C', 'm', 'k', 0, 1};
 static const uint8_t PR[PREFIX_LEN] = {0xff, 0xfc, 'R', 'C', 'p', 'r', 0, 1};
+static const uint8_t RQ[PREFIX_LEN] = {0xff, 0xfb, 'R', 'C', 'r', 'q', 0, 1};
+static const uint8_t RA[PREFIX_LEN] = {0xff, 0xfa, 'R', 'C', 'r', 'a', 0, 1};
+
+//  A message a full link refused, waiting its turn (frame 2 owned).
+typedef struct pending_t {
+    struct pending_t *next;
+    uint8_t f1[PREFIX_LEN + 16]; // a routing key or a control prefix
+    size_t f1_len;
+    uint8_t *f2;
+    size_t f2_len;
+} pending_t;
 
 //  One connection of our SUB: where, and the server key it was made with
 //  (a member restarted on the same address may come back with a new key).
@@ -91,11 +117,30 @@ struct mesh_t {
         uint8_t rkey[KEYRING_RKEY_SIZE]; // routing key 0 of the batch
         uint64_t turn;                   // in use when self->turn
         envelope_batch_t batch;          // this turn's publishes to it
-    } pending[BATCH_SLOTS];              // sealed at the end of the turn
-    uint64_t turn;                       // batching turns, from 1
-    uint8_t order[BATCH_KEYS];           // slots in use, first used first
-    size_t npending;                     // slots in use this turn
-    uint8_t refused_logged[256 / 8];     // envelope formats logged already
+        char ns[ENVELOPE_NAME_MAX];      // its namespace and topic, and
+        char topic[ENVELOPE_NAME_MAX];   // per publishing app the run of
+        size_t ns_len, topic_len;        // sequences in it: what the
+        struct {                         // repair ring indexes it by
+            uint8_t instance[ENVELOPE_ID_SIZE];
+            uint64_t lo, hi;
+        } spans[BATCH_SPANS];
+        size_t nspans;
+    } pending[BATCH_SLOTS];          // sealed at the end of the turn
+    uint64_t turn;                   // batching turns, from 1
+    uint8_t order[BATCH_KEYS];       // slots in use, first used first
+    size_t npending;                 // slots in use this turn
+    uint8_t refused_logged[256 / 8]; // envelope formats logged already
+    uint64_t timer_at;               // when the timer fires
+    sentring_t *sentring;            // what we sent lately, for repair
+    repair_t *repair;                // gaps waiting for their origin
+    pending_t *backlog;              // envelopes a full link refused, in order
+    pending_t *backlog_tail;         //
+    uint64_t blocked_since;          // ms the apps have been held, 0: not held
+    uint8_t cut_ids[CUT_MAX][16];    // the peers the last cut named
+    size_t ncut;                     //
+    uint64_t cut_at;                 // when
+    bool nodrop;                     // ZMQ_XPUB_NODROP as set now
+    uint64_t drop_n;                 // TEST HOOK --test-drop-every
 };
 
 static uint64_t s_wall_ms(void)
@@ -114,25 +159,263 @@ static void s_free_sealed(void *data, void *hint)
     free(data);
 }
 
-//  Send [frame1][frame2] without blocking; frame2 (malloc'ed) is taken.
-//  Returns 0, or -1 when ZeroMQ refused it (counted once).
-static int s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
-                   size_t f2_len)
+static void s_set_nodrop(mesh_t *self, bool on)
 {
-    self->sent = true;
-    zmq_msg_t m;
-    if (zmq_send(self->xpub, f1, f1_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_init_data(&m, f2, f2_len, s_free_sealed, NULL)) {
+    if (self->nodrop != on) {
+        int v = on;
+        zmq_setsockopt(self->xpub, ZMQ_XPUB_NODROP, &v, sizeof v);
+        self->nodrop = on;
+    }
+}
+
+//  Send [frame1][frame2] without blocking. lossy: a full link drops it
+//  (ZeroMQ's way); else a full link refuses it whole. Returns 0 (sent,
+//  frame2 taken), 1 (a link is full: nothing sent, frame2 still ours),
+//  -1 (failed, counted, frame2 freed).
+static int s_try_send(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                      uint8_t *f2, size_t f2_len, bool lossy)
+{
+    s_set_nodrop(self, !lossy);
+    if (zmq_send(self->xpub, f1, f1_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (errno == EAGAIN && !lossy) {
+            return 1;
+        }
         self->stats->mesh_send_failed++;
         free(f2);
         return -1;
     }
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, f2, f2_len, s_free_sealed, NULL)) {
+        free(f2);
+        zmq_msg_init(&m); // the first frame went: end the message anyway
+    }
     if (zmq_msg_send(&m, self->xpub, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m);
-        self->stats->mesh_send_failed++;
-        return -1;
+        //  the same links took frame 1: finish it whatever they say
+        s_set_nodrop(self, false);
+        if (zmq_msg_send(&m, self->xpub, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            self->stats->mesh_send_failed++;
+            return -1;
+        }
     }
     return 0;
+}
+
+// --- backpressure
+// -------------------------------------------------------------
+
+static void s_rearm(mesh_t *self);
+static int s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                         uint8_t *f2, size_t f2_len, bool ordered);
+
+//  Control: beats and acks do not wait behind data (they go when the
+//  links take them, else in turn); presence and repair answers keep
+//  their order with the data. frame2 is taken. Returns 0 (sent or held),
+//  or -1 when ZeroMQ refused it (counted once).
+static int s_send2(mesh_t *self, const uint8_t *f1, size_t f1_len, uint8_t *f2,
+                   size_t f2_len)
+{
+    bool ordered = memcmp(f1, HB, PREFIX_LEN) != 0 &&
+                   memcmp(f1, AK, PREFIX_LEN) != 0 &&
+                   memcmp(f1, RQ, PREFIX_LEN) != 0;
+    return s_send_frames(self, f1, f1_len, f2, f2_len, ordered);
+}
+static void s_on_timer(loop_t *loop, int timer_id, void *arg);
+
+//  Returns 0, or -1 (out of memory: counted, frame2 freed).
+static int s_backlog_add(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                         uint8_t *f2, size_t f2_len)
+{
+    pending_t *p = malloc(sizeof *p);
+    if (!p || f1_len > sizeof p->f1) {
+        free(p);
+        self->stats->mesh_send_failed++;
+        free(f2);
+        return -1;
+    }
+    memcpy(p->f1, f1, f1_len);
+    p->f1_len = f1_len;
+    p->f2 = f2;
+    p->f2_len = f2_len;
+    p->next = NULL;
+    if (self->backlog_tail) {
+        self->backlog_tail->next = p;
+    } else {
+        self->backlog = p;
+    }
+    self->backlog_tail = p;
+    return 0;
+}
+
+typedef struct {
+    mesh_t *self;
+    uint64_t held_ms;
+    unsigned named;
+    unsigned again; // of them, cut before and not heard since
+} cut_ctx_t;
+
+//  A peer that hears us and was not heard while we were held (nor for two
+//  of our beat periods: a beat may just be due) is taken for stalled.
+static bool s_stalled(const cut_ctx_t *c, const meshctl_row_t *r)
+{
+    uint64_t quiet = 2 * c->self->cfg->heartbeat_ms;
+    quiet = c->held_ms > quiet ? c->held_ms : quiet;
+    return r->hears_us && (r->last_ms == UINT64_MAX || r->last_ms >= quiet);
+}
+
+//  Whether node was cut last time and not heard since.
+static bool s_cut_before(const mesh_t *self, const meshctl_row_t *r,
+                         uint64_t now)
+{
+    for (size_t i = 0; i < self->ncut; i++) {
+        if (memcmp(self->cut_ids[i], r->node, 16) == 0) {
+            return r->last_ms == UINT64_MAX || r->last_ms >= now - self->cut_at;
+        }
+    }
+    return false;
+}
+
+//  The peers that hear us but were not heard while we were held: stalled.
+static void s_cut_row(void *arg, const meshctl_row_t *r)
+{
+    cut_ctx_t *c = arg;
+    mesh_t *self = c->self;
+    uint64_t now = loop_now(self->loop);
+    if (!s_stalled(c, r)) {
+        return;
+    }
+    char hex[IDS_HEX_SIZE];
+    ids_hex(r->node, hex);
+    c->named++;
+    if (s_cut_before(self, r, now)) {
+        c->again++; // its link took more and filled again: still stalled
+        log_debug("peer_cut_again", "node_id=%s held_ms=%llu", hex,
+                  (unsigned long long)c->held_ms);
+        return;
+    }
+    log_warn("peer_cut",
+             "node_id=%s name=%s endpoint=%s held_ms=%llu note=\"its link "
+             "was full for --peer-stall-timeout: it now drops what that "
+             "peer cannot take\"",
+             hex, r->name, r->endpoint, (unsigned long long)c->held_ms);
+}
+
+//  Remember whom a cut named (a second cut of one not heard since is
+//  not news: neither logged at warn nor counted again).
+static void s_cut_remember(void *arg, const meshctl_row_t *r)
+{
+    cut_ctx_t *c = arg;
+    mesh_t *self = c->self;
+    if (s_stalled(c, r) && self->ncut < CUT_MAX) {
+        memcpy(self->cut_ids[self->ncut++], r->node, 16);
+    }
+}
+
+//  Held for --peer-stall-timeout: cut the stalled peers off, go on. The
+//  message at the head of the backlog is sent lossy: the links still full
+//  after all this time (the stalled peers': the others had the whole
+//  stall to drain) drop it, and libzmq then skips those links (they drop
+//  what is sent) until their reader drains them; the rest goes on
+//  without loss. The stalled peer sees the gap when it reads again:
+//  repaired from the ring if still there, else its apps get a GAP.
+static void s_cut(mesh_t *self, uint64_t now)
+{
+    cut_ctx_t c = {self, now - self->blocked_since, 0, 0};
+    meshctl_rows(self->ctl, now, s_cut_row, &c);
+    self->ncut = 0;
+    meshctl_rows(self->ctl, now, s_cut_remember, &c);
+    self->cut_at = now;
+    if (!c.named) {
+        log_warn("peer_cut",
+                 "node_id=unknown held_ms=%llu note=\"a peer that we still "
+                 "hear reads too slowly: its link drops what it cannot "
+                 "take\"",
+                 (unsigned long long)c.held_ms);
+    }
+    //  counted once per stall: a peer cut again before heard is the same
+    self->stats->mesh_peers_cut += c.named ? c.named - c.again : 1;
+    pending_t *p = self->backlog;
+    (void)s_try_send(self, p->f1, p->f1_len, p->f2, p->f2_len, true);
+    self->backlog = p->next;
+    free(p);
+    self->stats->mesh_blocked_ms += now - self->blocked_since;
+    self->blocked_since = now; // what still waits gets a stall of its own
+}
+
+//  Send what waits; the apps go on when it is all out.
+static void s_drain_backlog(mesh_t *self, uint64_t now)
+{
+    for (;;) {
+        while (self->backlog) {
+            pending_t *p = self->backlog;
+            if (s_try_send(self, p->f1, p->f1_len, p->f2, p->f2_len, false) ==
+                1) {
+                break;
+            }
+            self->backlog = p->next;
+            free(p);
+        }
+        if (!self->backlog ||
+            now - self->blocked_since < self->cfg->peer_stall_timeout_ms) {
+            break;
+        }
+        s_cut(self, now);
+    }
+    if (!self->backlog) {
+        self->backlog_tail = NULL;
+        if (self->blocked_since) {
+            self->stats->mesh_blocked_ms += now - self->blocked_since;
+            self->blocked_since = 0;
+            if (self->io.blocked) {
+                self->io.blocked(self->io.arg, false);
+            }
+        }
+    }
+}
+
+//  Held behind a full link (the apps with it), never dropped between live
+//  sidecars: ZeroMQ refuses the whole send when one link it goes to is
+//  full (ZMQ_XPUB_NODROP). Never lossy but at a cut: a link that once
+//  dropped is skipped by libzmq until it drains, so a lossy send would
+//  make it lose what follows too. ordered: after what waits already
+//  (else it may overtake it). frame2 is taken. Returns 0 (sent or held)
+//  or -1 (refused, counted).
+static int s_send_frames(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                         uint8_t *f2, size_t f2_len, bool ordered)
+{
+    self->sent = true;
+    if (self->backlog && ordered) {
+        return s_backlog_add(self, f1, f1_len, f2, f2_len); // after those
+    }
+    int rc = s_try_send(self, f1, f1_len, f2, f2_len, false);
+    if (rc != 1) {
+        return rc;
+    }
+    uint64_t now = loop_now(self->loop);
+    if (s_backlog_add(self, f1, f1_len, f2, f2_len)) {
+        return -1;
+    }
+    if (!self->blocked_since) {
+        self->blocked_since = now;
+        self->stats->mesh_blocked++;
+        if (self->io.blocked) {
+            self->io.blocked(self->io.arg, true);
+        }
+        s_rearm(self);
+    }
+    return 0;
+}
+
+//  An envelope, in order. Returns 0 (sent or held) or -1 (refused).
+static int s_send_env(mesh_t *self, const uint8_t *f1, uint8_t *f2,
+                      size_t f2_len)
+{
+    return s_send_frames(self, f1, KEYRING_RKEY_SIZE, f2, f2_len, true);
+}
+
+bool mesh_blocked(const mesh_t *self)
+{
+    return self->blocked_since != 0;
 }
 
 //  Associated data of a control frame: a domain tag (so no control seal can
@@ -205,9 +488,56 @@ static void s_batch_send(mesh_t *self, size_t i)
     self->event_id += n;
     self->stats->env_sent += n;
     self->stats->env_batches++;
-    if (s_send2(self, self->pending[i].rkey, KEYRING_RKEY_SIZE, sealed, len)) {
+    //  kept for repair: the sealed bytes as they are, indexed by stream
+    sentring_span_t spans[BATCH_SPANS];
+    size_t nspans = self->pending[i].nspans;
+    for (size_t k = 0; k < nspans; k++) {
+        spans[k] = (sentring_span_t){self->pending[i].spans[k].instance,
+                                     self->pending[i].ns,
+                                     self->pending[i].ns_len,
+                                     self->pending[i].topic,
+                                     self->pending[i].topic_len,
+                                     self->pending[i].spans[k].lo,
+                                     self->pending[i].spans[k].hi};
+    }
+    (void)sentring_put(self->sentring, loop_now(self->loop),
+                       self->pending[i].rkey, KEYRING_RKEY_SIZE, sealed, len,
+                       spans, nspans);
+    self->pending[i].nspans = 0;
+    if (s_send_env(self, self->pending[i].rkey, sealed, len)) {
         self->stats->mesh_send_failed += n - 1; // one each, as when alone
     }
+}
+
+//  Whether msg fits the spans of slot i: the run of its app's sequences
+//  goes on, or there is room for a new run.
+static bool s_span_fits(const mesh_t *self, size_t i, const msg_t *msg)
+{
+    size_t n = self->pending[i].nspans;
+    for (size_t k = 0; k < n; k++) {
+        if (memcmp(self->pending[i].spans[k].instance, msg->instance,
+                   ENVELOPE_ID_SIZE) == 0 &&
+            self->pending[i].spans[k].hi + 1 == msg->seq) {
+            return true;
+        }
+    }
+    return n < BATCH_SPANS;
+}
+
+static void s_span_add(mesh_t *self, size_t i, const msg_t *msg)
+{
+    size_t n = self->pending[i].nspans;
+    for (size_t k = 0; k < n; k++) {
+        if (memcmp(self->pending[i].spans[k].instance, msg->instance,
+                   ENVELOPE_ID_SIZE) == 0 &&
+            self->pending[i].spans[k].hi + 1 == msg->seq) {
+            self->pending[i].spans[k].hi = msg->seq;
+            return;
+        }
+    }
+    memcpy(self->pending[i].spans[n].instance, msg->instance, ENVELOPE_ID_SIZE);
+    self->pending[i].spans[n].lo = self->pending[i].spans[n].hi = msg->seq;
+    self->pending[i].nspans = n + 1;
 }
 
 //  The end of a loop turn: what the apps published in it goes out, one
@@ -242,10 +572,18 @@ static int s_batch_for(mesh_t *self, const uint8_t *rkey, const msg_t *msg)
         self->order[self->npending++] = (uint8_t)i;
     }
     //  new, sent because it was full, or cleared by a failure
-    if (!envelope_batch_started(&self->pending[i].batch) &&
-        envelope_batch_start(&self->pending[i].batch, self->node, msg->ns.ptr,
-                             msg->ns.len, msg->topic.ptr, msg->topic.len)) {
-        return -1;
+    if (!envelope_batch_started(&self->pending[i].batch)) {
+        if (envelope_batch_start(&self->pending[i].batch, self->node,
+                                 msg->ns.ptr, msg->ns.len, msg->topic.ptr,
+                                 msg->topic.len)) {
+            return -1;
+        }
+        //  names checked by envelope_batch_start: at most 255 bytes
+        memcpy(self->pending[i].ns, msg->ns.ptr, msg->ns.len);
+        self->pending[i].ns_len = msg->ns.len;
+        memcpy(self->pending[i].topic, msg->topic.ptr, msg->topic.len);
+        self->pending[i].topic_len = msg->topic.len;
+        self->pending[i].nspans = 0;
     }
     return (int)i;
 }
@@ -269,7 +607,8 @@ void mesh_publish(mesh_t *self, const msg_t *msg)
         return;
     }
     envelope_batch_t *batch = &self->pending[i].batch;
-    if (!envelope_batch_fits(batch, msg->payload.len)) {
+    if (!envelope_batch_fits(batch, msg->payload.len) ||
+        !s_span_fits(self, (size_t)i, msg)) {
         s_batch_send(self, (size_t)i); // full: it goes now, this one next
         i = s_batch_for(self, rkeys[0], msg); // the same slot, started
         if (i < 0) {
@@ -284,7 +623,9 @@ void mesh_publish(mesh_t *self, const msg_t *msg)
                            (const uint8_t *)msg->payload.ptr,
                            msg->payload.len)) {
         self->stats->mesh_send_failed++;
+        return;
     }
+    s_span_add(self, (size_t)i, msg);
 }
 
 // --- the control plane's io (meshctl)
@@ -336,8 +677,12 @@ static void s_ctl_peer(void *arg, const uint8_t *node, const char *name,
     } else if (event == MESHCTL_DOWN) {
         log_warn("peer_down", "node_id=%s name=%s", hex, name);
         self->io.peer_down(self->io.arg, node);
+        //  its link ended or it went silent: what we wait for from it
+        //  will not come (GAP, reason origin gone, at once)
+        repair_origin_gone(self->repair, loop_now(self->loop), node);
     } else {
         log_debug("peer_gone", "node_id=%s name=%s", hex, name);
+        repair_origin_gone(self->repair, loop_now(self->loop), node);
     }
 }
 
@@ -378,16 +723,193 @@ static void s_run_flush(mesh_t *self)
     }
 }
 
-//  One message of an opened envelope, in the order of its batch: dedup and
-//  sequence checks per message, as if each had come alone.
+// --- repair
+// ------------------------------------------------------------------
+
+//  Keep the counters of repair.c in stats (they are read elsewhere).
+static void s_sync_stats(mesh_t *self)
+{
+    repair_stats_t r;
+    repair_stats(self->repair, &r);
+    self->stats->repair_requests_sent = r.requests;
+    self->stats->repaired = r.repaired;
+    self->stats->repair_unrepaired = r.unrepaired;
+    self->stats->repair_timeouts = r.timeouts;
+}
+
+//  repair.c's io: the apps get msg, after missed lost ones.
+static void s_repair_deliver(void *arg, const msg_t *msg, uint64_t missed,
+                             int reason)
+{
+    mesh_t *self = arg;
+    if (missed && reason != REPAIR_MESH && self->io.lost) {
+        self->io.lost(self->io.arg, msg, missed, reason);
+        missed = 0;
+    }
+    self->io.message(self->io.arg, msg, missed);
+}
+
+typedef struct {
+    uint8_t *buf;
+    size_t len;
+    size_t cap;
+} body_t;
+
+static int s_body_write(void *data, const char *p, size_t n)
+{
+    body_t *b = data;
+    if (n > b->cap - b->len) {
+        return -1;
+    }
+    memcpy(b->buf + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+//  repair.c's io: ask origin, on RQ || origin (only it subscribes that).
+static void s_repair_request(void *arg, const uint8_t *origin, uint64_t req,
+                             const uint8_t *instance, wire_str_t ns,
+                             wire_str_t topic, uint64_t from, uint64_t to)
+{
+    mesh_t *self = arg;
+    uint8_t buf[128 + 2 * 256];
+    body_t b = {buf, 0, sizeof buf};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, s_body_write);
+    msgpack_pack_array(&pk, 7);
+    msgpack_pack_bin_with_body(&pk, self->node, 16);
+    msgpack_pack_uint64(&pk, req);
+    msgpack_pack_bin_with_body(&pk, instance, 16);
+    msgpack_pack_str_with_body(&pk, ns.ptr, ns.len);
+    msgpack_pack_str_with_body(&pk, topic.ptr, topic.len);
+    msgpack_pack_uint64(&pk, from);
+    msgpack_pack_uint64(&pk, to);
+    uint8_t f1[PREFIX_LEN + 16];
+    memcpy(f1, RQ, PREFIX_LEN);
+    memcpy(f1 + PREFIX_LEN, origin, 16);
+    s_send_control(self, f1, sizeof f1, buf, b.len);
+}
+
+static bool s_obj_bin16(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_BIN && o->via.bin.size == 16;
+}
+
+static bool s_obj_uint(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+}
+
+static void s_resend(void *arg, const uint8_t *f1, size_t f1_len,
+                     const uint8_t *f2, size_t f2_len)
+{
+    mesh_t *self = arg;
+    uint8_t *copy = malloc(f2_len ? f2_len : 1);
+    if (f1_len != KEYRING_RKEY_SIZE || !copy) {
+        free(copy);
+        return;
+    }
+    memcpy(copy, f2, f2_len);
+    self->stats->repair_resent++;
+    (void)s_send_env(self, f1, copy, f2_len);
+}
+
+//  A peer asks us for what it missed: re-send it as it was sealed, then
+//  answer (after it on the same link: what did not come is gone). While
+//  a link is full we re-send nothing (the answer says so at once).
+static void s_on_repair_request(mesh_t *self, const uint8_t *body, size_t len)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    const msgpack_object *f = NULL;
+    if (msgpack_unpack_next(&u, (const char *)body, len, &off) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        off == len && u.data.type == MSGPACK_OBJECT_ARRAY &&
+        u.data.via.array.size == 7) {
+        f = u.data.via.array.ptr;
+    }
+    if (!f || !s_obj_bin16(&f[0]) || !s_obj_uint(&f[1]) ||
+        !s_obj_bin16(&f[2]) || f[3].type != MSGPACK_OBJECT_STR ||
+        f[4].type != MSGPACK_OBJECT_STR || !s_obj_uint(&f[5]) ||
+        !s_obj_uint(&f[6]) || f[5].via.u64 > f[6].via.u64) {
+        self->stats->control_bad++;
+        msgpack_unpacked_destroy(&u);
+        return;
+    }
+    const uint8_t *requester = (const uint8_t *)f[0].via.bin.ptr;
+    uint64_t oldest, resent = 0;
+    if (!self->backlog) {
+        resent = sentring_find(
+            self->sentring, loop_now(self->loop),
+            (const uint8_t *)f[2].via.bin.ptr, f[3].via.str.ptr,
+            f[3].via.str.size, f[4].via.str.ptr, f[4].via.str.size,
+            f[5].via.u64, f[6].via.u64, SERVE_MAX, s_resend, self, &oldest);
+    }
+    self->stats->repair_requests_served++;
+    uint8_t buf[64];
+    body_t b = {buf, 0, sizeof buf};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, s_body_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_bin_with_body(&pk, self->node, 16);
+    msgpack_pack_uint64(&pk, f[1].via.u64);
+    msgpack_pack_uint64(&pk, resent);
+    uint8_t f1[PREFIX_LEN + 16];
+    memcpy(f1, RA, PREFIX_LEN);
+    memcpy(f1 + PREFIX_LEN, requester, 16);
+    s_send_control(self, f1, sizeof f1, buf, b.len);
+    msgpack_unpacked_destroy(&u);
+}
+
+//  The origin answered: what it re-sent came before this.
+static void s_on_repair_answer(mesh_t *self, const uint8_t *body, size_t len)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    if (msgpack_unpack_next(&u, (const char *)body, len, &off) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        off == len && u.data.type == MSGPACK_OBJECT_ARRAY &&
+        u.data.via.array.size == 3 && s_obj_bin16(&u.data.via.array.ptr[0]) &&
+        s_obj_uint(&u.data.via.array.ptr[1])) {
+        repair_answer(self->repair, loop_now(self->loop),
+                      (const uint8_t *)u.data.via.array.ptr[0].via.bin.ptr,
+                      u.data.via.array.ptr[1].via.u64);
+    } else {
+        self->stats->control_bad++;
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
+static void s_on_message(mesh_t *self, const envelope_t *e);
+
+//  One message opened from an envelope: own, duplicate, a hole a repair
+//  fills, stale, or new (delivered now, or held behind a gap asked of its
+//  origin). The receive path's decisions, per message.
 static void s_on_message(mesh_t *self, const envelope_t *e)
 {
-    uint64_t missed = 0;
+    uint64_t missed = 0, now = loop_now(self->loop);
     int seq;
+    msg_t msg = {
+        .ns = {e->ns, (uint32_t)e->ns_len},
+        .topic = {e->topic, (uint32_t)e->topic_len},
+        .flags = e->kind == ENVELOPE_KIND_BINARY ? WIRE_F_BINARY : 0,
+        .instance = e->origin_instance,
+        .node = e->origin_node,
+        .seq = e->sequence,
+        .payload = {(const char *)e->payload, (uint32_t)e->payload_len}};
+    bool fresh = false;
     if (memcmp(e->origin_node, self->node, 16) == 0) {
         self->stats->env_own++; // came back through a proxy
-    } else if (!dedup_check(self->dedup, e->origin_node, e->event_id,
-                            loop_now(self->loop))) {
+    } else if (!(fresh = dedup_check(self->dedup, e->origin_node, e->event_id,
+                                     now)) &&
+               !repair_active(self->repair)) {
+        self->stats->env_duplicates++;
+    } else if (repair_active(self->repair) &&
+               repair_claim(self->repair, now, &msg)) {
+        //  a hole filled (delivered in order), or a copy of one: repair's
+    } else if (!fresh) {
         self->stats->env_duplicates++;
     } else if ((seq = seqtrack_observe(self->seqtrack, e->origin_instance,
                                        e->ns, e->ns_len, e->topic, e->topic_len,
@@ -396,14 +918,6 @@ static void s_on_message(mesh_t *self, const envelope_t *e)
         self->stats->env_stale++;
     } else {
         self->stats->env_received++;
-        msg_t msg = {
-            .ns = {e->ns, (uint32_t)e->ns_len},
-            .topic = {e->topic, (uint32_t)e->topic_len},
-            .flags = e->kind == ENVELOPE_KIND_BINARY ? WIRE_F_BINARY : 0,
-            .instance = e->origin_instance,
-            .node = e->origin_node,
-            .seq = e->sequence,
-            .payload = {(const char *)e->payload, (uint32_t)e->payload_len}};
         if (seq == SEQTRACK_GAP) {
             self->stats->gaps++;
             self->stats->missed += missed;
@@ -419,7 +933,14 @@ static void s_on_message(mesh_t *self, const envelope_t *e)
         memcpy(self->run.origin, e->origin_node, 16);
         self->run.received++;
         self->run.missed += missed;
-        self->io.message(self->io.arg, &msg, missed);
+        //  a gap is asked of its origin first (the stream waits, in
+        //  order), even from an origin taken for down: a peer whose link
+        //  just came back sends data before its beat says it is alive;
+        //  one that is dead ends the repair when meshctl says so, or the
+        //  repair times out
+        if (!repair_observe(self->repair, now, &msg, missed, true)) {
+            self->io.message(self->io.arg, &msg, missed);
+        }
     }
 }
 
@@ -444,6 +965,11 @@ static void s_refused_format(mesh_t *self, uint8_t format)
 static void s_on_envelope(mesh_t *self, const uint8_t *rkey,
                           const uint8_t *sealed, size_t len)
 {
+    if (self->cfg->test_drop_every &&
+        ++self->drop_n % self->cfg->test_drop_every == 0) {
+        self->stats->test_dropped++; // TEST HOOK: lost on the way
+        return;
+    }
     envelope_opened_t o;
     if (envelope_open(self->rkeys, rkey, KEYRING_RKEY_SIZE, sealed, len,
                       self->cfg->max_payload, &o)) {
@@ -482,6 +1008,16 @@ static void s_on_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
     } else if (f1_len == PREFIX_LEN && memcmp(f1, PR, PREFIX_LEN) == 0) {
         if (self->io.presence(self->io.arg, plain, (size_t)len)) {
             self->stats->control_bad++;
+        }
+        return;
+    } else if (f1_len == PREFIX_LEN + 16 &&
+               memcmp(f1 + PREFIX_LEN, self->node, 16) == 0 &&
+               (memcmp(f1, RQ, PREFIX_LEN) == 0 ||
+                memcmp(f1, RA, PREFIX_LEN) == 0)) {
+        if (f1[1] == RQ[1]) {
+            s_on_repair_request(self, plain, (size_t)len);
+        } else {
+            s_on_repair_answer(self, plain, (size_t)len);
         }
         return;
     }
@@ -544,6 +1080,10 @@ static int s_drain_sub(mesh_t *self)
 {
     int n = s_drain_sub_batch(self);
     s_run_flush(self);
+    if (n > 0) {
+        s_sync_stats(self);
+        s_rearm(self); // a repair asked for may be due before the timer
+    }
     return n;
 }
 
@@ -599,6 +1139,9 @@ static bool s_idle(loop_t *loop, void *arg)
     s_batches_flush(self);
     self->sent = false;
     bool more = false;
+    if (self->backlog) {
+        s_drain_backlog(self, loop_now(loop)); // a link may have room now
+    }
     if (s_readable(self->xpub)) {
         more |= s_drain_xpub(self) == DRAIN_BATCH;
     }
@@ -625,17 +1168,45 @@ static void s_on_zmq_fd(loop_t *loop, int fd, uint32_t events, void *arg)
     (void)arg; // the idle hook right after this batch drains both sockets
 }
 
-//  meshctl's clock: beats, silence, forgetting, given-up confirmations.
+//  The next of: meshctl's deadline, repair's, a full link's retry.
+static void s_rearm(mesh_t *self)
+{
+    uint64_t now = loop_now(self->loop);
+    uint64_t next = meshctl_next_deadline(self->ctl);
+    uint64_t due = repair_next_deadline(self->repair);
+    next = due < next ? due : next;
+    if (self->backlog && now + RETRY_MS < next) {
+        next = now + RETRY_MS;
+    }
+    if (self->timer >= 0 && self->timer_at <= next) {
+        return;
+    }
+    if (self->timer >= 0) {
+        loop_cancel_timer(self->loop, self->timer);
+    }
+    self->timer_at = next > now ? next : now + 1;
+    self->timer = loop_add_timer(self->loop, self->timer_at - now, false,
+                                 s_on_timer, self);
+}
+
+//  The mesh's clock: beats, silence, forgetting, given-up confirmations
+//  (meshctl); repair retries and time-outs; a full link tried again.
 static void s_on_timer(loop_t *loop, int timer_id, void *arg)
 {
     (void)timer_id;
     mesh_t *self = arg;
     uint64_t now = loop_now(loop);
+    self->timer = -1; // fired
     meshctl_tick(self->ctl, now);
     dedup_expire(self->dedup, now, 600000);
-    uint64_t next = meshctl_next_deadline(self->ctl);
-    self->timer = loop_add_timer(loop, next > now ? next - now : 1, false,
-                                 s_on_timer, self);
+    sentring_expire(self->sentring, now);
+    repair_tick(self->repair, now);
+    if (self->backlog) {
+        s_drain_backlog(self, now);
+    }
+    s_sync_stats(self);
+    self->io.received(self->io.arg); // what repair delivered goes out
+    s_rearm(self);
 }
 
 // --- interest
@@ -881,6 +1452,10 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
         return -1;
     }
     zmq_setsockopt(self->xpub, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    //  a full link refuses a send instead of dropping it (backpressure)
+    int nodrop = 1;
+    zmq_setsockopt(self->xpub, ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
+    self->nodrop = true;
     zmq_setsockopt(self->xpub, ZMQ_RCVHWM, &unbounded, sizeof unbounded);
     zmq_setsockopt(self->sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sub, ZMQ_SNDHWM, &unbounded, sizeof unbounded);
@@ -915,6 +1490,11 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     memcpy(ak + PREFIX_LEN, self->node, 16);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, HB, PREFIX_LEN);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, PR, PREFIX_LEN);
+    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
+    //  ... and repair requests and answers addressed to it
+    memcpy(ak, RQ, PREFIX_LEN);
+    zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
+    memcpy(ak, RA, PREFIX_LEN);
     zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, ak, sizeof ak);
     //  Refused handshakes are counted on both sockets, from before the
     //  first connect: a member refusing our key (our SUB, or our XPUB
@@ -1010,6 +1590,14 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
     self->dedup = dedup_new(4096, 4096);
     self->rkeys = rkeys_new(self->ring, cfg->channel);
     self->seqtrack = seqtrack_new(1 << 20);
+    self->sentring = sentring_new(cfg->repair_buffer, cfg->repair_age_ms);
+    repair_config_t rc;
+    repair_config_defaults(&rc);
+    rc.timeout_ms = (uint32_t)cfg->repair_timeout_ms;
+    rc.retry_ms = rc.timeout_ms * 2 / 5;
+    repair_io_t rio = {
+        .arg = self, .request = s_repair_request, .deliver = s_repair_deliver};
+    self->repair = repair_new(&rc, &rio);
     //  meshctl tells io the first health at once
     meshctl_config_t cc;
     meshctl_config_defaults(&cc);
@@ -1029,7 +1617,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
                             *cfg->advertise ? cfg->advertise : cfg->bind, &cio,
                             loop_now(loop));
     if (!self->zctx || !self->dedup || !self->seqtrack || !self->rkeys ||
-        !self->ctl) {
+        !self->ctl || !self->sentring || !self->repair) {
         snprintf(err, errlen, "out of memory");
         mesh_destroy(&self);
         return NULL;
@@ -1039,6 +1627,7 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
         mesh_destroy(&self);
         return NULL;
     }
+    self->timer_at = loop_now(loop) + 1;
     self->timer = loop_add_timer(loop, 1, false, s_on_timer, self);
     return self;
 }
@@ -1074,6 +1663,14 @@ void mesh_destroy(mesh_t **self_p)
     for (size_t i = 0; i < BATCH_SLOTS; i++) {
         envelope_batch_release(&self->pending[i].batch);
     }
+    while (self->backlog) {
+        pending_t *p = self->backlog;
+        self->backlog = p->next;
+        free(p->f2);
+        free(p);
+    }
+    sentring_destroy(&self->sentring);
+    repair_destroy(&self->repair);
     dedup_destroy(&self->dedup);
     rkeys_destroy(&self->rkeys);
     seqtrack_destroy(&self->seqtrack);

@@ -41,6 +41,30 @@
     direction) so a bulk resubscribe after a reconnect is never dropped
     (libzmq#4064); data queues are bounded by --mesh-hwm.
 
+    BACKPRESSURE (no loss between live sidecars). The XPUB does not drop
+    envelopes (ZMQ_XPUB_NODROP): when a peer's queue is full a send fails,
+    the envelope waits in a backlog (what the apps' current reads hold, no
+    more) and io->blocked (true) asks the coordinator to stop reading its
+    apps until io->blocked (false). The backlog is tried again every turn
+    and every 5 ms. Blocked for --peer-stall-timeout, the peers are "cut":
+    the peers that hear us but were not heard since the block began are
+    named in a warn log line (peer_cut) and counted (mesh_peers_cut), the
+    backlog goes out and, until no send has found a full queue for another
+    --peer-stall-timeout, a send that would wait is made without waiting,
+    so the full queue (the stalled peer's) drops it while the others get
+    it. The stalled peer sees the gap once it reads again: repaired from
+    our ring if still there, else its apps get a GAP. Control messages
+    (beats, acks, presence, repair) are never held: they are sent lossy.
+
+    REPAIR. Every envelope sent is kept in a ring (sentring.h, bounded by
+    --repair-buffer bytes and --repair-age). A receiver that sees a gap
+    asks the origin (repair.h decides when, holds the stream in order, and
+    when to give up); the origin re-publishes the stored envelopes as they
+    are (receivers that had them drop the copies by event id) and then
+    answers, so the receiver knows what did not come is gone. An origin
+    whose link ends or that goes silent ends its repairs at once (GAP,
+    reason origin gone).
+
     THREAD SAFETY: one thread, the loop's.
 */
 #ifndef RCD_MESH_H
@@ -85,6 +109,13 @@ typedef struct {
     //  Every live peer holds the subscriptions made before marker upto
     //  (UINT64_MAX: there is no live peer).
     void (*confirmed)(void *arg, uint64_t upto);
+    //  A peer's queue is full: stop reading the apps (on) until told
+    //  (off). Optional.
+    void (*blocked)(void *arg, bool on);
+    //  missed messages of msg's stream were lost before it for reason (a
+    //  wire GAP reason other than 0: 3, the origin is gone); io->message
+    //  (msg, 0) follows. Optional.
+    void (*lost)(void *arg, const msg_t *msg, uint64_t missed, int reason);
 } mesh_io_t;
 
 //  Start the mesh: bind or connect the sockets, join the loop. ring is
@@ -148,6 +179,9 @@ uint64_t mesh_lost_out(mesh_t *self);
 //  because every entry was a live peer (a live member is never evicted).
 void mesh_peer_table(mesh_t *self, size_t *entries, size_t *cap,
                      uint64_t *overflows);
+
+//  Whether the mesh is holding the apps back now (a peer's queue full).
+bool mesh_blocked(const mesh_t *self);
 
 //  "mesh" or "proxy".
 const char *mesh_mode(const mesh_t *self);

@@ -128,6 +128,10 @@
                                                 interval uint (ms)]
       marker        a subscription, not a message: MK (8) || node (16) ||
                     marker (u64 big-endian)
+      (repair)      RQ (8) || origin (16) and RA (8) || requester (16):
+                    repair requests and answers, addressed as acks are;
+                    their bodies are mesh.c's, the decisions repair.h's
+                    (a receiver's state machine), not meshctl's
 
     HB, AK and MK are mesh.c's 8-byte prefixes starting 0xff. beat counts
     up from 1 per boot (node id): a beat not above the last one seen from

@@ -81,8 +81,9 @@ static void s_on_pub(void *arg, conn_t *conn, const wire_frame_t *f)
 // ---------------------------------------------------------
 
 //  Tell the members of msg's topic that asked for GAP notices that missed
-//  messages of msg's stream were lost.
-static void s_notify_gap(node_t *self, const msg_t *msg, uint64_t missed)
+//  messages of msg's stream were lost, for reason (WIRE_GAP_*).
+static void s_notify_gap(node_t *self, const msg_t *msg, uint64_t missed,
+                         int reason)
 {
     registry_topic_t *t =
         registry_lookup(self->registry, msg->ns.ptr, msg->ns.len,
@@ -91,7 +92,8 @@ static void s_notify_gap(node_t *self, const msg_t *msg, uint64_t missed)
                         .ns = msg->ns,
                         .topic = msg->topic,
                         .id = {(const char *)msg->instance, 16},
-                        .count = missed};
+                        .count = missed,
+                        .code = (uint64_t)reason};
     for (size_t i = 0; t && i < t->count; i++) {
         conn_t *conn = registry_member(t, i);
         if (conn->hello_flags & WIRE_HF_GAPS) {
@@ -105,9 +107,25 @@ static void s_on_mesh_message(void *arg, const msg_t *msg, uint64_t missed)
 {
     node_t *self = arg;
     if (missed) {
-        s_notify_gap(self, msg, missed);
+        s_notify_gap(self, msg, missed, WIRE_GAP_MESH);
     }
     fanout_deliver(self->fanout, msg, NULL);
+}
+
+//  Lost for another reason than the mesh's (the origin died before it
+//  could re-send what we asked for); the message follows.
+static void s_on_mesh_lost(void *arg, const msg_t *msg, uint64_t missed,
+                           int reason)
+{
+    s_notify_gap(arg, msg, missed, reason);
+}
+
+//  A peer's link is full: the publishing apps wait (backpressure) rather
+//  than their messages being dropped between live sidecars.
+static void s_on_mesh_blocked(void *arg, bool on)
+{
+    node_t *self = arg;
+    server_pause(self->server, on);
 }
 
 static void s_on_mesh_received(void *arg)
@@ -605,7 +623,9 @@ static int s_start_mesh(node_t *self, char *err, size_t errlen)
                     .health = s_on_mesh_health,
                     .peer_up = s_on_peer_up,
                     .peer_down = s_on_peer_down,
-                    .confirmed = s_on_mesh_confirmed};
+                    .confirmed = s_on_mesh_confirmed,
+                    .blocked = s_on_mesh_blocked,
+                    .lost = s_on_mesh_lost};
     self->mesh = mesh_new(self->loop, cfg, &ring, self->id, self->stats, &io,
                           err, errlen);
     return self->mesh ? 0 : -1;

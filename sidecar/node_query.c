@@ -135,6 +135,16 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     COUNTER(control_bad);
     COUNTER(control_replayed);
     COUNTER(mesh_send_failed);
+    COUNTER(mesh_blocked);
+    COUNTER(mesh_blocked_ms);
+    COUNTER(mesh_peers_cut);
+    COUNTER(repair_requests_sent);
+    COUNTER(repair_requests_served);
+    COUNTER(repair_resent);
+    COUNTER(repaired);
+    COUNTER(repair_unrepaired);
+    COUNTER(repair_timeouts);
+    COUNTER(test_dropped);
     COUNTER(gossip_in);
     COUNTER(gossip_out);
     COUNTER(gossip_undecryptable);

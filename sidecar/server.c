@@ -35,6 +35,7 @@ struct server_t {
     uint64_t next_id;
     conn_t *dirty; // connections with output to write
     bool shutting_down;
+    bool paused;       // not reading apps: the mesh is full (server_pause)
     uid_t *allow_uids; // peer credentials allowed (none listed: all)
     size_t nallow_uids;
     gid_t *allow_gids;
@@ -332,7 +333,8 @@ static void s_flush(server_t *self, conn_t *conn)
     bool want_out = conn->out.bytes > 0;
     if (want_out != conn->want_out) {
         conn->want_out = want_out;
-        uint32_t ev = (conn->closing ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0);
+        uint32_t ev = (conn->closing || self->paused ? 0 : EPOLLIN) |
+                      (want_out ? EPOLLOUT : 0);
         loop_mod_fd(self->loop, conn->fd, ev);
     }
 }
@@ -375,7 +377,8 @@ static ssize_t s_frames(server_t *self, conn_t *conn, const uint8_t *data,
 static void s_read(server_t *self, conn_t *conn)
 {
     size_t total = 0;
-    while (conn->fd >= 0 && !conn->closing && total < READ_PER_WAKE) {
+    while (conn->fd >= 0 && !conn->closing && !self->paused &&
+           total < READ_PER_WAKE) {
         uint8_t *dst;
         size_t room;
         if (conn->in.len == 0) {
@@ -582,7 +585,8 @@ static void s_accept(loop_t *loop, int fd, uint32_t events, void *arg)
             continue;
         }
         conn_t *conn = calloc(1, sizeof *conn);
-        if (!conn || loop_add_fd(self->loop, cfd, EPOLLIN, s_conn_io, conn)) {
+        if (!conn || loop_add_fd(self->loop, cfd, self->paused ? 0 : EPOLLIN,
+                                 s_conn_io, conn)) {
             free(conn);
             s_refuse(self, cfd, WIRE_E_LIMIT, "sidecar is out of memory");
             continue;
@@ -936,6 +940,25 @@ void server_queue_totals(const server_t *self, server_queues_t *out)
             out->largest = c->out.bytes;
         }
         out->slow += c->slow_since != 0;
+    }
+}
+
+void server_pause(server_t *self, bool paused)
+{
+    if (self->paused == paused) {
+        return;
+    }
+    self->paused = paused;
+    for (conn_t *conn = self->conns; conn; conn = conn->next) {
+        if (!conn->closing) {
+            uint32_t ev =
+                (paused ? 0 : EPOLLIN) | (conn->want_out ? EPOLLOUT : 0);
+            loop_mod_fd(self->loop, conn->fd, ev);
+        }
+    }
+    if (!paused) {
+        //  what arrived meanwhile: level-triggered epoll reports it
+        log_debug("apps_resumed", "clients=%zu", self->nconns);
     }
 }
 

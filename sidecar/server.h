@@ -93,6 +93,12 @@ typedef struct {
 } server_queues_t;
 void server_queue_totals(const server_t *self, server_queues_t *out);
 
+//  Stop (true) or go on (false) reading every app: the mesh cannot send
+//  now, so publishing apps are held back (their own buffers fill, then
+//  rc_publish says EAGAIN) instead of their messages being dropped.
+//  Output to apps goes on. New apps are accepted and wait too.
+void server_pause(server_t *self, bool paused);
+
 //  The open connections (conn->next walks on), and how many.
 conn_t *server_first_conn(server_t *self);
 size_t server_clients(const server_t *self);

@@ -206,8 +206,9 @@ static bool s_publisher_knows(void *arg)
     return missed > 0 && query_counter(l->pub, "mesh_lost_out") == missed;
 }
 
-//  Publish-side drops are counted on the publishing sidecar, per link: a
-//  flood through small queues loses messages on the way, the receiving
+//  Publish-side drops are counted on the publishing sidecar, per link:
+//  envelopes lost on the way (the receiver's test hook drops every 10th)
+//  with no repair buffer at the origin are lost for good; the receiving
 //  sidecar counts the gap, and its beat tells the publisher, whose
 //  mesh_lost_out (and the peer's lost_to row) then says the same number.
 static void test_mesh_drops_are_counted_at_the_publisher(void **state)
@@ -216,7 +217,9 @@ static void test_mesh_drops_are_counted_at_the_publisher(void **state)
     char key[300];
     snprintf(key, sizeof key, "/tmp/roomcast-lost-%d.key", (int)getpid());
     rcd_t d[2];
-    const char *small[] = {"--mesh-hwm", "20", "--heartbeat", "100", NULL};
+    const char *small[] = {
+        "--heartbeat", "100", "--repair-buffer", "0", "--test-drop-every",
+        "10",          NULL};
     assert_int_equal(rcd_mesh_pair(d, "lost", key, small), 0);
     tally_t t = {0};
     rc_client_t *sub = s_client(&d[1], &t, true);

@@ -326,10 +326,11 @@ static void test_every_line_is_exposition_syntax(void **state)
     }
     //  + members, 9 queue/presence/memory gauges, memory_shed_total, 7
     //  per-peer families (no peer given: none of their samples)
-    assert_int_equal(ntyped, 56); // + envelope_batches_total
+    assert_int_equal(ntyped, 64); // + envelope_batches_total, + 8 repair
     //  dropped_total 3 (was 7), memory_shed 5, members 4, 9 gauges, 1
-    assert_int_equal(samples, 92); // + 1 batches, + 1 refused_format,
-                                   // + 1 control replayed
+    assert_int_equal(samples, 101); // + 9 repair
+    // + 1 batches, + 1 refused_format,
+    // + 1 control replayed
     regfree(&sample);
     regfree(&comment);
     http_reply_free(&reply);
