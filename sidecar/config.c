@@ -170,6 +170,15 @@ static const opt_t s_opts[] = {
      "Messages queued per peer link. A full link holds the\n"
      "publishing apps back (see --peer-stall-timeout).",
      NULL},
+    {"envelope-format", T_COUNT, OFF(envelope_format), "2", "N",
+     "Envelopes sent to peers: 2 packs what the apps\n"
+     "published to one topic in one loop turn into one\n"
+     "sealed envelope; 1 sends one envelope per message, as\n"
+     "roomcast 0.1 does. Receivers take both. To upgrade a\n"
+     "cluster from 0.1 without loss, run the new version\n"
+     "with 1 until every sidecar runs it, then restart them\n"
+     "with 2 (0.1 drops format 2 as undecryptable).",
+     NULL},
     {"peer-stall-timeout", T_MS, OFF(peer_stall_timeout_ms), "1000", "MS",
      "A peer whose link stays full this long is cut off:\n"
      "named in a warn log line, counted (mesh_peers_cut),\n"
@@ -192,7 +201,8 @@ static const opt_t s_opts[] = {
      "A gap from a live peer waits this long at most for the\n"
      "missing messages (asked once, again at 2/5 of it),\n"
      "holding that stream's later messages; then the apps\n"
-     "get a GAP. An origin that dies ends the wait at once.",
+     "get a GAP. An origin found down or gone ends the\n"
+     "wait at once.",
      NULL},
     {"test-drop-every", T_COUNT, OFF(test_drop_every), "0", "N",
      "TEST HOOK, never in production: drop every Nth\n"
@@ -1010,6 +1020,12 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
                  "gossip timings: need probe-timeout < "
                  "probe-interval <= pushpull-interval and <= tombstone, "
                  "suspicion-mult >= 1, indirect-checks <= 16");
+        return CONFIG_ERROR;
+    }
+    if (cfg->envelope_format < 1 || cfg->envelope_format > 2) {
+        snprintf(err, errlen,
+                 "--envelope-format: 1 (one message per envelope) or 2 "
+                 "(batches)");
         return CONFIG_ERROR;
     }
     if (*cfg->curve_allow && !*cfg->curve_cert) {

@@ -58,6 +58,7 @@ typedef struct {
     uint64_t pushpull_interval_ms; // SWIM anti-entropy period
     uint64_t tombstone_ms;         // dead and left members remembered
     size_t mesh_hwm;               // messages queued per peer link
+    size_t envelope_format;        // 1: one message per envelope, 2: batches
     char *memory_limit;            // "auto", "off" or BYTES (memcap.h)
     char *config_file;             // where settings were read from, or NULL
 

@@ -3,7 +3,7 @@
     A mesh message is two ZeroMQ frames: the 16-byte routing key, then the
     sealed body. Two formats, told apart by the first byte of frame 2:
 
-      format 1  one message (envelope_seal; what sidecars before 0.5 send)
+      format 1  one message (envelope_seal; what roomcast 0.1 sends)
       format 2  a batch: one or more messages of ONE routing key (namespace
                 and topic) from one origin node, sealed once
                 (envelope_batch_*; what roomcastd sends)

@@ -588,6 +588,41 @@ static int s_batch_for(mesh_t *self, const uint8_t *rkey, const msg_t *msg)
     return (int)i;
 }
 
+//  --envelope-format 1 (a rolling upgrade from 0.1): one envelope per
+//  message, sent now, kept for repair like a batch of one.
+static void s_publish_one(mesh_t *self, const uint8_t *rkey, const msg_t *msg)
+{
+    envelope_t env = {.sequence = msg->seq,
+                      .event_id = self->event_id + 1,
+                      .ns = msg->ns.ptr,
+                      .ns_len = msg->ns.len,
+                      .topic = msg->topic.ptr,
+                      .topic_len = msg->topic.len,
+                      .kind = (msg->flags & WIRE_F_BINARY)
+                                  ? ENVELOPE_KIND_BINARY
+                                  : ENVELOPE_KIND_TEXT,
+                      .payload = (const uint8_t *)msg->payload.ptr,
+                      .payload_len = msg->payload.len,
+                      .timestamp_ms = s_wall_ms()};
+    memcpy(env.origin_node, self->node, ENVELOPE_ID_SIZE);
+    memcpy(env.origin_instance, msg->instance, ENVELOPE_ID_SIZE);
+    uint8_t *sealed;
+    size_t len;
+    if (envelope_seal(self->ring, &env, rkey, &sealed, &len)) {
+        self->stats->mesh_send_failed++;
+        return;
+    }
+    self->event_id++;
+    self->stats->env_sent++;
+    self->stats->env_batches++;
+    sentring_span_t span = {msg->instance,  msg->ns.ptr,    msg->ns.len,
+                            msg->topic.ptr, msg->topic.len, msg->seq,
+                            msg->seq};
+    (void)sentring_put(self->sentring, loop_now(self->loop), rkey,
+                       KEYRING_RKEY_SIZE, sealed, len, &span, 1);
+    (void)s_send_env(self, rkey, sealed, len);
+}
+
 //  A local publish joins this turn's batch for its routing key; the batch
 //  is sealed and sent by s_idle, at the end of the turn (or now, when it
 //  is full).
@@ -599,6 +634,10 @@ void mesh_publish(mesh_t *self, const msg_t *msg)
     uint8_t rkeys[KEYRING_MAX_KEYS][KEYRING_RKEY_SIZE];
     if (rkeys_get(self->rkeys, msg->ns.ptr, msg->ns.len, msg->topic.ptr,
                   msg->topic.len, rkeys) < 1) {
+        return;
+    }
+    if (self->cfg->envelope_format == 1) {
+        s_publish_one(self, rkeys[0], msg);
         return;
     }
     int i = s_batch_for(self, rkeys[0], msg);

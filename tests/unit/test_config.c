@@ -496,6 +496,14 @@ static void test_checks_across_settings(void **state)
     s_assert_err_has(fx, "--channel");
     long_channel[255] = 0;
     assert_int_equal(s_load(fx, "--channel", long_channel, NULL), CONFIG_OK);
+    assert_int_equal(
+        s_load(fx, "--channel", "x", "--envelope-format", "3", NULL),
+        CONFIG_ERROR);
+    s_assert_err_has(fx, "--envelope-format");
+    assert_int_equal(
+        s_load(fx, "--channel", "x", "--envelope-format", "1", NULL),
+        CONFIG_OK);
+    assert_int_equal(fx->cfg.envelope_format, 1);
     //  the node name given is kept
     assert_int_equal(s_load(fx, "--channel", "x", "--name", "edge-1", NULL),
                      CONFIG_OK);
