@@ -464,6 +464,12 @@ static bool s_on_idle(void *arg)
 // --- ops
 // ----------------------------------------------------------------------
 
+const char *node_curve(node_t *self)
+{
+    curve_t *curve = self->mesh ? mesh_curve(self->mesh) : NULL;
+    return !curve ? "off" : curve_ephemeral(curve) ? "ephemeral" : "static";
+}
+
 static void s_on_sample(void *arg, metrics_input_t *in)
 {
     node_t *self = arg;
@@ -493,6 +499,7 @@ static void s_on_sample(void *arg, metrics_input_t *in)
                           .node_id = self->id_hex,
                           .channel = self->cfg->channel,
                           .detail = self->health.detail};
+    in->curve = self->mesh && mesh_curve(self->mesh) ? node_curve(self) : NULL;
 }
 
 // --- housekeeping

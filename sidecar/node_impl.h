@@ -64,4 +64,7 @@ struct node_t {
 //  QUERY from an app (roomcastctl): node_query.c.
 void node_query(node_t *self, conn_t *conn, const wire_frame_t *f);
 
+//  CurveZMQ keys of the links: "ephemeral", "static" or "off" (node.c).
+const char *node_curve(node_t *self);
+
 #endif
