@@ -130,13 +130,14 @@ static const opt_t s_opts[] = {
     {"curve-allow", T_STR, OFF(curve_allow), "", "DIR",
      "Directory of public certificates also admitted.", NULL},
     {"curve", T_STR, OFF(curve), "auto", "MODE",
-     "CurveZMQ on the TCP links: auto, static or off.\n"
+     "CurveZMQ on the TCP links: auto, on, static or off.\n"
      "auto: with --curve-cert, that certificate; else with\n"
      "--gossip and no --peer or --proxy, a key pair made at\n"
      "start and announced in the sealed gossip record, so\n"
      "only holders of the cluster key are admitted (no\n"
      "certificate files); else plaintext links, with a\n"
      "warning at start (static links cannot learn keys).\n"
+     "on: as auto, but plaintext links are a start error.\n"
      "static: --curve-cert is required. off: plaintext\n"
      "links (envelopes stay sealed with the cluster key).",
      NULL},
@@ -889,10 +890,20 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
                  "suspicion-mult >= 1, indirect-checks <= 16");
         return CONFIG_ERROR;
     }
-    if (strcmp(cfg->curve, "auto") != 0 && strcmp(cfg->curve, "static") != 0 &&
-        strcmp(cfg->curve, "off") != 0) {
-        snprintf(err, errlen, "--curve: unknown mode '%s' (auto, static, off)",
+    if (strcmp(cfg->curve, "auto") != 0 && strcmp(cfg->curve, "on") != 0 &&
+        strcmp(cfg->curve, "static") != 0 && strcmp(cfg->curve, "off") != 0) {
+        snprintf(err, errlen,
+                 "--curve: unknown mode '%s' (auto, on, static, off)",
                  cfg->curve);
+        return CONFIG_ERROR;
+    }
+    if (strcmp(cfg->curve, "on") == 0 &&
+        config_curve(cfg) == CONFIG_CURVE_OFF &&
+        (*cfg->bind || cfg->peers.count || cfg->proxies.count)) {
+        snprintf(err, errlen,
+                 "--curve=on: static --peer or --proxy links cannot learn "
+                 "keys from gossip; give --curve-cert (and the peers' keys "
+                 "as ENDPOINT@KEY), or use --gossip without --peer");
         return CONFIG_ERROR;
     }
     if (strcmp(cfg->curve, "static") == 0 && !*cfg->curve_cert) {
@@ -932,8 +943,8 @@ config_curve_t config_curve(const config_t *cfg)
     if (*cfg->curve_cert) {
         return CONFIG_CURVE_CERT;
     }
-    if (strcmp(cfg->curve, "auto") == 0 && *cfg->gossip && !cfg->peers.count &&
-        !cfg->proxies.count) {
+    if (strcmp(cfg->curve, "static") != 0 && *cfg->gossip &&
+        !cfg->peers.count && !cfg->proxies.count) {
         return CONFIG_CURVE_EPHEMERAL;
     }
     return CONFIG_CURVE_OFF;

@@ -548,9 +548,13 @@ curve_monitor_t *curve_monitor_new(curve_t *curve, void *zctx, void *sock,
              (void *)self);
     int fd;
     size_t fdlen = sizeof fd;
+    //  A plaintext client may notice the mechanism mismatch first and
+    //  hang up: the server then sees a handshake that failed without
+    //  detail, and counts it too (the client never retries).
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 (redial ? ZMQ_EVENT_HANDSHAKE_SUCCEEDED : 0);
+                 (redial ? ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+                         : ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
     if (zmq_socket_monitor(sock, endpoint, events) ||
         !(self->pair = zmq_socket(zctx, ZMQ_PAIR)) ||
         zmq_connect(self->pair, endpoint) ||

@@ -87,11 +87,12 @@ typedef void(curve_refusal_fn)(void *arg, const char *key_z85,
                                const char *address);
 size_t curve_refusals(curve_t *self, curve_refusal_fn *fn, void *arg);
 
-//  Refused handshakes on a CURVE server socket (sock, made in czmq's
-//  context zctx): libzmq's monitor events (authentication or protocol
-//  failed) are counted into *refused as they come (the monitor's fd is
-//  watched in loop), and curve_monitor_turn logs the keys zauth refused
-//  (curve_refused, once per key). With redial set (a socket that
+//  Refused handshakes on a CURVE socket (sock, made in czmq's context
+//  zctx): libzmq's monitor events (authentication or protocol failed;
+//  without redial, also a handshake the client hung up on, as a plaintext
+//  client does) are counted into *refused as they come (the monitor's fd
+//  is watched in loop), and curve_monitor_turn logs the keys zauth
+//  refused (curve_refused, once per key). With redial set (a socket that
 //  connects), an endpoint whose server refused the handshake is given to
 //  redial after a backoff (100 ms doubling to 5 s, reset by a handshake
 //  that succeeds): the callee reconnects it if it is still a link.
