@@ -83,9 +83,8 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     mesh_t *mesh = self->mesh;
     s_row(rows, "mode", "%s", mesh ? mesh_mode(mesh) : "local");
     s_row(rows, "curve", "%s", node_curve(self));
-    if (mesh && mesh_curve(mesh)) {
-        s_row(rows, "curve_key", "%s", curve_public_z85(mesh_curve(mesh)));
-    }
+    s_row(rows, "curve_key", "%s",
+          mesh && mesh_curve(mesh) ? curve_public_z85(mesh_curve(mesh)) : "-");
     s_row(rows, "socket", "%s", cfg->socket_path);
     s_row(rows, "readable", "%s", h->readable ? "true" : "false");
     s_row(rows, "writable", "%s", h->writable ? "true" : "false");
