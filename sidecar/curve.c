@@ -281,7 +281,7 @@ int curve_forget(curve_t *self, const uint8_t key[CURVE_KEY_SIZE])
 }
 
 //  zauth re-reads the directory: a new zcertstore, whatever the mtimes.
-static void s_reload(curve_t *self)
+void curve_sync(curve_t *self)
 {
     if (self->dirty && self->auth) {
         self->dirty = false;
@@ -573,7 +573,7 @@ curve_monitor_t *curve_monitor_new(curve_t *curve, void *zctx, void *sock,
 
 void curve_monitor_turn(curve_monitor_t *self)
 {
-    s_reload(self->curve);
+    curve_sync(self->curve);
     (void)curve_refusals(self->curve, s_log_refusal, self);
 }
 

@@ -76,6 +76,10 @@ int curve_client(curve_t *self, void *sock,
 int curve_admit(curve_t *self, const uint8_t key[CURVE_KEY_SIZE],
                 const char *name);
 int curve_forget(curve_t *self, const uint8_t key[CURVE_KEY_SIZE]);
+//  zauth re-reads the admitted keys if they changed since it last did
+//  (curve_monitor_turn calls it on every loop turn). Until then a change
+//  may be unseen.
+void curve_sync(curve_t *self);
 
 //  Refusals zauth reported since the last call: fn gets the client's key
 //  (Z85) and address, once per key over the curve_t's life (a peer that
