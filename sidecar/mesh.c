@@ -614,10 +614,19 @@ int mesh_peer_add(mesh_t *self, const char *spec, const uint8_t *key)
     return 0;
 }
 
+//  Whether a link endpoint names a host rather than an address.
+static bool s_named(const char *endpoint)
+{
+    const char *host = strstr(endpoint, "://");
+    host = host ? host + 3 : endpoint;
+    size_t len = strcspn(host, ":");
+    return host[0] != '[' && strspn(host, "0123456789.") < len;
+}
+
 //  The server at endpoint refused our SUB's handshake, and libzmq does
 //  not retry that: connect again, if it is still a link. The monitor
 //  names the address it dialled, which is the link's unless the link
-//  names a host: then any link on that port.
+//  names a host: then a link naming a host, on that port.
 static void s_redial(void *arg, const char *endpoint)
 {
     mesh_t *self = arg;
@@ -625,7 +634,9 @@ static void s_redial(void *arg, const char *endpoint)
     const char *port = strrchr(endpoint, ':');
     for (size_t j = 0; i < 0 && port && j < self->nlinks; j++) {
         const char *p = strrchr(self->links[j].endpoint, ':');
-        i = p && strcmp(p, port) == 0 ? (int)j : -1;
+        i = p && strcmp(p, port) == 0 && s_named(self->links[j].endpoint)
+                ? (int)j
+                : -1;
     }
     if (i < 0) {
         return;
