@@ -186,6 +186,24 @@ static void test_gauges_and_counters(void **state)
     http_reply_free(&reply);
 }
 
+//  Whether the links are CurveZMQ, and with which keys.
+static void test_curve_gauge(void **state)
+{
+    (void)state;
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    s_expect(&l, "# TYPE roomcast_curve gauge");
+    s_expect(&l, "roomcast_curve{keys=\"none\"} 0");
+    http_reply_free(&reply);
+    in.curve = "ephemeral";
+    s_render(&in, &reply, &l);
+    s_expect(&l, "roomcast_curve{keys=\"ephemeral\"} 1");
+    http_reply_free(&reply);
+}
+
 static void test_histogram(void **state)
 {
     (void)state;
@@ -321,8 +339,8 @@ static void test_every_line_is_exposition_syntax(void **state)
         }
         samples++;
     }
-    assert_int_equal(ntyped, 37);  // + mesh_lost_out, 3 peer-table gauges
-    assert_int_equal(samples, 74); // + 4
+    assert_int_equal(ntyped, 38); // + mesh_lost_out, 3 peer-table gauges, curve
+    assert_int_equal(samples, 75); // + 5
     regfree(&sample);
     regfree(&comment);
     http_reply_free(&reply);
@@ -606,6 +624,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gauges_and_counters),
+        cmocka_unit_test(test_curve_gauge),
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_label_values_are_escaped),
         cmocka_unit_test(test_every_line_is_exposition_syntax),
