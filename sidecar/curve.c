@@ -440,12 +440,16 @@ static void s_on_redial(loop_t *loop, int timer_id, void *arg)
     curve_monitor_t *self = arg;
     self->timer = -1;
     uint64_t now = loop_clock_ms();
-    for (size_t i = 0; i < self->nredials; i++) {
+    for (size_t i = 0; i < self->nredials;) {
         redial_t *r = &self->redials[i];
         if (r->due && r->due <= now) {
             r->due = 0;
-            self->redial(self->arg, r->endpoint);
+            if (!self->redial(self->arg, r->endpoint)) {
+                *r = self->redials[--self->nredials]; // no longer a link
+                continue;
+            }
         }
+        i++;
     }
     s_arm(self);
 }

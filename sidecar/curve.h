@@ -99,10 +99,11 @@ size_t curve_refusals(curve_t *self, curve_refusal_fn *fn, void *arg);
 //  refused (curve_refused, once per key). With redial set (a socket that
 //  connects), an endpoint whose server refused the handshake is given to
 //  redial after a backoff (100 ms doubling to 5 s, reset by a handshake
-//  that succeeds): the callee reconnects it if it is still a link.
+//  that succeeds): the callee reconnects it if it is still a link, and
+//  returns false when it is not (the endpoint is then forgotten).
 //  Returns NULL with err filled.
 typedef struct curve_monitor_t curve_monitor_t;
-typedef void(curve_redial_fn)(void *arg, const char *endpoint);
+typedef bool(curve_redial_fn)(void *arg, const char *endpoint);
 curve_monitor_t *curve_monitor_new(curve_t *curve, void *zctx, void *sock,
                                    loop_t *loop, uint64_t *refused,
                                    curve_redial_fn *redial, void *arg,

@@ -627,7 +627,7 @@ static bool s_named(const char *endpoint)
 //  not retry that: connect again, if it is still a link. The monitor
 //  names the address it dialled, which is the link's unless the link
 //  names a host: then a link naming a host, on that port.
-static void s_redial(void *arg, const char *endpoint)
+static bool s_redial(void *arg, const char *endpoint)
 {
     mesh_t *self = arg;
     int i = s_link_index(self, endpoint);
@@ -639,7 +639,7 @@ static void s_redial(void *arg, const char *endpoint)
                 : -1;
     }
     if (i < 0) {
-        return;
+        return false;
     }
     link_t *l = &self->links[i];
     zmq_disconnect(self->sub, l->endpoint);
@@ -647,9 +647,10 @@ static void s_redial(void *arg, const char *endpoint)
         zmq_connect(self->sub, l->endpoint)) {
         log_warn("link_failed", "endpoint=%s error=\"%s\"", l->endpoint,
                  zmq_strerror(errno));
-        return;
+        return false;
     }
     log_debug("link_redialled", "endpoint=%s", l->endpoint);
+    return true;
 }
 
 int mesh_peer_remove(mesh_t *self, const char *endpoint)
