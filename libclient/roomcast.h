@@ -326,8 +326,9 @@ RC_EXPORT const char *rc_channel(const rc_client_t *client) RC_NONNULL(1);
 //  Returns 0 with *reply_p (caller owns, rc_reply_destroy), or -1 with
 //  ETIMEDOUT, ENOTCONN, EINVAL (unknown question). Rows (key: value):
 //    status    one per field: node_id, name, channel, version, mode,
-//              socket, readable, writable, live_peers, health, clients,
-//              topics, subscriptions, then counters (decimal numbers)
+//              curve, curve_key, socket, readable, writable, live_peers,
+//              health, clients, topics, subscriptions, then counters
+//              (decimal numbers)
 //    topics    "NAMESPACE\tTOPIC": local subscribers
 //    numsub    the arg: local subscribers (one row)
 //    clients   connection id: "name=N pid=P uid=U gid=G topics=N

@@ -130,6 +130,18 @@ static const opt_t s_opts[] = {
      NULL},
     {"curve-allow", T_STR, OFF(curve_allow), "", "DIR",
      "Directory of public certificates also admitted.", NULL},
+    {"curve", T_STR, OFF(curve), "auto", "MODE",
+     "CurveZMQ on the TCP links: auto, on, static or off.\n"
+     "auto: with --curve-cert, that certificate; else with\n"
+     "--gossip and no --peer or --proxy, a key pair made at\n"
+     "start and announced in the sealed gossip record, so\n"
+     "only holders of the cluster key are admitted (no\n"
+     "certificate files); else plaintext links, with a\n"
+     "warning at start (static links cannot learn keys).\n"
+     "on: as auto, but plaintext links are a start error.\n"
+     "static: --curve-cert is required. off: plaintext\n"
+     "links (envelopes stay sealed with the cluster key).",
+     NULL},
     {"heartbeat", T_MS, OFF(heartbeat_ms), "500", "MS",
      "Mesh beat period (times ceil(peers / 10) beyond 10\n"
      "peers); a peer silent for 4 of its periods is down.",
@@ -1028,8 +1040,36 @@ int config_load(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
                  "(batches)");
         return CONFIG_ERROR;
     }
-    if (*cfg->curve_allow && !*cfg->curve_cert) {
-        snprintf(err, errlen, "--curve-allow needs --curve-cert");
+    if (strcmp(cfg->curve, "auto") != 0 && strcmp(cfg->curve, "on") != 0 &&
+        strcmp(cfg->curve, "static") != 0 && strcmp(cfg->curve, "off") != 0) {
+        snprintf(err, errlen,
+                 "--curve: unknown mode '%s' (auto, on, static, off)",
+                 cfg->curve);
+        return CONFIG_ERROR;
+    }
+    if (strcmp(cfg->curve, "on") == 0 &&
+        config_curve(cfg) == CONFIG_CURVE_OFF &&
+        (*cfg->bind || cfg->peers.count || cfg->proxies.count)) {
+        snprintf(err, errlen,
+                 "--curve=on: static --peer or --proxy links cannot learn "
+                 "keys from gossip; give --curve-cert (and the peers' keys "
+                 "as ENDPOINT@KEY), or use --gossip without --peer");
+        return CONFIG_ERROR;
+    }
+    if (strcmp(cfg->curve, "static") == 0 && !*cfg->curve_cert) {
+        snprintf(err, errlen,
+                 "--curve=static needs --curve-cert (roomcastctl keygen "
+                 "--curve FILE)");
+        return CONFIG_ERROR;
+    }
+    if (strcmp(cfg->curve, "off") == 0 && *cfg->curve_cert) {
+        snprintf(err, errlen, "--curve=off and --curve-cert contradict");
+        return CONFIG_ERROR;
+    }
+    if (*cfg->curve_allow && config_curve(cfg) == CONFIG_CURVE_OFF) {
+        snprintf(err, errlen,
+                 "--curve-allow needs CurveZMQ: --curve-cert, or "
+                 "--gossip without --peer or --proxy");
         return CONFIG_ERROR;
     }
     uint64_t cap = 0;
@@ -1160,4 +1200,19 @@ int config_proxy_load(config_proxy_t *cfg, int argc, char **argv, char *err,
         return CONFIG_ERROR;
     }
     return CONFIG_OK;
+}
+
+config_curve_t config_curve(const config_t *cfg)
+{
+    if (!cfg->curve || strcmp(cfg->curve, "off") == 0) {
+        return CONFIG_CURVE_OFF;
+    }
+    if (*cfg->curve_cert) {
+        return CONFIG_CURVE_CERT;
+    }
+    if (strcmp(cfg->curve, "static") != 0 && *cfg->gossip &&
+        !cfg->peers.count && !cfg->proxies.count) {
+        return CONFIG_CURVE_EPHEMERAL;
+    }
+    return CONFIG_CURVE_OFF;
 }

@@ -47,6 +47,7 @@ typedef struct {
     config_list_t key_files;      // cluster key files: current first
     char *curve_cert;             // our CurveZMQ secret certificate ("" = none)
     char *curve_allow;            // directory of admitted public certificates
+    char *curve;                  // CurveZMQ: "auto", "static" or "off"
     uint64_t heartbeat_ms;        // mesh heartbeat period
     char *gossip;                 // gossip UDP bind ("" = no gossip)
     config_list_t joins;          // seeds: HOST:PORT or dns:NAME:PORT
@@ -115,6 +116,15 @@ int config_parse_size(const char *text, uint64_t *out)
 
 //  Set defaults (config_load does it first).
 void config_defaults(config_t *cfg);
+
+//  What --curve, --curve-cert, --gossip, --peer and --proxy make of the
+//  links (see --curve in --help).
+typedef enum {
+    CONFIG_CURVE_OFF = 0,  // plaintext links
+    CONFIG_CURVE_CERT,     // our key pair from --curve-cert
+    CONFIG_CURVE_EPHEMERAL // a key pair made at start, announced by gossip
+} config_curve_t;
+config_curve_t config_curve(const config_t *cfg);
 
 //  Print the --help text.
 void config_usage(FILE *out);

@@ -19,6 +19,19 @@
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93 // draft in zmq.h 4.3; Debian's lib has it
 #endif
 
+#define GRACE_MS      3000 // a refused key admitted meanwhile: a join race
+#define REDIAL_MIN_MS 100
+#define REDIAL_MAX_MS 5000
+#define PENDING_MAX   256 // refusals waiting out their grace
+
+//  A refusal not reported yet: the key may be a member's that gossip has
+//  not brought us yet.
+typedef struct {
+    char z85[CURVE_Z85_SIZE];
+    char address[64];
+    uint64_t since; // ms, loop_clock_ms
+} pending_t;
+
 struct curve_t {
     zcert_t *cert;
     zactor_t *auth;
@@ -27,6 +40,10 @@ struct curve_t {
     char last_address[64]; // of the ZAP request being decided
     char dir[512];         // admitted public certificates
     char z85[CURVE_Z85_SIZE];
+    bool ephemeral; // key pair made at start
+    bool dirty;     // the directory changed since zauth read it
+    pending_t pending[PENDING_MAX];
+    size_t npending;
 };
 
 static void s_remove_dir(const char *path)
@@ -76,9 +93,17 @@ static int s_copy_allowed(curve_t *self, const char *from, char *err,
     return 0;
 }
 
-curve_t *curve_new(const char *cert_path, const char *allow_dir,
-                   const char *runtime_dir, char *err, size_t errlen)
+//  Our key pair: made now (cert_path NULL or ""), or the secret
+//  certificate at cert_path. Returns NULL with err filled.
+static zcert_t *s_load_cert(const char *cert_path, char *err, size_t errlen)
 {
+    if (!cert_path || !*cert_path) {
+        zcert_t *cert = zcert_new(); // libsodium's crypto_box_keypair
+        if (!cert) {
+            snprintf(err, errlen, "cannot make a CurveZMQ key pair");
+        }
+        return cert;
+    }
     struct stat st;
     if (stat(cert_path, &st)) {
         snprintf(err, errlen, "--curve-cert %s: %s", cert_path,
@@ -92,22 +117,33 @@ curve_t *curve_new(const char *cert_path, const char *allow_dir,
                  cert_path, (unsigned)st.st_mode & 07777, cert_path);
         return NULL;
     }
-    curve_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    self->cert = zcert_load(cert_path);
+    zcert_t *cert = zcert_load(cert_path);
     static const uint8_t zero[CURVE_KEY_SIZE];
-    if (!self->cert ||
-        memcmp(zcert_secret_key(self->cert), zero, CURVE_KEY_SIZE) == 0) {
+    if (!cert || memcmp(zcert_secret_key(cert), zero, CURVE_KEY_SIZE) == 0) {
         snprintf(err, errlen,
                  "--curve-cert %s is not a secret certificate "
                  "(roomcastctl keygen --curve FILE writes FILE_secret)",
                  cert_path);
-        curve_destroy(&self);
+        zcert_destroy(&cert);
+    }
+    return cert;
+}
+
+curve_t *curve_new(const char *cert_path, const char *allow_dir,
+                   const char *runtime_dir, char *err, size_t errlen)
+{
+    zcert_t *cert = s_load_cert(cert_path, err, errlen);
+    if (!cert) {
         return NULL;
     }
+    curve_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        zcert_destroy(&cert);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->cert = cert;
+    self->ephemeral = !cert_path || !*cert_path;
     snprintf(self->z85, sizeof self->z85, "%s", zcert_public_txt(self->cert));
     snprintf(self->dir, sizeof self->dir, "%s/curve-XXXXXX", runtime_dir);
     if (!mkdtemp(self->dir)) {
@@ -142,6 +178,7 @@ curve_t *curve_new(const char *cert_path, const char *allow_dir,
         curve_destroy(&self);
         return NULL;
     }
+    self->dirty = false; // zauth has just read the directory
     return self;
 }
 
@@ -163,6 +200,11 @@ void curve_destroy(curve_t **self_p)
     }
     free(self);
     *self_p = NULL;
+}
+
+bool curve_ephemeral(const curve_t *self)
+{
+    return self->ephemeral;
 }
 
 const uint8_t *curve_public(const curve_t *self)
@@ -226,6 +268,7 @@ int curve_admit(curve_t *self, const uint8_t key[CURVE_KEY_SIZE],
     s_path_of(self, key, path, sizeof path);
     int rc = zcert_save_public(cert, path);
     zcert_destroy(&cert);
+    self->dirty = true;
     return rc;
 }
 
@@ -233,7 +276,71 @@ int curve_forget(curve_t *self, const uint8_t key[CURVE_KEY_SIZE])
 {
     char path[1024];
     s_path_of(self, key, path, sizeof path);
+    self->dirty = true;
     return unlink(path);
+}
+
+//  zauth re-reads the directory: a new zcertstore, whatever the mtimes.
+void curve_sync(curve_t *self)
+{
+    if (self->dirty && self->auth) {
+        self->dirty = false;
+        if (zstr_sendx(self->auth, "CURVE", self->dir, NULL) == 0) {
+            zsock_wait(self->auth);
+        }
+    }
+}
+
+static bool s_admitted(curve_t *self, const char *z85)
+{
+    uint8_t key[CURVE_KEY_SIZE];
+    char path[1024];
+    if (!zmq_z85_decode(key, z85)) {
+        return false;
+    }
+    s_path_of(self, key, path, sizeof path);
+    return access(path, F_OK) == 0;
+}
+
+//  A refusal of key z85: reported after the grace unless it is admitted
+//  meanwhile; each key once.
+static void s_refused(curve_t *self, const char *z85)
+{
+    if (zhashx_lookup(self->reported, z85)) {
+        return;
+    }
+    for (size_t i = 0; i < self->npending; i++) {
+        if (strcmp(self->pending[i].z85, z85) == 0) {
+            return;
+        }
+    }
+    if (self->npending < PENDING_MAX) {
+        pending_t *p = &self->pending[self->npending++];
+        snprintf(p->z85, sizeof p->z85, "%s", z85);
+        snprintf(p->address, sizeof p->address, "%s", self->last_address);
+        p->since = loop_clock_ms();
+    }
+}
+
+static void s_report(curve_t *self, curve_refusal_fn *fn, void *arg)
+{
+    uint64_t now = loop_clock_ms();
+    size_t kept = 0;
+    for (size_t i = 0; i < self->npending; i++) {
+        pending_t *p = &self->pending[i];
+        if (s_admitted(self, p->z85)) {
+            continue; // a member after all: gossip was slower than it
+        }
+        if (now - p->since < GRACE_MS) {
+            self->pending[kept++] = *p;
+            continue;
+        }
+        if (zhashx_size(self->reported) < 4096) {
+            zhashx_insert(self->reported, p->z85, (void *)1);
+        }
+        fn(arg, p->z85, p->address);
+    }
+    self->npending = kept;
 }
 
 size_t curve_refusals(curve_t *self, curve_refusal_fn *fn, void *arg)
@@ -250,19 +357,26 @@ size_t curve_refusals(curve_t *self, curve_refusal_fn *fn, void *arg)
         } else if (key) {
             char z85[CURVE_Z85_SIZE];
             snprintf(z85, sizeof z85, "%s", key + 26);
+            z85[strcspn(z85, " \n")] = 0;
             refused++;
-            if (!zhashx_lookup(self->reported, z85) &&
-                zhashx_size(self->reported) < 4096) {
-                zhashx_insert(self->reported, z85, (void *)1);
-                fn(arg, z85, self->last_address);
-            }
+            s_refused(self, z85);
         }
         zstr_free(&line);
     }
+    s_report(self, fn, arg);
     return refused;
 }
 
 // --- refusal monitor ---------------------------------------------------------
+
+//  An endpoint our socket connects to whose server refused us.
+typedef struct {
+    char endpoint[256];
+    uint64_t due;     // redial at (loop ms); 0: none planned
+    uint32_t backoff; // next wait, ms
+} redial_t;
+
+#define REDIALS_MAX 1024
 
 struct curve_monitor_t {
     curve_t *curve;
@@ -271,6 +385,11 @@ struct curve_monitor_t {
     void *pair;      // libzmq's monitor events arrive here
     int fd;          // the pair's ZMQ_FD, watched in loop, or -1
     uint64_t *count; // refused handshakes
+    curve_redial_fn *redial;
+    void *arg;
+    redial_t *redials;
+    size_t nredials;
+    int timer; // armed for the earliest due redial, or -1
 };
 
 static void s_log_refusal(void *arg, const char *key_z85, const char *address)
@@ -280,6 +399,93 @@ static void s_log_refusal(void *arg, const char *key_z85, const char *address)
              "address=%s key=%s reason=\"not a member's "
              "key nor in --curve-allow\" note=\"logged once per key\"",
              address, key_z85);
+}
+
+static redial_t *s_redial_of(curve_monitor_t *self, const char *endpoint)
+{
+    for (size_t i = 0; i < self->nredials; i++) {
+        if (strcmp(self->redials[i].endpoint, endpoint) == 0) {
+            return &self->redials[i];
+        }
+    }
+    return NULL;
+}
+
+static void s_on_redial(loop_t *loop, int timer_id, void *arg);
+
+static void s_arm(curve_monitor_t *self)
+{
+    uint64_t first = 0;
+    for (size_t i = 0; i < self->nredials; i++) {
+        uint64_t due = self->redials[i].due;
+        if (due && (!first || due < first)) {
+            first = due;
+        }
+    }
+    if (self->timer >= 0) {
+        loop_cancel_timer(self->loop, self->timer);
+        self->timer = -1;
+    }
+    if (first) {
+        uint64_t now = loop_clock_ms();
+        self->timer = loop_add_timer(self->loop, first > now ? first - now : 1,
+                                     false, s_on_redial, self);
+    }
+}
+
+static void s_on_redial(loop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    curve_monitor_t *self = arg;
+    self->timer = -1;
+    uint64_t now = loop_clock_ms();
+    for (size_t i = 0; i < self->nredials;) {
+        redial_t *r = &self->redials[i];
+        if (r->due && r->due <= now) {
+            r->due = 0;
+            if (!self->redial(self->arg, r->endpoint)) {
+                *r = self->redials[--self->nredials]; // no longer a link
+                continue;
+            }
+        }
+        i++;
+    }
+    s_arm(self);
+}
+
+//  The server at endpoint refused us: redial it after the backoff.
+static void s_plan_redial(curve_monitor_t *self, const char *endpoint)
+{
+    redial_t *r = s_redial_of(self, endpoint);
+    if (!r && self->nredials < REDIALS_MAX) {
+        redial_t *more =
+            realloc(self->redials, (self->nredials + 1) * sizeof *more);
+        if (!more) {
+            return;
+        }
+        self->redials = more;
+        r = &self->redials[self->nredials++];
+        snprintf(r->endpoint, sizeof r->endpoint, "%s", endpoint);
+        r->due = 0;
+        r->backoff = REDIAL_MIN_MS;
+    }
+    if (!r || r->due) {
+        return;
+    }
+    r->due = loop_clock_ms() + r->backoff;
+    r->backoff =
+        r->backoff * 2 > REDIAL_MAX_MS ? REDIAL_MAX_MS : r->backoff * 2;
+    s_arm(self);
+}
+
+//  A handshake with endpoint succeeded: its backoff starts over.
+static void s_forget_redial(curve_monitor_t *self, const char *endpoint)
+{
+    redial_t *r = s_redial_of(self, endpoint);
+    if (r) {
+        *r = self->redials[--self->nredials];
+    }
 }
 
 static void s_drain_monitor(curve_monitor_t *self)
@@ -295,7 +501,21 @@ static void s_drain_monitor(curve_monitor_t *self)
         if (zmq_msg_more(&ev)) {
             (void)zmq_msg_recv(&addr, self->pair, ZMQ_DONTWAIT);
         }
-        (*self->count)++;
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= 2) {
+            memcpy(&event, zmq_msg_data(&ev), 2); // host order, as sent
+        }
+        char endpoint[256];
+        snprintf(endpoint, sizeof endpoint, "%.*s", (int)zmq_msg_size(&addr),
+                 (const char *)zmq_msg_data(&addr));
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            s_forget_redial(self, endpoint);
+        } else {
+            (*self->count)++;
+            if (self->redial && *endpoint) {
+                s_plan_redial(self, endpoint);
+            }
+        }
         zmq_msg_close(&ev);
         zmq_msg_close(&addr);
     }
@@ -310,23 +530,36 @@ static void s_on_monitor(loop_t *loop, int fd, uint32_t events, void *arg)
 }
 
 curve_monitor_t *curve_monitor_new(curve_t *curve, void *zctx, void *sock,
-                                   loop_t *loop, uint64_t *refused, char *err,
-                                   size_t errlen)
+                                   loop_t *loop, uint64_t *refused,
+                                   curve_redial_fn *redial, void *arg,
+                                   char *err, size_t errlen)
 {
     curve_monitor_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    *self = (curve_monitor_t){curve, loop, sock, NULL, -1, refused};
+    *self = (curve_monitor_t){.curve = curve,
+                              .loop = loop,
+                              .sock = sock,
+                              .fd = -1,
+                              .count = refused,
+                              .redial = redial,
+                              .arg = arg,
+                              .timer = -1};
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "inproc://roomcast-monitor-%p",
              (void *)self);
     int fd;
     size_t fdlen = sizeof fd;
-    if (zmq_socket_monitor(sock, endpoint,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ||
+    //  A plaintext client may notice the mechanism mismatch first and
+    //  hang up: the server then sees a handshake that failed without
+    //  detail, and counts it too (the client never retries).
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 (redial ? ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+                         : ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
+    if (zmq_socket_monitor(sock, endpoint, events) ||
         !(self->pair = zmq_socket(zctx, ZMQ_PAIR)) ||
         zmq_connect(self->pair, endpoint) ||
         zmq_getsockopt(self->pair, ZMQ_FD, &fd, &fdlen) ||
@@ -344,6 +577,7 @@ curve_monitor_t *curve_monitor_new(curve_t *curve, void *zctx, void *sock,
 
 void curve_monitor_turn(curve_monitor_t *self)
 {
+    curve_sync(self->curve);
     (void)curve_refusals(self->curve, s_log_refusal, self);
 }
 
@@ -356,10 +590,14 @@ void curve_monitor_destroy(curve_monitor_t **self_p)
     if (self->fd >= 0) {
         loop_del_fd(self->loop, self->fd);
     }
+    if (self->timer >= 0) {
+        loop_cancel_timer(self->loop, self->timer);
+    }
     zmq_socket_monitor(self->sock, NULL, 0);
     if (self->pair) {
         zmq_close(self->pair);
     }
+    free(self->redials);
     free(self);
     *self_p = NULL;
 }

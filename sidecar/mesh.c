@@ -1340,6 +1340,45 @@ int mesh_peer_add(mesh_t *self, const char *spec, const uint8_t *key)
     return 0;
 }
 
+//  Whether a link endpoint names a host rather than an address.
+static bool s_named(const char *endpoint)
+{
+    const char *host = strstr(endpoint, "://");
+    host = host ? host + 3 : endpoint;
+    size_t len = strcspn(host, ":");
+    return host[0] != '[' && strspn(host, "0123456789.") < len;
+}
+
+//  The server at endpoint refused our SUB's handshake, and libzmq does
+//  not retry that: connect again, if it is still a link. The monitor
+//  names the address it dialled, which is the link's unless the link
+//  names a host: then a link naming a host, on that port.
+static bool s_redial(void *arg, const char *endpoint)
+{
+    mesh_t *self = arg;
+    int i = s_link_index(self, endpoint);
+    const char *port = strrchr(endpoint, ':');
+    for (size_t j = 0; i < 0 && port && j < self->nlinks; j++) {
+        const char *p = strrchr(self->links[j].endpoint, ':');
+        i = p && strcmp(p, port) == 0 && s_named(self->links[j].endpoint)
+                ? (int)j
+                : -1;
+    }
+    if (i < 0) {
+        return false;
+    }
+    link_t *l = &self->links[i];
+    zmq_disconnect(self->sub, l->endpoint);
+    if (curve_client(self->curve, self->sub, l->key) ||
+        zmq_connect(self->sub, l->endpoint)) {
+        log_warn("link_failed", "endpoint=%s error=\"%s\"", l->endpoint,
+                 zmq_strerror(errno));
+        return false;
+    }
+    log_debug("link_redialled", "endpoint=%s", l->endpoint);
+    return true;
+}
+
 int mesh_peer_remove(mesh_t *self, const char *endpoint)
 {
     int i = s_link_index(self, endpoint);
@@ -1538,12 +1577,14 @@ static int s_setup_sockets(mesh_t *self, char *err, size_t errlen)
     //  Refused handshakes are counted on both sockets, from before the
     //  first connect: a member refusing our key (our SUB, or our XPUB
     //  towards a proxy) counts as much as a stranger we refuse.
-    if (self->curve && (!(self->monitor = curve_monitor_new(
-                              self->curve, self->zctx, self->xpub, self->loop,
-                              &self->stats->curve_refused, err, errlen)) ||
-                        !(self->monitor_sub = curve_monitor_new(
-                              self->curve, self->zctx, self->sub, self->loop,
-                              &self->stats->curve_refused, err, errlen)))) {
+    if (self->curve &&
+        (!(self->monitor = curve_monitor_new(
+               self->curve, self->zctx, self->xpub, self->loop,
+               &self->stats->curve_refused, NULL, NULL, err, errlen)) ||
+         !(self->monitor_sub = curve_monitor_new(
+               self->curve, self->zctx, self->sub, self->loop,
+               &self->stats->curve_refused, self->proxy_mode ? NULL : s_redial,
+               self, err, errlen)))) {
         return -1;
     }
     for (size_t i = 0; i < cfg->proxies.count; i++) {
@@ -1616,15 +1657,22 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
     self->turn = 1; // slots of turn 0 (all, zeroed) are free
     //  czmq's context: zauth must share it with the sockets it guards
     self->zctx = zsys_init();
-    if (*cfg->curve_cert) {
+    config_curve_t curve = config_curve(cfg);
+    if (curve != CONFIG_CURVE_OFF) {
         char dir[512];
         snprintf(dir, sizeof dir, "%s", cfg->socket_path);
-        self->curve = curve_new(cfg->curve_cert, cfg->curve_allow, dirname(dir),
-                                err, errlen);
+        self->curve =
+            curve_new(curve == CONFIG_CURVE_CERT ? cfg->curve_cert : NULL,
+                      cfg->curve_allow, dirname(dir), err, errlen);
         if (!self->curve) {
             mesh_destroy(&self);
             return NULL;
         }
+    } else if (strcmp(cfg->curve, "off") != 0) {
+        log_warn("curve_off",
+                 "reason=\"static --peer or --proxy links cannot learn keys "
+                 "from gossip\" note=\"links are plaintext (envelopes stay "
+                 "sealed); give --curve-cert for CurveZMQ\"");
     }
     self->dedup = dedup_new(4096, 4096);
     self->rkeys = rkeys_new(self->ring, cfg->channel);

@@ -552,6 +552,12 @@ void metrics_render(const metrics_input_t *in, http_reply_t *reply)
         http_reply_printf(reply, "\"");
     }
     http_reply_printf(reply, "} 1\n");
+    s_family(reply, "curve", "gauge",
+             "1 when every TCP link is CurveZMQ (keys: ephemeral, made at "
+             "start and announced by gossip, or static, --curve-cert), 0 "
+             "when links are plaintext.");
+    http_reply_printf(reply, PREFIX "curve{keys=\"%s\"} %d\n",
+                      in->curve ? in->curve : "none", in->curve != NULL);
     for (size_t i = 0; i < sizeof s_counters / sizeof s_counters[0]; i++) {
         s_counter(reply, in->stats, &s_counters[i]);
     }

@@ -9,6 +9,7 @@
       readable, writable                       gauge 0/1 (health bits)
       mesh_peers{state="live"|"down"}          gauge
       info{version,node_id,channel,mode}       gauge, always 1
+      curve{keys="ephemeral"|"static"|"none"}  gauge 1/0: CurveZMQ links
       publishes_total, deliveries_total        counter
       dropped_total{reason=}                   counter: slow_consumer,
                            bad_frame, undecryptable, malformed, duplicate,
@@ -115,6 +116,7 @@ typedef struct {
     uint64_t peer_table_overflows; // newcomers not kept: table full of live
     uint64_t lost_out;   // ours the peers say they missed (publish side)
     const char *mode;    // "mesh", "proxy" or "local"
+    const char *curve;   // CurveZMQ keys: "ephemeral", "static" or NULL (off)
     const char *version; // ROOMCAST_VERSION_STRING
     const char *node_id; // 32 hex digits
     const char *channel; // cluster channel

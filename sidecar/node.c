@@ -529,6 +529,12 @@ static void s_sample_more(node_t *self, metrics_input_t *in)
     in->memory_pressure = self->mem_level;
 }
 
+const char *node_curve(node_t *self)
+{
+    curve_t *curve = self->mesh ? mesh_curve(self->mesh) : NULL;
+    return !curve ? "off" : curve_ephemeral(curve) ? "ephemeral" : "static";
+}
+
 static void s_on_sample(void *arg, metrics_input_t *in)
 {
     node_t *self = arg;
@@ -559,6 +565,7 @@ static void s_on_sample(void *arg, metrics_input_t *in)
                           .channel = self->cfg->channel,
                           .detail = self->health.detail};
     s_sample_more(self, in);
+    in->curve = self->mesh && mesh_curve(self->mesh) ? node_curve(self) : NULL;
 }
 
 // --- housekeeping

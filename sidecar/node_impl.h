@@ -84,5 +84,7 @@ typedef enum { NODE_MEM_SUB, NODE_MEM_PSET, NODE_MEM_PUB } node_mem_ask_t;
 void node_memory_idle(node_t *self);
 bool node_memory_refuses(node_t *self, conn_t *conn, uint64_t req,
                          node_mem_ask_t ask);
+//  CurveZMQ keys of the links: "ephemeral", "static" or "off" (node.c).
+const char *node_curve(node_t *self);
 
 #endif

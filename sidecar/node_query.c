@@ -2,6 +2,7 @@
     coordinator: each query reads the components through their headers and
     answers with rows of (key, value) strings, within the reply size limit.
     The row formats are documented in roomcast.h (rc_query). */
+#include "curve.h"
 #include "ids.h"
 #include "node_impl.h"
 
@@ -81,6 +82,9 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     s_row(rows, "version", "%s", ROOMCAST_VERSION_STRING);
     mesh_t *mesh = self->mesh;
     s_row(rows, "mode", "%s", mesh ? mesh_mode(mesh) : "local");
+    s_row(rows, "curve", "%s", node_curve(self));
+    s_row(rows, "curve_key", "%s",
+          mesh && mesh_curve(mesh) ? curve_public_z85(mesh_curve(mesh)) : "-");
     s_row(rows, "socket", "%s", cfg->socket_path);
     s_row(rows, "readable", "%s", h->readable ? "true" : "false");
     s_row(rows, "writable", "%s", h->writable ? "true" : "false");

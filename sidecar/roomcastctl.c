@@ -398,9 +398,10 @@ static int s_print_json(rows_kind_t kind, const rc_reply_t *reply)
             putchar(':');
             //  names and text stay strings whatever they hold (a node
             //  named "42"); the counters and health bits are typed
-            static const char *text[] = {
-                "node_id", "name",   "channel", "version", "mode",
-                "socket",  "health", "added",   "removed", "truncated"};
+            static const char *text[] = {"node_id",   "name",  "channel",
+                                         "version",   "mode",  "socket",
+                                         "health",    "added", "removed",
+                                         "truncated", "curve", "curve_key"};
             bool is_text = false;
             for (size_t t = 0; t < sizeof text / sizeof text[0]; t++) {
                 is_text |= strcmp(k, text[t]) == 0;

@@ -64,6 +64,7 @@ process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
 const NODE_A = "my node state=dead";
 const APP = "app one pid=7 uid=0";
 const META = "hello world k=v";
+const LINK_KEY = "@" + "0".repeat(40); // a CurveZMQ public key, Z85
 
 function ctlRun(sock, ...cmd) {
   const r = spawnSync(ctl, ["-s", sock, "--timeout", "3000", ...cmd], { encoding: "utf8", timeout: 10000 });
@@ -98,7 +99,9 @@ const counters = [
 const schemas = {
   status: obj({
     node_id: hex, name: str, channel: str, version: str,
-    mode: { enum: ["mesh", "proxy", "local"] }, socket: str,
+    mode: { enum: ["mesh", "proxy", "local"] },
+    curve: { enum: ["ephemeral", "static", "off"] },
+    curve_key: { type: "string", pattern: "^(-|.{40})$" }, socket: str,
     readable: { type: "boolean" }, writable: { type: "boolean" },
     live_peers: uint, members_alive: uint, peers_down: uint, mesh_lost_out: uint,
     peer_table: uint,
@@ -214,9 +217,10 @@ try {
     }
   }
   if (!ready) throw new Error(`no two-member mesh after 15 s: ${a.log().slice(-400)}`);
-  // two static links: the old output repeated a "link" key for each
+  // two static links: the old output repeated a "link" key for each (with
+  // gossip, links are CurveZMQ by default: a static link names its key)
   for (const ep of ["tcp://127.0.0.1:9", "tcp://127.0.0.1:10"]) {
-    if (ctlRun(a.sock, "peer", "add", ep).code !== 0) throw new Error(`peer add ${ep} failed`);
+    if (ctlRun(a.sock, "peer", "add", ep + LINK_KEY).code !== 0) throw new Error(`peer add ${ep} failed`);
   }
   {
     const dup = '{"link":"tcp://a:1","link":"tcp://b:2"}';
@@ -251,7 +255,7 @@ try {
       ? null : `entries: ${JSON.stringify(v)}`);
   checkJson("publish", json("publish", "lobby", "hi there"), (v) => (v.bytes !== 8 ? `bytes ${v.bytes}` : null));
   checkJson("peer remove", json("peer", "remove", "tcp://127.0.0.1:9"));
-  checkJson("peer add", json("peer", "add", "tcp://127.0.0.1:9"));
+  checkJson("peer add", json("peer", "add", "tcp://127.0.0.1:9" + LINK_KEY));
   checkJson("keygen", json("keygen", join(work, "k2.key")));
   checkJson("keygen --curve", json("keygen", "--curve", join(work, "c2")));
   // subscribe: one object per message

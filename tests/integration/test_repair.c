@@ -141,8 +141,11 @@ static void test_flood_holds_the_publisher_back_and_loses_nothing(void **st)
     (void)st;
     s_keyfile();
     rcd_t d[2];
-    const char *extra[] = {"--mesh-hwm", "20", "--peer-stall-timeout", "60000",
-                           NULL};
+    //  the test reads its subscriber only while the publisher waits: its
+    //  queue on B must hold the whole flood (else B drops it as slow)
+    const char *extra[] = {
+        "--mesh-hwm", "20", "--peer-stall-timeout", "60000", "--queue-budget",
+        "256MiB",     NULL};
     assert_int_equal(rcd_mesh_pair(d, "repair", s_key, extra), 0);
     tally_t t = {0};
     rc_client_t *sub = s_sub(&d[1], &t);

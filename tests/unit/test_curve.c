@@ -173,6 +173,63 @@ test_only_admitted_keys_connect_and_no_handler_fails_closed(void **state)
     zcert_destroy(&stranger);
 }
 
+//  A key pair made at start: no file, a new pair each time.
+static void test_key_pair_made_at_start(void **state)
+{
+    fx_t *fx = *state;
+    char err[256];
+    uint8_t first[CURVE_KEY_SIZE];
+    //  one at a time: one ZAP handler per context
+    curve_t *c = curve_new(NULL, NULL, fx->dir, err, sizeof err);
+    assert_non_null(c);
+    assert_true(curve_ephemeral(c));
+    assert_int_equal(strlen(curve_public_z85(c)), 40);
+    memcpy(first, curve_public(c), CURVE_KEY_SIZE);
+    curve_destroy(&c);
+    c = curve_new("", NULL, fx->dir, err, sizeof err);
+    assert_non_null(c);
+    assert_memory_not_equal(first, curve_public(c), CURVE_KEY_SIZE);
+    curve_destroy(&c);
+}
+
+//  zcertstore notices a change by the directory's newest mtime (seconds),
+//  file count and total size: one key forgotten and another admitted in
+//  the same second look like no change. After curve_sync, zauth admits
+//  exactly the new set.
+static void test_sync_sees_a_swap_in_the_same_second(void **state)
+{
+    fx_t *fx = *state;
+    char err[256], secret[160];
+    curve_t *server = curve_new(NULL, NULL, fx->dir, err, sizeof err);
+    zcert_t *client = zcert_load(s_secret(fx->client, secret, sizeof secret));
+    zcert_t *stranger =
+        zcert_load(s_secret(fx->stranger, secret, sizeof secret));
+    assert_non_null(server);
+    void *ctx = zsys_init();
+    void *xpub = zmq_socket(ctx, ZMQ_XPUB);
+    int linger = 0;
+    zmq_setsockopt(xpub, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(curve_server(server, xpub), 0);
+    assert_int_equal(zmq_bind(xpub, "tcp://127.0.0.1:*"), 0);
+    char endpoint[64];
+    size_t len = sizeof endpoint;
+    zmq_getsockopt(xpub, ZMQ_LAST_ENDPOINT, endpoint, &len);
+    assert_int_equal(curve_admit(server, zcert_public_key(client), "m1"), 0);
+    curve_sync(server);
+    assert_true(s_receives(ctx, endpoint, client, curve_public(server), xpub));
+    //  the member restarts with a new key: old forgotten, new admitted
+    assert_int_equal(curve_forget(server, zcert_public_key(client)), 0);
+    assert_int_equal(curve_admit(server, zcert_public_key(stranger), "m2"), 0);
+    curve_sync(server);
+    assert_false(s_receives(ctx, endpoint, client, curve_public(server), xpub));
+    assert_true(
+        s_receives(ctx, endpoint, stranger, curve_public(server), xpub));
+    zmq_close(xpub);
+    curve_destroy(&server);
+    zcert_destroy(&client);
+    zcert_destroy(&stranger);
+}
+
 int main(void)
 {
     zsys_handler_set(NULL);
@@ -182,6 +239,8 @@ int main(void)
         cmocka_unit_test(test_split_endpoint_and_key),
         cmocka_unit_test(
             test_only_admitted_keys_connect_and_no_handler_fails_closed),
+        cmocka_unit_test(test_key_pair_made_at_start),
+        cmocka_unit_test(test_sync_sees_a_swap_in_the_same_second),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

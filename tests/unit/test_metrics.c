@@ -189,6 +189,24 @@ static void test_gauges_and_counters(void **state)
     http_reply_free(&reply);
 }
 
+//  Whether the links are CurveZMQ, and with which keys.
+static void test_curve_gauge(void **state)
+{
+    (void)state;
+    stats_t st = s_stats();
+    metrics_input_t in = s_input(&st);
+    http_reply_t reply;
+    lines_t l;
+    s_render(&in, &reply, &l);
+    s_expect(&l, "# TYPE roomcast_curve gauge");
+    s_expect(&l, "roomcast_curve{keys=\"none\"} 0");
+    http_reply_free(&reply);
+    in.curve = "ephemeral";
+    s_render(&in, &reply, &l);
+    s_expect(&l, "roomcast_curve{keys=\"ephemeral\"} 1");
+    http_reply_free(&reply);
+}
+
 static void test_histogram(void **state)
 {
     (void)state;
@@ -276,8 +294,8 @@ static void test_every_line_is_exposition_syntax(void **state)
     http_reply_t reply;
     lines_t l;
     s_render(&in, &reply, &l);
-    char typed[64][64];
-    char types[64][16];
+    char typed[96][64];
+    char types[96][16];
     size_t ntyped = 0, samples = 0;
     for (size_t i = 0; i < l.n; i++) {
         const char *line = l.lines[i];
@@ -287,7 +305,7 @@ static void test_every_line_is_exposition_syntax(void **state)
                 fail_msg("not a HELP or TYPE line: %s", line);
             }
             if (strncmp(line, "# TYPE ", 7) == 0) {
-                assert_true(ntyped < 64);
+                assert_true(ntyped < 96);
                 assert_int_equal(sscanf(line, "# TYPE %63s %15s", typed[ntyped],
                                         types[ntyped]),
                                  2);
@@ -326,9 +344,10 @@ static void test_every_line_is_exposition_syntax(void **state)
     }
     //  + members, 9 queue/presence/memory gauges, memory_shed_total, 7
     //  per-peer families (no peer given: none of their samples)
-    assert_int_equal(ntyped, 64); // + envelope_batches_total, + 8 repair
+    assert_int_equal(ntyped, 65); // + envelope_batches_total, + 8 repair,
+                                  // + curve
     //  dropped_total 3 (was 7), memory_shed 5, members 4, 9 gauges, 1
-    assert_int_equal(samples, 101); // + 9 repair
+    assert_int_equal(samples, 102); // + 9 repair, + 1 curve
     // + 1 batches, + 1 refused_format,
     // + 1 control replayed
     regfree(&sample);
@@ -809,6 +828,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gauges_and_counters),
+        cmocka_unit_test(test_curve_gauge),
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_label_values_are_escaped),
         cmocka_unit_test(test_every_line_is_exposition_syntax),
