@@ -344,9 +344,8 @@ static void s_on_mesh_health(void *arg, const mesh_health_t *h)
 
 static void s_on_peer_up(void *arg, const uint8_t node[16])
 {
-    (void)node;
     node_t *self = arg;
-    presence_snapshot(self->presence); // it learns ours
+    presence_peer_up(self->presence, node); // it learns ours, we its
 }
 
 static void s_on_peer_down(void *arg, const uint8_t node[16])
@@ -508,7 +507,9 @@ static void s_on_tick(loop_t *loop, int timer_id, void *arg)
         s_check_waiters(self, 0); // the app left, or it waited too long
     }
     if (self->mesh) {
-        presence_tick(self->presence); // anti-entropy
+        unsigned live, down;
+        mesh_peer_counts(self->mesh, &live, &down);
+        presence_tick(self->presence, live); // anti-entropy
     }
 }
 

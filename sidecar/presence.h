@@ -3,10 +3,21 @@
     An app sets presence (namespace, topic, key, meta) and clears it; each
     sidecar owns the entries of its own apps, with one version counter per
     sidecar. Changes go to the other sidecars as deltas over the sealed
-    mesh control channel. Anti-entropy costs a few bytes: every tick a
-    sidecar announces its version (a summary); a peer whose copy is behind
-    (it missed a delta, or joined late) asks for a snapshot, which goes out
-    at most once per tick, and also whenever a peer appears. A snapshot is
+    mesh control channel. Anti-entropy costs a few bytes, and a constant
+    number of messages per sidecar whatever the cluster's size:
+      - a peer that sees a gap in our deltas asks for a snapshot at once;
+      - a peer that hears us again (presence_peer_up: it appeared, or its
+        link came back) asks for ours, and we send ours;
+      - a summary (our version) goes out at the next summary tick after
+        our version changed (so a lost last delta is found), and otherwise
+        as a refresh every PRESENCE_REFRESH_TICKS * ceil (peers /
+        PRESENCE_FAN_IN) ticks: each sidecar then receives about
+        PRESENCE_FAN_IN refreshes per PRESENCE_REFRESH_TICKS ticks (1 a
+        second) whatever the number of peers, not one per peer per
+        summary period;
+      - a peer whose copy is behind a summary asks for a snapshot (again
+        after PRESENCE_ASK_TICKS if nothing came).
+    Snapshots go out at most once per tick, however many asked. A snapshot is
     cut into chunks of at most PRESENCE_CHUNK_BYTES of entries (one entry
     at least), so no control message comes near a link's message limit
     whatever the table holds; the receiver replaces that sidecar's entries
@@ -64,7 +75,10 @@ typedef struct {
 } presence_io_t;
 
 #define PRESENCE_CHUNK_BYTES   (60 * 1024) // entries per snapshot chunk
-#define PRESENCE_SUMMARY_TICKS 5           // ticks between summaries
+#define PRESENCE_SUMMARY_TICKS 5  // summary after a change: at most this often
+#define PRESENCE_REFRESH_TICKS 20 // unchanged: a refresh, times the scale
+#define PRESENCE_FAN_IN        10 // peers per refresh period before it scales
+#define PRESENCE_ASK_TICKS     10 // a request unanswered: ask again after
 
 //  Budgets (0: the default in brackets).
 typedef struct {
@@ -99,12 +113,16 @@ void presence_list(presence_t *self, wire_str_t ns, wire_str_t topic,
 int presence_on_remote(presence_t *self, const uint8_t *body, size_t len);
 //  A sidecar died or left: its entries vanish.
 void presence_node_gone(presence_t *self, const uint8_t node[16]);
-//  Send our full snapshot now, in chunks (a peer appeared).
+//  Send our full snapshot now, in chunks.
 void presence_snapshot(presence_t *self);
-//  Once per tick (the coordinator's, 500 ms): send the snapshot that peers
-//  asked for since the last tick (once, however many asked), and every
-//  PRESENCE_SUMMARY_TICKS announce our version.
-void presence_tick(presence_t *self);
+//  We hear node (first time, or again after silence): it gets our
+//  snapshot at the next tick, and we ask for its own (our copy of its
+//  entries was dropped when it went silent).
+void presence_peer_up(presence_t *self, const uint8_t node[16]);
+//  Once per tick (the coordinator's, 500 ms), with the number of peers we
+//  hear: send the snapshot that peers asked for since the last tick (once,
+//  however many asked), and a summary when due (see above).
+void presence_tick(presence_t *self, size_t peers);
 
 //  Entries and bytes our apps hold, for metrics.
 void presence_usage(const presence_t *self, size_t *entries, size_t *bytes);
