@@ -21,6 +21,7 @@ typedef struct {
 } entry_t;
 
 typedef struct {
+    uint8_t node[16];  // the sidecar it is about
     uint64_t version;  // last applied from that node
     uint64_t asked;    // the version we last asked a snapshot of
     uint64_t asked_at; // the tick we asked at
@@ -373,6 +374,9 @@ void presence_snapshot(presence_t *self)
     free(list);
 }
 
+static void s_ask(presence_t *self, const uint8_t *node, origin_t *origin,
+                  uint64_t version, bool force);
+
 void presence_tick(presence_t *self, size_t peers)
 {
     if (!self->io.send) {
@@ -381,6 +385,15 @@ void presence_tick(presence_t *self, size_t peers)
     uint64_t tick = self->ticks++;
     if (self->snapshot_due) {
         presence_snapshot(self);
+    }
+    //  a snapshot we asked for that did not come whole (the request or a
+    //  chunk was lost): ask again, without waiting for a summary
+    for (origin_t *o = zhashx_first(self->origins); o;
+         o = zhashx_next(self->origins)) {
+        if (o->asked > o->version &&
+            self->ticks - o->asked_at >= PRESENCE_ASK_TICKS) {
+            s_ask(self, o->node, o, o->asked, true);
+        }
     }
     //  a summary after a change (a lost last delta is found), else a
     //  refresh whose period grows with the peers: each sidecar receives
@@ -638,6 +651,7 @@ static origin_t *s_origin(presence_t *self, const uint8_t *node)
     ids_hex(node, hex);
     origin_t *origin = zhashx_lookup(self->origins, hex);
     if (!origin && (origin = calloc(1, sizeof *origin))) {
+        memcpy(origin->node, node, 16);
         zhashx_insert(self->origins, hex, origin);
     }
     return origin;

@@ -15,14 +15,15 @@
         PRESENCE_FAN_IN refreshes per PRESENCE_REFRESH_TICKS ticks (1 a
         second) whatever the number of peers, not one per peer per
         summary period;
-      - a peer whose copy is behind a summary asks for a snapshot (again
-        after PRESENCE_ASK_TICKS if nothing came).
+      - a peer whose copy is behind a summary asks for a snapshot; a
+        snapshot asked for that has not come whole after
+        PRESENCE_ASK_TICKS is asked for again (at the tick).
     Snapshots go out at most once per tick, however many asked. A snapshot is
     cut into chunks of at most PRESENCE_CHUNK_BYTES of entries (one entry
     at least), so no control message comes near a link's message limit
     whatever the table holds; the receiver replaces that sidecar's entries
     once the last chunk of one version came in order (a chunk missing:
-    that snapshot is dropped, the next summary asks again). The entries of
+    that snapshot is dropped and asked for again). The entries of
     an app vanish when it disconnects; those of a sidecar when it dies or
     leaves.
 
@@ -78,7 +79,7 @@ typedef struct {
 #define PRESENCE_SUMMARY_TICKS 5  // summary after a change: at most this often
 #define PRESENCE_REFRESH_TICKS 20 // unchanged: a refresh, times the scale
 #define PRESENCE_FAN_IN        10 // peers per refresh period before it scales
-#define PRESENCE_ASK_TICKS     10 // a request unanswered: ask again after
+#define PRESENCE_ASK_TICKS     10 // a snapshot asked for not come: ask again
 
 //  Budgets (0: the default in brackets).
 typedef struct {

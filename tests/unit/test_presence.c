@@ -736,6 +736,16 @@ static void s_count_entry(void *arg, const presence_entry_t *e)
     (*(long *)arg)++;
 }
 
+//  Requests ("r") in b's outbox.
+static int s_big_requests(const big_t *b)
+{
+    int n = 0;
+    for (size_t i = 0; i < b->nout; i++) {
+        n += s_kind(&b->out[i]) == 'r';
+    }
+    return n;
+}
+
 static long s_big_count(big_t *b, const char *topic)
 {
     long n = 0;
@@ -951,17 +961,62 @@ static void test_a_peer_heard_again_is_asked_for_its_snapshot(void **state)
     s_big_drop_outbox(&b); // the request is lost
     assert_int_equal(presence_on_remote(b.p, summary.data, summary.len), 0);
     assert_int_equal(b.nout, 0); // asked already
-    for (int i = 0; i < PRESENCE_ASK_TICKS; i++) {
+    for (int i = 0; i < PRESENCE_ASK_TICKS - 1; i++) {
         presence_tick(b.p, 1);
     }
-    s_big_drop_outbox(&b);
-    assert_int_equal(presence_on_remote(b.p, summary.data, summary.len), 0);
-    assert_int_equal(b.nout, 1); // asked again
+    assert_int_equal(s_big_requests(&b), 0);
+    presence_tick(b.p, 1);
+    assert_int_equal(s_big_requests(&b), 1); // asked again, at the tick
     s_big_pass(&b, &a, SIZE_MAX);
     presence_tick(a.p, 1);
     s_big_pass(&a, &b, SIZE_MAX);
     assert_int_equal(s_big_count(&b, "lobby"), 2);
     free(summary.data);
+    s_big_fini(&a);
+    s_big_fini(&b);
+}
+
+//  A snapshot asked for that does not come whole (a chunk lost) is asked
+//  for again after PRESENCE_ASK_TICKS, at the tick, with no summary.
+static void test_a_lost_snapshot_is_asked_for_again(void **state)
+{
+    (void)state;
+    big_t a, b;
+    s_big_init(&a, "a", NULL);
+    s_big_init(&b, "b", NULL);
+    char meta[1024], key[32];
+    memset(meta, 'm', sizeof meta - 1);
+    meta[sizeof meta - 1] = 0;
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "user-%d", i);
+        assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
+                                      wire_str("lobby"), wire_str(key),
+                                      wire_str(meta)),
+                         0);
+    }
+    s_big_drop_outbox(&a); // b missed every delta
+    presence_peer_up(b.p, a.id);
+    s_big_pass(&b, &a, SIZE_MAX); // the request
+    presence_tick(a.p, 1);        // the snapshot (4 chunks) and a summary
+    assert_true(a.nout > 2);
+    s_big_pass(&a, &b, 1); // chunk 1 lost: the snapshot is dropped
+    assert_true(s_big_count(&b, "lobby") < 200);
+    s_big_drop_outbox(&b); // what a's summary made b ask: lost as well
+    for (int i = 0; i < PRESENCE_ASK_TICKS - 1; i++) {
+        presence_tick(b.p, 1);
+    }
+    assert_int_equal(s_big_requests(&b), 0);
+    s_big_drop_outbox(&b); // b's own snapshot and summary
+    presence_tick(b.p, 1);
+    assert_int_equal(s_big_requests(&b), 1); // asked again
+    s_big_pass(&b, &a, SIZE_MAX);
+    presence_tick(a.p, 1);
+    s_big_pass(&a, &b, SIZE_MAX);
+    assert_int_equal(s_big_count(&b, "lobby"), 200);
+    for (int i = 0; i < 3 * PRESENCE_ASK_TICKS; i++) {
+        presence_tick(b.p, 1);
+    }
+    assert_int_equal(s_big_requests(&b), 0); // whole now: no more asking
     s_big_fini(&a);
     s_big_fini(&b);
 }
@@ -1048,6 +1103,7 @@ int main(void)
         cmocka_unit_test(test_idle_summaries_do_not_grow_with_the_peers),
         cmocka_unit_test(test_a_change_is_summarized_once),
         cmocka_unit_test(test_a_peer_heard_again_is_asked_for_its_snapshot),
+        cmocka_unit_test(test_a_lost_snapshot_is_asked_for_again),
         cmocka_unit_test(test_budgets_refuse_and_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
