@@ -20,6 +20,7 @@ typedef struct {
     int id; // 0: free slot
     uint64_t due;
     uint64_t period; // 0: once
+    uint64_t slack;  // may run this much after due (repeating: period / 4)
     loop_timer_fn *fn;
     void *arg;
 } timer_t_;
@@ -137,9 +138,13 @@ int loop_add_timer(loop_t *self, uint64_t delay_ms, bool repeat,
     if (++self->next_timer_id <= 0) {
         self->next_timer_id = 1;
     }
-    self->timers[slot] =
-        (timer_t_){self->next_timer_id, loop_clock_ms() + delay_ms,
-                   repeat ? (delay_ms ? delay_ms : 1) : 0, fn, arg};
+    uint64_t period = repeat ? (delay_ms ? delay_ms : 1) : 0;
+    self->timers[slot] = (timer_t_){self->next_timer_id,
+                                    loop_clock_ms() + delay_ms,
+                                    period,
+                                    period / 4,
+                                    fn,
+                                    arg};
     return self->next_timer_id;
 }
 
@@ -173,12 +178,18 @@ uint64_t loop_now(const loop_t *self)
     return self->now;
 }
 
+//  Until the latest time a timer may run (its due time plus its slack):
+//  a repeating timer then mostly runs on a wake-up that something else
+//  caused (s_run_timers runs every timer that is due), not on one of its
+//  own.
 static int s_next_timeout(loop_t *self)
 {
     int64_t best = -1;
     for (size_t i = 0; i < self->ntimers; i++) {
         if (self->timers[i].id) {
-            int64_t left = (int64_t)self->timers[i].due - (int64_t)self->now;
+            int64_t left =
+                (int64_t)(self->timers[i].due + self->timers[i].slack) -
+                (int64_t)self->now;
             left = left < 0 ? 0 : left;
             best = best < 0 || left < best ? left : best;
         }

@@ -34,7 +34,10 @@ int loop_mod_fd(loop_t *self, int fd, uint32_t events);
 //  Stop watching fd (the caller closes it).
 void loop_del_fd(loop_t *self, int fd);
 
-//  Call fn after delay_ms, then every delay_ms when repeat. Returns a timer
+//  Call fn after delay_ms, then every delay_ms when repeat. A repeating
+//  timer may run up to a quarter of its period late, on a wake-up that
+//  something else caused: an idle daemon's housekeeping then costs it few
+//  wake-ups of its own. A one-shot timer runs on time. Returns a timer
 //  id > 0, or -1 with ENOMEM.
 int loop_add_timer(loop_t *self, uint64_t delay_ms, bool repeat,
                    loop_timer_fn *fn, void *arg);

@@ -20,6 +20,8 @@
 #define RESOLVE_MS 5000 // re-resolve seeds this often while alone
 #define MAX_SEEDS  64
 #define WARN_MS    5000 // while not joined, or packets do not open: say so
+#define POLL_MS    50   // a seed resolution pending: look this often
+#define CHECK_MS   1000 // none pending: warnings, re-resolution, this often
 
 typedef struct {
     char name[256]; // host name or "dns" name
@@ -284,6 +286,7 @@ static void s_resolve_start(gossip_t *self)
 //  Join every address a finished resolution gave.
 static void s_resolve_collect(gossip_t *self)
 {
+    bool joined_any = false;
     for (size_t i = 0; i < self->nseeds; i++) {
         seed_t *s = &self->seeds[i];
         if (!s->pending || gai_error(&s->req) == EAI_INPROGRESS) {
@@ -306,6 +309,7 @@ static void s_resolve_collect(gossip_t *self)
             s_format_addr(ai->ai_addr, addr, sizeof addr);
             swim_join(self->swim, addr, loop_clock_ms());
             joined++;
+            joined_any = true;
             if (!s->dns) {
                 break; // a plain HOST:PORT seed is one address
             }
@@ -315,7 +319,9 @@ static void s_resolve_collect(gossip_t *self)
         log_debug("seed_resolved", "seed=%s%s:%s addresses=%d",
                   s->dns ? "dns:" : "", s->name, s->port, joined);
     }
-    s_rearm(self);
+    if (joined_any) {
+        s_rearm(self); // swim_join sent and set a timer
+    }
 }
 
 //  An isolated sidecar must never look fine: every WARN_MS, say that the
@@ -350,6 +356,7 @@ static void s_on_resolve_timer(loop_t *loop, int timer_id, void *arg)
     (void)loop;
     (void)timer_id;
     gossip_t *self = arg;
+    self->resolve_timer = 0; // fired: a one-shot is gone
     s_resolve_collect(self);
     uint64_t now = loop_clock_ms();
     bool alone = swim_count(self->swim, SWIM_ALIVE) <= 1;
@@ -367,6 +374,14 @@ static void s_on_resolve_timer(loop_t *loop, int timer_id, void *arg)
         self->alone_when_resolved = false;
         s_resolve_start(self);
     }
+    //  An idle sidecar wakes for this once a second, not 20 times: the
+    //  short period only while a resolution is under way.
+    bool pending = false;
+    for (size_t i = 0; i < self->nseeds; i++) {
+        pending |= self->seeds[i].pending;
+    }
+    self->resolve_timer = loop_add_timer(loop, pending ? POLL_MS : CHECK_MS,
+                                         false, s_on_resolve_timer, self);
 }
 
 // --- setup
@@ -516,7 +531,7 @@ gossip_t *gossip_new(loop_t *loop, const gossip_config_t *cfg,
     self->resolved_at = self->rejoined_at = loop_clock_ms();
     self->started = self->warned_at = loop_clock_ms();
     self->resolve_timer =
-        loop_add_timer(loop, 50, true, s_on_resolve_timer, self);
+        loop_add_timer(loop, POLL_MS, false, s_on_resolve_timer, self);
     log_info("gossip_started", "bind=%s address=%s seeds=%zu probe_ms=%u",
              cfg->bind, me.gossip_addr, self->nseeds, sc.probe_interval_ms);
     s_rearm(self);

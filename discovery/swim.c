@@ -555,13 +555,30 @@ static uint64_t s_pushpull_due(swim_t *self)
     return due;
 }
 
+//  The push-pull period grows with the cluster as memberlist's
+//  pushPullScale: x1 up to PUSHPULL_SCALE_AT members, then one more per
+//  doubling (x3 at 100, x6 at 1,000). A table is n records, so what an
+//  idle member sends and receives for anti-entropy grows as n / log n
+//  instead of n.
+#define PUSHPULL_SCALE_AT 32
+static uint64_t s_pushpull_period(swim_t *self)
+{
+    size_t n = s_live_count(self);
+    uint64_t period = self->cfg.pushpull_interval_ms;
+    if (n <= PUSHPULL_SCALE_AT) {
+        return period;
+    }
+    double mult = ceil(log2((double)n) - log2((double)PUSHPULL_SCALE_AT)) + 1.0;
+    return (uint64_t)((double)period * mult);
+}
+
 static void s_pushpull_timer(swim_t *self, uint64_t now)
 {
     if (self->left || now < s_pushpull_due(self)) {
         return;
     }
     if (now >= self->next_pushpull_at) {
-        self->next_pushpull_at = now + self->cfg.pushpull_interval_ms;
+        self->next_pushpull_at = now + s_pushpull_period(self);
     }
     self->last_pushpull = now;
     self->learned = 0;

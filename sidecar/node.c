@@ -361,7 +361,6 @@ static void s_on_mesh_health(void *arg, const mesh_health_t *h)
               "readable=%s writable=%s live_peers=%u",
               h->readable ? "true" : "false", h->writable ? "true" : "false",
               h->live_peers);
-    presence_peers(self->presence, h->live_peers);
     if (expect_peers && h->live_peers == 0) {
         s_set_health(self, false, false, 0,
                      "not joined: no peer heard yet (check --join or --peer, "
@@ -373,15 +372,14 @@ static void s_on_mesh_health(void *arg, const mesh_health_t *h)
 
 static void s_on_peer_up(void *arg, const uint8_t node[16])
 {
-    (void)node;
     node_t *self = arg;
-    presence_snapshot_soon(self->presence); // it learns ours
+    presence_peer_up(self->presence, node); // it learns ours, we its
 }
 
 static void s_on_peer_down(void *arg, const uint8_t node[16])
 {
     node_t *self = arg;
-    presence_node_gone(self->presence, node);
+    presence_peer_down(self->presence, node);
 }
 
 //  Tell the apps that asked (WIRE_HF_MEMBERS) that a member changed.
@@ -581,7 +579,9 @@ static void s_on_tick(loop_t *loop, int timer_id, void *arg)
         s_check_waiters(self, 0); // the app left, or it waited too long
     }
     if (self->mesh) {
-        presence_tick(self->presence); // anti-entropy
+        unsigned live, down;
+        mesh_peer_counts(self->mesh, &live, &down);
+        presence_tick(self->presence, live); // anti-entropy
     }
 }
 

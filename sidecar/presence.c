@@ -21,11 +21,14 @@ typedef struct {
 } entry_t;
 
 typedef struct {
+    uint8_t node[16];  // the sidecar it is about
     uint64_t version;  // last applied from that node
     uint64_t asked;    // the version we last asked a snapshot of
+    uint64_t asked_at; // the tick we asked at
     uint64_t incoming; // version of the snapshot coming in chunks (0: none)
     uint64_t next;     // the chunk expected next
     zhashx_t *keep;    // keys the incoming snapshot holds so far
+    bool returning;    // went down holding entries: ask when heard again
 } origin_t;
 
 typedef struct {
@@ -38,16 +41,16 @@ struct presence_t {
     presence_limits_t limits;
     uint8_t node[16];
     char channel[256];
-    zhashx_t *entries;     // key string -> entry_t
-    zhashx_t *origins;     // node hex -> origin_t
-    zhashx_t *owners;      // owner pointer as text -> usage_t
-    usage_t local;         // all our apps
-    uint64_t version;      // ours
-    bool snapshot_due;     // a peer asked since the last tick
-    uint64_t ticks;        // presence_tick calls
-    uint64_t last_summary; // the tick of the last summary
-    bool summarized;       // one was sent
-    size_t peers;          // live peers (presence_peers)
+    zhashx_t *entries;        // key string -> entry_t
+    zhashx_t *origins;        // node hex -> origin_t
+    zhashx_t *owners;         // owner pointer as text -> usage_t
+    usage_t local;            // all our apps
+    uint64_t version;         // ours
+    bool snapshot_due;        // a peer asked since the last tick
+    uint64_t ticks;           // presence_tick calls
+    bool summarized;          // a summary went out (summary_version is valid)
+    uint64_t summary_version; // ours in our last summary
+    uint64_t summary_tick;    // the tick it went out at
     msgpack_sbuffer sbuf;
 };
 
@@ -372,44 +375,44 @@ void presence_snapshot(presence_t *self)
     free(list);
 }
 
-void presence_tick(presence_t *self)
+static void s_ask(presence_t *self, const uint8_t *node, origin_t *origin,
+                  uint64_t version, bool force);
+
+void presence_tick(presence_t *self, size_t peers)
 {
     if (!self->io.send) {
         return;
     }
+    uint64_t tick = self->ticks++;
     if (self->snapshot_due) {
         presence_snapshot(self);
     }
-    //  every sidecar hears every summary: beyond PRESENCE_FAN_IN peers
-    //  the period grows with them, so a sidecar receives about
-    //  PRESENCE_FAN_IN summaries per PRESENCE_SUMMARY_TICKS whatever the
-    //  cluster size (as meshctl's beats), not one per peer
-    size_t fan_in = PRESENCE_FAN_IN;
-    uint64_t every =
-        PRESENCE_SUMMARY_TICKS *
-        (self->peers > fan_in ? (self->peers + fan_in - 1) / fan_in : 1);
-    uint64_t tick = self->ticks++;
-    if (self->summarized && tick - self->last_summary < every) {
+    //  a snapshot we asked for that did not come whole (the request or a
+    //  chunk was lost): ask again, without waiting for a summary
+    for (origin_t *o = zhashx_first(self->origins); o;
+         o = zhashx_next(self->origins)) {
+        if (o->asked > o->version &&
+            self->ticks - o->asked_at >= PRESENCE_ASK_TICKS) {
+            s_ask(self, o->node, o, o->asked, true);
+        }
+    }
+    //  a summary after a change (a lost last delta is found), else a
+    //  refresh whose period grows with the peers: each sidecar receives
+    //  about PRESENCE_FAN_IN of them per PRESENCE_REFRESH_TICKS ticks
+    size_t scale = (peers + PRESENCE_FAN_IN - 1) / PRESENCE_FAN_IN;
+    uint64_t since = tick - self->summary_tick;
+    bool changed = self->version != self->summary_version;
+    if (self->summarized && !(changed && since >= PRESENCE_SUMMARY_TICKS) &&
+        since < (uint64_t)PRESENCE_REFRESH_TICKS * (scale ? scale : 1)) {
         return;
     }
     self->summarized = true;
-    self->last_summary = tick;
+    self->summary_version = self->version;
+    self->summary_tick = tick;
     msgpack_packer pk;
     s_pack_head(self, &pk, 4, "v");
     self->io.send(self->io.arg, (const uint8_t *)self->sbuf.data,
                   self->sbuf.size);
-}
-
-void presence_snapshot_soon(presence_t *self)
-{
-    if (self->version) {
-        self->snapshot_due = true; // at the next tick, once for all
-    }
-}
-
-void presence_peers(presence_t *self, size_t peers)
-{
-    self->peers = peers;
 }
 
 void presence_usage(const presence_t *self, size_t *entries, size_t *bytes)
@@ -620,21 +623,65 @@ static int s_apply_chunk(presence_t *self, const uint8_t *node,
     return 0;
 }
 
-//  A summary: when our copy of node's entries is behind, ask for a
-//  snapshot (once per version).
-static void s_on_summary(presence_t *self, const uint8_t *node,
-                         origin_t *origin, uint64_t version)
+//  Ask node for a snapshot when our copy of its entries is behind version
+//  (always when force): once per version, again after PRESENCE_ASK_TICKS
+//  if no snapshot came (the request or a chunk was lost).
+static void s_ask(presence_t *self, const uint8_t *node, origin_t *origin,
+                  uint64_t version, bool force)
 {
-    if (version <= origin->version || version <= origin->asked ||
-        !self->io.send) {
+    if (!self->io.send ||
+        (!force && (version <= origin->version ||
+                    (version <= origin->asked &&
+                     self->ticks - origin->asked_at < PRESENCE_ASK_TICKS)))) {
         return;
     }
     origin->asked = version;
+    origin->asked_at = self->ticks;
     msgpack_packer pk;
     s_pack_head(self, &pk, 5, "r");
     msgpack_pack_bin_with_body(&pk, node, 16);
     self->io.send(self->io.arg, (const uint8_t *)self->sbuf.data,
                   self->sbuf.size);
+}
+
+//  The record of what we hold of node, made on first use (NULL: no
+//  memory).
+static origin_t *s_origin(presence_t *self, const uint8_t *node)
+{
+    char hex[IDS_HEX_SIZE];
+    ids_hex(node, hex);
+    origin_t *origin = zhashx_lookup(self->origins, hex);
+    if (!origin && (origin = calloc(1, sizeof *origin))) {
+        memcpy(origin->node, node, 16);
+        zhashx_insert(self->origins, hex, origin);
+    }
+    return origin;
+}
+
+void presence_peer_up(presence_t *self, const uint8_t node[16])
+{
+    if (self->version) {
+        self->snapshot_due = true; // it learns ours at the next tick
+    }
+    char hex[IDS_HEX_SIZE];
+    ids_hex(node, hex);
+    origin_t *origin = zhashx_lookup(self->origins, hex);
+    if (origin && origin->returning && memcmp(node, self->node, 16) != 0) {
+        origin->returning = false;
+        s_ask(self, node, origin, 0, true); // what we dropped when it went
+    }
+}
+
+void presence_peer_down(presence_t *self, const uint8_t node[16])
+{
+    char hex[IDS_HEX_SIZE];
+    ids_hex(node, hex);
+    origin_t *origin = zhashx_lookup(self->origins, hex);
+    bool held = origin && (origin->version || origin->returning);
+    presence_node_gone(self, node);
+    if (held && (origin = s_origin(self, node))) {
+        origin->returning = true;
+    }
 }
 
 int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
@@ -665,15 +712,9 @@ int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
         rc = 0; // our own, back through a proxy
         goto done;
     }
-    char hex[IDS_HEX_SIZE];
-    ids_hex(node, hex);
-    origin_t *origin = zhashx_lookup(self->origins, hex);
+    origin_t *origin = s_origin(self, node);
     if (!origin) {
-        origin = calloc(1, sizeof *origin);
-        if (!origin) {
-            goto done;
-        }
-        zhashx_insert(self->origins, hex, origin);
+        goto done;
     }
     uint64_t version = a[3].via.u64;
     char kind = a[2].via.str.ptr[0];
@@ -684,7 +725,7 @@ int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
         rc = s_apply_chunk(self, node, origin, version, a[4].via.u64,
                            a[5].via.boolean, &a[6]);
     } else if (kind == 'v' && n == 4) {
-        s_on_summary(self, node, origin, version);
+        s_ask(self, node, origin, version, false);
         rc = 0;
     } else if (kind == 'r' && n == 5 && a[4].type == MSGPACK_OBJECT_BIN &&
                a[4].via.bin.size == 16) {
@@ -700,7 +741,9 @@ int presence_on_remote(presence_t *self, const uint8_t *body, size_t len)
         }
         rc = 0;
         if (version != origin->version + 1) {
-            goto done; // missed one: the next snapshot settles it
+            //  missed one (or joined late): a snapshot settles it
+            s_ask(self, node, origin, version, false);
+            goto done;
         }
         origin->version = version;
         if (a[4].via.u64 == 1) {

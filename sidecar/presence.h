@@ -3,15 +3,31 @@
     An app sets presence (namespace, topic, key, meta) and clears it; each
     sidecar owns the entries of its own apps, with one version counter per
     sidecar. Changes go to the other sidecars as deltas over the sealed
-    mesh control channel. Anti-entropy costs a few bytes: every tick a
-    sidecar announces its version (a summary); a peer whose copy is behind
-    (it missed a delta, or joined late) asks for a snapshot, which goes out
-    at most once per tick, and also whenever a peer appears. A snapshot is
+    mesh control channel. Anti-entropy costs a few bytes, and a constant
+    number of messages per sidecar whatever the cluster's size:
+      - a peer that sees a gap in our deltas asks for a snapshot at once;
+      - a peer that hears us (presence_peer_up) gets our snapshot at the
+        next tick, once for all that appeared, and none while we never
+        held an entry (so N sidecars coming up together, through proxies
+        too, exchange no presence at all); a peer that went down holding
+        entries (presence_peer_down) is asked for its snapshot when heard
+        again, since it may not have seen us go;
+      - a summary (our version) goes out at the next summary tick after
+        our version changed (so a lost last delta is found), and otherwise
+        as a refresh every PRESENCE_REFRESH_TICKS * ceil (peers /
+        PRESENCE_FAN_IN) ticks: each sidecar then receives about
+        PRESENCE_FAN_IN refreshes per PRESENCE_REFRESH_TICKS ticks (1 a
+        second) whatever the number of peers, not one per peer per
+        summary period;
+      - a peer whose copy is behind a summary asks for a snapshot; a
+        snapshot asked for that has not come whole after
+        PRESENCE_ASK_TICKS is asked for again (at the tick).
+    Snapshots go out at most once per tick, however many asked. A snapshot is
     cut into chunks of at most PRESENCE_CHUNK_BYTES of entries (one entry
     at least), so no control message comes near a link's message limit
     whatever the table holds; the receiver replaces that sidecar's entries
     once the last chunk of one version came in order (a chunk missing:
-    that snapshot is dropped, the next summary asks again). The entries of
+    that snapshot is dropped and asked for again). The entries of
     an app vanish when it disconnects; those of a sidecar when it dies or
     leaves.
 
@@ -64,8 +80,10 @@ typedef struct {
 } presence_io_t;
 
 #define PRESENCE_CHUNK_BYTES   (60 * 1024) // entries per snapshot chunk
-#define PRESENCE_SUMMARY_TICKS 5           // ticks between summaries
-#define PRESENCE_FAN_IN        10 // summaries per period a sidecar receives
+#define PRESENCE_SUMMARY_TICKS 5  // summary after a change: at most this often
+#define PRESENCE_REFRESH_TICKS 20 // unchanged: a refresh, times the scale
+#define PRESENCE_FAN_IN        10 // peers per refresh period before it scales
+#define PRESENCE_ASK_TICKS     10 // a snapshot asked for not come: ask again
 
 //  Budgets (0: the default in brackets).
 typedef struct {
@@ -100,22 +118,24 @@ void presence_list(presence_t *self, wire_str_t ns, wire_str_t topic,
 int presence_on_remote(presence_t *self, const uint8_t *body, size_t len);
 //  A sidecar died or left: its entries vanish.
 void presence_node_gone(presence_t *self, const uint8_t node[16]);
-//  Send our full snapshot now, in chunks (a peer appeared).
+//  Send our full snapshot now, in chunks.
 void presence_snapshot(presence_t *self);
-//  A peer appeared: send our snapshot at the next tick (once, however
-//  many appeared meanwhile), unless we never held an entry (version 0: a
-//  peer can hold nothing of ours). Every snapshot goes to every sidecar,
-//  so one per peer that appears would cost O(N^2) messages when N come
-//  up together.
-void presence_snapshot_soon(presence_t *self);
-//  How many live peers there are (the summary period follows).
-void presence_peers(presence_t *self, size_t peers);
-//  Once per tick (the coordinator's, 500 ms): send the snapshot that peers
-//  asked for since the last tick (once, however many asked), and announce
-//  our version every PRESENCE_SUMMARY_TICKS, times ceil (peers /
-//  PRESENCE_FAN_IN) beyond PRESENCE_FAN_IN peers (a summary every 2.5 s
-//  up to 10 peers, 50 s at 200: what a lost delta may take to repair).
-void presence_tick(presence_t *self);
+//  We hear node (first time, or again after silence): it gets our
+//  snapshot at the next tick, and we ask for its own (our copy of its
+//  entries was dropped when it went silent).
+//  A first contact asks nothing: the peer sends its own snapshot when it
+//  hears us, and one that never held an entry sends none (so N sidecars
+//  coming up together exchange no presence at all). Only a peer that held
+//  entries when it went down (presence_peer_down) is asked for its
+//  snapshot: it may not have seen us go, and would not resend.
+void presence_peer_up(presence_t *self, const uint8_t node[16]);
+//  We no longer hear node (it may come back): its entries are dropped, and
+//  if it held any, it is asked for its snapshot when heard again.
+void presence_peer_down(presence_t *self, const uint8_t node[16]);
+//  Once per tick (the coordinator's, 500 ms), with the number of peers we
+//  hear: send the snapshot that peers asked for since the last tick (once,
+//  however many asked), and a summary when due (see above).
+void presence_tick(presence_t *self, size_t peers);
 
 //  Entries and bytes our apps hold, for metrics.
 void presence_usage(const presence_t *self, size_t *entries, size_t *bytes);

@@ -128,7 +128,7 @@ saw_all_alive() {
     shift
     for f in "$@"; do
         awk -v want="$want" '
-            / member | event=member / {
+            / event=member / {
                 id = ""; st = ""
                 for (i = 1; i <= NF; i++) {
                     if ($i ~ /^node_id=/) { id = substr($i, 9) }
@@ -222,7 +222,7 @@ deliver() {
     put "$case" unconfirmed "$(sed -nE 's/.*unconfirmed=([0-9]+).*/\1/p' <<<"$line")"
 }
 
-node_id() { sed -nE 's/.* (event=)?started .*node_id=([0-9a-f]+).*/\2/p' "$T/s$1.log" | tail -1; }
+node_id() { sed -nE 's/.* event=started .*node_id=([0-9a-f]+).*/\1/p' "$T/s$1.log" | tail -1; }
 
 # --- mesh ---------------------------------------------------------------
 
@@ -270,7 +270,7 @@ case_mesh() {
     for ((i = 0; i < N; i++)); do [ "$i" != "$victim" ] && logs+=("$T/s$i.log"); done
     while :; do
         for f in "${logs[@]}"; do
-            awk -v id="$id" '$0 ~ "( |event=)member " && $0 ~ "node_id=" id && / state=dead / {
+            awk -v id="$id" '$0 ~ " event=member " && $0 ~ "node_id=" id && / state=dead / {
                 split($1, t, "T"); split(t[2], h, ":")
                 printf "%.3f\n", h[1] * 3600 + h[2] * 60 + h[3]; found = 1; exit }
                 END { if (!found) print "-" }' "$f"

@@ -82,6 +82,7 @@ struct sim_s {
     bool *block;       // [from * count + to] dropped
     unsigned loss_pct; // random loss on every link
     uint64_t sent;
+    uint64_t sent_bytes; // of the packets sent
     uint64_t lost;
     uint32_t max_part;  // highest push-pull part seen
     bool check_packets; // decode every packet sent (default true)
@@ -236,6 +237,7 @@ SIM_FN void sim_send(void *arg, const char *addr, const uint8_t *buf,
         swim_codec_clear(&msg);
     }
     sim->sent++;
+    sim->sent_bytes += len;
     int to = sim_find(sim, addr);
     if (to < 0 || sim->block[node->index * sim->count + to] ||
         (sim->loss_pct && sim_split(&sim->rng) % 100 < sim->loss_pct)) {

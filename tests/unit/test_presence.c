@@ -222,6 +222,22 @@ static void s_pass_one(side_t *from, size_t i, side_t *to)
         presence_on_remote(to->p, from->sent[i].data, from->sent[i].len), 0);
 }
 
+//  The kind of a presence body ('d', 'v', 'r', 's').
+static char s_kind(const body_t *b)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    assert_int_equal(
+        msgpack_unpack_next(&up, (const char *)b->data, b->len, NULL),
+        MSGPACK_UNPACK_SUCCESS);
+    assert_true(up.data.type == MSGPACK_OBJECT_ARRAY &&
+                up.data.via.array.size >= 4 &&
+                up.data.via.array.ptr[2].type == MSGPACK_OBJECT_STR);
+    char kind = up.data.via.array.ptr[2].via.str.ptr[0];
+    msgpack_unpacked_destroy(&up);
+    return kind;
+}
+
 typedef struct {
     const side_t *sides[2];
     char *items[MAX_EVENTS];
@@ -500,12 +516,16 @@ static void test_an_out_of_order_delta_waits_for_a_snapshot(void **state)
     assert_int_equal(s_set(a, ALICE, "chat", "lobby", "y", "2"), 0); // v2
     assert_int_equal(s_set(a, ALICE, "chat", "lobby", "z", "3"), 0); // v3
 
-    s_pass_one(a, 1, b); // v2 before v1: ignored
+    s_pass_one(a, 1, b); // v2 before v1: ignored, and b asks at once
     s_no_more_events(b);
+    assert_int_equal(b->nsent, 1);
+    assert_int_equal(s_kind(&b->sent[0]), 'r');
     s_pass_one(a, 0, b); // v1: applied
     s_expect_event(b, a, "chat/lobby/x=1", true);
-    s_pass_one(a, 2, b); // v3 after v1: v2 was missed, ignored
+    s_pass_one(a, 2, b); // v3 after v1: v2 was missed, ignored; b asks
     s_no_more_events(b);
+    assert_int_equal(b->nsent, 2);
+    assert_int_equal(s_kind(&b->sent[1]), 'r');
     s_pass_one(a, 0, b); // v1 again: a duplicate, ignored
     s_no_more_events(b);
     assert_string_equal(s_list(fx, b, "chat", "lobby"), "chat/lobby/x=1@a");
@@ -716,6 +736,16 @@ static void s_count_entry(void *arg, const presence_entry_t *e)
     (*(long *)arg)++;
 }
 
+//  Requests ("r") in b's outbox.
+static int s_big_requests(const big_t *b)
+{
+    int n = 0;
+    for (size_t i = 0; i < b->nout; i++) {
+        n += s_kind(&b->out[i]) == 'r';
+    }
+    return n;
+}
+
 static long s_big_count(big_t *b, const char *topic)
 {
     long n = 0;
@@ -777,7 +807,7 @@ static void test_a_summary_brings_a_late_peer_up_to_date(void **state)
                                   wire_str("hi")),
                      0);
     s_big_drop_outbox(&a); // the delta was lost
-    presence_tick(a.p);    // a summary (the first tick's)
+    presence_tick(a.p, 2); // a summary (the first tick's)
     assert_int_equal(a.nout, 1);
     assert_true(a.out[0].len < 64); // a few bytes, whatever the table
     body_t summary = {malloc(a.out[0].len), a.out[0].len};
@@ -791,7 +821,7 @@ static void test_a_summary_brings_a_late_peer_up_to_date(void **state)
     s_big_pass(&b, &a, SIZE_MAX);
     s_big_pass(&c, &a, SIZE_MAX);
     assert_int_equal(a.nout, 0); // nothing before the tick
-    presence_tick(a.p);
+    presence_tick(a.p, 2);
     assert_int_equal(a.nout, 1); // one snapshot (one chunk), no summary
     body_t snap = {malloc(a.out[0].len), a.out[0].len};
     memcpy(snap.data, a.out[0].data, snap.len);
@@ -799,10 +829,13 @@ static void test_a_summary_brings_a_late_peer_up_to_date(void **state)
     assert_int_equal(presence_on_remote(c.p, snap.data, snap.len), 0);
     assert_int_equal(s_big_count(&b, "lobby"), 1);
     assert_int_equal(s_big_count(&c, "lobby"), 1);
-    //  in step now: the next summary asks nothing
-    for (int i = 0; i < PRESENCE_SUMMARY_TICKS; i++) {
-        presence_tick(a.p);
+    //  in step now, and nothing changed: no summary until the refresh,
+    //  which asks nothing
+    for (int i = 0; i < PRESENCE_REFRESH_TICKS - 2; i++) {
+        presence_tick(a.p, 2);
     }
+    assert_int_equal(a.nout, 0);
+    presence_tick(a.p, 2);
     assert_int_equal(a.nout, 1);
     s_big_pass(&a, &b, SIZE_MAX);
     assert_int_equal(b.nout, 0);
@@ -811,6 +844,180 @@ static void test_a_summary_brings_a_late_peer_up_to_date(void **state)
     s_big_fini(&a);
     s_big_fini(&b);
     s_big_fini(&c);
+}
+
+//  Summaries per tick received by one sidecar from all its peers, when
+//  each of peers sidecars ticks alone for ticks ticks with nothing to say.
+static double s_idle_summaries(size_t peers, int ticks)
+{
+    big_t a;
+    s_big_init(&a, "a", NULL);
+    size_t sent = 0;
+    for (int i = 0; i < ticks; i++) {
+        presence_tick(a.p, peers);
+        sent += a.nout;
+        s_big_drop_outbox(&a);
+    }
+    s_big_fini(&a);
+    //  every peer sends as many, each to all: one sidecar gets peers times
+    return (double)sent * (double)peers / ticks;
+}
+
+//  Idle anti-entropy costs each sidecar about as many messages whatever
+//  the number of peers: about PRESENCE_FAN_IN per PRESENCE_REFRESH_TICKS
+//  ticks, not a summary from every peer every PRESENCE_SUMMARY_TICKS.
+static void test_idle_summaries_do_not_grow_with_the_peers(void **state)
+{
+    (void)state;
+    int ticks = 40 * PRESENCE_REFRESH_TICKS * 100 / PRESENCE_FAN_IN;
+    double per_tick = (double)PRESENCE_FAN_IN / PRESENCE_REFRESH_TICKS;
+    size_t sizes[] = {1, 10, 30, 100, 300, 1000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        double got = s_idle_summaries(sizes[i], ticks);
+        if (got > 1.1 * per_tick) {
+            fail_msg("%zu peers: %.3f summaries per tick received, over %.3f",
+                     sizes[i], got, per_tick);
+        }
+    }
+    //  before, every peer's summary every PRESENCE_SUMMARY_TICKS: 100 peers
+    //  sent 100 / PRESENCE_SUMMARY_TICKS per tick
+    assert_true(s_idle_summaries(100, ticks) * PRESENCE_SUMMARY_TICKS < 100);
+}
+
+//  A change is summarized once, at the next summary tick (a lost last
+//  delta is found then), not every period after.
+static void test_a_change_is_summarized_once(void **state)
+{
+    (void)state;
+    big_t a;
+    s_big_init(&a, "a", NULL);
+    presence_tick(a.p, 50); // the first summary
+    assert_int_equal(a.nout, 1);
+    s_big_drop_outbox(&a);
+    assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
+                                  wire_str("lobby"), wire_str("alice"),
+                                  wire_str("hi")),
+                     0);
+    s_big_drop_outbox(&a); // the delta
+    size_t summaries = 0;
+    for (int i = 0; i < PRESENCE_REFRESH_TICKS * 5 - 2; i++) {
+        presence_tick(a.p, 50);
+        summaries += a.nout;
+        if (a.nout) {
+            //  PRESENCE_SUMMARY_TICKS after the last one at the soonest
+            assert_int_equal(i + 1, PRESENCE_SUMMARY_TICKS);
+        }
+        s_big_drop_outbox(&a);
+    }
+    assert_int_equal(summaries, 1);
+    s_big_fini(&a);
+}
+
+//  A peer we hear (again) asks for our snapshot and gets one at our next
+//  tick; b, which dropped a's entries while a was silent, gets them back
+//  without waiting for a summary. An unanswered request is asked again
+//  after PRESENCE_ASK_TICKS.
+static void test_a_peer_heard_again_is_asked_for_its_snapshot(void **state)
+{
+    (void)state;
+    big_t a, b;
+    s_big_init(&a, "a", NULL);
+    s_big_init(&b, "b", NULL);
+    assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
+                                  wire_str("lobby"), wire_str("alice"),
+                                  wire_str("hi")),
+                     0);
+    s_big_pass(&a, &b, SIZE_MAX);
+    assert_int_equal(s_big_count(&b, "lobby"), 1);
+    presence_peer_down(b.p, a.id); // a went silent for b
+    assert_int_equal(s_big_count(&b, "lobby"), 0);
+    presence_peer_up(b.p, a.id); // and is heard again
+    assert_int_equal(b.nout, 1); // a request, at once
+    s_big_pass(&b, &a, SIZE_MAX);
+    presence_tick(b.p, 1); // b's own snapshot (a learns b's), a summary
+    s_big_pass(&b, &a, SIZE_MAX);
+    presence_tick(a.p, 1); // a's snapshot, and its first summary
+    assert_int_equal(a.nout, 2);
+    s_big_pass(&a, &b, SIZE_MAX);
+    assert_int_equal(s_big_count(&b, "lobby"), 1);
+    assert_int_equal(b.nout, 0);
+
+    //  a summary of a version b does not hold: b asks once, then again
+    //  only after PRESENCE_ASK_TICKS when nothing came
+    assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
+                                  wire_str("lobby"), wire_str("bob"),
+                                  wire_str("hi")),
+                     0);
+    s_big_drop_outbox(&a); // the delta is lost
+    for (int i = 0; i < PRESENCE_SUMMARY_TICKS && !a.nout; i++) {
+        presence_tick(a.p, 1);
+    }
+    assert_int_equal(a.nout, 1); // the summary of the change
+    body_t summary = {malloc(a.out[0].len), a.out[0].len};
+    memcpy(summary.data, a.out[0].data, summary.len);
+    s_big_drop_outbox(&a);
+    assert_int_equal(presence_on_remote(b.p, summary.data, summary.len), 0);
+    assert_int_equal(b.nout, 1);
+    s_big_drop_outbox(&b); // the request is lost
+    assert_int_equal(presence_on_remote(b.p, summary.data, summary.len), 0);
+    assert_int_equal(b.nout, 0); // asked already
+    for (int i = 0; i < PRESENCE_ASK_TICKS - 1; i++) {
+        presence_tick(b.p, 1);
+    }
+    assert_int_equal(s_big_requests(&b), 0);
+    presence_tick(b.p, 1);
+    assert_int_equal(s_big_requests(&b), 1); // asked again, at the tick
+    s_big_pass(&b, &a, SIZE_MAX);
+    presence_tick(a.p, 1);
+    s_big_pass(&a, &b, SIZE_MAX);
+    assert_int_equal(s_big_count(&b, "lobby"), 2);
+    free(summary.data);
+    s_big_fini(&a);
+    s_big_fini(&b);
+}
+
+//  A snapshot asked for that does not come whole (a chunk lost) is asked
+//  for again after PRESENCE_ASK_TICKS, at the tick, with no summary.
+static void test_a_lost_snapshot_is_asked_for_again(void **state)
+{
+    (void)state;
+    big_t a, b;
+    s_big_init(&a, "a", NULL);
+    s_big_init(&b, "b", NULL);
+    char meta[1024], key[32];
+    memset(meta, 'm', sizeof meta - 1);
+    meta[sizeof meta - 1] = 0;
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "user-%d", i);
+        assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
+                                      wire_str("lobby"), wire_str(key),
+                                      wire_str(meta)),
+                         0);
+    }
+    s_big_drop_outbox(&a);       // b missed every delta
+    presence_peer_up(a.p, b.id); // a hears b: its snapshot at the next tick
+    presence_tick(a.p, 1);       // the snapshot (4 chunks) and a summary
+    assert_true(a.nout > 2);
+    s_big_pass(&a, &b, 1); // chunk 1 lost: the snapshot is dropped
+    assert_true(s_big_count(&b, "lobby") < 200);
+    s_big_drop_outbox(&b); // what a's summary made b ask: lost as well
+    for (int i = 0; i < PRESENCE_ASK_TICKS - 1; i++) {
+        presence_tick(b.p, 1);
+    }
+    assert_int_equal(s_big_requests(&b), 0);
+    s_big_drop_outbox(&b); // b's own snapshot and summary
+    presence_tick(b.p, 1);
+    assert_int_equal(s_big_requests(&b), 1); // asked again
+    s_big_pass(&b, &a, SIZE_MAX);
+    presence_tick(a.p, 1);
+    s_big_pass(&a, &b, SIZE_MAX);
+    assert_int_equal(s_big_count(&b, "lobby"), 200);
+    for (int i = 0; i < 3 * PRESENCE_ASK_TICKS; i++) {
+        presence_tick(b.p, 1);
+    }
+    assert_int_equal(s_big_requests(&b), 0); // whole now: no more asking
+    s_big_fini(&a);
+    s_big_fini(&b);
 }
 
 //  Past an app's or the sidecar's budget a set is refused (ENOSPC) and
@@ -877,25 +1084,27 @@ static void test_budgets_refuse_and_free(void **state)
     s_big_fini(&a);
 }
 
-//  Through proxies every sidecar hears every other's presence traffic: what
-//  a sidecar sends while idle or while peers come up must not grow with
-//  the peers (issue 20). Summaries: about PRESENCE_FAN_IN per period
-//  reach a sidecar, whatever the cluster size. Snapshots for peers that
-//  appear: one per tick for all of them, none before any entry was held.
+//  Through proxies every sidecar hears every other's presence traffic:
+//  what a sidecar sends while peers come up must not grow with them
+//  (issue 20). Nothing while it holds no entry (200 peers appear: no
+//  snapshot, no request), then one snapshot per tick for all the peers
+//  that appeared in it; a first contact asks nothing, only a peer that
+//  went down holding entries is asked when heard again.
 static void test_presence_traffic_does_not_grow_with_the_peers(void **state)
 {
     (void)state;
     big_t a;
     s_big_init(&a, "a", NULL);
-    presence_peers(a.p, 200);
-    long ticks = 200 * PRESENCE_SUMMARY_TICKS;
-    for (long i = 0; i < ticks; i++) {
-        presence_snapshot_soon(a.p); // 200 peers appear: nothing to tell
-        presence_tick(a.p);
+    uint8_t peer[16] = {0};
+    for (int i = 0; i < 200; i++) {
+        peer[0] = (uint8_t)i;
+        peer[1] = 0xee;
+        presence_peer_up(a.p, peer); // 200 peers appear: nothing to tell
     }
-    //  200 senders x 10 summaries each = 2,000 per period for a sidecar:
-    //  10 x PRESENCE_FAN_IN per 10 periods
-    assert_int_equal(a.nout, ticks / (PRESENCE_SUMMARY_TICKS * 20));
+    presence_tick(a.p, 200);
+    assert_int_equal(s_big_requests(&a), 0);
+    size_t first = a.nout; // the first summary, nothing else
+    assert_true(first <= 1);
     s_big_drop_outbox(&a);
     assert_int_equal(presence_set(a.p, ALICE, wire_str("chat"),
                                   wire_str("lobby"), wire_str("alice"),
@@ -904,16 +1113,13 @@ static void test_presence_traffic_does_not_grow_with_the_peers(void **state)
     assert_int_equal(a.nout, 1); // the delta
     s_big_drop_outbox(&a);
     for (int i = 0; i < 50; i++) {
-        presence_snapshot_soon(a.p); // 50 peers appear within one tick
+        peer[0] = (uint8_t)i;
+        peer[1] = 0xdd;
+        presence_peer_up(a.p, peer); // 50 peers appear within one tick
     }
-    presence_tick(a.p);          // tick 1,000: a summary is due too
-    assert_int_equal(a.nout, 2); // one snapshot for them all, one summary
-    presence_peers(a.p, 3);      // few peers: every PRESENCE_SUMMARY_TICKS
-    s_big_drop_outbox(&a);
-    for (int i = 0; i < 100 * PRESENCE_SUMMARY_TICKS; i++) {
-        presence_tick(a.p);
-    }
-    assert_true(a.nout >= 99 && a.nout <= 100);
+    presence_tick(a.p, 250);
+    assert_int_equal(s_big_requests(&a), 0);
+    assert_true(a.nout >= 1 && a.nout <= 2); // one snapshot (+ a summary)
     s_big_fini(&a);
 }
 
@@ -932,6 +1138,10 @@ int main(void)
         CASE(test_own_bodies_and_garbage_change_nothing),
         cmocka_unit_test(test_a_big_table_goes_in_chunks),
         cmocka_unit_test(test_a_summary_brings_a_late_peer_up_to_date),
+        cmocka_unit_test(test_idle_summaries_do_not_grow_with_the_peers),
+        cmocka_unit_test(test_a_change_is_summarized_once),
+        cmocka_unit_test(test_a_peer_heard_again_is_asked_for_its_snapshot),
+        cmocka_unit_test(test_a_lost_snapshot_is_asked_for_again),
         cmocka_unit_test(test_budgets_refuse_and_free),
         cmocka_unit_test(test_presence_traffic_does_not_grow_with_the_peers),
     };

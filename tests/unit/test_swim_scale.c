@@ -9,6 +9,11 @@
       - news: in the converged cluster, one more member joins, and one
         changes its endpoint; time until everyone knows;
       - detection: one member crashes; time until everyone has it dead;
+      - idle cost: in the converged cluster, packets and bytes each member
+        sends per second over IDLE_MINUTES simulated minutes (push-pull
+        periods included), against a cluster of 10: within IDLE_FACTOR
+        for packets and IDLE_BYTES_FACTOR for bytes (probing is constant;
+        anti-entropy's tables are n records, its period grows as log n);
       - 10% packet loss on every link, then 5% of the members CPU-starved
         (each pause between two runs up to 1 s, so acks come late and
         probes go out late), each for SWIM_SCALE_MINUTES simulated
@@ -58,12 +63,16 @@
 
 #define SEC 1000 // ms
 
-#define STAGGER_MS     5         // between two starts in the bootstrap
-#define NEWS_BOUND     (5 * SEC) // issue 20's target for 1,000 members
-#define SLOW_PERCENT   5
-#define SLOW_MS        1000 // longest pause of a starved member
-#define LOSS_PERCENT   10
-#define CHECK_EVERY_MS 100 // convergence checks, simulated
+#define STAGGER_MS        5         // between two starts in the bootstrap
+#define NEWS_BOUND        (5 * SEC) // issue 20's target for 1,000 members
+#define SLOW_PERCENT      5
+#define SLOW_MS           1000 // longest pause of a starved member
+#define LOSS_PERCENT      10
+#define CHECK_EVERY_MS    100  // convergence checks, simulated
+#define IDLE_MINUTES      5    // idle cost: time measured, simulated
+#define IDLE_SMALL        10   // idle cost: the cluster compared with
+#define IDLE_FACTOR       1.25 // packets per member per s, big / small, at most
+#define IDLE_BYTES_FACTOR 2.0  // bytes per member per s, big / small
 
 static swim_config_t s_cfg; // defaults, or local health off (see main)
 static int s_n;             // bootstrap, news, detection
@@ -181,12 +190,50 @@ static void s_cluster(sim_t *sim, uint64_t seed)
     assert_int_equal(s_total_seen(sim, SWIM_DEAD), 0);
 }
 
+//  Packets and bytes each member sends per simulated second while the
+//  cluster is idle, over IDLE_MINUTES.
+static void s_idle_rate(sim_t *sim, double *packets, double *bytes)
+{
+    uint64_t sent0 = sim->sent, bytes0 = sim->sent_bytes;
+    sim_run(sim, IDLE_MINUTES * 60 * SEC);
+    int up = 0;
+    for (int i = 0; i < sim->count; i++) {
+        up += sim->nodes[i].up;
+    }
+    double member_s = IDLE_MINUTES * 60.0 * up;
+    *packets = (double)(sim->sent - sent0) / member_s;
+    *bytes = (double)(sim->sent_bytes - bytes0) / member_s;
+    assert_int_equal(s_total_seen(sim, SWIM_SUSPECT), 0);
+}
+
+//  An idle member's cost does not grow with the cluster: probing is one
+//  ping and one ack a period, whatever n; anti-entropy sends tables of n
+//  records, with a period that grows as log n.
+static void s_idle_cost(sim_t *big)
+{
+    sim_t small;
+    sim_init(&small, IDLE_SMALL, &s_cfg, 7);
+    assert_true(s_bootstrap(&small, IDLE_SMALL) != UINT64_MAX);
+    sim_run(&small, 60 * SEC);
+    double sp, sb, bp, bb;
+    s_idle_rate(&small, &sp, &sb);
+    sim_destroy(&small);
+    sim_run(big, 60 * SEC); // the news of the bootstrap has all gone out
+    s_idle_rate(big, &bp, &bb);
+    print_message("idle: %.2f packets/s (%.0f B/s) per member at %d, %.2f "
+                  "(%.0f B/s) at %d: x%.2f (x%.2f)\n",
+                  sp, sb, IDLE_SMALL, bp, bb, big->count - 1, bp / sp, bb / sb);
+    assert_true(bp <= IDLE_FACTOR * sp);
+    assert_true(bb <= IDLE_BYTES_FACTOR * sb);
+}
+
 static void test_bootstrap_news_and_detection(void **state)
 {
     (void)state;
     sim_t sim;
     s_cluster(&sim, 1);
     sim_run(&sim, 5 * SEC);
+    s_idle_cost(&sim);
 
     //  News: a join spreads by gossip from the seed.
     sim_start(&sim, s_n, 1, 0);
