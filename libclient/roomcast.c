@@ -38,8 +38,14 @@ struct rc_msg_t {
     size_t size;
     bool binary;
     uint64_t seq;
+    //  The ids as hex, made when first asked for (most apps never ask):
+    //  while origin[0] is 0, origin_id and node_id point at the raw ids in
+    //  the frame being delivered (a view lives only in on_message, on the
+    //  thread that dispatches; rc_msg_dup makes the hex before copying).
     char origin[RC_ID_HEX_SIZE];
     char origin_node[RC_ID_HEX_SIZE];
+    const uint8_t *origin_id;
+    const uint8_t *node_id;
     rc_msg_t *next; // rc_recv queue
     char storage[]; // ns\0 topic\0 data\0 when owned
 };
@@ -436,9 +442,9 @@ static void s_on_msg(rc_client_t *self, const wire_frame_t *f)
                      .data = (const uint8_t *)f->payload.ptr,
                      .size = f->payload.len,
                      .binary = (f->flags & WIRE_F_BINARY) != 0,
-                     .seq = f->seq};
-    s_hex((const uint8_t *)f->id.ptr, WIRE_ID_SIZE, view.origin);
-    s_hex((const uint8_t *)f->node.ptr, WIRE_ID_SIZE, view.origin_node);
+                     .seq = f->seq,
+                     .origin_id = (const uint8_t *)f->id.ptr,
+                     .node_id = (const uint8_t *)f->node.ptr};
     self->delivered++;
     if (self->opts.on_message) {
         self->opts.on_message(self, &view, self->opts.arg);
@@ -1249,13 +1255,25 @@ bool rc_msg_is_binary(const rc_msg_t *msg)
     return msg->binary;
 }
 
+//  Make the hex ids of a view (a cache: the message's value is unchanged).
+static void s_msg_hex(const rc_msg_t *msg)
+{
+    if (!msg->origin[0] && msg->origin_id) {
+        rc_msg_t *m = (rc_msg_t *)msg;
+        s_hex(m->origin_id, WIRE_ID_SIZE, m->origin);
+        s_hex(m->node_id, WIRE_ID_SIZE, m->origin_node);
+    }
+}
+
 const char *rc_msg_origin(const rc_msg_t *msg)
 {
+    s_msg_hex(msg);
     return msg->origin;
 }
 
 const char *rc_msg_origin_node(const rc_msg_t *msg)
 {
+    s_msg_hex(msg);
     return msg->origin_node;
 }
 
@@ -1272,7 +1290,9 @@ rc_msg_t *rc_msg_dup(const rc_msg_t *src)
     if (!msg) {
         return NULL;
     }
+    s_msg_hex(src);
     *msg = *src;
+    msg->origin_id = msg->node_id = NULL; // the frame's bytes go away
     char *p = msg->storage;
     memcpy(p, src->ns, ns_len + 1);
     msg->ns = p;
