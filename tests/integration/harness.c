@@ -504,3 +504,35 @@ int rcd_mesh_pair_stop(rcd_t d[2])
     }
     return rc;
 }
+
+pid_t rcd_proxy_start(int port, const char *const *extra)
+{
+    char front[64];
+    snprintf(front, sizeof front, "tcp://127.0.0.1:%d", port);
+    const char *args[32] = {"roomcastd", "proxy", "--frontend", front};
+    size_t n = 4;
+    for (size_t k = 0; extra && extra[k] && n < 31; k++) {
+        args[n++] = extra[k];
+    }
+    args[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); // dies with the test, whatever
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 2);
+        const char *bin = getenv("ROOMCASTD");
+        execv(bin ? bin : "build/release/roomcastd", (char *const *)args);
+        _exit(127);
+    }
+    return pid;
+}
+
+int rcd_proxy_stop(pid_t pid)
+{
+    int status;
+    kill(pid, SIGTERM);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}

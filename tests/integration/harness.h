@@ -84,6 +84,13 @@ int rcd_mesh_pair(rcd_t d[2], const char *channel, const char *key,
 //  Stop both with SIGTERM (0 when both exited 0) and clean up.
 int rcd_mesh_pair_stop(rcd_t d[2]);
 
+//  Start roomcastd proxy --frontend tcp://127.0.0.1:PORT (the backend at
+//  PORT + 1) plus extra (NULL-terminated, may be NULL), stderr to
+//  /dev/null, dying with the test. Returns its pid (-1 if fork failed).
+pid_t rcd_proxy_start(int port, const char *const *extra);
+//  SIGTERM it and wait: its exit status, or -1 if it did not exit.
+int rcd_proxy_stop(pid_t pid);
+
 //  Send raw bytes to 127.0.0.1:port and return the whole answer read
 //  within 5 s ("" when nothing answers). The buffer is static: valid until
 //  the next call.

@@ -343,15 +343,11 @@ static void test_proxy_with_curve(void **state)
     char front[64], pcert[128];
     snprintf(front, sizeof front, "tcp://127.0.0.1:%d", port);
     snprintf(pcert, sizeof pcert, "%s/px_secret", s_dir);
-    pid_t proxy = fork();
-    if (proxy == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); // dies with the test, whatever
-        const char *bin = getenv("ROOMCASTD");
-        execl(bin ? bin : "build/release/roomcastd", "roomcastd", "proxy",
-              "--frontend", front, "--curve-cert", pcert, "--curve-allow",
-              allow, "--runtime-dir", s_dir, (char *)NULL);
-        _exit(127);
-    }
+    const char *pargs[] = {
+        "--curve-cert", pcert, "--curve-allow", allow, "--runtime-dir",
+        s_dir,          NULL};
+    pid_t proxy = rcd_proxy_start(port, pargs);
+    assert_true(proxy > 0);
     char via[128], c1[128], c2[128];
     snprintf(via, sizeof via, "%s@%s", front, zp);
     snprintf(c1, sizeof c1, "%s/p1_secret", s_dir);
@@ -376,10 +372,7 @@ static void test_proxy_with_curve(void **state)
     assert_int_equal(rcd_stop(&b, SIGTERM), 0);
     rcd_cleanup(&a);
     rcd_cleanup(&b);
-    kill(proxy, SIGTERM);
-    int status;
-    assert_int_equal(waitpid(proxy, &status, 0), proxy);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(rcd_proxy_stop(proxy), 0);
 }
 
 //  What a sidecar of a default gossip cluster needs: --bind, --gossip,

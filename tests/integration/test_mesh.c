@@ -316,32 +316,6 @@ static void test_hundred_thousand_in_order_across_hosts(void **state)
     s_cluster_stop(&c);
 }
 
-//  roomcastd proxy --frontend tcp://127.0.0.1:PORT, dying with the test.
-static pid_t s_proxy_start(int port)
-{
-    char front[64];
-    snprintf(front, sizeof front, "tcp://127.0.0.1:%d", port);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 2);
-        const char *bin = getenv("ROOMCASTD");
-        execl(bin ? bin : "build/release/roomcastd", "roomcastd", "proxy",
-              "--frontend", front, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void s_proxy_stop(pid_t pid)
-{
-    int status;
-    kill(pid, SIGTERM);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 static void s_proxy_case(int nproxies)
 {
     int ports[3] = {0};
@@ -349,7 +323,7 @@ static void s_proxy_case(int nproxies)
     for (int i = 0; i < nproxies; i++) {
         ports[i] = free_port_pair(i ? ports[0] + 2 : 0);
         assert_true(ports[i] > 0);
-        pids[i] = s_proxy_start(ports[i]);
+        pids[i] = rcd_proxy_start(ports[i], NULL);
     }
     cluster_t c;
     s_cluster_start(&c, 3, ports);
@@ -408,7 +382,7 @@ static void s_proxy_case(int nproxies)
     rc_close(&o[1].c);
     s_cluster_stop(&c);
     for (int i = 0; i < nproxies; i++) {
-        s_proxy_stop(pids[i]);
+        assert_int_equal(rcd_proxy_stop(pids[i]), 0);
     }
 }
 

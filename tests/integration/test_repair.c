@@ -497,16 +497,8 @@ static void test_repair_through_a_proxy(void **st)
     assert_true(port > 0);
     char front[64];
     snprintf(front, sizeof front, "tcp://127.0.0.1:%d", port);
-    pid_t proxy = fork();
-    if (proxy == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 2);
-        const char *bin = getenv("ROOMCASTD");
-        execl(bin ? bin : "build/release/roomcastd", "roomcastd", "proxy",
-              "--frontend", front, (char *)NULL);
-        _exit(127);
-    }
+    pid_t proxy = rcd_proxy_start(port, NULL);
+    assert_true(proxy > 0);
     rcd_t d[2];
     for (int i = 0; i < 2; i++) {
         const char *args[] = {
@@ -534,9 +526,7 @@ static void test_repair_through_a_proxy(void **st)
     rc_close(&sub);
     rc_close(&pub);
     assert_int_equal(rcd_mesh_pair_stop(d), 0);
-    int status;
-    kill(proxy, SIGTERM);
-    assert_int_equal(waitpid(proxy, &status, 0), proxy);
+    assert_int_equal(rcd_proxy_stop(proxy), 0);
     unlink(s_key);
 }
 
