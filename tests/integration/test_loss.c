@@ -18,6 +18,7 @@
 
 typedef struct {
     long long received;
+    uint64_t last_seq;   // of the last message received
     long long missed[4]; // by rc_gap_reason_t
     int gaps[4];         // notices, by reason
     char last_topic[64];
@@ -30,8 +31,8 @@ typedef struct {
 static void s_on_message(rc_client_t *c, const rc_msg_t *msg, void *arg)
 {
     (void)c;
-    (void)msg;
     ((tally_t *)arg)->received++;
+    ((tally_t *)arg)->last_seq = rc_msg_sequence(msg);
 }
 
 static void s_on_gap(rc_client_t *c, const rc_gap_t *gap, void *arg)
@@ -156,12 +157,6 @@ static void test_slow_consumer_is_told_without_gaps(void **state)
     s_slow_consumer(false);
 }
 
-static bool s_none(void *arg)
-{
-    (void)arg;
-    return false;
-}
-
 static bool s_reconnect_gap(void *arg)
 {
     tally_t *t = arg;
@@ -199,6 +194,28 @@ typedef struct {
     const char *sub_socket;
 } lost_t;
 
+typedef struct {
+    tally_t *t;
+    long long before;
+} more_t;
+
+static bool s_more(void *arg)
+{
+    more_t *m = arg;
+    return m->t->received > m->before;
+}
+
+typedef struct {
+    tally_t *t;
+    uint64_t seq;
+} seq_t;
+
+static bool s_seq_came(void *arg)
+{
+    seq_t *q = arg;
+    return q->t->last_seq >= q->seq;
+}
+
 static bool s_publisher_knows(void *arg)
 {
     lost_t *l = arg;
@@ -227,26 +244,46 @@ static void test_mesh_drops_are_counted_at_the_publisher(void **state)
     assert_int_equal(rc_subscribe_wait(sub, "ns", "flood", 10000), 0);
     char payload[256];
     memset(payload, 'f', sizeof payload);
-    for (int round = 0; round < 20 && !t.gaps[RC_GAP_MESH]; round++) {
-        for (int i = 0; i < 20000; i++) {
+    int round_guard = 0;
+    long long published = 0;
+    //  rounds of 2,000 until a dropped envelope made a gap
+    for (int round = 0; round < 40 && !t.gaps[RC_GAP_MESH]; round++) {
+        for (int i = 0; i < 2000; i++) {
             while (rc_publish(pub, "ns", "flood", payload, sizeof payload,
                               RC_TEXT)) {
                 assert_int_equal(errno, EAGAIN);
                 assert_true(rc_flush(pub, 1000) == 0 || errno == ETIMEDOUT);
             }
+            published++;
         }
         assert_int_equal(rc_flush(pub, 10000), 0);
         rc_client_t *one[] = {sub, NULL};
-        wait_for(s_none, NULL, one, 300); // let the subscriber read
+        more_t m = {&t, t.received};
+        assert_true(wait_for(s_more, &m, one, 30000));
     }
     assert_true(t.gaps[RC_GAP_MESH] > 0); // the case is real: B lost some
+    //  a gap shows only when a later message of the stream arrives: one
+    //  more message that B delivers (the hook may drop it too: then
+    //  another) means B has seen, and counted, every hole before it
+    rc_client_t *one[] = {sub, NULL};
+    seq_t last = {&t, 0};
+    do {
+        assert_int_equal(
+            rc_publish(pub, "ns", "flood", payload, sizeof payload, RC_TEXT),
+            0);
+        assert_int_equal(rc_flush(pub, 10000), 0);
+        last.seq = (uint64_t)++published;
+    } while (!wait_for(s_seq_came, &last, one, 2000) && ++round_guard < 20);
+    assert_true(t.last_seq >= last.seq);
     lost_t l = {pub, d[1].socket};
     rc_client_t *clients[] = {sub, NULL};
-    assert_true(wait_for(s_publisher_knows, &l, clients, 10000));
-    printf("lost: B missed %lld of A's messages; A counts %lld lost on the "
-           "way\n",
+    bool knows = wait_for(s_publisher_knows, &l, clients, 10000);
+    printf("lost: B missed %lld of A's messages (%lld gaps); A counts %lld "
+           "lost on the way\n",
            sidecar_counter(d[1].socket, "missed"),
+           sidecar_counter(d[1].socket, "gaps"),
            query_counter(pub, "mesh_lost_out"));
+    assert_true(knows);
     rc_close(&sub);
     rc_close(&pub);
     assert_int_equal(rcd_mesh_pair_stop(d), 0);
