@@ -292,6 +292,10 @@ static void s_args(ch_cluster_t *cl, int i, const char *const *extra_args)
     a[n++] = "1000";
     a[n++] = "--log-level";
     a[n++] = "info";
+    //  the repair ring (sent envelopes kept for peers that miss some) at a
+    //  known bound, which the memory checks count in (64 MiB by default)
+    a[n++] = "--repair-buffer";
+    a[n++] = CH_REPAIR_KIB_ARG;
     for (int k = 0; extra_args && extra_args[k] && n < 62; k++) {
         a[n++] = extra_args[k];
     }
