@@ -17,8 +17,7 @@ import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
-import { get } from "node:http";
+import { sleep, freeTcp, tcpFree, httpGet } from "./util.mjs";
 
 const [roomcastd, mode, ...rest] = process.argv.slice(2);
 if (!["k8s", "systemd"].includes(mode)) {
@@ -30,24 +29,6 @@ function report(status, name, detail) {
   if (status === "FAIL") failed++;
   console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freeTcp = () => new Promise((resolve, reject) => {
-  const s = createServer();
-  s.on("error", reject);
-  s.listen(0, "127.0.0.1", () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-const httpGet = (port, path) => new Promise((resolve) => {
-  const req = get({ host: "127.0.0.1", port, path, timeout: 2000 }, (res) => {
-    let body = "";
-    res.on("data", (d) => (body += d));
-    res.on("end", () => resolve({ status: res.statusCode, body }));
-  });
-  req.on("timeout", () => req.destroy(new Error("timeout")));
-  req.on("error", (e) => resolve({ status: 0, body: e.message }));
-});
 
 let env; // [[name, value]], later wins
 let grace;
@@ -72,12 +53,7 @@ let port;
 for (let i = 0; i < 50 && !port; i++) {
   const p = await freeTcp();
   if (p < 65535) {
-    const q = await new Promise((resolve) => {
-      const s = createServer();
-      s.on("error", () => resolve(false));
-      s.listen(p + 1, "127.0.0.1", () => s.close(() => resolve(true)));
-    });
-    if (q) port = p;
+    if (await tcpFree(p + 1)) port = p;
   }
 }
 const http = await freeTcp();

@@ -20,9 +20,7 @@ import { readFileSync, mkdtempSync, rmSync, statSync, existsSync, chmodSync, mkd
 import { tmpdir } from "node:os";
 import { join, basename } from "node:path";
 import { spawn, execFileSync } from "node:child_process";
-import { createServer } from "node:net";
-import { createSocket } from "node:dgram";
-import { get } from "node:http";
+import { sleep, freeTcp, freeUdp, httpGet } from "./util.mjs";
 
 const [roomcastd, ctl, helpFile, mode, ...rest] = process.argv.slice(2);
 if (!mode || !["k8s", "systemd"].includes(mode)) {
@@ -37,32 +35,6 @@ function report(status, name, detail) {
 const help = readFileSync(helpFile, "utf8");
 const hasHttp = help.includes("ROOMCAST_HTTP");
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freeTcp = () => new Promise((resolve, reject) => {
-  const s = createServer();
-  s.on("error", reject);
-  s.listen(0, "127.0.0.1", () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-const freeUdp = () => new Promise((resolve, reject) => {
-  const s = createSocket("udp4");
-  s.on("error", reject);
-  s.bind(0, "127.0.0.1", () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-const httpGet = (port, path) => new Promise((resolve) => {
-  const req = get({ host: "127.0.0.1", port, path, timeout: 2000 }, (res) => {
-    let body = "";
-    res.on("data", (d) => (body += d));
-    res.on("end", () => resolve({ status: res.statusCode, body }));
-  });
-  req.on("timeout", () => req.destroy(new Error("timeout")));
-  req.on("error", (e) => resolve({ status: 0, body: e.message }));
-});
 
 // --- the settings to test ---------------------------------------------------
 

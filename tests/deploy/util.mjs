@@ -1,0 +1,46 @@
+// What the deploy smoke tests share (smoke.mjs, proxy-smoke.mjs): free
+// ports on loopback, a bounded HTTP GET, a sleep.
+import { createServer } from "node:net";
+import { createSocket } from "node:dgram";
+import { get } from "node:http";
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+export const freeTcp = () => new Promise((resolve, reject) => {
+  const s = createServer();
+  s.on("error", reject);
+  s.listen(0, "127.0.0.1", () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  });
+});
+
+// Whether TCP port on 127.0.0.1 is free now.
+export const tcpFree = (port) => new Promise((resolve) => {
+  const s = createServer();
+  s.on("error", () => resolve(false));
+  s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+});
+
+// A UDP port on 127.0.0.1 that was free a moment ago.
+export const freeUdp = () => new Promise((resolve, reject) => {
+  const s = createSocket("udp4");
+  s.on("error", reject);
+  s.bind(0, "127.0.0.1", () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  });
+});
+
+// GET http://127.0.0.1:port/path within 2 s: { status, body }, status 0
+// (body: why) when nothing answered.
+export const httpGet = (port, path) => new Promise((resolve) => {
+  const req = get({ host: "127.0.0.1", port, path, timeout: 2000 }, (res) => {
+    let body = "";
+    res.on("data", (d) => (body += d));
+    res.on("end", () => resolve({ status: res.statusCode, body }));
+  });
+  req.on("timeout", () => req.destroy(new Error("timeout")));
+  req.on("error", (e) => resolve({ status: 0, body: e.message }));
+});
