@@ -19,9 +19,14 @@
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93 // draft in zmq.h 4.3; Debian's lib has it
 #endif
 
-#define GRACE_MS      3000 // a refused key admitted meanwhile: a join race
+#define GRACE_MS 3000 // a refused key admitted meanwhile: a join race
+//  A refused link is redialled after 100 ms, then twice as long each time,
+//  up to 1 s: the peer refused us because gossip had not brought it our
+//  key yet (a join, the heal of a partition), and nothing tells us when it
+//  has, so the wait after it has is at most a second. A handshake attempt
+//  a second to a peer that keeps refusing costs next to nothing.
 #define REDIAL_MIN_MS 100
-#define REDIAL_MAX_MS 5000
+#define REDIAL_MAX_MS 1000
 #define PENDING_MAX   256 // refusals waiting out their grace
 
 //  A refusal not reported yet: the key may be a member's that gossip has

@@ -26,7 +26,7 @@
     (a ZAP refusal is a protocol error: the session ends). Members learn
     of each other by gossip in no fixed order, so our SUB may reach a
     member before gossip has told it our key: the SUB's monitor redials
-    a refused endpoint (io redial) after 100 ms, doubling to 5 s, and a
+    a refused endpoint (io redial) after 100 ms, doubling to 1 s, and a
     refusal we make is logged only when the key has not become a member's
     within 3 s (a join race is not an intruder).
 
@@ -98,7 +98,7 @@ size_t curve_refusals(curve_t *self, curve_refusal_fn *fn, void *arg);
 //  is watched in loop), and curve_monitor_turn logs the keys zauth
 //  refused (curve_refused, once per key). With redial set (a socket that
 //  connects), an endpoint whose server refused the handshake is given to
-//  redial after a backoff (100 ms doubling to 5 s, reset by a handshake
+//  redial after a backoff (100 ms doubling to 1 s, reset by a handshake
 //  that succeeds): the callee reconnects it if it is still a link, and
 //  returns false when it is not (the endpoint is then forgotten).
 //  Returns NULL with err filled.
