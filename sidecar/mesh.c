@@ -366,10 +366,12 @@ void mesh_send_presence(mesh_t *self, const uint8_t *body, size_t len)
     }
 }
 
-void mesh_member_changed(mesh_t *self, const uint8_t node[16], int state)
+void mesh_member_changed(mesh_t *self, const uint8_t node[16], int state,
+                         const char *name, const char *endpoint)
 {
     //  SWIM's states are meshctl's numbers
-    meshctl_member(self->ctl, loop_now(self->loop), node, state, NULL, NULL);
+    meshctl_member(self->ctl, loop_now(self->loop), node, state, name,
+                   endpoint);
 }
 
 curve_t *mesh_curve(mesh_t *self)

@@ -157,8 +157,10 @@ int mesh_peer_remove(mesh_t *self, const char *endpoint);
 
 //  Membership says node changed (state as swim_state_t: 1 alive, 2
 //  suspect, 3 dead, 4 left, 0 forgotten): a dead or left one is down at
-//  once (health, confirmations).
-void mesh_member_changed(mesh_t *self, const uint8_t node[16], int state);
+//  once (health, confirmations). name and endpoint, from its gossip record
+//  (NULL or "" if unknown), name the peer in `peers` before its first beat.
+void mesh_member_changed(mesh_t *self, const uint8_t node[16], int state,
+                         const char *name, const char *endpoint);
 
 //  CurveZMQ of the links (borrowed), or NULL when off.
 typedef struct curve_t curve_t;

@@ -409,7 +409,8 @@ static void s_on_member(void *arg, const swim_member_t *m, int old_state)
         m->state == SWIM_DEAD || m->state == SWIM_LEFT || m->state == SWIM_NONE;
     if (m->state != old_state) {
         if (self->mesh) {
-            mesh_member_changed(self->mesh, m->id, m->state);
+            mesh_member_changed(self->mesh, m->id, m->state, m->name,
+                                m->endpoint);
         }
         if (gone) {
             presence_node_gone(self->presence, m->id);
