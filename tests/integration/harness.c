@@ -333,7 +333,7 @@ long long query_counter(rc_client_t *c, const char *name)
     return value;
 }
 
-int free_port(void)
+static int s_any_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -348,6 +348,32 @@ int free_port(void)
         close(fd);
     }
     return port;
+}
+
+int free_port(void)
+{
+    //  The kernel picks a random free port each time, and one handed out
+    //  a moment ago is free again until its daemon binds it: about one
+    //  pick in 14,000 repeats a given earlier one (odd ports of 32768-
+    //  60999), so a test that hands out 20 ports has a clash in ~1.3% of
+    //  runs (a daemon then fails to bind). Never hand out the same port
+    //  twice in one test binary.
+    static int s_given[4096];
+    static int s_ngiven;
+    for (int tries = 0; tries < 100; tries++) {
+        int port = s_any_port();
+        bool seen = false;
+        for (int i = 0; i < s_ngiven && !seen; i++) {
+            seen = s_given[i] == port;
+        }
+        if (port < 0 || !seen) {
+            if (port >= 0 && s_ngiven < 4096) {
+                s_given[s_ngiven++] = port;
+            }
+            return port;
+        }
+    }
+    return -1;
 }
 
 static bool s_port_free(int port)

@@ -55,7 +55,8 @@ bool wait_for(bool (*cond)(void *arg), void *arg, rc_client_t **clients,
 //  A counter from "roomcastctl status", read through client c; -1 on error.
 long long query_counter(rc_client_t *c, const char *name);
 
-//  A TCP port on 127.0.0.1 free right now (bind to port 0, read, close).
+//  A TCP port on 127.0.0.1 free right now (bind to port 0, read, close),
+//  never one this process was given before.
 int free_port(void);
 
 //  PORT with PORT + 1 free too (a proxy's frontend and backend), below the
