@@ -31,7 +31,20 @@ function report(status, name, detail) {
   console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// A port free a moment ago, never one handed out before (the kernel may
+// pick the same one again until roomcastd binds it)
+const givenPorts = new Set();
 async function freePort(type = "tcp") {
+  for (let i = 0; i < 100; i++) {
+    const p = await anyPort(type);
+    if (!givenPorts.has(p)) {
+      givenPorts.add(p);
+      return p;
+    }
+  }
+  throw new Error("no free port not handed out before");
+}
+async function anyPort(type) {
   if (type === "udp") {
     const dgram = await import("node:dgram");
     const s = dgram.createSocket("udp4");

@@ -6,15 +6,30 @@ import { get } from "node:http";
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The kernel picks a random free port each time, and one handed out a
+// moment ago is free again until roomcastd binds it: a pick repeats a given
+// earlier one about once in 14,000. No port is handed out twice here.
+const given = new Set();
+const unique = async (pick) => {
+  for (let i = 0; i < 100; i++) {
+    const port = await pick();
+    if (!given.has(port)) {
+      given.add(port);
+      return port;
+    }
+  }
+  throw new Error("no port not handed out before");
+};
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
-export const freeTcp = () => new Promise((resolve, reject) => {
+export const freeTcp = () => unique(() => new Promise((resolve, reject) => {
   const s = createServer();
   s.on("error", reject);
   s.listen(0, "127.0.0.1", () => {
     const { port } = s.address();
     s.close(() => resolve(port));
   });
-});
+}));
 
 // Whether TCP port on 127.0.0.1 is free now.
 export const tcpFree = (port) => new Promise((resolve) => {
@@ -24,14 +39,14 @@ export const tcpFree = (port) => new Promise((resolve) => {
 });
 
 // A UDP port on 127.0.0.1 that was free a moment ago.
-export const freeUdp = () => new Promise((resolve, reject) => {
+export const freeUdp = () => unique(() => new Promise((resolve, reject) => {
   const s = createSocket("udp4");
   s.on("error", reject);
   s.bind(0, "127.0.0.1", () => {
     const { port } = s.address();
     s.close(() => resolve(port));
   });
-});
+}));
 
 // GET http://127.0.0.1:port/path within 2 s: { status, body }, status 0
 // (body: why) when nothing answered.

@@ -43,15 +43,26 @@ export async function waitFor(what, fn, ms = 10000) {
   }
 }
 
-export function freePort() {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.on("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
+//  A port free a moment ago, never one handed out before in this process:
+//  the kernel may pick the same one again until its sidecar binds it (a
+//  pick repeats a given earlier one about once in 14,000).
+const givenPorts = new Set();
+export async function freePort() {
+  for (let i = 0; i < 100; i++) {
+    const port = await new Promise((res, rej) => {
+      const srv = net.createServer();
+      srv.on("error", rej);
+      srv.listen(0, "127.0.0.1", () => {
+        const { port } = srv.address();
+        srv.close(() => res(port));
+      });
     });
-  });
+    if (!givenPorts.has(port)) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error("no free port not handed out before");
 }
 
 export class Sidecar {
