@@ -18,59 +18,12 @@ import { spawn, execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import net from "node:net";
-import http from "node:http";
 import Ajv from "ajv";
+import { sleep, freeTcp, freeUdp, httpGet, report, finish } from "./util.mjs";
 
 const args = process.argv.slice(2);
 const [roomcastd, ctl, holdApp] = args;
 const metricsOut = args.includes("--metrics-out") ? args[args.indexOf("--metrics-out") + 1] : null;
-let failed = 0;
-function report(status, name, detail) {
-  if (status === "FAIL") failed++;
-  console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-// A port free a moment ago, never one handed out before (the kernel may
-// pick the same one again until roomcastd binds it)
-const givenPorts = new Set();
-async function freePort(type = "tcp") {
-  for (let i = 0; i < 100; i++) {
-    const p = await anyPort(type);
-    if (!givenPorts.has(p)) {
-      givenPorts.add(p);
-      return p;
-    }
-  }
-  throw new Error("no free port not handed out before");
-}
-async function anyPort(type) {
-  if (type === "udp") {
-    const dgram = await import("node:dgram");
-    const s = dgram.createSocket("udp4");
-    await new Promise((r) => s.bind(0, "127.0.0.1", r));
-    const p = s.address().port;
-    s.close();
-    return p;
-  }
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, "127.0.0.1", r));
-  const p = s.address().port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-function httpGet(port, path) {
-  return new Promise((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path, timeout: 2000 }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode, body }));
-    });
-    req.on("error", () => resolve({ status: 0, body: "" }));
-    req.on("timeout", () => req.destroy());
-  });
-}
-
 const work = mkdtempSync(join(tmpdir(), "rc-ctljson-"));
 const children = [];
 process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
@@ -187,8 +140,8 @@ try {
   const key = join(work, "cluster.key");
   execFileSync(ctl, ["keygen", key], { stdio: "ignore" });
   const ports = {};
-  for (const n of ["dataA", "dataB", "httpA", "httpB"]) ports[n] = await freePort();
-  for (const n of ["gossipA", "gossipB"]) ports[n] = await freePort("udp");
+  for (const n of ["dataA", "dataB", "httpA", "httpB"]) ports[n] = await freeTcp();
+  for (const n of ["gossipA", "gossipB"]) ports[n] = await freeUdp();
   const start = (name, extra) => {
     const dir = join(work, name);
     const sock = join(work, `${name}.sock`);
@@ -315,4 +268,4 @@ try {
   }
   rmSync(work, { recursive: true, force: true });
 }
-process.exit(failed ? 1 : 0);
+finish();

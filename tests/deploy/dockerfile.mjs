@@ -21,28 +21,12 @@ import { execFileSync } from "node:child_process";
 import { DockerfileParser } from "dockerfile-ast";
 import { validate } from "dockerfile-utils";
 import { parseAllDocuments } from "yaml";
+import { check, assert, finish } from "./util.mjs";
 
 const [file, root, baseYaml, runDir, roomcastd] = process.argv.slice(2);
 if (!runDir) {
   console.error("usage: dockerfile.mjs DOCKERFILE REPO_ROOT BASE_YAML RUN_SCRIPT_DIR [ROOMCASTD]");
   process.exit(2);
-}
-let failed = 0;
-async function check(name, fn) {
-  let status = "PASS";
-  let detail;
-  try {
-    const r = await fn();
-    if (r && r.skip) [status, detail] = ["SKIP", r.skip];
-    else detail = r && r.note;
-  } catch (e) {
-    [status, detail] = ["FAIL", e.message];
-    failed++;
-  }
-  console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
-}
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
 }
 
 const text = readFileSync(file, "utf8");
@@ -361,4 +345,4 @@ for (const r of instrs.filter((i) => i.getKeyword() === "RUN")) {
   n++;
 }
 console.log(`INFO ${n} RUN scripts written to ${runDir}`);
-process.exit(failed ? 1 : 0);
+finish();

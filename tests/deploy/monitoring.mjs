@@ -12,28 +12,12 @@
 // Prints "PASS name" / "FAIL name: why" / "SKIP name: why" lines.
 import { readFileSync, existsSync } from "node:fs";
 import { parseAllDocuments, parse } from "yaml";
+import { check, assert, finish } from "./util.mjs";
 
 const [dashFile, monFile, testFile, metricsFile] = process.argv.slice(2);
 if (!testFile) {
   console.error("usage: monitoring.mjs DASHBOARD.json MONITORING.yaml RULES_TEST.yaml [METRICS.txt]");
   process.exit(2);
-}
-let failed = 0;
-async function check(name, fn) {
-  let status = "PASS";
-  let detail;
-  try {
-    const r = await fn();
-    if (r && r.skip) [status, detail] = ["SKIP", r.skip];
-    else detail = r && r.note;
-  } catch (e) {
-    [status, detail] = ["FAIL", e.message];
-    failed++;
-  }
-  console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
-}
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
 }
 
 const dashText = readFileSync(dashFile, "utf8");
@@ -187,4 +171,4 @@ await check("ConfigMap: the dashboard as Grafana's sidecar loads it (label grafa
   return { note: `${cm.metadata.name}: ${key}` };
 });
 
-process.exit(failed ? 1 : 0);
+finish();

@@ -17,17 +17,12 @@ import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { sleep, freeTcp, tcpFree, httpGet } from "./util.mjs";
+import { sleep, freeTcp, tcpFree, httpGet, report, finish } from "./util.mjs";
 
 const [roomcastd, mode, ...rest] = process.argv.slice(2);
 if (!["k8s", "systemd"].includes(mode)) {
   console.error("usage: proxy-smoke.mjs ROOMCASTD k8s ENV_JSON | systemd UNIT ENV_FILE");
   process.exit(2);
-}
-let failed = 0;
-function report(status, name, detail) {
-  if (status === "FAIL") failed++;
-  console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
 }
 
 let env; // [[name, value]], later wins
@@ -114,4 +109,4 @@ try {
   }
   rmSync(work, { recursive: true, force: true });
 }
-process.exit(failed ? 1 : 0);
+finish();

@@ -20,17 +20,12 @@ import { readFileSync, mkdtempSync, rmSync, statSync, existsSync, chmodSync, mkd
 import { tmpdir } from "node:os";
 import { join, basename } from "node:path";
 import { spawn, execFileSync } from "node:child_process";
-import { sleep, freeTcp, freeUdp, httpGet } from "./util.mjs";
+import { sleep, freeTcp, freeUdp, httpGet, report, finish } from "./util.mjs";
 
 const [roomcastd, ctl, helpFile, mode, ...rest] = process.argv.slice(2);
 if (!mode || !["k8s", "systemd"].includes(mode)) {
   console.error("usage: smoke.mjs ROOMCASTD ROOMCASTCTL HELP_FILE k8s ENV_JSON | systemd UNIT ENV_FILE");
   process.exit(2);
-}
-let failed = 0;
-function report(status, name, detail) {
-  if (status === "FAIL") failed++;
-  console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
 }
 const help = readFileSync(helpFile, "utf8");
 const hasHttp = help.includes("ROOMCAST_HTTP");
@@ -192,4 +187,4 @@ try {
   }
   rmSync(work, { recursive: true, force: true });
 }
-process.exit(failed ? 1 : 0);
+finish();

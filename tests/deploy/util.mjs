@@ -1,5 +1,5 @@
-// What the deploy smoke tests share (smoke.mjs, proxy-smoke.mjs): free
-// ports on loopback, a bounded HTTP GET, a sleep.
+// What the deploy checks share: the PASS/FAIL/SKIP lines check.sh counts,
+// free ports on loopback, a bounded HTTP GET, a sleep.
 import { createServer } from "node:net";
 import { createSocket } from "node:dgram";
 import { get } from "node:http";
@@ -59,3 +59,29 @@ export const httpGet = (port, path) => new Promise((resolve) => {
   req.on("timeout", () => req.destroy(new Error("timeout")));
   req.on("error", (e) => resolve({ status: 0, body: e.message }));
 });
+
+// One line per check: "PASS name", "FAIL name: why", "SKIP name: why".
+let failures = 0;
+export function report(status, name, detail) {
+  if (status === "FAIL") failures++;
+  console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
+}
+
+// check(name, fn): fn throws (FAIL) or returns; a returned {skip} is a
+// SKIP, a returned {note} is printed with the PASS.
+export async function check(name, fn) {
+  try {
+    const r = await fn();
+    if (r && r.skip) report("SKIP", name, r.skip);
+    else report("PASS", name, r && r.note);
+  } catch (e) {
+    report("FAIL", name, e.message);
+  }
+}
+
+export function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+// Exit 1 if any check failed, else 0.
+export const finish = () => process.exit(failures ? 1 : 0);

@@ -34,6 +34,7 @@ import { dirname, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import ts from "typescript";
+import { report, check, assert, finish } from "./util.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -56,25 +57,6 @@ if (!files.base || !files.example || !files.hostnetwork) {
   console.error("usage: validate.mjs [--help-file F] [--emit-env F] base=F example=F hostnetwork=F " +
     "[existing-secret=F] [per-pod=F] [monitoring=F]");
   process.exit(2);
-}
-
-let failed = 0;
-function report(status, name, detail) {
-  if (status === "FAIL") failed++;
-  console.log(detail ? `${status} ${name}: ${detail}` : `${status} ${name}`);
-}
-// check(name, fn): fn throws (FAIL) or returns; a returned {skip} is a SKIP.
-async function check(name, fn) {
-  try {
-    const r = await fn();
-    if (r && r.skip) report("SKIP", name, r.skip);
-    else report("PASS", name, r && r.note);
-  } catch (e) {
-    report("FAIL", name, e.message);
-  }
-}
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
 }
 
 function load(file) {
@@ -1051,4 +1033,4 @@ if (emitEnv) {
     graceSeconds: pod.terminationGracePeriodSeconds ?? 30,
   }, null, 2));
 }
-process.exit(failed ? 1 : 0);
+finish();
