@@ -77,6 +77,8 @@ typedef struct {
     uint64_t repaired;               // messages we got through a repair
     uint64_t repair_unrepaired;      // messages given up: told in GAPs
     uint64_t repair_timeouts;        // our requests given up unanswered
+    uint64_t relinks;                // peers' links back: re-sent to them
+    uint64_t relink_resent;          // envelopes re-sent for those
     uint64_t test_dropped;           // TEST HOOK --test-drop-every
 
     uint64_t fanout_us_sum;                     // total fanout time

@@ -89,6 +89,78 @@ static void s_ctl_peer(void *arg, const uint8_t *node, const char *name,
     }
 }
 
+static void s_relink_resend(void *arg, const uint8_t *f1, size_t f1_len,
+                            const uint8_t *f2, size_t f2_len)
+{
+    mesh_t *self = arg;
+    uint8_t *copy = malloc(f2_len ? f2_len : 1);
+    if (f1_len != KEYRING_RKEY_SIZE || !copy) {
+        free(copy);
+        return;
+    }
+    memcpy(copy, f2, f2_len);
+    self->stats->relink_resent++;
+    self->relink.bytes += f1_len + f2_len;
+    (void)mesh_send_env(self, f1, copy, f2_len);
+}
+
+//  A peer's link from us came back (its marker is on our XPUB again) after
+//  it ended at gone_at. What was on the way then (our queue, the kernels'
+//  buffers) and what we sent while it was away is lost for it, and if
+//  nothing follows on those streams it would never see a gap: re-send what
+//  the ring holds from a margin before the end (the stall timeout, which
+//  bounds how long a full link holds our sends), now, ahead of anything
+//  newer. It has its subscriptions here again, so it gets them; it drops
+//  what it had by event id, and so do the other subscribers.
+//  Bounded: RELINK_MAX_BYTES a second for all peers (many links coming
+//  back at once, our own network's blip, must not flood the rest). Through
+//  proxies one re-send reaches every peer behind them: the links that come
+//  back with the proxy's within a second share it.
+static void s_ctl_relinked(void *arg, const uint8_t *node, uint64_t gone_at)
+{
+    mesh_t *self = arg;
+    uint64_t now = loop_now(self->loop);
+    uint64_t margin = self->cfg->peer_stall_timeout_ms > RELINK_MARGIN_MS
+                          ? self->cfg->peer_stall_timeout_ms
+                          : RELINK_MARGIN_MS;
+    uint64_t since = gone_at > margin ? gone_at - margin : 0;
+    char hex[IDS_HEX_SIZE];
+    ids_hex(node, hex);
+    self->stats->relinks++;
+    if (self->proxy_mode && self->relink.last_at &&
+        now - self->relink.last_at < 1000 && since >= self->relink.last_since) {
+        log_debug("peer_relinked",
+                  "node_id=%s resent=0 note=\"shared the "
+                  "re-send made for the proxy's return\"",
+                  hex);
+        return;
+    }
+    if (now - self->relink.window_at >= 1000) {
+        self->relink.window_at = now;
+        self->relink.bytes = 0;
+    }
+    size_t n = 0;
+    bool capped = self->relink.bytes >= RELINK_MAX_BYTES;
+    if (!capped) {
+        n = sentring_since(self->sentring, now, since,
+                           RELINK_MAX_BYTES - self->relink.bytes,
+                           s_relink_resend, self, &capped);
+        self->relink.last_at = now;
+        self->relink.last_since = since;
+    }
+    if (capped) {
+        log_warn("relink_capped",
+                 "node_id=%s resent=%zu note=\"its link came back; not all "
+                 "it may have missed was re-sent (%u MiB a second at most): "
+                 "a lost message with none after it on its topic goes "
+                 "unreported\"",
+                 hex, n, RELINK_MAX_BYTES >> 20);
+    } else {
+        log_info("peer_relinked", "node_id=%s resent=%zu away_ms=%llu", hex, n,
+                 (unsigned long long)(now - gone_at));
+    }
+}
+
 static void s_ctl_health(void *arg, const meshctl_health_t *h)
 {
     mesh_t *self = arg;
@@ -660,7 +732,8 @@ mesh_t *mesh_new(loop_t *loop, const config_t *cfg, keyring_t **ring_p,
                         .marker = s_ctl_marker,
                         .peer = s_ctl_peer,
                         .health = s_ctl_health,
-                        .confirmed = s_ctl_confirmed};
+                        .confirmed = s_ctl_confirmed,
+                        .relinked = s_ctl_relinked};
     self->ctl = meshctl_new(&cc, self->node, cfg->name,
                             *cfg->advertise ? cfg->advertise : cfg->bind, &cio,
                             loop_now(loop));

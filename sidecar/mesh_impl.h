@@ -32,15 +32,17 @@
 #include <libgen.h>
 #include <zmq.h>
 
-#define PREFIX_LEN  8
-#define DRAIN_BATCH 2048 // messages per socket per loop turn
-#define BATCH_SLOTS 64   // batches: a hash table by routing key
-#define BATCH_KEYS  48   // routing keys batched at once in a loop turn
-#define BATCH_SPANS 16   // publishing apps in one batch (more: it goes)
-#define MARKER_LEN  (PREFIX_LEN + 16 + 8)
-#define RETRY_MS    5    // a full link is tried again this often
-#define SERVE_MAX   8192 // envelopes re-sent for one repair request
-#define CUT_MAX     8    // stalled peers remembered from the last cut
+#define PREFIX_LEN       8
+#define DRAIN_BATCH      2048 // messages per socket per loop turn
+#define BATCH_SLOTS      64   // batches: a hash table by routing key
+#define BATCH_KEYS       48   // routing keys batched at once in a loop turn
+#define BATCH_SPANS      16   // publishing apps in one batch (more: it goes)
+#define MARKER_LEN       (PREFIX_LEN + 16 + 8)
+#define RETRY_MS         5          // a full link is tried again this often
+#define SERVE_MAX        8192       // envelopes re-sent for one repair request
+#define RELINK_MARGIN_MS 1000       // re-sent from before a link ended
+#define RELINK_MAX_BYTES (8u << 20) // re-sent per second for links back
+#define CUT_MAX          8 // stalled peers remembered from the last cut
 
 static const uint8_t HB[PREFIX_LEN] = {0xff, 0xfd, 'R', 'C', 'h', 'b', 0, 1};
 static const uint8_t AK[PREFIX_LEN] = {0xff, 0xfe, 'R', 'C', 'a', 'k', 0, 1};
@@ -123,6 +125,12 @@ struct mesh_t {
     uint64_t cut_at;                 // when
     bool nodrop;                     // ZMQ_XPUB_NODROP as set now
     uint64_t drop_n;                 // TEST HOOK --test-drop-every
+    struct {
+        uint64_t window_at; // the current second of re-sending began
+        size_t bytes;       // re-sent in it
+        uint64_t last_at;   // the last re-send, and from when
+        uint64_t last_since;
+    } relink; // re-sends to peers whose link came back (mesh.c)
 };
 
 // --- between the parts ------------------------------------------------------

@@ -32,6 +32,8 @@ typedef struct {
     uint64_t interval;   // ms between its beats, as it says
     uint64_t deaf_beat;  // its beat that last listed us
     uint64_t present;    // its marker subscribed on our XPUB, 0: none
+    bool was_present;    // its marker was on our XPUB once
+    uint64_t gone_at;    // ms: its marker last went away
     uint64_t acked;      // highest marker of ours it acked
     uint64_t received;   // its envelopes
     uint64_t missed;     // its messages lost on the way
@@ -865,8 +867,13 @@ void meshctl_on_marker_seen(meshctl_t *self, uint64_t now, const uint8_t *node,
     s_send_ack(self, node, n);
     peer_t *p = s_insert(self, node, now);
     if (p && n > p->present) {
+        bool relinked = p->present == 0 && p->was_present;
         p->touched = now;
+        p->was_present = true;
         s_set_present(self, p, n);
+        if (relinked && self->io.relinked) {
+            self->io.relinked(self->io.arg, node, p->gone_at);
+        }
     }
     s_settle(self);
 }
@@ -877,6 +884,7 @@ void meshctl_on_marker_gone(meshctl_t *self, uint64_t now, const uint8_t *node,
     peer_t *p = s_find(self, node);
     if (p && p->present == n) {
         p->touched = now;
+        p->gone_at = now;
         s_set_present(self, p, 0);
         if (p->heard) {
             s_silent(self, p); // its link ended: down until heard again

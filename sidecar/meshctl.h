@@ -34,7 +34,10 @@
     that stays connected while what we send no longer arrives. A withdrawn
     marker means P's link to us ended, which mostly means P died or
     restarted: P is then down at once (not heard), until heard again; if
-    only that one link broke, P's next beat brings it back.
+    only that one link broke, P's next beat brings it back. When P's marker
+    comes back after it was withdrawn, io->relinked says so (with when it
+    went): what we sent P about then may be lost, and P's subscriptions
+    are in place again, so the adapter can send it again now.
 
     WHAT IS SENT WHEN (N alive peers: heard, or alive for SWIM)
 
@@ -226,6 +229,11 @@ typedef struct {
     void (*health)(void *arg, const meshctl_health_t *health);
     //  Markers <= upto are confirmed (ok) or given up (!ok). Optional.
     void (*confirmed)(void *arg, uint64_t upto, bool ok);
+    //  node's marker is back on our XPUB after its link from us ended at
+    //  gone_at (ms): what we sent it about then may be lost on the way.
+    //  Its subscriptions are in place again (the marker sorts last), so
+    //  what we send now reaches it. Optional.
+    void (*relinked)(void *arg, const uint8_t *node, uint64_t gone_at);
 } meshctl_io_t;
 
 typedef struct {

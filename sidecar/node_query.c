@@ -148,6 +148,8 @@ static int s_q_status(node_t *self, conn_t *conn, const char *arg, rows_t *rows)
     COUNTER(repaired);
     COUNTER(repair_unrepaired);
     COUNTER(repair_timeouts);
+    COUNTER(relinks);
+    COUNTER(relink_resent);
     COUNTER(test_dropped);
     COUNTER(gossip_in);
     COUNTER(gossip_out);

@@ -384,6 +384,36 @@ size_t sentring_find(sentring_t *self, uint64_t now, const uint8_t *instance,
     return n;
 }
 
+size_t sentring_since(sentring_t *self, uint64_t now, uint64_t since,
+                      size_t max_bytes, sentring_fn *fn, void *arg,
+                      bool *capped)
+{
+    sentring_expire(self, now);
+    *capped = false;
+    //  blobs are stored in time order: the first at or after since
+    size_t lo = 0, hi = self->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (self->blobs[(self->head + mid) % self->cap]->time < since) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    size_t n = 0, bytes = 0;
+    for (size_t i = lo; i < self->count; i++) {
+        const blob_t *b = self->blobs[(self->head + i) % self->cap];
+        if (n && bytes + b->f1_len + b->f2_len > max_bytes) {
+            *capped = true;
+            break;
+        }
+        bytes += b->f1_len + b->f2_len;
+        fn(arg, b->data, b->f1_len, b->data + b->f1_len, b->f2_len);
+        n++;
+    }
+    return n;
+}
+
 void sentring_stats(const sentring_t *self, sentring_stats_t *stats)
 {
     *stats = self->stats;

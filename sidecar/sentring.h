@@ -32,6 +32,7 @@
 #ifndef RCD_SENTRING_H
 #define RCD_SENTRING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,6 +85,16 @@ size_t sentring_find(sentring_t *self, uint64_t now, const uint8_t *instance,
                      const char *ns, size_t ns_len, const char *topic,
                      size_t topic_len, uint64_t from, uint64_t to, size_t max,
                      sentring_fn *fn, void *arg, uint64_t *oldest);
+
+//  Call fn for each blob stored at or after since (ms, as now), oldest
+//  first, until max_bytes of blobs (frames 1 and 2) have gone; at least
+//  one blob goes when any is held. Returns how many; *capped is set when
+//  blobs were left out for max_bytes. For a peer whose link came back: it
+//  re-sends what the link may have lost, all of it, to every subscriber
+//  (no coalescing: a peer that was away got none of the earlier re-sends).
+size_t sentring_since(sentring_t *self, uint64_t now, uint64_t since,
+                      size_t max_bytes, sentring_fn *fn, void *arg,
+                      bool *capped);
 
 void sentring_stats(const sentring_t *self, sentring_stats_t *stats);
 

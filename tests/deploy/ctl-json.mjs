@@ -59,7 +59,7 @@ const counters = [
   "closed_partial", "closed_partial_budget", "partial_bytes", "refused_order", "refused_name",
   "refused_size", "refused_type", "refused_flags", "refused_query", "refused_version",
   "refused_protocol", "mesh_blocked", "mesh_blocked_ms", "mesh_peers_cut", "repair_requests_sent",
-  "repair_requests_served", "repair_resent", "repaired", "repair_unrepaired", "repair_timeouts",
+  "repair_requests_served", "repair_resent", "repaired", "repair_unrepaired", "repair_timeouts", "relinks", "relink_resent",
   "test_dropped",
 ];
 const schemas = {

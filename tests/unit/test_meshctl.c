@@ -74,6 +74,9 @@ typedef struct {
     uint64_t marker;
     int health_calls;
     meshctl_health_t health;
+    int relinks;
+    uint64_t relink_gone_at;
+    uint8_t relink_node[16];
 } hand_t;
 
 static void s_hand_send(void *arg, int kind, const uint8_t *to,
@@ -104,6 +107,14 @@ static void s_hand_health(void *arg, const meshctl_health_t *health)
     h->health = *health;
 }
 
+static void s_hand_relinked(void *arg, const uint8_t *node, uint64_t gone_at)
+{
+    hand_t *h = (hand_t *)arg;
+    h->relinks++;
+    h->relink_gone_at = gone_at;
+    memcpy(h->relink_node, node, 16);
+}
+
 static meshctl_t *s_hand(hand_t *h, bool expect)
 {
     memset(h, 0, sizeof *h);
@@ -113,7 +124,8 @@ static meshctl_t *s_hand(hand_t *h, bool expect)
     meshctl_io_t io = {.arg = h,
                        .send = s_hand_send,
                        .marker = s_hand_marker,
-                       .health = s_hand_health};
+                       .health = s_hand_health,
+                       .relinked = s_hand_relinked};
     meshctl_t *ctl = meshctl_new(&cfg, me, "me", "tcp://me:1", &io, 0);
     assert_non_null(ctl);
     return ctl;
@@ -285,6 +297,34 @@ static void test_marker_seen_is_acked(void **state)
     assert_int_equal(h.body[19], 42);
     assert_int_equal(h.body[20], 0xcd); // uint16
     assert_int_equal(h.body[21] << 8 | h.body[22], B);
+    meshctl_destroy(&ctl);
+}
+
+//  A peer's marker back on our XPUB after its link ended is a relink
+//  (what we sent it about then may be lost), told with when it ended; its
+//  first marker, and a new marker replacing the old one while the link
+//  stays up (subscribed, then the old one withdrawn), are not.
+static void test_marker_back_is_a_relink(void **state)
+{
+    (void)state;
+    hand_t h;
+    meshctl_t *ctl = s_hand(&h, true);
+    uint8_t peer[16] = {3};
+    meshctl_on_marker_seen(ctl, 5, peer, 1); // first contact
+    meshctl_on_marker_seen(ctl, 6, peer, 2); // its subscriptions changed
+    meshctl_on_marker_gone(ctl, 7, peer, 1);
+    assert_int_equal(h.relinks, 0);
+    meshctl_on_marker_gone(ctl, 100, peer, 2); // its link from us ended
+    assert_int_equal(h.relinks, 0);
+    meshctl_on_marker_seen(ctl, 250, peer, 2); // and came back
+    assert_int_equal(h.relinks, 1);
+    assert_int_equal(h.relink_gone_at, 100);
+    assert_memory_equal(h.relink_node, peer, 16);
+    meshctl_on_marker_seen(ctl, 260, peer, 3); // a new marker, link up
+    assert_int_equal(h.relinks, 1);
+    uint8_t other[16] = {4};
+    meshctl_on_marker_seen(ctl, 270, other, 1); // someone new
+    assert_int_equal(h.relinks, 1);
     meshctl_destroy(&ctl);
 }
 
@@ -854,6 +894,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_rejects_bad_config),
         cmocka_unit_test(test_cluster_of_one),
+        cmocka_unit_test(test_marker_back_is_a_relink),
         cmocka_unit_test(test_losses_are_told_to_the_publisher),
         cmocka_unit_test(test_expected_peers_start_unhealthy),
         cmocka_unit_test(test_bad_bodies_and_replays),

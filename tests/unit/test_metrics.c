@@ -344,10 +344,10 @@ static void test_every_line_is_exposition_syntax(void **state)
     }
     //  + members, 9 queue/presence/memory gauges, memory_shed_total, 7
     //  per-peer families (no peer given: none of their samples)
-    assert_int_equal(ntyped, 65); // + envelope_batches_total, + 8 repair,
-                                  // + curve
+    assert_int_equal(ntyped, 67); // + envelope_batches_total, + 8 repair,
+                                  // + curve, + 2 relink
     //  dropped_total 3 (was 7), memory_shed 5, members 4, 9 gauges, 1
-    assert_int_equal(samples, 102); // + 9 repair, + 1 curve
+    assert_int_equal(samples, 104); // + 9 repair, + 1 curve, + 2 relink
     // + 1 batches, + 1 refused_format,
     // + 1 control replayed
     regfree(&sample);

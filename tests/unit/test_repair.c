@@ -102,6 +102,46 @@ static void test_sentring_finds_what_it_holds(void **state)
     sentring_destroy(&r);
 }
 
+//  What a peer whose link came back is re-sent: every blob stored since a
+//  time, oldest first, whatever its stream, within a byte cap (at least
+//  one), never coalesced (the peer got none of the earlier re-sends).
+static void test_sentring_since(void **state)
+{
+    (void)state;
+    sentring_t *r = sentring_new(1 << 20, 10000);
+    s_put(r, 10, INST, "room", 1, 1, "a");
+    s_put(r, 20, INST2, "hall", 1, 1, "bb");
+    s_put(r, 20, INST, "room", 2, 2, "cc");
+    s_put(r, 30, INST, "room", 3, 3, "dd");
+    found_t f = {0};
+    bool capped;
+    assert_int_equal(sentring_since(r, 40, 15, 1 << 20, s_found, &f, &capped),
+                     3);
+    assert_false(capped);
+    assert_string_equal(f.got[0], "bb");
+    assert_string_equal(f.got[1], "cc");
+    assert_string_equal(f.got[2], "dd");
+    memset(&f, 0, sizeof f); // again at once: all of it again
+    assert_int_equal(sentring_since(r, 41, 0, 1 << 20, s_found, &f, &capped),
+                     4);
+    assert_string_equal(f.got[0], "a");
+    //  the cap counts both frames ("rk" + 2 bytes per blob): two fit in 8
+    memset(&f, 0, sizeof f);
+    assert_int_equal(sentring_since(r, 42, 15, 8, s_found, &f, &capped), 2);
+    assert_true(capped);
+    assert_string_equal(f.got[1], "cc");
+    memset(&f, 0, sizeof f); // one goes, whatever the cap
+    assert_int_equal(sentring_since(r, 43, 15, 1, s_found, &f, &capped), 1);
+    assert_true(capped);
+    memset(&f, 0, sizeof f); // nothing since then; and past the age
+    assert_int_equal(sentring_since(r, 44, 31, 1 << 20, s_found, &f, &capped),
+                     0);
+    assert_false(capped);
+    assert_int_equal(sentring_since(r, 20000, 0, 1 << 20, s_found, &f, &capped),
+                     0);
+    sentring_destroy(&r);
+}
+
 static void test_sentring_is_bounded_by_age_and_bytes(void **state)
 {
     (void)state;
@@ -369,6 +409,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sentring_finds_what_it_holds),
         cmocka_unit_test(test_sentring_is_bounded_by_age_and_bytes),
+        cmocka_unit_test(test_sentring_since),
         cmocka_unit_test(test_repair_fills_a_gap_in_order),
         cmocka_unit_test(test_repair_answer_without_data_is_a_gap_at_once),
         cmocka_unit_test(test_repair_retries_then_times_out),
