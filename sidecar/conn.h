@@ -44,6 +44,7 @@ struct conn_t {
     wire_buf_t in;          // a partial frame, if any
     uint64_t partial_since; // loop ms the partial frame began (0: none)
     outq_t out;             // frames to write
+    size_t unflushed;       // bytes queued since the last write
     registry_client_t reg;  // topics joined
 };
 

@@ -20,6 +20,7 @@
 #define READ_PER_WAKE   (256 * 1024) // then let other clients in
 #define CLOSE_LINGER_MS 2000         // a closing client that does not read
 #define SWEEP_MS        250
+#define FLUSH_EARLY     (64 * 1024) // queued mid-turn: written at once
 
 struct server_t {
     loop_t *loop;
@@ -298,6 +299,17 @@ void server_deliver(void *arg, void *member, outbuf_t *buf)
         return;
     }
     self->stats->deliveries++;
+    //  A turn can fan out megabytes (one mesh drain: thousands of batched
+    //  envelopes): written only at its end, the app would wait idle for it,
+    //  then find its queue past budget. So the socket gets what is queued
+    //  every FLUSH_EARLY bytes, and the app reads while the turn goes on
+    //  (one write attempt per FLUSH_EARLY bytes even when the socket is
+    //  full).
+    conn->unflushed += buf->len;
+    if (conn->unflushed >= FLUSH_EARLY) {
+        s_flush(self, conn);
+        return;
+    }
     s_mark_dirty(self, conn);
 }
 
@@ -315,6 +327,7 @@ static void s_close_slow(server_t *self, conn_t *conn)
 static void s_flush(server_t *self, conn_t *conn)
 {
     size_t before = conn->out.bytes;
+    conn->unflushed = 0;
     ssize_t n = outq_write(&conn->out, conn->fd);
     if (n < 0) {
         s_close(self, conn, "write failed");
