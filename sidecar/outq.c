@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#define IOV_BATCH 64
+//  frames per sendmsg: IOV_MAX (1024), so 64 B messages (~120 B frames) go
+//  ~120 KiB per call, not 7.5 KiB (8,500 calls per 500,000 messages before)
+#define IOV_BATCH 1024
 
 outbuf_t *outbuf_adopt(wire_buf_t *buf)
 {
@@ -126,11 +128,14 @@ ssize_t outq_write(outq_t *self, int fd)
     while (self->count) {
         struct iovec iov[IOV_BATCH];
         int n = 0;
+        size_t want = 0, at = self->head;
         for (size_t i = 0; i < self->count && n < IOV_BATCH; i++, n++) {
-            outbuf_t *b = self->ring[(self->head + i) % self->cap];
+            outbuf_t *b = self->ring[at];
+            at = at + 1 == self->cap ? 0 : at + 1;
             size_t skip = i == 0 ? self->offset : 0;
             iov[n].iov_base = b->data + skip;
             iov[n].iov_len = b->len - skip;
+            want += b->len - skip;
         }
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -156,6 +161,9 @@ ssize_t outq_write(outq_t *self, int fd)
                 self->offset += left;
                 left = 0;
             }
+        }
+        if ((size_t)w < want) {
+            break; // the socket is full: asking again would be EAGAIN
         }
     }
     if (self->count == 0 && self->cap > 64) {
