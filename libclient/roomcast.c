@@ -69,9 +69,10 @@ typedef struct {
 struct rc_client_t {
     rc_options_t opts;
     struct sockaddr_un addr;
-    int fd;  // socket to the sidecar, -1 when disconnected
-    int efd; // epoll set: fd and tfd; what rc_fd returns
-    int tfd; // reconnect timer
+    int fd;         // socket to the sidecar, -1 when disconnected
+    int efd;        // epoll set: fd and tfd; what rc_fd returns
+    int tfd;        // reconnect timer
+    bool tfd_armed; // set and not yet read: s_work looks at it
     rc_state_t state;
     int backoff_ms;
     rc_status_t status;
@@ -290,6 +291,7 @@ static void s_arm_reconnect(rc_client_t *self)
     struct itimerspec its = {
         .it_value = {delay / 1000, (long)(delay % 1000) * 1000000 + 1}};
     timerfd_settime(self->tfd, 0, &its, NULL);
+    self->tfd_armed = true;
 }
 
 static void s_disconnect(rc_client_t *self, int err, const char *why)
@@ -378,8 +380,11 @@ static int s_connect(rc_client_t *self)
 static void s_try_reconnect(rc_client_t *self)
 {
     uint64_t expirations;
-    if (read(self->tfd, &expirations, sizeof expirations) < 0 ||
-        self->fd >= 0) {
+    if (read(self->tfd, &expirations, sizeof expirations) < 0) {
+        return;
+    }
+    self->tfd_armed = false;
+    if (self->fd >= 0) {
         return;
     }
     if (s_connect(self)) {
@@ -636,6 +641,9 @@ static void s_read(rc_client_t *self)
             }
             return;
         }
+        //  less than there was room for: the socket is empty, and a read
+        //  more would only say EAGAIN (the epoll set is level-triggered)
+        bool drained = (size_t)n < self->in.cap - self->in.len;
         self->in.len += (size_t)n;
         total += (size_t)n;
         size_t off = 0, body;
@@ -667,6 +675,9 @@ static void s_read(rc_client_t *self)
             return;
         }
         wire_buf_consume(&self->in, off);
+        if (drained) {
+            return;
+        }
     }
 }
 
@@ -1073,11 +1084,15 @@ int rc_presence_list(rc_client_t *self, const char *ns, const char *topic,
 static int s_work(rc_client_t *self)
 {
     self->delivered = 0;
-    struct epoll_event evs[4];
-    int n = epoll_wait(self->efd, evs, 4, 0);
-    for (int i = 0; i < n; i++) {
-        if (evs[i].data.fd == self->tfd) {
-            s_try_reconnect(self);
+    //  only a reconnect timer needs the epoll set asked: the socket is read
+    //  anyway (a call less per dispatch while connected)
+    if (self->tfd_armed) {
+        struct epoll_event evs[4];
+        int n = epoll_wait(self->efd, evs, 4, 0);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == self->tfd) {
+                s_try_reconnect(self);
+            }
         }
     }
     if (self->fd >= 0) {
