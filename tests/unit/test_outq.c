@@ -280,6 +280,37 @@ static void test_write_until_full_then_drain(void **state)
     free(got.data);
 }
 
+//  More small frames than one sendmsg takes (1024 iovecs), and room for
+//  them all: one outq_write writes every one of them, in order (a batch
+//  written whole is followed by the next; only a short write stops).
+static void test_one_write_goes_past_the_iovec_batch(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    int big = 1024 * KIB;
+    assert_int_equal(
+        setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big), 0);
+    assert_int_equal(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+    outq_t q = {0};
+    bytes_t sent = {0}, got = {0};
+    for (int i = 0; i < 3000; i++) {
+        outbuf_t *buf = s_outbuf(20 + (size_t)i % 7, (uint8_t)i);
+        s_push(&q, buf, &sent);
+        outbuf_unref(&buf);
+    }
+    assert_int_equal(outq_write(&q, fds[0]), (ssize_t)sent.len);
+    assert_int_equal(q.count, 0);
+    assert_int_equal(q.bytes, 0);
+    s_drain(fds[1], &got, SIZE_MAX);
+    s_assert_bytes_equal(&sent, &got);
+    close(fds[0]);
+    close(fds[1]);
+    outq_clear(&q);
+    free(sent.data);
+    free(got.data);
+}
+
 //  A reader taking a few hundred bytes at a time: writes end in the middle
 //  of frames, over and over; the stream stays whole.
 static void test_partial_writes_across_frame_boundaries(void **state)
@@ -730,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_push_takes_a_reference),
         cmocka_unit_test(test_write_an_empty_queue),
         cmocka_unit_test(test_write_until_full_then_drain),
+        cmocka_unit_test(test_one_write_goes_past_the_iovec_batch),
         cmocka_unit_test(test_partial_writes_across_frame_boundaries),
         cmocka_unit_test(test_random_pushes_writes_and_reads),
         cmocka_unit_test(test_burst_then_idle_frees_the_ring),
