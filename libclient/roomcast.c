@@ -622,12 +622,26 @@ static void s_read(rc_client_t *self)
         (self->max_payload ? self->max_payload : WIRE_MAX_FRAME_DEFAULT) +
         FRAME_SLACK;
     while (self->fd >= 0 && total < READ_PER_CALL) {
-        if (wire_buf_reserve(&self->in, READ_CHUNK)) {
+        //  in holds at most the head of one frame (whole ones are handled
+        //  and moved out after each read). The head of a frame larger
+        //  than a read is completed by a read of just its rest: that read
+        //  ends on the frame's end, and nothing is left to move to the
+        //  front (moving the head of every 64 KiB message was most of the
+        //  subscriber's instructions at that size).
+        size_t room = 0, body = 0;
+        if (self->in.len >= WIRE_PREFIX &&
+            wire_peek(self->in.data, self->in.len, max_body, &body) == 0 &&
+            WIRE_PREFIX + body > READ_CHUNK) {
+            room = WIRE_PREFIX + body - self->in.len;
+        }
+        if (wire_buf_reserve(&self->in, room ? room : READ_CHUNK)) {
             s_disconnect(self, ENOMEM, "no memory for input");
             return;
         }
-        ssize_t n = read(self->fd, self->in.data + self->in.len,
-                         self->in.cap - self->in.len);
+        if (!room) {
+            room = READ_CHUNK;
+        }
+        ssize_t n = read(self->fd, self->in.data + self->in.len, room);
         if (n == 0) {
             s_disconnect(self, 0, "sidecar closed the connection");
             return;
@@ -643,10 +657,10 @@ static void s_read(rc_client_t *self)
         }
         //  less than there was room for: the socket is empty, and a read
         //  more would only say EAGAIN (the epoll set is level-triggered)
-        bool drained = (size_t)n < self->in.cap - self->in.len;
+        bool drained = (size_t)n < room;
         self->in.len += (size_t)n;
         total += (size_t)n;
-        size_t off = 0, body;
+        size_t off = 0;
         int rc;
         while (self->fd >= 0 &&
                (rc = wire_peek(self->in.data + off, self->in.len - off,

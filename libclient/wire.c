@@ -162,6 +162,9 @@ void wire_buf_consume(wire_buf_t *self, size_t n)
         self->len = 0;
         return;
     }
+    if (n == 0) {
+        return; // a frame's head alone: nothing to move
+    }
     memmove(self->data, self->data + n, self->len - n);
     self->len -= n;
 }
