@@ -93,15 +93,10 @@ static void s_relink_resend(void *arg, const uint8_t *f1, size_t f1_len,
                             const uint8_t *f2, size_t f2_len)
 {
     mesh_t *self = arg;
-    uint8_t *copy = malloc(f2_len ? f2_len : 1);
-    if (f1_len != KEYRING_RKEY_SIZE || !copy) {
-        free(copy);
-        return;
-    }
-    memcpy(copy, f2, f2_len);
-    self->stats->relink_resent++;
     self->relink.bytes += f1_len + f2_len;
-    (void)mesh_send_env(self, f1, copy, f2_len);
+    if (mesh_resend(self, f1, f1_len, f2, f2_len) == 0) {
+        self->stats->relink_resent++;
+    }
 }
 
 //  A peer's link from us came back (its marker is on our XPUB again) after

@@ -139,6 +139,10 @@ struct mesh_t {
 //  Send an envelope (frame 2 taken) in order behind what waits; 0 (sent or
 //  held back) or -1 (refused, counted).
 int mesh_send_env(mesh_t *self, const uint8_t *f1, uint8_t *f2, size_t f2_len);
+//  Send a copy of a stored envelope again (repair, a link back), in order;
+//  0 (sent or held back) or -1 (not sent).
+int mesh_resend(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                const uint8_t *f2, size_t f2_len);
 //  Seal a control body under the control associated data and send it.
 void mesh_send_control(mesh_t *self, const uint8_t *f1, size_t f1_len,
                        const uint8_t *body, size_t len);

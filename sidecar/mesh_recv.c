@@ -95,14 +95,9 @@ static void s_resend(void *arg, const uint8_t *f1, size_t f1_len,
                      const uint8_t *f2, size_t f2_len)
 {
     mesh_t *self = arg;
-    uint8_t *copy = malloc(f2_len ? f2_len : 1);
-    if (f1_len != KEYRING_RKEY_SIZE || !copy) {
-        free(copy);
-        return;
+    if (mesh_resend(self, f1, f1_len, f2, f2_len) == 0) {
+        self->stats->repair_resent++;
     }
-    memcpy(copy, f2, f2_len);
-    self->stats->repair_resent++;
-    (void)mesh_send_env(self, f1, copy, f2_len);
 }
 
 //  A peer asks us for what it missed: re-send it as it was sealed, then

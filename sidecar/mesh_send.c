@@ -268,6 +268,18 @@ int mesh_send_env(mesh_t *self, const uint8_t *f1, uint8_t *f2, size_t f2_len)
     return s_send_frames(self, f1, KEYRING_RKEY_SIZE, f2, f2_len, true);
 }
 
+int mesh_resend(mesh_t *self, const uint8_t *f1, size_t f1_len,
+                const uint8_t *f2, size_t f2_len)
+{
+    uint8_t *copy = malloc(f2_len ? f2_len : 1);
+    if (f1_len != KEYRING_RKEY_SIZE || !copy) {
+        free(copy);
+        return -1;
+    }
+    memcpy(copy, f2, f2_len);
+    return mesh_send_env(self, f1, copy, f2_len);
+}
+
 bool mesh_blocked(const mesh_t *self)
 {
     return self->blocked_since != 0;

@@ -140,6 +140,17 @@ static void s_assert_bytes_equal(const bytes_t *want, const bytes_t *got)
     }
 }
 
+//  A case's end: both ends of its socket pair, its queue, what it wrote
+//  and what it read.
+static void s_end(int fds[2], outq_t *q, bytes_t *sent, bytes_t *got)
+{
+    close(fds[0]);
+    close(fds[1]);
+    outq_clear(q);
+    free(sent->data);
+    free(got->data);
+}
+
 static int s_setup(void **state)
 {
     (void)state;
@@ -273,11 +284,7 @@ static void test_write_until_full_then_drain(void **state)
     assert_int_equal(q.bytes, 0);
     assert_int_equal(q.count, 0);
     s_assert_bytes_equal(&sent, &got);
-    close(fds[0]);
-    close(fds[1]);
-    outq_clear(&q);
-    free(sent.data);
-    free(got.data);
+    s_end(fds, &q, &sent, &got);
 }
 
 //  More small frames than one sendmsg takes (1024 iovecs), and room for
@@ -304,11 +311,7 @@ static void test_one_write_goes_past_the_iovec_batch(void **state)
     assert_int_equal(q.bytes, 0);
     s_drain(fds[1], &got, SIZE_MAX);
     s_assert_bytes_equal(&sent, &got);
-    close(fds[0]);
-    close(fds[1]);
-    outq_clear(&q);
-    free(sent.data);
-    free(got.data);
+    s_end(fds, &q, &sent, &got);
 }
 
 //  A reader taking a few hundred bytes at a time: writes end in the middle
@@ -338,11 +341,7 @@ static void test_partial_writes_across_frame_boundaries(void **state)
     s_drain(fds[1], &got, SIZE_MAX);
     assert_true(mid_frame > 10);
     s_assert_bytes_equal(&sent, &got);
-    close(fds[0]);
-    close(fds[1]);
-    outq_clear(&q);
-    free(sent.data);
-    free(got.data);
+    s_end(fds, &q, &sent, &got);
 }
 
 //  Pushes while a write is half done, the ring wrapping and growing, more
@@ -419,11 +418,7 @@ static void test_burst_then_idle_frees_the_ring(void **state)
     outbuf_unref(&buf);
     s_pump(&q, fds, &got, SIZE_MAX);
     s_assert_bytes_equal(&sent, &got);
-    close(fds[0]);
-    close(fds[1]);
-    outq_clear(&q);
-    free(sent.data);
-    free(got.data);
+    s_end(fds, &q, &sent, &got);
 }
 
 static void test_write_to_a_closed_peer_fails(void **state)
