@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -29,21 +30,24 @@ static bool s_atexit_set;
 
 static void s_print_log(const rcd_t *d);
 
+static int s_remove_one(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+//  The sidecar's directory and all in it: socket, log, key files a test
+//  put there, and what a sidecar killed with SIGKILL could not remove (its
+//  CurveZMQ certificate directory).
 static void s_remove_dir(rcd_t *d)
 {
-    DIR *dir = opendir(d->dir);
-    struct dirent *e;
-    while (dir && (e = readdir(dir))) {
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", d->dir, e->d_name);
-        if (e->d_name[0] != '.') {
-            unlink(path); // socket, log, key files a test put there
-        }
+    if (d->dir[0]) {
+        nftw(d->dir, s_remove_one, 16, FTW_DEPTH | FTW_PHYS);
     }
-    if (dir) {
-        closedir(dir);
-    }
-    rmdir(d->dir);
 }
 
 static void s_kill_all(void)
