@@ -8,9 +8,11 @@
 #include <sodium.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -44,6 +46,7 @@ struct curve_t {
     zhashx_t *reported;    // keys already reported
     char last_address[64]; // of the ZAP request being decided
     char dir[512];         // admitted public certificates
+    int lock;              // flock held on dir + ".lock" while we run
     char z85[CURVE_Z85_SIZE];
     bool ephemeral; // key pair made at start
     bool dirty;     // the directory changed since zauth read it
@@ -66,6 +69,59 @@ static void s_remove_dir(const char *path)
         closedir(d);
     }
     rmdir(path);
+}
+
+//  dir + ".lock", locked for as long as we run, so a later start can tell
+//  a directory left by a sidecar killed with SIGKILL (or the OOM killer)
+//  from one a running sidecar uses. Made under a temporary name and
+//  renamed once locked: nobody can take the lock between. Returns the
+//  descriptor, or -1 (then the directory is only removed at a clean stop).
+static int s_lock_dir(const char *dir)
+{
+    char tmp[600], path[600];
+    snprintf(tmp, sizeof tmp, "%s.lock-new", dir);
+    snprintf(path, sizeof path, "%s.lock", dir);
+    int fd = open(tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 && (flock(fd, LOCK_EX | LOCK_NB) || rename(tmp, path))) {
+        close(fd);
+        unlink(tmp);
+        fd = -1;
+    }
+    return fd;
+}
+
+//  Remove the certificate directories in runtime_dir whose lock nobody
+//  holds: their sidecars are gone (a socket directory on a host would
+//  otherwise gain one per crash). Returns how many.
+static int s_remove_stale(const char *runtime_dir)
+{
+    DIR *d = opendir(runtime_dir);
+    struct dirent *e;
+    int removed = 0;
+    while (d && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "curve-", 6) != 0 || len < 5 ||
+            strcmp(e->d_name + len - 5, ".lock") != 0) {
+            continue;
+        }
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", runtime_dir, e->d_name);
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            path[strlen(path) - 5] = 0;
+            s_remove_dir(path);
+            snprintf(path, sizeof path, "%s/%s", runtime_dir, e->d_name);
+            unlink(path);
+            removed++;
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    return removed;
 }
 
 //  Copy the public part of every certificate in from into self->dir.
@@ -150,6 +206,7 @@ curve_t *curve_new(const char *cert_path, const char *allow_dir,
     self->cert = cert;
     self->ephemeral = !cert_path || !*cert_path;
     snprintf(self->z85, sizeof self->z85, "%s", zcert_public_txt(self->cert));
+    self->lock = -1;
     snprintf(self->dir, sizeof self->dir, "%s/curve-XXXXXX", runtime_dir);
     if (!mkdtemp(self->dir)) {
         snprintf(err, errlen, "cannot create a directory in %s: %s",
@@ -157,6 +214,14 @@ curve_t *curve_new(const char *cert_path, const char *allow_dir,
         self->dir[0] = 0;
         curve_destroy(&self);
         return NULL;
+    }
+    self->lock = s_lock_dir(self->dir);
+    int stale = s_remove_stale(runtime_dir);
+    if (stale) {
+        log_info("curve_stale_removed",
+                 "dir=%s count=%d note=\"certificate directories left by "
+                 "sidecars that did not stop cleanly\"",
+                 runtime_dir, stale);
     }
     if (allow_dir && *allow_dir &&
         s_copy_allowed(self, allow_dir, err, errlen)) {
@@ -202,6 +267,12 @@ void curve_destroy(curve_t **self_p)
     zcert_destroy(&self->cert);
     if (*self->dir) {
         s_remove_dir(self->dir);
+    }
+    if (self->lock >= 0) {
+        char path[600];
+        snprintf(path, sizeof path, "%s.lock", self->dir);
+        unlink(path);
+        close(self->lock);
     }
     free(self);
     *self_p = NULL;

@@ -5,6 +5,8 @@
     is refused and counted, static peers name their key. */
 #include "harness.h"
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -561,6 +563,53 @@ static void test_curve_modes(void **state)
     unlink(pair_key);
 }
 
+//  Certificate directories (in the socket's directory) in use, and
+//  left over: curve-XXXXXX, each with its lock file while in use.
+static int s_count_dirs(const rcd_t *d, const char *suffix)
+{
+    DIR *dir = opendir(d->dir);
+    struct dirent *e;
+    int n = 0;
+    while (dir && (e = readdir(dir))) {
+        size_t len = strlen(e->d_name), slen = strlen(suffix);
+        n += strncmp(e->d_name, "curve-", 6) == 0 && len >= 6 + slen &&
+             strcmp(e->d_name + len - slen, suffix) == 0 &&
+             (slen || strchr(e->d_name, '.') == NULL);
+    }
+    if (dir) {
+        closedir(dir);
+    }
+    return n;
+}
+
+//  A sidecar killed with SIGKILL cannot remove its certificate directory;
+//  the next one started there removes it (its lock is free), and a clean
+//  stop leaves nothing.
+static void test_stale_certificate_dirs_removed(void **state)
+{
+    (void)state;
+    char key[128];
+    snprintf(key, sizeof key, "%s/cluster6.key", s_dir);
+    assert_int_equal(write_key(key), 0);
+    gossip_args_t ga;
+    s_gossip_args(&ga, key, NULL, true, NULL);
+    rcd_t a;
+    assert_int_equal(rcd_start(&a, "curvetest", ga.args), 0);
+    assert_int_equal(s_count_dirs(&a, ""), 1);
+    assert_int_equal(s_count_dirs(&a, ".lock"), 1);
+    assert_int_equal(rcd_stop(&a, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(s_count_dirs(&a, ""), 1); // left behind
+    assert_int_equal(rcd_restart(&a, "curvetest", ga.args), 0);
+    assert_int_equal(s_count_dirs(&a, ""), 1); // its own only
+    assert_int_equal(s_count_dirs(&a, ".lock"), 1);
+    assert_int_equal(s_log_lines(&a, "event=curve_stale_removed"), 1);
+    assert_int_equal(rcd_stop(&a, SIGTERM), 0);
+    assert_int_equal(s_count_dirs(&a, ""), 0);
+    assert_int_equal(s_count_dirs(&a, ".lock"), 0);
+    rcd_cleanup(&a);
+    unlink(key);
+}
+
 int main(void)
 {
     harness_deadline(120);
@@ -570,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_proxy_with_curve),
         cmocka_unit_test(test_default_curve_by_gossip),
         cmocka_unit_test(test_curve_modes),
+        cmocka_unit_test(test_stale_certificate_dirs_removed),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
