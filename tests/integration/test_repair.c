@@ -131,6 +131,27 @@ static void s_keyfile(void)
     snprintf(s_key, sizeof s_key, "/tmp/roomcast-repair-%d.key", (int)getpid());
 }
 
+//  A mesh pair for a case (extra: both sidecars' flags), B's subscriber
+//  tallying into t, A's publisher; and its end.
+static void s_pair_up(rcd_t d[2], const char *const *extra, tally_t *t,
+                      rc_client_t **sub, rc_client_t **pub)
+{
+    s_keyfile();
+    assert_int_equal(rcd_mesh_pair(d, "repair", s_key, extra), 0);
+    *sub = s_sub(&d[1], t);
+    *pub = s_pub(&d[0]);
+    assert_non_null(*sub);
+    assert_non_null(*pub);
+}
+
+static void s_pair_down(rcd_t d[2], rc_client_t **sub, rc_client_t **pub)
+{
+    rc_close(sub);
+    rc_close(pub);
+    assert_int_equal(rcd_mesh_pair_stop(d), 0);
+    unlink(s_key);
+}
+
 //  A flood while the subscriber's sidecar is stopped (SIGSTOP, shorter
 //  than the stall timeout): the link fills, the publishing sidecar stops
 //  reading its app rather than dropping, the app sees EAGAIN and its
@@ -139,19 +160,15 @@ static void s_keyfile(void)
 static void test_flood_holds_the_publisher_back_and_loses_nothing(void **st)
 {
     (void)st;
-    s_keyfile();
     rcd_t d[2];
     //  the test reads its subscriber only while the publisher waits: its
     //  queue on B must hold the whole flood (else B drops it as slow)
     const char *extra[] = {
         "--mesh-hwm", "20", "--peer-stall-timeout", "60000", "--queue-budget",
         "256MiB",     NULL};
-    assert_int_equal(rcd_mesh_pair(d, "repair", s_key, extra), 0);
     tally_t t = {0};
-    rc_client_t *sub = s_sub(&d[1], &t);
-    rc_client_t *pub = s_pub(&d[0]);
-    assert_non_null(sub);
-    assert_non_null(pub);
+    rc_client_t *sub, *pub;
+    s_pair_up(d, extra, &t, &sub, &pub);
     assert_int_equal(rc_subscribe_wait(sub, "ns", "flood", 10000), 0);
     enum { N = 200000 };
     rc_client_t *others[] = {sub, NULL};
@@ -186,10 +203,7 @@ static void test_flood_holds_the_publisher_back_and_loses_nothing(void **st)
     assert_true(blocked > 0); // the case is real: the links were full
     assert_true(eagain > 0);  // and the app was told to wait
     assert_int_equal(query_counter(pub, "mesh_peers_cut"), 0);
-    rc_close(&sub);
-    rc_close(&pub);
-    assert_int_equal(rcd_mesh_pair_stop(d), 0);
-    unlink(s_key);
+    s_pair_down(d, &sub, &pub);
 }
 
 //  The subscriber's sidecar drops every 100th envelope it receives (a
@@ -198,13 +212,11 @@ static void test_flood_holds_the_publisher_back_and_loses_nothing(void **st)
 static void test_dropped_envelope_is_repaired(void **st)
 {
     (void)st;
-    s_keyfile();
     rcd_t d[2];
     const char *extra[] = {"--test-drop-every", "100", NULL};
-    assert_int_equal(rcd_mesh_pair(d, "repair", s_key, extra), 0);
     tally_t t = {0};
-    rc_client_t *sub = s_sub(&d[1], &t);
-    rc_client_t *pub = s_pub(&d[0]);
+    rc_client_t *sub, *pub;
+    s_pair_up(d, extra, &t, &sub, &pub);
     assert_int_equal(rc_subscribe_wait(sub, "ns", "room", 10000), 0);
     enum { N = 250 }; // drops the 100th and 200th; 2 re-sent: 252 < 300
     rc_client_t *others[] = {sub, NULL};
@@ -225,10 +237,7 @@ static void test_dropped_envelope_is_repaired(void **st)
     assert_int_equal(repaired, 2);
     assert_true(query_counter(pub, "repair_requests_served") >= 2);
     assert_int_equal(sidecar_counter(d[1].socket, "repair_unrepaired"), 0);
-    rc_close(&sub);
-    rc_close(&pub);
-    assert_int_equal(rcd_mesh_pair_stop(d), 0);
-    unlink(s_key);
+    s_pair_down(d, &sub, &pub);
 }
 
 //  Without a ring at the origin (--repair-buffer 0) the request is
@@ -236,7 +245,6 @@ static void test_dropped_envelope_is_repaired(void **st)
 static void test_unrepairable_gap_is_told_at_once(void **st)
 {
     (void)st;
-    s_keyfile();
     rcd_t d[2];
     const char *extra[] = {"--test-drop-every",
                            "10",
@@ -245,10 +253,9 @@ static void test_unrepairable_gap_is_told_at_once(void **st)
                            "--repair-timeout",
                            "20000",
                            NULL};
-    assert_int_equal(rcd_mesh_pair(d, "repair", s_key, extra), 0);
     tally_t t = {0};
-    rc_client_t *sub = s_sub(&d[1], &t);
-    rc_client_t *pub = s_pub(&d[0]);
+    rc_client_t *sub, *pub;
+    s_pair_up(d, extra, &t, &sub, &pub);
     assert_int_equal(rc_subscribe_wait(sub, "ns", "room", 10000), 0);
     rc_client_t *others[] = {sub, NULL};
     long long start = now_ms();
@@ -263,10 +270,7 @@ static void test_unrepairable_gap_is_told_at_once(void **st)
     assert_int_equal(t.out_of_order, 0);
     assert_true(took < 10000); // the answer, not the 20 s timeout
     assert_int_equal(sidecar_counter(d[1].socket, "repair_unrepaired"), 2);
-    rc_close(&sub);
-    rc_close(&pub);
-    assert_int_equal(rcd_mesh_pair_stop(d), 0);
-    unlink(s_key);
+    s_pair_down(d, &sub, &pub);
 }
 
 //  The origin dies with a hole in what it sent: the subscriber's sidecar
@@ -277,7 +281,6 @@ static void test_unrepairable_gap_is_told_at_once(void **st)
 static void test_origin_died_gap_no_hang(void **st)
 {
     (void)st;
-    s_keyfile();
     rcd_t d[2];
     const char *extra[] = {"--test-drop-every",
                            "10",
@@ -286,10 +289,9 @@ static void test_origin_died_gap_no_hang(void **st)
                            "--heartbeat",
                            "100",
                            NULL};
-    assert_int_equal(rcd_mesh_pair(d, "repair", s_key, extra), 0);
     tally_t t = {0};
-    rc_client_t *sub = s_sub(&d[1], &t);
-    rc_client_t *pub = s_pub(&d[0]);
+    rc_client_t *sub, *pub;
+    s_pair_up(d, extra, &t, &sub, &pub);
     assert_int_equal(rc_subscribe_wait(sub, "ns", "room", 10000), 0);
     assert_int_equal(kill(d[1].pid, SIGSTOP), 0);
     s_publish_paced(pub, "room", 15); // the 10th will be dropped
@@ -492,10 +494,7 @@ static void test_link_flap_loses_nothing(void **st)
     assert_true(relinks >= 1);
     assert_true(resent >= 1);
     assert_int_equal(repaired, 0); // nothing was left for a gap to show
-    rc_close(&sub);
-    rc_close(&pub);
-    assert_int_equal(rcd_mesh_pair_stop(d), 0);
-    unlink(s_key);
+    s_pair_down(d, &sub, &pub);
 }
 
 //  The same through a proxy (roomcastd proxy): requests and answers are
